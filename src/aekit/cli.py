@@ -1,0 +1,179 @@
+"""The ``aekit`` command: a thin typed layer over the library.
+
+One place (:func:`main`) turns known errors into a one-line message and a non-zero exit status;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from . import __version__
+from .errors import AekitError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def _examples(text: str) -> str:
+    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aekit",
+        description="Image autoencoders: train, evaluate and reuse them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            """
+            aekit train --config configs/reference.toml            # the reference experiment (600 epochs)
+            aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
+            aekit models                                           # registered architectures
+            aekit train --help                                     # every training option
+            """
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train an autoencoder and write a run folder",
+        description="Train an autoencoder and write a run folder (config.toml, model.json, "
+        "model.safetensors, history.csv, metrics.json, reconstructions.png, loss.png). "
+        "Options override the config file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            """
+            aekit train --config configs/reference.toml                       # experiment A, exactly
+            aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
+            aekit train --epochs 100 --code-length 128 --seed 3               # 80/20 split, held-out metrics
+            aekit train --config configs/reference.toml --device cuda --overwrite --out runs/ref
+            """
+        ),
+    )
+    t.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in defaults)")
+    t.add_argument("--model", metavar="NAME", help="architecture (see `aekit models`)")
+    t.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
+    t.add_argument("--batch-size", type=int, metavar="N", help="samples per step")
+    t.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
+    t.add_argument("--code-length", type=int, metavar="N", help="code (latent) length")
+    t.add_argument("--seed", type=int, metavar="N", help="seed for initialisation, shuffling and noise")
+    t.add_argument("--data", metavar="SOURCE", help="data source: olivetti")
+    t.add_argument("--data-home", metavar="DIR", help="scikit-learn data folder (default: $SCIKIT_LEARN_DATA)")
+    t.add_argument("--test-fraction", type=float, metavar="F", help="held-out fraction (0 trains on all)")
+    t.add_argument("--split", choices=["random", "subject"], help="held-out split: random or subject (unseen people)")
+    t.add_argument("--eval-every", type=int, metavar="K", help="held-out metrics every K epochs (0: at the end)")
+    t.add_argument("--device", metavar="DEV", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+    t.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (0: torch's default)")
+    t.add_argument("--name", metavar="NAME", help="run name (default folder: runs/NAME-TIMESTAMP)")
+    t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print)")
+    t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser(
+        "models",
+        help="list the registered architectures",
+        description="List the registered architectures and their default settings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("aekit models\naekit train --model conv --code-length 512"),
+    )
+    m.set_defaults(func=cmd_models)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    """The run's configuration: the config file (or the defaults), then the options on top."""
+    import dataclasses
+
+    from .config import Config, ModelConfig, load_config, replace
+
+    cfg = load_config(args.config) if args.config else Config()
+    if args.model and cfg.model.name != args.model:
+        # another architecture starts from its own defaults, keeping the fields every model has
+        shared = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+        raw = cfg.to_dict()
+        raw["model"] = {"name": args.model, **{k: v for k, v in raw["model"].items() if k in shared}}
+        cfg = Config.from_dict(raw, where="--model")
+    return replace(
+        cfg,
+        **{
+            "name": args.name,
+            "seed": args.seed,
+            "model.code_length": args.code_length,
+            "train.epochs": args.epochs,
+            "train.batch_size": args.batch_size,
+            "train.lr": args.lr,
+            "train.device": args.device,
+            "train.eval_every": args.eval_every,
+            "train.threads": args.threads,
+            "data.source": args.data,
+            "data.data_home": args.data_home,
+            "data.test_fraction": args.test_fraction,
+            "data.split": args.split,
+        },
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .run import train
+
+    cfg = config_from_args(args)
+    result = train(cfg, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    m = result.metrics
+    print(f"Run folder: {result.out}")
+    tr = m["train"]
+    print(
+        f"Training ({tr['images']} images): loss per sample {tr['loss_per_sample']:.4f}, "
+        f"PSNR {tr['psnr']:.2f} dB, SSIM {tr['ssim']:.4f}, code mean {tr['code_mean']:.4f}"
+    )
+    if m["heldout"]:
+        h = m["heldout"]
+        print(
+            f"Held-out ({h['images']} images): loss per sample {h['loss_per_sample']:.4f}, "
+            f"PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}, code mean {h['code_mean']:.4f}"
+        )
+    else:
+        print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .models import config_class, list_models, model_class
+
+    for name in list_models():
+        doc = (model_class(name).__doc__ or "").strip().splitlines()[0]
+        print(f"{name:12s} {doc}")
+        defaults = dataclasses.asdict(config_class(name)())
+        shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "name")
+        print(textwrap.indent(textwrap.fill(shown, 88), " " * 13))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return args.func(args)
+    except AekitError as e:
+        if args.debug:
+            raise
+        print(f"aekit: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("aekit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure: one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"aekit: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR

@@ -1,0 +1,51 @@
+"""Image-quality metrics on (N, C, H, W) tensors in [0, 1]: MSE, PSNR and SSIM, per image.
+
+SSIM follows ``skimage.metrics.structural_similarity(data_range=1)`` exactly: a 7 x 7 uniform
+window, K1 = 0.01, K2 = 0.03, sample covariance, the mean over the region that excludes the
+3-pixel border, and the mean over channels (tests compare with scikit-image).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each image, shape (N,)."""
+    return (x.double() - y.double()).flatten(1).square().mean(1)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR in dB of each image (peak 1), shape (N,); identical images give +inf."""
+    return 10.0 * torch.log10(peak**2 / mse(x, y))
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
+    """SSIM of each image, shape (N,), as scikit-image computes it (mean over channels)."""
+    if min(x.shape[-2:]) < win_size:
+        raise ValueError(f"SSIM needs images of at least {win_size}x{win_size}, got {tuple(x.shape[-2:])}")
+    n, c = x.shape[:2]
+    x = x.double().reshape(n * c, 1, *x.shape[-2:])
+    y = y.double().reshape(n * c, 1, *y.shape[-2:])
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    cov_norm = win_size**2 / (win_size**2 - 1)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:  # valid 7x7 box filter = scikit-image's cropped region
+        return F.avg_pool2d(t, win_size, stride=1)
+
+    ux, uy = mean(x), mean(y)
+    vx = cov_norm * (mean(x * x) - ux * ux)
+    vy = cov_norm * (mean(y * y) - uy * uy)
+    vxy = cov_norm * (mean(x * y) - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).reshape(n, c).mean(1)
+
+
+def image_metrics(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Mean MSE, PSNR (mean of per-image PSNR, dB) and SSIM of a batch of images against references."""
+    return {
+        "mse": float(mse(x, y).mean()),
+        "psnr": float(psnr(x, y).mean()),
+        "ssim": float(ssim(x, y).mean()),
+    }

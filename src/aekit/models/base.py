@@ -1,0 +1,73 @@
+"""What every autoencoder shares: the output type the trainer reads and the loss functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class AEOutput:
+    loss: torch.Tensor  # scalar that the optimiser minimises (the batch loss in the config's unit)
+    per_sample: torch.Tensor  # (B,) each sample's loss in the same unit; sum / N = "loss per sample"
+    recon: torch.Tensor  # (B, C, H, W) reconstruction in [0, 1]
+    code: torch.Tensor  # (B, code_length) the code
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)  # named (B,) loss terms
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-sample reconstruction loss, shape (B,).
+
+    l2:  half the sum of squared errors (``tf.nn.l2_loss`` of one sample);
+    mse: mean squared error over the sample's values;
+    bce: summed binary cross-entropy (the Bernoulli view; ``recon`` must lie in (0, 1)).
+    """
+    diff = (recon - target).flatten(1)
+    if kind == "l2":
+        return 0.5 * diff.square().sum(1)
+    if kind == "mse":
+        return diff.square().mean(1)
+    if kind == "bce":
+        eps = 1e-7
+        return F.binary_cross_entropy(
+            recon.clamp(eps, 1 - eps).flatten(1), target.flatten(1), reduction="none"
+        ).sum(1)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
+    """The optimised scalar: a sum over the batch for l2/bce (as the reference), a mean for mse."""
+    return per_sample.mean() if kind == "mse" else per_sample.sum()
+
+
+class Autoencoder(nn.Module):
+    """Base class: subclasses define ``encode`` and ``decode``; the loss is computed here."""
+
+    registered_name: str = ""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length)
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, code_length) -> (B, C, H, W)
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+        """Reconstruct ``x``; the loss compares with ``target`` (default ``x``; clean images when denoising)."""
+        target = x if target is None else target
+        code = self.encode(x)
+        recon = self.decode(code)
+        per_sample = reconstruction_loss(recon, target, self.config.loss)
+        return AEOutput(
+            loss=batch_loss(per_sample, self.config.loss),
+            per_sample=per_sample,
+            recon=recon,
+            code=code,
+            parts={"reconstruction": per_sample},
+        )

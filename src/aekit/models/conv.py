@@ -1,0 +1,109 @@
+"""The reference deep convolutional autoencoder (SPEC.md experiment A), faithful to TensorFlow 1.
+
+Default configuration, grayscale 32 x 32 input, code length 256 (8,579,841 parameters):
+
+    encoder  conv 16 s2 -> conv 32 -> conv 64 -> conv 128   (3x3, 'same', ReLU)
+             flatten -> dense 256, sigmoid                   (the code)
+    decoder  reshape 16x16x1 -> tconv 128 s2 -> tconv 64 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
+
+Widths, strides, activations, code length, input size and channels all come from the config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .base import Autoencoder
+from .layers import ACTIVATIONS, SameConv2d, SameConvTranspose2d, init_tf_defaults
+from ..config import ModelConfig
+from .registry import register
+
+Activation = Literal["relu", "sigmoid", "tanh", "linear"]
+
+
+@dataclass
+class ConvAEConfig(ModelConfig):
+    name: str = "conv"
+    encoder_channels: tuple[int, ...] = (16, 32, 64, 128)  # conv filters, one per encoder layer
+    encoder_strides: tuple[int, ...] = (2, 1, 1, 1)  # stride of each encoder conv
+    decoder_channels: tuple[int, ...] = (128, 64, 32)  # transposed-conv filters before the output layer
+    decoder_strides: tuple[int, ...] = (2, 1, 1)  # stride of each of those (the output layer has stride 1)
+    kernel_size: int = 3  # every conv kernel is kernel_size x kernel_size
+    activation: Activation = "relu"  # hidden-layer activation
+    code_activation: Activation = "sigmoid"  # activation of the dense code layer
+    output_activation: Activation = "sigmoid"  # activation of the last layer
+    tf_padding: bool = True  # TensorFlow's asymmetric 'same' padding for stride 2 (False: PyTorch's symmetric)
+    init: Literal["tf", "torch"] = "tf"  # tf: Glorot-uniform kernels, zero biases; torch: PyTorch defaults
+
+    def check(self) -> str | None:
+        """Why this configuration cannot build a model, or None."""
+        h, w = self.input_size
+        if len(self.encoder_channels) != len(self.encoder_strides):
+            return "model.encoder_channels and model.encoder_strides must have the same length"
+        if len(self.decoder_channels) != len(self.decoder_strides):
+            return "model.decoder_channels and model.decoder_strides must have the same length"
+        down = math.prod(self.encoder_strides)
+        if h % down or w % down:
+            return f"model.input_size {h}x{w} is not divisible by the encoder's total stride {down}"
+        up = math.prod(self.decoder_strides)
+        if h % up or w % up:
+            return f"model.input_size {h}x{w} is not divisible by the decoder's total stride {up}"
+        cells = (h // up) * (w // up)
+        if self.code_length % cells:
+            return (
+                f"model.code_length {self.code_length} does not fit the architecture: the decoder "
+                f"reshapes the code to C x {h // up} x {w // up}, so it must be a multiple of {cells}"
+            )
+        return None
+
+
+@register("conv", ConvAEConfig)
+class ConvAutoencoder(Autoencoder):
+    """Deep convolutional autoencoder with a dense code (the reference model)."""
+
+    def __init__(self, config: ConvAEConfig):
+        super().__init__(config)
+        c = config
+        h, w = c.input_size
+        act = ACTIVATIONS[c.activation]
+
+        layers: list[nn.Module] = []
+        cin = c.in_channels
+        for cout, s in zip(c.encoder_channels, c.encoder_strides):
+            layers += [SameConv2d(cin, cout, c.kernel_size, s, c.tf_padding), act()]
+            cin = cout
+        self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 16, 16)
+        down = math.prod(c.encoder_strides)
+        self.code = nn.Sequential(  # (B, 128*16*16) -> (B, 256)
+            nn.Linear(cin * (h // down) * (w // down), c.code_length),
+            ACTIVATIONS[c.code_activation](),
+        )
+
+        up = math.prod(c.decoder_strides)
+        self.start_shape = (c.code_length // ((h // up) * (w // up)), h // up, w // up)  # (1, 16, 16)
+        layers = []
+        cin = self.start_shape[0]
+        for cout, s in zip(c.decoder_channels, c.decoder_strides):
+            layers += [SameConvTranspose2d(cin, cout, c.kernel_size, s, c.tf_padding), act()]
+            cin = cout
+        layers += [
+            SameConvTranspose2d(cin, c.in_channels, c.kernel_size, 1, c.tf_padding),
+            ACTIVATIONS[c.output_activation](),
+        ]
+        self.decoder = nn.Sequential(*layers)  # (B, 1, 16, 16) -> (B, C, 32, 32)
+
+        if c.init == "tf":
+            init_tf_defaults(self)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)  # (B, 128, 16, 16)
+        return self.code(h.flatten(1))  # (B, code_length)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        h = z.view(z.shape[0], *self.start_shape)  # (B, 1, 16, 16)
+        return self.decoder(h)  # (B, C, 32, 32)

@@ -1,0 +1,64 @@
+"""Pictures of a run: reconstruction grids and loss curves (PNG, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .io import write_with
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8."""
+    arr = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return arr.transpose(0, 2, 3, 1)
+
+
+def image_grid(rows: Sequence[torch.Tensor], *, pad: int = 2, scale: int = 2) -> Image.Image:
+    """Stack rows of (N, C, H, W) images (same N, C, H, W) into one picture, white gaps between."""
+    n, c, h, w = rows[0].shape
+    grid = np.full(
+        (len(rows) * (h + pad) + pad, n * (w + pad) + pad, c), 255, dtype=np.uint8
+    )
+    for r, row in enumerate(rows):
+        for i, img in enumerate(to_uint8(row)):
+            y, x = pad + r * (h + pad), pad + i * (w + pad)
+            grid[y : y + h, x : x + w] = img
+    mode = "L" if c == 1 else "RGB"
+    pic = Image.fromarray(grid[..., 0] if c == 1 else grid, mode=mode)
+    if scale != 1:
+        pic = pic.resize((pic.width * scale, pic.height * scale), Image.NEAREST)
+    return pic
+
+
+def save_png(picture: Image.Image, path: str | Path) -> None:
+    write_with(path, lambda tmp: picture.save(tmp, format="PNG"))
+
+
+def save_loss_plot(history: Sequence[dict], path: str | Path, *, title: str = "") -> None:
+    """Training loss per sample by epoch, with the held-out loss where it was computed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(epochs, [h["loss_per_sample"] for h in history], label="training")
+    held = [(h["epoch"], h["heldout_loss_per_sample"]) for h in history if h.get("heldout_loss_per_sample") is not None]
+    if held:
+        ax.plot(*zip(*held), "o-", label="held-out", markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("average loss per sample")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
