@@ -38,6 +38,7 @@ HISTORY_COLUMNS = [
     "epoch",
     "loss_per_sample",
     "code_mean",
+    "code_std",
     "heldout_loss_per_sample",
     "heldout_code_mean",
     "heldout_mse",
@@ -122,6 +123,7 @@ def history_rows(history: list[EpochStats]) -> list[dict]:
             "epoch": s.epoch,
             "loss_per_sample": s.loss_per_sample,
             "code_mean": s.code_mean,
+            "code_std": s.code_std,
             "seconds": round(s.seconds, 4),
         }
         for k in ("loss_per_sample", "code_mean", "mse", "psnr", "ssim"):

@@ -48,35 +48,61 @@ def batch_starts(n: int, batch_size: int, reference_loop: bool) -> range:
     return range(0, n, batch_size)
 
 
+# prepare(clean_batch, generator) -> (model input, loss target): where corruption (denoising) and
+# resizing to the working size happen. The default feeds the clean batch as both.
+Prepare = Callable[[torch.Tensor, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
+
+COLLAPSE_STD = 1e-3  # mean per-unit std of the code across a batch below which the code has collapsed
+
+
+def identity_prepare(x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return x, x
+
+
 @dataclass
 class EpochStats:
     epoch: int
     loss_per_sample: float  # summed per-sample losses / number of training images
     code_mean: float  # mean over batches of the batch's mean code activation
+    code_std: float  # mean over batches of the per-unit std of the code across the batch (~0: collapsed)
     seconds: float  # wall time of the epoch's training steps
     heldout: dict[str, float] = field(default_factory=dict)  # loss_per_sample, code_mean, mse, psnr, ssim
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 200) -> dict[str, float]:
-    """Loss per sample, code mean, MSE, PSNR and SSIM of ``model`` reconstructing ``images``."""
+def evaluate(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    prepare: Prepare | None = None,
+    seed: int = 0,
+    batch_size: int = 200,
+) -> dict[str, float]:
+    """Loss per sample, code mean, MSE, PSNR and SSIM of ``model`` on ``images``.
+
+    With ``prepare`` (e.g. corruption then resizing) the model sees the prepared input and is scored
+    against the prepared target; its generator is seeded with ``seed``, so every call sees the same
+    inputs.
+    """
+    prepare = prepare or identity_prepare
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, code_sum, recons = 0.0, 0.0, []
+    gen = torch.Generator(device=device).manual_seed(seed)
+    total, code_sum, n_codes, recons, targets = 0.0, 0.0, 0, [], []
     for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(device)
-        out = model(x)
+        x, target = prepare(images[i : i + batch_size].to(device), gen)
+        out = model(x, target)
         total += float(out.per_sample.sum())
         code_sum += float(out.code.sum())
+        n_codes += out.code.numel()
         recons.append(out.recon.float().cpu())
+        targets.append(target.float().cpu())
     model.train(was_training)
-    recon = torch.cat(recons)
-    code_len = out.code.shape[1]
     return {
         "loss_per_sample": total / len(images),
-        "code_mean": code_sum / (len(images) * code_len),
-        **image_metrics(recon, images.cpu()),
+        "code_mean": code_sum / n_codes,
+        **image_metrics(torch.cat(recons), torch.cat(targets)),
     }
 
 
@@ -87,18 +113,22 @@ def fit(
     *,
     seed: int = 1000,
     test_images: torch.Tensor | None = None,
+    prepare: Prepare | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[EpochStats]:
     """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1]; returns one record per epoch.
 
+    ``prepare(batch, generator)`` turns each clean batch into (model input, loss target); the
+    generator is seeded from ``seed``, like the shuffling, so corruption is reproducible.
     Held-out metrics on ``test_images`` are computed every ``config.eval_every`` epochs and
     after the last one. ``on_epoch`` is the one hook: it sees each epoch's record.
     """
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    prepare = prepare or identity_prepare
     n = len(train_images)
     starts = batch_starts(n, config.batch_size, config.reference_loop)
     if config.batch_size > n or len(starts) == 0:
@@ -112,8 +142,10 @@ def fit(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
     )
     shuffle = torch.Generator().manual_seed(seed)
+    noise = torch.Generator(device=device).manual_seed(seed + 1)
     print_line = log or (lambda s: print(s, flush=True))
     history: list[EpochStats] = []
+    warned_collapse = False
 
     bar = None
     if progress:
@@ -127,18 +159,23 @@ def fit(
         order = torch.randperm(n, generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
         code_sum = torch.zeros((), device=device)
+        std_sum = torch.zeros((), device=device)
         for start in starts:
-            x = x_all[order[start : start + config.batch_size]]
-            out = model(x)
+            x, target = prepare(x_all[order[start : start + config.batch_size]], noise)
+            out = model(x, target)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()
+            code = out.code.detach()
             loss_sum += out.per_sample.detach().sum()
-            code_sum += out.code.detach().mean()
+            code_sum += code.mean()
+            if len(code) > 1:
+                std_sum += code.std(0).mean()
         stats = EpochStats(
             epoch=epoch,
             loss_per_sample=float(loss_sum) / n,  # one host sync per epoch
             code_mean=float(code_sum) / len(starts),
+            code_std=float(std_sum) / len(starts),
             seconds=time.perf_counter() - t0,
         )
         if not math.isfinite(stats.loss_per_sample):
@@ -147,9 +184,16 @@ def fit(
         if test_images is not None and len(test_images) and (
             last or (config.eval_every and epoch % config.eval_every == 0)
         ):
-            stats.heldout = evaluate(model, test_images)
+            stats.heldout = evaluate(model, test_images, prepare=prepare, seed=seed + 2)
         history.append(stats)
         print_line(format_epoch(stats))
+        if epoch >= 5 and stats.code_std < COLLAPSE_STD and not warned_collapse:
+            warned_collapse = True
+            print_line(
+                f"warning: the code has collapsed (epoch {epoch}: every image gets almost the same code, "
+                f"mean per-unit spread {stats.code_std:.1e}), so the decoder can only learn the mean image; "
+                "this happens to the reference model in about 1 run in 5: try another --seed"
+            )
         if bar is not None:
             bar.set_postfix(loss=f"{stats.loss_per_sample:.4f}", refresh=False)
             bar.update(1)
