@@ -25,7 +25,7 @@ REFERENCE = {1: (11.9334, 0.5421), 2: (10.2941, None), 3: (9.9176, None), 600: (
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=None, help="default: the config's (1001)")
+    ap.add_argument("--seed", type=int, default=None, help="default: the config's (1002)")
     ap.add_argument("--epochs", type=int, default=600)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="run folder (default runs/benchmark-reference-seedN)")

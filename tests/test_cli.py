@@ -44,7 +44,7 @@ def test_reference_run_end_to_end(tmp_path, root):
     from aekit.config import load_config
 
     cfg = load_config(out / "config.toml")
-    assert cfg.train.epochs == 2 and cfg.train.reference_loop and cfg.seed == 1001
+    assert cfg.train.epochs == 2 and cfg.train.reference_loop and cfg.seed == 1002
 
 
 def test_heldout_metrics_reported_beside_training(tmp_path):

@@ -21,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .noise import NoiseConfig
 
 ResizeMethod = Literal["legacy-bicubic", "bicubic", "bilinear", "area", "nearest"]
 
@@ -68,6 +69,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)  # [data] table
     model: ModelConfig = field(default_factory=lambda: build_model_config({}))  # [model] table
     train: TrainConfig = field(default_factory=TrainConfig)  # [train] table
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # [noise] table: corruption of the model's input
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
@@ -76,7 +78,7 @@ class Config:
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "Config":
         raw = dict(raw)
         tables = {}
-        for key, sub in (("data", DataConfig), ("train", TrainConfig)):
+        for key, sub in (("data", DataConfig), ("train", TrainConfig), ("noise", NoiseConfig)):
             tables[key] = _build(sub, raw.pop(key, {}), f"{where}: [{key}]")
         tables["model"] = build_model_config(raw.pop("model", {}), f"{where}: [model]")
         top = _build(_TopLevel, raw, where)
@@ -163,6 +165,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")
     need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
     need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")
+    problem = cfg.noise.check()
+    if problem:
+        raise ConfigError(f"{where}: [noise] {problem}")
     check = getattr(type(m), "check", None)
     if check is not None:
         problem = check(m)

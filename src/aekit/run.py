@@ -31,8 +31,9 @@ from .data import ImageData, load_data, resize, split_indices
 from .errors import AekitError, ConfigError
 from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
+from .noise import NoiseConfig, make_corruption
 from .report import image_grid, save_loss_plot, save_png
-from .train import EpochStats, evaluate, fit
+from .train import EpochStats, Prepare, evaluate, fit
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -55,6 +56,30 @@ class Prepared:
     test_index: list[int]
     train_x: torch.Tensor  # (N_train, C, H, W) at the working size
     test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty)
+    size: tuple[int, int]  # the working size
+
+    @property
+    def train_native(self) -> torch.Tensor:
+        return self.data.images[torch.as_tensor(self.train_index, dtype=torch.long)]
+
+    @property
+    def test_native(self) -> torch.Tensor:
+        return self.data.images[torch.as_tensor(self.test_index, dtype=torch.long)]
+
+
+def make_prepare(noise: NoiseConfig, size: tuple[int, int], method: str) -> Prepare | None:
+    """(model input, loss target) from a clean batch at native resolution: corrupt, then resize both.
+
+    None when there is no corruption: then the data is resized once, up front (the fast path).
+    """
+    corrupt = make_corruption(noise)
+    if corrupt is None:
+        return None
+
+    def prepare(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return resize(corrupt(x, g), size, method), resize(x, size, method)
+
+    return prepare
 
 
 @dataclass
@@ -86,7 +111,7 @@ def prepare_data(cfg: Config) -> Prepared:
     tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
     size = working_size(cfg)
     x = resize(data.images, size, cfg.data.resize)
-    return Prepared(data, list(tr), list(te), x[tr], x[te])
+    return Prepared(data, list(tr), list(te), x[tr], x[te], size)
 
 
 def default_out(cfg: Config) -> Path:
@@ -169,27 +194,37 @@ def train(
         history.append(stats)
         write_history(out / "history.csv", history)
 
+    prepare = make_prepare(cfg.noise, prepared.size, cfg.data.resize)
+    train_x, test_x = (
+        (prepared.train_x, prepared.test_x) if prepare is None else (prepared.train_native, prepared.test_native)
+    )
     fit(
         model,
-        prepared.train_x,
+        train_x,
         cfg.train,
         seed=cfg.seed,
-        test_images=prepared.test_x if len(prepared.test_x) else None,
+        test_images=test_x if len(test_x) else None,
+        prepare=prepare,
         on_epoch=on_epoch,
         progress=progress,
         log=log,
     )
     model.eval()
     save(model, out, preprocess=preprocess)
-    metrics = final_metrics(cfg, model, prepared, history, time.perf_counter() - t_start)
-    write_pictures(cfg, model, prepared, history, out)
+    metrics = final_metrics(cfg, model, prepared, prepare, history, time.perf_counter() - t_start)
+    write_pictures(cfg, model, prepared, prepare, history, out)
     write_json(out / "metrics.json", metrics)  # last: marks the run complete
     return RunResult(out=out, model=model, history=history, metrics=metrics)
 
 
-def final_metrics(cfg: Config, model, prepared: Prepared, history: list[EpochStats], seconds: float) -> dict:
+def final_metrics(
+    cfg: Config, model, prepared: Prepared, prepare: Prepare | None, history: list[EpochStats], seconds: float
+) -> dict:
     last = history[-1]
-    train_eval = evaluate(model, prepared.train_x)
+    if prepare is None:
+        train_eval = evaluate(model, prepared.train_x)
+    else:  # denoising: corrupted inputs (seeded), scored against the clean images
+        train_eval = evaluate(model, prepared.train_native, prepare=prepare, seed=cfg.seed + 2)
     heldout = dict(last.heldout) if last.heldout else None
     if heldout is not None:
         heldout["images"] = len(prepared.test_x)
@@ -200,6 +235,7 @@ def final_metrics(cfg: Config, model, prepared: Prepared, history: list[EpochSta
         "epochs": last.epoch,
         "seconds": round(seconds, 2),
         "loss_unit": _loss_unit(cfg),
+        "noise": cfg.noise.spec(),
         "train": {
             "images": len(prepared.train_x),
             "loss_per_sample_last_epoch": last.loss_per_sample,  # as the loop reported it
@@ -220,14 +256,25 @@ def _loss_unit(cfg: Config) -> str:
 
 
 @torch.no_grad()
-def write_pictures(cfg: Config, model, prepared: Prepared, history: list[EpochStats], out: Path) -> None:
-    """reconstructions.png (held-out faces when there are any) and loss.png."""
+def write_pictures(
+    cfg: Config, model, prepared: Prepared, prepare: Prepare | None, history: list[EpochStats], out: Path
+) -> None:
+    """reconstructions.png and, for denoising runs, denoising.png (held-out images when there are
+    any), and loss.png."""
     use_test = len(prepared.test_x) > 0
-    index = (prepared.test_index if use_test else prepared.train_index)[:10]
-    x = (prepared.test_x if use_test else prepared.train_x)[:10]
+    index = torch.as_tensor((prepared.test_index if use_test else prepared.train_index)[:10])
+    originals = prepared.data.images[index]  # native resolution
     device = next(model.parameters()).device
-    recon = model(x.to(device)).recon.float().cpu()
-    originals = prepared.data.images[torch.as_tensor(index)]
-    recon_full = resize(recon, tuple(originals.shape[-2:]), cfg.data.resize)
-    save_png(image_grid([originals, recon_full]), out / "reconstructions.png")
+
+    def upsized(x: torch.Tensor) -> torch.Tensor:
+        return resize(model(x.to(device)).recon.float().cpu(), tuple(originals.shape[-2:]), cfg.data.resize)
+
+    clean = resize(originals, prepared.size, cfg.data.resize)
+    save_png(image_grid([originals, upsized(clean)]), out / "reconstructions.png")
+    if prepare is not None:
+        gen = torch.Generator(device=device).manual_seed(cfg.seed + 3)
+        noisy, _ = prepare(originals.to(device), gen)
+        noisy = noisy.cpu()
+        shown = resize(noisy, tuple(originals.shape[-2:]), cfg.data.resize)
+        save_png(image_grid([originals, shown, upsized(noisy)]), out / "denoising.png")
     save_loss_plot(history_rows(history), out / "loss.png", title=cfg.name)

@@ -1,0 +1,122 @@
+"""A fully convolutional encoder-decoder (U-Net style): no dense layer, so it works at any size.
+
+For denoising real images: trained on small crops or faces, it denoises images of any size
+(``aekit denoise`` runs it on whole images, in overlapping tiles when they are large).
+Default configuration (grayscale, two down-samplings, 32/64 channels, code of 64 channels):
+
+    enc0  conv 32 -> conv 32                         (B, 32, H, W)
+    enc1  conv 64 s2 -> conv 64                      (B, 64, H/2, W/2)
+    code  conv 64 s2 -> conv 64                      (B, 64, H/4, W/4)   the code (flattened)
+    dec1  tconv 64 s2, concat enc1 -> conv 64        (B, 64, H/2, W/2)
+    dec0  tconv 32 s2, concat enc0 -> conv 32        (B, 32, H, W)
+    out   concat input -> conv C, sigmoid            (B, C, H, W)
+
+Inputs whose sides are not multiples of 4 are padded by reflection and cropped back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .base import Autoencoder
+from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .registry import register
+
+
+@dataclass
+class FCNConfig(ModelConfig):
+    name: str = "fcn"
+    code_length: int = 64  # channels of the code feature map (at 1/4 of the input size)
+    channels: tuple[int, ...] = (32, 64)  # channels at full and at half resolution
+    skips: bool = True  # U-Net skip connections (False: a plain convolutional autoencoder)
+
+    def check(self) -> str | None:
+        if len(self.channels) < 1 or min(self.channels) < 1:
+            return "model.channels must list at least one positive width"
+        return None
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        SameConv2d(cin, cout, 3, stride), nn.ReLU(), SameConv2d(cout, cout, 3), nn.ReLU()
+    )
+
+
+@register("fcn", FCNConfig)
+class FCNAutoencoder(Autoencoder):
+    """Fully convolutional U-Net-style autoencoder for denoising images of any size."""
+
+    def __init__(self, config: FCNConfig):
+        super().__init__(config)
+        c = config
+        widths = list(c.channels)
+        self.down = nn.ModuleList()
+        cin = c.in_channels
+        for i, w in enumerate(widths):
+            self.down.append(_block(cin, w, stride=1 if i == 0 else 2))
+            cin = w
+        self.bottleneck = _block(cin, c.code_length, stride=2)
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        cin = c.code_length
+        for w in reversed(widths):
+            self.up.append(nn.Sequential(SameConvTranspose2d(cin, w, 3, 2), nn.ReLU()))
+            self.merge.append(nn.Sequential(SameConv2d(w * (2 if c.skips else 1), w, 3), nn.ReLU()))
+            cin = w
+        self.head = SameConv2d(cin + c.in_channels, c.in_channels, 3)
+        self.factor = 2 ** len(widths)
+        init_tf_defaults(self)
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        h = x
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+        return self.bottleneck(h), skips
+
+    def _decode(self, z: torch.Tensor, skips: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        h = z
+        for i, (up, merge) in enumerate(zip(self.up, self.merge)):
+            h = up(h)
+            if self.config.skips:
+                h = torch.cat([h, skips[-1 - i]], 1)
+            h = merge(h)
+        return torch.sigmoid(self.head(torch.cat([h, x], 1)))
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.factor, (-w) % self.factor
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        return x, h, w
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z, _ = self._features(self._pad(x)[0])
+        return z.flatten(1)  # (B, code_length * H/4 * W/4)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(
+            "the fcn model decodes with its encoder's skip connections; use model(x) for reconstructions"
+        )
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
+        from .base import AEOutput, batch_loss, reconstruction_loss
+
+        target = x if target is None else target
+        xp, h, w = self._pad(x)
+        z, skips = self._features(xp)
+        recon = self._decode(z, skips, xp)[..., :h, :w]
+        per_sample = reconstruction_loss(recon, target, self.config.loss)
+        return AEOutput(
+            loss=batch_loss(per_sample, self.config.loss),
+            per_sample=per_sample,
+            recon=recon,
+            code=z.flatten(1),
+            parts={"reconstruction": per_sample},
+        )
