@@ -33,3 +33,23 @@ def tiny_images() -> torch.Tensor:
     phase = torch.rand(24, 1, 1, generator=g) * 6.28
     img = 0.5 + 0.4 * torch.sin(freq[:, :1, None] * 6.28 * xx + phase) * torch.cos(freq[:, 1:, None] * 6.28 * yy)
     return img.unsqueeze(1).float()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished 2-epoch run of a small conv model on the Olivetti faces, held-out metrics every
+    epoch, with --tensorboard; its name needs HTML escaping. Shared: copy the folder to change it."""
+    import aekit
+    from aekit.config import replace
+
+    cfg = replace(aekit.Config(), **{
+        "name": 'tiny <b>"run"</b> & co',
+        "model.encoder_channels": [4, 4, 4, 4],
+        "model.decoder_channels": [4, 4, 4],
+        "train.epochs": 2,
+        "train.batch_size": 100,
+        "train.eval_every": 1,
+        "train.tensorboard": True,
+        "train.device": "cpu",
+    })
+    return aekit.train(cfg, out=tmp_path_factory.mktemp("tiny") / "run", progress=False, log=lambda s: None)

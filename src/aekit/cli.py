@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
             """
             aekit train --config configs/reference.toml            # the reference experiment (600 epochs)
             aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
+            aekit export runs/ref20 --format onnx --out ref20.onnx # verified against PyTorch
+            aekit report runs/ref20                                # rebuild runs/ref20/report.html
             aekit models                                           # registered architectures
             aekit train --help                                     # every training option
             """
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train an autoencoder and write a run folder",
         description="Train an autoencoder and write a run folder (config.toml, model.json, "
-        "model.safetensors, history.csv, metrics.json, reconstructions.png, loss.png). "
+        "model.safetensors, history.csv, metrics.json, reconstructions.png, loss.png, report.html). "
         "Options override the config file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_examples(
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --config configs/reference.toml --device cuda --overwrite --out runs/ref
             aekit train --config configs/reference-denoising.toml --epochs 50     # experiment B
             aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100        # a denoiser for any size
+            aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
             """
         ),
     )
@@ -81,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also log scalars and image grids to RUN/tensorboard/ (pip install 'aekit[tensorboard]')")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser(
@@ -110,6 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     e.set_defaults(func=cmd_evaluate)
+
+    e = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX or TorchScript, verified against PyTorch",
+        description="Export a run's model (or its encoder or decoder) with a dynamic batch axis, then "
+        "reload the file, run it on the run's own images and print the largest absolute difference "
+        "from PyTorch (the file is kept only when it is below 1e-4). ONNX needs "
+        "pip install 'aekit[export]'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            """
+            aekit export runs/ref --out ref.onnx                              # images -> reconstructions
+            aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
+            aekit export runs/ref --part decoder --format torchscript --out decoder.pt
+            """
+        ),
+    )
+    e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+    e.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format (default: onnx)")
+    e.add_argument("--part", choices=["all", "encoder", "decoder"], default="all",
+                   help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
+    e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx or .pt)")
+    e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser(
+        "report",
+        help="rebuild a run's report.html",
+        description="Rebuild RUN/report.html: one self-contained page with the configuration, metrics "
+        "(and evaluation.json when present), loss curves, pictures and code statistics.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("aekit report runs/ref\nxdg-open runs/ref/report.html"),
+    )
+    r.add_argument("run", metavar="RUN", help="run folder")
+    r.set_defaults(func=cmd_report)
 
     m = sub.add_parser(
         "models",
@@ -153,6 +192,7 @@ def config_from_args(args: argparse.Namespace):
             "train.device": args.device,
             "train.eval_every": args.eval_every,
             "train.threads": args.threads,
+            "train.tensorboard": args.tensorboard or None,
             "data.source": args.data,
             "data.data_home": args.data_home,
             "data.test_fraction": args.test_fraction,
@@ -206,6 +246,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(format_table(report))
     print(f"Wrote {args.run}/evaluation.json and evaluation.png")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export import SUFFIX, export
+
+    suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[args.format]
+    out = args.out or Path(args.run) / f"model{suffix}"
+    result = export(args.run, out, format=args.format, part=args.part)
+    print(f"Wrote {result.path} ({result.format}, {result.part})")
+    print(f"Largest absolute difference from PyTorch: {result.max_abs_diff:.3g} (on {result.checked_on})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report_html import write_report
+
+    print(f"Wrote {write_report(args.run)}")
     return 0
 
 

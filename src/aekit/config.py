@@ -60,6 +60,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     eval_every: int = 10  # held-out metrics every k epochs (and always at the end); 0: only at the end
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    tensorboard: bool = False  # also log scalars and image grids to RUN/tensorboard/ (needs the tensorboard extra)
 
 
 @dataclass

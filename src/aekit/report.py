@@ -1,7 +1,8 @@
-"""Pictures of a run: reconstruction grids and loss curves (PNG, written atomically)."""
+"""Pictures of a run: reconstruction grids, loss and code curves (PNG, written atomically)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -41,18 +42,28 @@ def save_png(picture: Image.Image, path: str | Path) -> None:
 
 def save_loss_plot(history: Sequence[dict], path: str | Path, *, title: str = "") -> None:
     """Training loss per sample by epoch, with the held-out loss where it was computed."""
+    write_with(path, lambda tmp: tmp.write_bytes(png_bytes(loss_figure(history, title=title))))
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def loss_figure(history: Sequence[dict], *, title: str = ""):
+    """A matplotlib figure of the training (and held-out) loss per sample by epoch, log scale."""
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(7, 4), dpi=100)
     ax.plot(epochs, [h["loss_per_sample"] for h in history], label="training")
     held = [(h["epoch"], h["heldout_loss_per_sample"]) for h in history if h.get("heldout_loss_per_sample") is not None]
     if held:
         ax.plot(*zip(*held), "o-", label="held-out", markersize=3)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("average loss per sample")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
@@ -60,5 +71,26 @@ def save_loss_plot(history: Sequence[dict], path: str | Path, *, title: str = ""
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    return fig
+
+
+def code_figure(history: Sequence[dict]):
+    """The code's mean activation and its spread across images (per-unit std) by epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = _pyplot().subplots(figsize=(7, 3), dpi=100)
+    ax.plot(epochs, [h["code_mean"] for h in history], label="code mean")
+    ax.plot(epochs, [h["code_std"] for h in history], label="code spread (per-unit std across images)")
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes; closes it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    _pyplot().close(fig)
+    return buf.getvalue()

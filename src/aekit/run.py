@@ -10,6 +10,8 @@ The run folder (``--out``, default ``runs/<name>-<timestamp>``) holds:
                          (with "status": "complete") marks a finished run
     reconstructions.png  originals above reconstructions, at the data's resolution
     loss.png             the training (and held-out) loss curve
+    report.html          everything above on one self-contained page (``aekit report RUN`` rebuilds it)
+    tensorboard/         scalars and image grids for TensorBoard, with ``--tensorboard``
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
 from .noise import NoiseConfig, make_corruption
 from .report import image_grid, save_loss_plot, save_png
+from .report_html import write_report
+from .tensorboard_log import TensorBoardLog
 from .train import EpochStats, Prepare, evaluate, fit
 
 HISTORY_COLUMNS = [
@@ -189,10 +193,13 @@ def train(
     }
 
     history: list[EpochStats] = []
+    tensorboard = TensorBoardLog.for_run(cfg, out, model, prepared) if cfg.train.tensorboard else None
 
     def on_epoch(stats: EpochStats) -> None:
         history.append(stats)
         write_history(out / "history.csv", history)
+        if tensorboard is not None:
+            tensorboard.log_epoch(stats)
 
     prepare = make_prepare(cfg.noise, prepared.size, cfg.data.resize)
     train_x, test_x = (
@@ -209,10 +216,13 @@ def train(
         progress=progress,
         log=log,
     )
+    if tensorboard is not None:
+        tensorboard.close()
     model.eval()
     save(model, out, preprocess=preprocess)
     metrics = final_metrics(cfg, model, prepared, prepare, history, time.perf_counter() - t_start)
     write_pictures(cfg, model, prepared, prepare, history, out)
+    write_report(out, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(out / "metrics.json", metrics)  # last: marks the run complete
     return RunResult(out=out, model=model, history=history, metrics=metrics)
 

@@ -1,0 +1,102 @@
+"""Export to ONNX and TorchScript: the files reproduce PyTorch, with a dynamic batch axis."""
+
+import re
+import sys
+
+import pytest
+import torch
+
+import aekit
+from aekit.cli import main
+from aekit.errors import AekitError
+from aekit.export import TOLERANCE, export
+
+
+def reference_output(model, part, x):
+    with torch.no_grad():
+        if part == "encoder":
+            return model.encode(x)
+        if part == "decoder":
+            return model.decode(x)
+        return model(x).recon
+
+
+def part_input(model, part, batch):
+    """Images for the whole model and the encoder, codes (from images) for the decoder."""
+    c = model.config
+    x = torch.rand(batch, c.in_channels, *c.input_size)
+    if part == "decoder":
+        with torch.no_grad():
+            return model.encode(x)
+    return x
+
+
+@pytest.mark.parametrize("part", ["all", "encoder", "decoder"])
+@pytest.mark.parametrize("name", aekit.list_models())
+def test_onnx_file_runs_in_onnxruntime_like_pytorch_at_any_batch_size(name, part, tmp_path):
+    import onnxruntime
+
+    model = aekit.create_model(name).eval()
+    result = export(model, tmp_path / "m.onnx", part=part)
+    assert result.max_abs_diff < TOLERANCE and result.path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # one file, no external data, no temporary
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert isinstance(inp.shape[0], str)  # a named, dynamic batch axis
+    for batch in (1, 5):
+        x = part_input(model, part, batch)
+        (y,) = session.run(None, {inp.name: x.numpy()})
+        assert (torch.from_numpy(y) - reference_output(model, part, x)).abs().max() < TOLERANCE
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("part", ["all", "decoder"])
+@pytest.mark.parametrize("name", aekit.list_models())
+def test_torchscript_file_reloads_and_matches_pytorch(name, part, tmp_path):
+    model = aekit.create_model(name)
+    model.train()
+    result = export(model, tmp_path / "m.pt", format="torchscript", part=part)
+    assert result.max_abs_diff < TOLERANCE
+    assert model.training  # the caller's model is left as it was
+    model.eval()
+    loaded = torch.jit.load(str(result.path))
+    for batch in (1, 3):
+        x = part_input(model, part, batch)
+        assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
+
+
+def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(tiny_run, tmp_path, capsys):
+    out = tmp_path / "run.onnx"
+    assert main(["export", str(tiny_run.out), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    diff = re.search(r"Largest absolute difference from PyTorch: (\S+) \(on 8 held-out images of olivetti\)", printed)
+    assert diff and float(diff.group(1)) < TOLERANCE, printed
+    assert out.is_file()
+    # the default file name sits in the run folder
+    assert main(["export", str(tiny_run.out), "--part", "encoder", "--format", "torchscript"]) == 0
+    assert (tiny_run.out / "model-encoder.pt").is_file()
+
+
+def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monkeypatch):
+    monkeypatch.setattr("aekit.export.TOLERANCE", -1.0)  # every difference now fails the check
+    with pytest.raises(AekitError, match=r"differs from PyTorch by .* the file was not written"):
+        export(aekit.create_model("conv"), tmp_path / "m.pt", format="torchscript")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(AekitError, match=r"needs the onnxruntime package: pip install 'aekit\[export\]'"):
+        export(aekit.create_model("conv"), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}/nothing-here"], "{tmp}/nothing-here: no such run or model folder"),
+    (["{tmp}", "--out", "{tmp}/m.onnx"], "{tmp}: no model.json (not a finished aekit run or model folder)"),
+    (["{run}", "--out", "{tmp}/no/such/m.onnx"], "--out {tmp}/no/such/m.onnx: folder {tmp}/no/such does not exist"),
+])
+def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, capsys):
+    fill = {"tmp": tmp_path, "run": tiny_run.out}
+    assert main(["export", *(a.format(**fill) for a in args)]) == 2
+    assert capsys.readouterr().err.strip() == "aekit: error: " + message.format(**fill)
