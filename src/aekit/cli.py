@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
 from . import __version__
 from .errors import AekitError
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --config configs/reference.toml --device cuda --overwrite --out runs/ref
             aekit train --config configs/reference-denoising.toml --epochs 50     # experiment B
             aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100        # a denoiser for any size
+            aekit train --config configs/reference.toml --max-time 10 --out runs/ref   # stops with a checkpoint
+            aekit train --resume runs/ref                                         # ... and continues exactly
             aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
             """
         ),
@@ -83,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", metavar="NAME", help="run name (default folder: runs/NAME-TIMESTAMP)")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may change --epochs, "
+                   "--max-time, --device, --threads)")
+    t.add_argument("--checkpoint-every", type=int, metavar="N", help="keep a checkpoint every N epochs "
+                   "(besides 'last' and 'best', which are always kept)")
+    t.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop when the held-out loss has not "
+                   "improved for PATIENCE evaluations")
+    t.add_argument("--max-time", type=float, metavar="MINUTES", help="stop cleanly, with a checkpoint, after "
+                   "MINUTES of training")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and image grids to RUN/tensorboard/ (pip install 'aekit[tensorboard]')")
@@ -192,6 +203,9 @@ def config_from_args(args: argparse.Namespace):
             "train.device": args.device,
             "train.eval_every": args.eval_every,
             "train.threads": args.threads,
+            "train.checkpoint_every": args.checkpoint_every,
+            "train.early_stop": args.early_stop,
+            "train.max_minutes": args.max_time,
             "train.tensorboard": args.tensorboard or None,
             "data.source": args.data,
             "data.data_home": args.data_home,
@@ -204,8 +218,23 @@ def config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from .run import train
 
-    cfg = config_from_args(args)
-    result = train(cfg, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    if args.resume:
+        fixed = [f for f in ("config", "model", "batch_size", "lr", "code_length", "seed", "data", "data_home",
+                             "test_fraction", "split", "noise", "out", "name") if getattr(args, f, None) is not None]
+        if fixed:
+            raise AekitError(f"--resume continues a run with its own config.toml; --{fixed[0].replace('_', '-')} "
+                             "cannot change it (only --epochs, --max-time, --device and --threads can)")
+        from .config import load_config, replace
+
+        run_cfg = Path(args.resume) / "config.toml"
+        if not run_cfg.is_file():
+            raise AekitError(f"--resume {args.resume}: no config.toml (not an aekit run folder)")
+        cfg = replace(load_config(run_cfg), **{"train.epochs": args.epochs, "train.max_minutes": args.max_time,
+                                               "train.device": args.device, "train.threads": args.threads})
+        result = train(cfg, out=args.resume, resume=True, progress=not args.no_progress)
+    else:
+        cfg = config_from_args(args)
+        result = train(cfg, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
     m = result.metrics
     print(f"Run folder: {result.out}")
     tr = m["train"]

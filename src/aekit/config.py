@@ -61,6 +61,13 @@ class TrainConfig:
     eval_every: int = 10  # held-out metrics every k epochs (and always at the end); 0: only at the end
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     tensorboard: bool = False  # also log scalars and image grids to RUN/tensorboard/ (needs the tensorboard extra)
+    schedule: Literal["constant", "cosine"] = "constant"  # learning rate over the run: constant, or cosine decay to 0
+    warmup_epochs: int = 0  # linear learning-rate warm-up over this many epochs
+    hflip: bool = False  # augmentation: flip each training image left-right with probability 1/2
+    max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this many minutes of training; 0: no limit
+    early_stop: int = 0  # stop when the held-out loss has not improved for this many evaluations; 0: never
+    checkpoint_every: int = 0  # also keep a checkpoint every N epochs; 0: only 'last' and 'best'
+    checkpoint_seconds: float = 60.0  # write the 'last' checkpoint at most this often (0: every epoch)
 
 
 @dataclass
@@ -160,6 +167,11 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(t.eps > 0, "train.eps", f"must be positive, got {t.eps}")
     need(t.eval_every >= 0, "train.eval_every", f"must be 0 or more, got {t.eval_every}")
     need(t.threads >= 0, "train.threads", f"must be 0 or more, got {t.threads}")
+    need(t.warmup_epochs >= 0, "train.warmup_epochs", f"must be 0 or more, got {t.warmup_epochs}")
+    need(t.max_minutes >= 0, "train.max_minutes", f"must be 0 or more, got {t.max_minutes}")
+    need(t.early_stop >= 0, "train.early_stop", f"must be 0 or more, got {t.early_stop}")
+    need(t.checkpoint_every >= 0, "train.checkpoint_every", f"must be 0 or more, got {t.checkpoint_every}")
+    need(t.checkpoint_seconds >= 0, "train.checkpoint_seconds", f"must be 0 or more, got {t.checkpoint_seconds}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     if d.size is not None:
         need(min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")

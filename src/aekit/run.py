@@ -31,6 +31,7 @@ from . import __version__
 from .config import Config, dump_config
 from .data import ImageData, load_data, resize, split_indices
 from .errors import AekitError, ConfigError
+from .checkpoint import prune, read_checkpoint, write_checkpoint
 from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
 from .noise import NoiseConfig, make_corruption
@@ -175,17 +176,35 @@ def train(
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics."""
+    """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics.
+
+    With ``resume`` the run in ``out`` continues exactly from its last checkpoint; ``cfg`` must be the
+    run's own config.toml, except for the number of epochs, the time limit, the device and threads.
+    """
+    from .train import Distributed
+
     t_start = time.perf_counter()
+    dist = Distributed.current()
+    main_process = dist.rank == 0
+    state = None
+    if resume:
+        if out is None:
+            raise AekitError("--resume needs the run folder to continue")
+        out = Path(out)
+        _check_resumable(out, cfg)
+        _, state = read_checkpoint(out)
     prepared = prepare_data(cfg)
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
     out = Path(out) if out is not None else default_out(cfg)
-    prepare_out(out, overwrite)
-    write_text(out / "config.toml", dump_config(cfg))
+    if main_process:
+        if not resume:
+            prepare_out(out, overwrite)
+        write_text(out / "config.toml", dump_config(cfg))
     preprocess = {
         "size": list(working_size(cfg)),
         "resize": cfg.data.resize,
@@ -193,19 +212,45 @@ def train(
     }
 
     history: list[EpochStats] = []
-    tensorboard = TensorBoardLog.for_run(cfg, out, model, prepared) if cfg.train.tensorboard else None
+    tensorboard = (
+        TensorBoardLog.for_run(cfg, out, model, prepared) if cfg.train.tensorboard and main_process else None
+    )
+    saved = {"epoch": 0, "at": time.perf_counter()}
+    latest: dict = {}
 
-    def on_epoch(stats: EpochStats) -> None:
+    def checkpoint(snapshot: Callable[[], dict], pointers: tuple[str, ...], extra: dict | None = None) -> None:
+        st = snapshot()  # collective under torch.distributed: every process takes part
+        if main_process:
+            write_checkpoint(out, model, st, preprocess=preprocess, pointers=pointers, extra=extra)
+            prune(out, cfg.train.checkpoint_every)
+        saved.update(epoch=st["epoch"], at=time.perf_counter())
+
+    def on_epoch(stats: EpochStats, snapshot: Callable[[], dict]) -> None:
         history.append(stats)
-        write_history(out / "history.csv", history)
-        if tensorboard is not None:
-            tensorboard.log_epoch(stats)
+        latest["snapshot"] = snapshot
+        t = cfg.train
+        pointers = []
+        due = snapshot.agree(time.perf_counter() - saved["at"] >= t.checkpoint_seconds)
+        if due or (t.checkpoint_every and stats.epoch % t.checkpoint_every == 0):
+            pointers.append("last")
+        heldout = [h.heldout["loss_per_sample"] for h in history if h.heldout]
+        if stats.heldout and stats.heldout["loss_per_sample"] <= min(heldout):
+            pointers.append("best")
+        if pointers:
+            extra = {"heldout_loss_per_sample": stats.heldout["loss_per_sample"]} if "best" in pointers else None
+            checkpoint(snapshot, tuple(pointers), extra)
+        if main_process:
+            write_history(out / "history.csv", history)
+            if tensorboard is not None:
+                tensorboard.log_epoch(stats)
 
     prepare = make_prepare(cfg.noise, prepared.size, cfg.data.resize)
     train_x, test_x = (
         (prepared.train_x, prepared.test_x) if prepare is None else (prepared.train_native, prepared.test_native)
     )
-    fit(
+    if state is not None:
+        history.extend(EpochStats(**h) for h in state["history"])
+    result = fit(
         model,
         train_x,
         cfg.train,
@@ -215,16 +260,50 @@ def train(
         on_epoch=on_epoch,
         progress=progress,
         log=log,
+        state=state,
     )
+    if latest and saved["epoch"] != history[-1].epoch:
+        checkpoint(latest["snapshot"], ("last",))  # the final state, for --resume --epochs N
     if tensorboard is not None:
         tensorboard.close()
     model.eval()
+    if not main_process:
+        return RunResult(out=out, model=model, history=history, metrics={})
     save(model, out, preprocess=preprocess)
     metrics = final_metrics(cfg, model, prepared, prepare, history, time.perf_counter() - t_start)
+    metrics["stopped"] = result.stopped
     write_pictures(cfg, model, prepared, prepare, history, out)
     write_report(out, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(out / "metrics.json", metrics)  # last: marks the run complete
     return RunResult(out=out, model=model, history=history, metrics=metrics)
+
+
+RESUME_MAY_CHANGE = ("train.epochs", "train.max_minutes", "train.device", "train.threads")
+
+
+def _check_resumable(out: Path, cfg: Config) -> None:
+    """A resume keeps the run's configuration, except for the few settings it may change."""
+    from .config import load_config
+
+    if not (out / "config.toml").is_file():
+        raise AekitError(f"--resume {out}: no config.toml (not an aekit run folder)")
+    own = _flatten(load_config(out / "config.toml").to_dict())
+    for key, value in _flatten(cfg.to_dict()).items():
+        if key not in RESUME_MAY_CHANGE and own.get(key) != value:
+            raise AekitError(
+                f"--resume {out}: {key} differs from the run's config.toml ({own.get(key)!r} there, {value!r} now); "
+                f"a resume may only change {', '.join(RESUME_MAY_CHANGE)}"
+            )
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def final_metrics(

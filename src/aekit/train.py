@@ -113,6 +113,59 @@ def evaluate(
     return result
 
 
+class History(list):
+    """The records of every epoch so far; ``stopped`` says why training ended early, if it did."""
+
+    stopped: str | None = None
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torch.distributed job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> "Distributed":
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    def sum(self, *values: torch.Tensor) -> list[torch.Tensor]:
+        """All-reduce (sum) the values across processes; unchanged on one process."""
+        if self.world == 1:
+            return list(values)
+        import torch.distributed as dist
+
+        packed = torch.stack([v.reshape(()) for v in values])
+        dist.all_reduce(packed)
+        return list(packed.unbind())
+
+    def agree(self, flag: bool, device: torch.device) -> bool:
+        """True on every process when it is true on any (for decisions that depend on a clock)."""
+        if self.world == 1:
+            return bool(flag)
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rate at optimisation step ``step`` (0-based)."""
+    warm = config.warmup_epochs * steps_per_epoch
+    if warm and step < warm:
+        return (step + 1) / warm
+    if config.schedule == "cosine":
+        total = max(config.epochs * steps_per_epoch - warm, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - warm, total) / total))
+    return 1.0
+
+
 def fit(
     model: torch.nn.Module,
     train_images: torch.Tensor,
@@ -121,21 +174,31 @@ def fit(
     seed: int = 1000,
     test_images: torch.Tensor | None = None,
     prepare: Prepare | None = None,
-    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | Callable[[EpochStats], None] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-) -> list[EpochStats]:
+    state: dict | None = None,
+) -> History:
     """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1]; returns one record per epoch.
 
     ``prepare(batch, generator)`` turns each clean batch into (model input, loss target); the
     generator is seeded from ``seed``, like the shuffling, so corruption is reproducible.
     Held-out metrics on ``test_images`` are computed every ``config.eval_every`` epochs and
-    after the last one. ``on_epoch`` is the one hook: it sees each epoch's record.
+    after the last one. ``on_epoch`` is the one hook: it sees each epoch's record and, if it takes
+    two arguments, a function returning the full training state (for checkpoints). ``state`` (such a
+    dict) continues a run exactly where it stopped.
+
+    Under torch.distributed (e.g. ``torchrun``) every process takes its share of each global batch
+    (``batch_size / world size`` samples), gradients are averaged by DistributedDataParallel and
+    rescaled so that a step equals the single-process step on the whole batch; losses and code
+    statistics are summed across processes.
     """
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    eval_prepare = prepare  # None: held-out images are scored as they are
     prepare = prepare or identity_prepare
+    dist = Distributed.current()
     n = len(train_images)
     starts = batch_starts(n, config.batch_size, config.reference_loop)
     if config.batch_size > n or len(starts) == 0:
@@ -143,55 +206,122 @@ def fit(
             f"train.batch_size {config.batch_size} is larger than the {n} training images"
             + (" (the reference loop needs more than one batch)" if config.reference_loop else "")
         )
+    if config.batch_size < dist.world:
+        raise ConfigError(
+            f"train.batch_size {config.batch_size} is smaller than the {dist.world} processes: "
+            "every process needs at least one sample of each batch"
+        )
     model.to(device).train()
+    net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     x_all = train_images.to(device)
     opt = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
     )
-    shuffle = torch.Generator().manual_seed(seed)
-    noise = torch.Generator(device=device).manual_seed(seed + 1)
+    steps_per_epoch = len(starts)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step, steps_per_epoch))
+    shuffle = torch.Generator().manual_seed(seed)  # the same order on every process
+    noise = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)  # differs per process
+    sum_loss = getattr(model, "config", None) is not None and model.config.loss != "mse"
+    history = History()
+    best, since_best, first_epoch = math.inf, 0, 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        shuffle.set_state(state["shuffle_rng"])
+        noise.set_state(state["noise_rng"][dist.rank].to(noise.get_state().device))
+        torch.set_rng_state(state["torch_rng"])
+        history.extend(EpochStats(**h) for h in state["history"])
+        best, since_best = float(state["best"]), int(state["since_best"])
+        first_epoch = int(state["epoch"]) + 1
     print_line = log or (lambda s: print(s, flush=True))
-    history: list[EpochStats] = []
+    if dist.rank != 0:
+        print_line = lambda s: None  # noqa: E731 -- only rank 0 speaks
     warned_collapse = False
 
+    def snapshot() -> dict:
+        """Everything needed to continue exactly (tensors and plain values: loads with weights_only)."""
+        noise_states = [noise.get_state().cpu()]
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            gathered = [torch.empty_like(noise_states[0]) for _ in range(dist.world)]
+            tdist.all_gather(gathered, noise_states[0].to(device) if device.type == "cuda" else noise_states[0])
+            noise_states = [g.cpu() for g in gathered]
+        return {
+            "epoch": history[-1].epoch,
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "shuffle_rng": shuffle.get_state(),
+            "noise_rng": noise_states,
+            "torch_rng": torch.get_rng_state(),
+            "history": [vars(h) for h in history],
+            "best": best,
+            "since_best": since_best,
+        }
+
     bar = None
-    if progress:
+    if progress and dist.rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True, leave=False)
+        bar = tqdm(total=config.epochs, initial=first_epoch - 1, unit="epoch", file=sys.stderr,
+                   dynamic_ncols=True, leave=False)
         print_line = log or (lambda s: tqdm.write(s, file=sys.stdout))
 
-    for epoch in range(1, config.epochs + 1):
+    t_start = time.perf_counter()
+    for epoch in range(first_epoch, config.epochs + 1):
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
         code_sum = torch.zeros((), device=device)
         std_sum = torch.zeros((), device=device)
         for start in starts:
-            x, target = prepare(x_all[order[start : start + config.batch_size]], noise)
-            out = model(x, target)
+            index = order[start : start + config.batch_size]
+            if dist.world > 1:
+                index = index.tensor_split(dist.world)[dist.rank]
+            x = x_all[index]
+            if config.hflip:
+                flip = torch.rand(len(x), generator=noise, device=noise.device).to(device) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            x, target = prepare(x, noise)
+            out = net(x, target)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            # DDP averages gradients over processes; a summed loss must be summed over them too
+            (out.loss * dist.world if sum_loss and dist.world > 1 else out.loss).backward()
             opt.step()
+            sched.step()
             code = out.code.detach()
             loss_sum += out.per_sample.detach().sum()
             code_sum += code.mean()
             if len(code) > 1:
                 std_sum += code.std(0).mean()
+        loss_sum, code_sum, std_sum = dist.sum(loss_sum, code_sum, std_sum)
         stats = EpochStats(
             epoch=epoch,
             loss_per_sample=float(loss_sum) / n,  # one host sync per epoch
-            code_mean=float(code_sum) / len(starts),
-            code_std=float(std_sum) / len(starts),
+            code_mean=float(code_sum) / (len(starts) * dist.world),
+            code_std=float(std_sum) / (len(starts) * dist.world),
             seconds=time.perf_counter() - t0,
         )
         if not math.isfinite(stats.loss_per_sample):
             raise FloatingPointError(f"epoch {epoch}: the loss is {stats.loss_per_sample}; lower --lr")
-        last = epoch == config.epochs
+        out_of_time = dist.agree(
+            bool(config.max_minutes) and (time.perf_counter() - t_start) / 60 >= config.max_minutes, device
+        )
+        last = epoch == config.epochs or bool(out_of_time)
         if test_images is not None and len(test_images) and (
             last or (config.eval_every and epoch % config.eval_every == 0)
         ):
-            stats.heldout = evaluate(model, test_images, prepare=prepare, seed=seed + 2)
+            stats.heldout = evaluate(model, test_images, prepare=eval_prepare, seed=seed + 2)
+            if stats.heldout["loss_per_sample"] < best:
+                best, since_best = stats.heldout["loss_per_sample"], 0
+            else:
+                since_best += 1
         history.append(stats)
         print_line(format_epoch(stats))
         if epoch >= 5 and stats.code_std < COLLAPSE_STD and not warned_collapse:
@@ -201,14 +331,38 @@ def fit(
                 f"mean per-unit spread {stats.code_std:.1e}), so the decoder can only learn the mean image; "
                 "this happens to the reference model in about 1 run in 5: try another --seed"
             )
+        if out_of_time:
+            history.stopped = f"time limit of {config.max_minutes:g} minutes reached after epoch {epoch}"
+        elif config.early_stop and since_best >= config.early_stop:
+            history.stopped = (
+                f"early stop after epoch {epoch}: no better held-out loss in {since_best} evaluations"
+            )
         if bar is not None:
             bar.set_postfix(loss=f"{stats.loss_per_sample:.4f}", refresh=False)
             bar.update(1)
         if on_epoch is not None:
-            on_epoch(stats)
+            _call_hook(on_epoch, stats, snapshot, dist, device)
+        if history.stopped:
+            print_line(history.stopped)
+            break
     if bar is not None:
         bar.close()
     return history
+
+
+def _call_hook(hook: Callable, stats: EpochStats, snapshot: Callable[[], dict], dist: "Distributed",
+               device: torch.device) -> None:
+    import inspect
+
+    try:
+        takes_two = len(inspect.signature(hook).parameters) >= 2
+    except (TypeError, ValueError):
+        takes_two = False
+    if takes_two:
+        snapshot.agree = lambda flag: dist.agree(flag, device)  # for clock-based checkpoint decisions
+        hook(stats, snapshot)
+    else:
+        hook(stats)
 
 
 def format_epoch(s: EpochStats) -> str:

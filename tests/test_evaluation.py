@@ -1,0 +1,79 @@
+"""`aekit evaluate`: the same seeded noisy images for every method, the table, the files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import aekit
+from aekit.baselines import ALL
+from aekit.evaluation import evaluate_run
+
+
+@pytest.fixture(scope="module")
+def denoise_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    cfg = aekit.load_config(aekit.__file__.replace("src/aekit/__init__.py", "configs/reference-denoising.toml"))
+    from aekit.config import replace
+
+    cfg = replace(cfg, **{"train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False,
+                          "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1],
+                          "model.decoder_channels": [4], "model.decoder_strides": [2]})
+    aekit.train(cfg, out=out, progress=False, log=lambda s: None)
+    return out
+
+
+def test_evaluate_with_every_baseline(denoise_run):
+    report = evaluate_run(denoise_run, baselines=ALL, limit=3)
+    methods = [r["method"] for r in report["results"]]
+    assert methods == ["noisy input", "aekit (conv)", *ALL]
+    assert report["images"] == 3 and report["split"] == "random" and report["seen_in_training"] == 0
+    noisy = report["results"][0]
+    for r in report["results"]:
+        assert 0 < r["psnr"] < 60 and -1 <= r["ssim"] <= 1
+    # a classical denoiser improves on the noisy input it was given
+    blur = next(r for r in report["results"] if r["method"] == "blur")
+    assert blur["psnr"] > noisy["psnr"] + 3
+    assert report["best_baseline"] in ALL
+    saved = json.loads((denoise_run / "evaluation.json").read_text())
+    assert saved["results"] == report["results"]
+    assert (denoise_run / "evaluation.png").stat().st_size > 0
+
+
+def test_every_method_sees_the_same_noisy_images(denoise_run):
+    a = evaluate_run(denoise_run, baselines=("blur",), limit=4, seed=5, write=False)
+    b = evaluate_run(denoise_run, baselines=("blur",), limit=4, seed=5, write=False)
+    c = evaluate_run(denoise_run, baselines=("blur",), limit=4, seed=6, write=False)
+    strip = lambda rep: [{k: v for k, v in r.items() if k != "seconds_per_image"} for r in rep["results"]]
+    assert strip(a) == strip(b)
+    assert strip(a)[0]["psnr"] != strip(c)[0]["psnr"]
+
+
+def test_subject_split_and_seen_images_are_reported(denoise_run):
+    report = evaluate_run(denoise_run, split="subject", limit=80, write=False)
+    assert report["split"] == "subject" and report["images"] == 80
+    # the run trained on the random split's first 320 faces: some of people 32-39 are among them
+    assert report["seen_in_training"] > 0
+
+
+def test_evaluate_cli_prints_a_table_and_errors_are_one_line(denoise_run, tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "aekit", "evaluate", *a], capture_output=True,
+                                    text=True, timeout=600)
+    r = run(str(denoise_run), "--baselines", "blur,pca", "--limit", "2", "--noise", "mask:0.2")
+    assert r.returncode == 0, r.stderr
+    assert "noisy input" in r.stdout and "blur" in r.stdout and "pca" in r.stdout and "mask:0.2" in r.stdout
+    for args, msg in [((str(denoise_run), "--baselines", "bm4d"), "unknown baseline 'bm4d'"),
+                      ((str(tmp_path),), "no config.toml"),
+                      ((str(denoise_run), "--noise", "gaussian:x"), "is not a number")]:
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
+
+
+def test_fcn_denoises_images_larger_than_its_training_size():
+    model = aekit.create_model("fcn")
+    for shape in [(1, 1, 32, 32), (1, 1, 97, 130), (2, 1, 64, 48)]:
+        with torch.no_grad():
+            out = model(torch.rand(shape))
+        assert out.recon.shape == shape

@@ -1,0 +1,112 @@
+"""Every noise kind: the added noise's statistics, clipping, seeding, and the SPEC grammar."""
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.noise import NoiseConfig, make_corruption, parse_noise
+
+
+def _apply(spec, x, seed=0):
+    return make_corruption(parse_noise(spec))(x, torch.Generator().manual_seed(seed))
+
+
+def test_homoscedastic_gaussian_statistics_and_clipping():
+    x = torch.full((8, 1, 64, 64), 0.5)
+    y = _apply("gaussian:0.1", x)
+    d = (y - x).flatten()
+    assert abs(float(d.mean())) < 0.003 and float(d.std()) == pytest.approx(0.1, rel=0.03)
+    edge = _apply("gaussian:0.2", torch.zeros(4, 1, 32, 32))
+    assert float(edge.min()) == 0.0 and float(edge.max()) <= 1.0
+    assert float((edge == 0).float().mean()) == pytest.approx(0.5, abs=0.03)  # half the draws clipped
+
+
+def test_heteroscedastic_gaussian_mixes_sigmas():
+    x = torch.full((16, 1, 64, 64), 0.5)
+    d = (_apply("gaussian:0.0-0.15", x) - x).flatten().double()  # max 3.3 sigma from the clip: ~no clipping
+    # a U(0, 0.15) mix of Gaussians: variance E[s^2] = 0.15^2 / 3; heavier tails than one Gaussian (3)
+    assert float(d.var()) == pytest.approx(0.0075, rel=0.03)
+    kurtosis = float((d**4).mean() / d.var() ** 2)
+    assert kurtosis > 4.5  # 3 E[s^4] / E[s^2]^2 = 5.4 for s ~ U(0, a)
+    assert parse_noise("gaussian:0.0-0.15").rms_sigma() == pytest.approx(np.sqrt(0.0075))
+
+
+def test_gaussian_map_uses_the_per_pixel_sigma(tmp_path):
+    sigma = np.zeros((32, 32), np.float32)
+    sigma[:, 16:] = 0.2
+    path = tmp_path / "sigma.npy"
+    np.save(path, sigma)
+    x = torch.full((32, 1, 32, 32), 0.5)
+    d = _apply(f"gaussian-map:{path}", x) - x
+    assert float(d[..., :16].abs().max()) == 0.0
+    assert float(d[..., 16:].std()) == pytest.approx(0.2, rel=0.05)
+    with pytest.raises(aekit.ConfigError, match="does not match images"):
+        _apply(f"gaussian-map:{path}", torch.full((2, 1, 64, 64), 0.5))
+
+
+def test_mask_sets_that_fraction_of_pixels_to_zero_in_every_channel():
+    x = torch.full((8, 3, 64, 64), 0.7)
+    y = _apply("mask:0.3", x)
+    zero = y == 0
+    assert float(zero.float().mean()) == pytest.approx(0.3, abs=0.01)
+    assert torch.equal(zero[:, 0], zero[:, 1]) and torch.equal(zero[:, 0], zero[:, 2])
+    assert torch.equal(y[~zero], x[~zero])
+
+
+def test_salt_and_pepper():
+    x = torch.full((8, 1, 64, 64), 0.5)
+    y = _apply("saltpepper:0.1", x)
+    assert float((y == 0).float().mean()) == pytest.approx(0.05, abs=0.01)
+    assert float((y == 1).float().mean()) == pytest.approx(0.05, abs=0.01)
+    assert float(((y != 0) & (y != 1) & (y != 0.5)).float().sum()) == 0
+
+
+@pytest.mark.parametrize("spec", ["gaussian:0.2", "gaussian:0.05-0.4", "mask:0.3", "saltpepper:0.1"])
+def test_same_seed_same_noise(spec):
+    x = torch.rand(4, 1, 16, 16)
+    assert torch.equal(_apply(spec, x, seed=3), _apply(spec, x, seed=3))
+    assert not torch.equal(_apply(spec, x, seed=3), _apply(spec, x, seed=4))
+
+
+@pytest.mark.parametrize("spec", ["gaussian:0.2", "gaussian:0.05-0.4", "gaussian-map:s.npy", "mask:0.3",
+                                  "saltpepper:0.1", "none"])
+def test_spec_round_trip(spec):
+    assert parse_noise(spec).spec() == spec
+
+
+@pytest.mark.parametrize("spec, why", [
+    ("gauss:0.2", "unknown noise kind"),
+    ("gaussian", "expected KIND:VALUE"),
+    ("gaussian:abc", "is not a number"),
+    ("gaussian:0.4-0.1", "MIN <= MAX"),
+    ("mask:1.5", "must lie in [0, 1]"),
+    ("gaussian:-0.1", "0 or more"),
+])
+def test_bad_spec_shows_the_grammar(spec, why):
+    with pytest.raises(aekit.ConfigError) as e:
+        parse_noise(spec)
+    msg = str(e.value)
+    assert why in msg and "grammar: none | gaussian:SIGMA" in msg and "\n" not in msg
+
+
+def test_noise_table_in_config(root):
+    cfg = aekit.load_config(root / "configs" / "reference-denoising.toml")
+    ref = aekit.load_config(root / "configs" / "reference.toml")
+    assert cfg.noise == NoiseConfig(kind="gaussian", sigma=0.2)
+    # experiment B = experiment A + the noise
+    assert (cfg.model, cfg.train, cfg.data, cfg.seed) == (ref.model, ref.train, ref.data, ref.seed)
+
+
+def test_noise_is_added_at_native_resolution_then_both_copies_resized():
+    from aekit.run import make_prepare
+
+    prepare = make_prepare(parse_noise("gaussian:0.2"), (32, 32), "legacy-bicubic")
+    x = torch.rand(3, 1, 64, 64)
+    g = torch.Generator().manual_seed(0)
+    noisy, clean = prepare(x, g)
+    assert noisy.shape == clean.shape == (3, 1, 32, 32)
+    assert torch.allclose(clean, x[..., ::2, ::2], atol=1e-6)
+    # the same draw at 64x64, subsampled like the legacy resize, is what the model sees
+    expect = make_corruption(parse_noise("gaussian:0.2"))(x, torch.Generator().manual_seed(0))[..., ::2, ::2]
+    assert torch.allclose(noisy, expect, atol=1e-6)
