@@ -10,6 +10,7 @@ The run folder (``--out``, default ``runs/<name>-<timestamp>``) holds:
                          (with "status": "complete") marks a finished run
     reconstructions.png  originals above reconstructions, at the data's resolution
     loss.png             the training (and held-out) loss curve
+    skipped.txt          only with --skip-bad and unreadable files: one "path: reason" per line
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Callable
 import torch
 
 from . import __version__
-from .config import Config, dump_config
-from .data import ImageData, load_data, resize, split_indices
+from .config import Config, dump_config, replace
+from .data import ImageData, fit_images, load_from_config, resize, select, split_indices, take
 from .errors import AekitError, ConfigError
 from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
@@ -50,11 +51,11 @@ HISTORY_COLUMNS = [
 
 @dataclass
 class Prepared:
-    data: ImageData  # the whole source at native resolution
+    data: ImageData  # the whole source at native resolution (a folder: at the working size)
     train_index: list[int]
     test_index: list[int]
-    train_x: torch.Tensor  # (N_train, C, H, W) at the working size
-    test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty)
+    train_x: torch.Tensor  # (N_train, C, H, W) at the working size; streaming: an ImageFiles dataset
+    test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty); streaming: ImageFiles
 
 
 @dataclass
@@ -76,17 +77,14 @@ def working_size(cfg: Config) -> tuple[int, int]:
 
 
 def prepare_data(cfg: Config) -> Prepared:
-    """Load the source, split it (seeded) and resize both parts to the working size."""
-    data = load_data(cfg.data.source, seed=cfg.data.order_seed, data_home=cfg.data.data_home)
-    channels = data.images.shape[1]
-    if channels != cfg.model.in_channels:
-        raise ConfigError(
-            f"model.in_channels is {cfg.model.in_channels} but {data.source} images have {channels}"
-        )
-    tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
+    """Load the source, split it (seeded) and fit both parts to the working size.
+
+    The images' channels (``data.channels``) decide the model's: see :func:`train`."""
     size = working_size(cfg)
-    x = resize(data.images, size, cfg.data.resize)
-    return Prepared(data, list(tr), list(te), x[tr], x[te])
+    data = load_from_config(cfg.data, size=size)
+    tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
+    x = fit_images(data.images, size, cfg.data.fit, cfg.data.resize, name=data.source)
+    return Prepared(data, list(tr), list(te), select(x, tr), select(x, te))
 
 
 def default_out(cfg: Config) -> Path:
@@ -152,15 +150,20 @@ def train(
     """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics."""
     t_start = time.perf_counter()
     prepared = prepare_data(cfg)
+    cfg = replace(cfg, **{"model.in_channels": prepared.data.channels})  # data.channels decides
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
     out = Path(out) if out is not None else default_out(cfg)
     prepare_out(out, overwrite)
     write_text(out / "config.toml", dump_config(cfg))
+    if prepared.data.skipped:
+        write_text(out / "skipped.txt", "".join(f"{line}\n" for line in prepared.data.skipped))
+        (log or print)(f"Skipped {len(prepared.data.skipped)} unreadable image files (listed in {out / 'skipped.txt'})")
     preprocess = {
         "size": list(working_size(cfg)),
         "resize": cfg.data.resize,
         "channels": cfg.model.in_channels,
+        "fit": cfg.data.fit,
     }
 
     history: list[EpochStats] = []
@@ -224,10 +227,10 @@ def write_pictures(cfg: Config, model, prepared: Prepared, history: list[EpochSt
     """reconstructions.png (held-out faces when there are any) and loss.png."""
     use_test = len(prepared.test_x) > 0
     index = (prepared.test_index if use_test else prepared.train_index)[:10]
-    x = (prepared.test_x if use_test else prepared.train_x)[:10]
+    x = take(prepared.test_x if use_test else prepared.train_x, range(len(index)))
     device = next(model.parameters()).device
     recon = model(x.to(device)).recon.float().cpu()
-    originals = prepared.data.images[torch.as_tensor(index)]
+    originals = take(prepared.data.images, index) if cfg.data.fit == "resize" else x  # crop/pad: as fitted
     recon_full = resize(recon, tuple(originals.shape[-2:]), cfg.data.resize)
     save_png(image_grid([originals, recon_full]), out / "reconstructions.png")
     save_loss_plot(history_rows(history), out / "loss.png", title=cfg.name)

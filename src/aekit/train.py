@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from .config import TrainConfig
+from .data import epoch_batches
 from .errors import ConfigError
 from .metrics import image_metrics
 
@@ -72,7 +73,7 @@ class EpochStats:
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | torch.utils.data.Dataset,
     *,
     prepare: Prepare | None = None,
     seed: int = 0,
@@ -82,37 +83,38 @@ def evaluate(
 
     With ``prepare`` (e.g. corruption then resizing) the model sees the prepared input and is scored
     against the prepared target; its generator is seeded with ``seed``, so every call sees the same
-    inputs.
+    inputs. ``images`` may be a Dataset (streaming); metrics are accumulated batch by batch.
     """
     prepare = prepare or identity_prepare
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    total, code_sum, n_codes, recons, targets = 0.0, 0.0, 0, [], []
-    for i in range(0, len(images), batch_size):
-        x, target = prepare(images[i : i + batch_size].to(device), gen)
+    total, code_sum, n_codes, metric_sums = 0.0, 0.0, 0, {}
+    n = len(images)
+    for batch in epoch_batches(images, torch.arange(n), range(0, n, batch_size), batch_size):
+        x, target = prepare(batch.to(device), gen)
         out = model(x, target)
         total += float(out.per_sample.sum())
         code_sum += float(out.code.sum())
         n_codes += out.code.numel()
-        recons.append(out.recon.float().cpu())
-        targets.append(target.float().cpu())
+        for k, v in image_metrics(out.recon.float().cpu(), target.float().cpu()).items():  # batch means
+            metric_sums[k] = metric_sums.get(k, 0.0) + v * len(x)
     model.train(was_training)
     return {
-        "loss_per_sample": total / len(images),
+        "loss_per_sample": total / n,
         "code_mean": code_sum / n_codes,
-        **image_metrics(torch.cat(recons), torch.cat(targets)),
+        **{k: v / n for k, v in metric_sums.items()},
     }
 
 
 def fit(
     model: torch.nn.Module,
-    train_images: torch.Tensor,
+    train_images: torch.Tensor | torch.utils.data.Dataset,
     config: TrainConfig,
     *,
     seed: int = 1000,
-    test_images: torch.Tensor | None = None,
+    test_images: torch.Tensor | torch.utils.data.Dataset | None = None,
     prepare: Prepare | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: bool = True,
@@ -124,6 +126,8 @@ def fit(
     generator is seeded from ``seed``, like the shuffling, so corruption is reproducible.
     Held-out metrics on ``test_images`` are computed every ``config.eval_every`` epochs and
     after the last one. ``on_epoch`` is the one hook: it sees each epoch's record.
+    Either set of images may be a Dataset of (C, H, W) items (streaming from disk): its
+    DataLoader follows the same seeded order, so a run is the same either way.
     """
     device = resolve_device(config.device)
     if config.threads:
@@ -137,7 +141,7 @@ def fit(
             + (" (the reference loop needs more than one batch)" if config.reference_loop else "")
         )
     model.to(device).train()
-    x_all = train_images.to(device)
+    x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
     opt = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
     )
@@ -160,8 +164,8 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         code_sum = torch.zeros((), device=device)
         std_sum = torch.zeros((), device=device)
-        for start in starts:
-            x, target = prepare(x_all[order[start : start + config.batch_size]], noise)
+        for batch in epoch_batches(x_all, order, starts, config.batch_size):
+            x, target = prepare(batch.to(device), noise)
             out = model(x, target)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
