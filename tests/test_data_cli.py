@@ -78,6 +78,24 @@ def test_data_options_reach_the_config():
     assert (untouched.channels, untouched.fit, untouched.rescale, untouched.skip_bad) == ("auto", "resize", False, False)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[data]\nfit = 'squash'\n", r"data\]\.fit: 'squash' is not one of 'resize', 'crop', 'pad'"),
+        ("[data]\nchannels = 2\n", r"data\]\.channels: 2 is not one of 'auto', 1, 3"),
+        ("[data]\nchannels = true\n", r"data\.channels must be 'auto', 1 or 3"),
+        ("[data]\nworkers = -2\n", r"data\.workers must be 0 or more"),
+        ("[data]\nskip_bad = 'yes'\n", r"data\]\.skip_bad: expected true or false"),
+        ("[data]\nstreaming = true\n", r"\[data\]: unknown key 'streaming'"),
+    ],
+)
+def test_bad_data_config_names_the_file_and_key(tmp_path, text, message):
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(aekit.ConfigError, match=message) as e:
+        aekit.load_config(tmp_path / "bad.toml")
+    assert "bad.toml" in str(e.value)
+
+
 def _array(tmp_path, name, array):
     np.save(tmp_path / name, array)
     return str(tmp_path / name)
@@ -144,3 +162,5 @@ def test_bad_data_from_the_command_line_exits_2_without_a_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "aekit", "train", "--size", "big"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2 and "--size: 'big' is not a size HxW" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--channels", "2"])

@@ -98,6 +98,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _channels(text: str) -> str | int:
+    if text not in ("auto", "1", "3"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, 1, 3")
     return text if text == "auto" else int(text)
 
 
@@ -105,7 +107,7 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     """How images are read (every command that reads images): see image_overrides."""
     p.add_argument("--size", type=_size, metavar="HxW",
                    help="working size, e.g. 64x64 (also the model's input size; default: the model's, 32x32)")
-    p.add_argument("--channels", type=_channels, choices=["auto", 1, 3], metavar="auto|1|3",
+    p.add_argument("--channels", type=_channels, metavar="auto|1|3",
                    help="auto: 1 when every image is grayscale, else 3 (the model follows)")
     p.add_argument("--fit", choices=["resize", "crop", "pad"],
                    help="to the working size: resize (stretch), crop (fill, cut the centre), pad (fit, black borders)")

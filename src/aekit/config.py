@@ -167,6 +167,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     if d.size is not None:
         need(min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
+    need(not isinstance(d.channels, bool), "data.channels", f"must be 'auto', 1 or 3, got {d.channels!r}")
     if d.workers is not None:
         need(d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
     need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")

@@ -364,11 +364,7 @@ def fit_images(
     if fit == "resize":
         return resize(images, size, method)
     if fit == "crop":
-        if height < h or width < w:
-            raise DataError(
-                f"{name}: {height}x{width} is smaller than the working size {h}x{w}, which --fit crop "
-                "cannot fill without enlarging (use --fit pad or resize, or a smaller --size)"
-            )
+        check_crop(name, (height, width), size)
         scale = max(h / height, w / width)
         sh, sw = max(h, round(height * scale)), max(w, round(width * scale))
         top, left = (sh - h) // 2, (sw - w) // 2
@@ -379,6 +375,16 @@ def fit_images(
         top, left = (h - sh) // 2, (w - sw) // 2
         return F.pad(resize(images, (sh, sw), method), (left, w - sw - left, top, h - sh - top))
     raise DataError(f"unknown fit {fit!r} (known: resize, crop, pad)")
+
+
+def check_crop(name: str, image_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """``--fit crop`` never enlarges: an image smaller than the working size is an error naming it."""
+    (height, width), (h, w) = image_size, size
+    if height < h or width < w:
+        raise DataError(
+            f"{name}: {height}x{width} is smaller than the working size {h}x{w}, which --fit crop "
+            "cannot fill without enlarging (use --fit pad or resize, or a smaller --size)"
+        )
 
 
 @lru_cache(maxsize=32)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import ImageData, load_image
+from .data import ImageData, check_crop, load_image
 from .errors import DataError
 from .images import IMAGE_SUFFIXES, ImageInfo, probe_image
 
@@ -111,7 +111,8 @@ def load_folder(
     channels = (1 if all(i.channels == 1 for i in infos) else 3) if channels == "auto" else channels
     size = _common_size(folder, readable, infos) if size is None else tuple(size)
     if fit == "crop":
-        _check_crop(readable, infos, size)
+        for f, info in zip(readable, infos):
+            check_crop(f, info.size, size)
 
     dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
     streaming = stream == "on" or (stream == "auto" and np.prod(dataset.shape) * 4 > STREAM_ABOVE_BYTES)
@@ -170,16 +171,6 @@ def _common_size(folder: Path, files: list[str], infos: list[ImageInfo]) -> tupl
                 f"{f} is {info.size[0]}x{info.size[1]}); give a working size (--size HxW)"
             )
     return first
-
-
-def _check_crop(files: list[str], infos: list[ImageInfo], size: tuple[int, int]) -> None:
-    h, w = size
-    for f, info in zip(files, infos):
-        if info.size[0] < h or info.size[1] < w:
-            raise DataError(
-                f"{f}: {info.size[0]}x{info.size[1]} is smaller than the working size {h}x{w}, which "
-                "--fit crop cannot fill without enlarging (use --fit pad or resize, or a smaller --size)"
-            )
 
 
 def _labels(folder: Path, files: list[str]) -> tuple[np.ndarray | None, list[str] | None]:
