@@ -39,7 +39,7 @@ def test_reference_run_end_to_end(tmp_path, root):
     assert metrics["train"]["images"] == 400 and metrics["heldout"] is None
     model = json.loads((out / "model.json").read_text())
     assert model["architecture"] == "conv" and model["config"]["code_length"] == 256
-    assert model["preprocess"] == {"size": [32, 32], "resize": "legacy-bicubic", "channels": 1}
+    assert model["preprocess"] == {"size": [32, 32], "resize": "legacy-bicubic", "channels": 1, "fit": "resize"}
     # the saved config reproduces the run
     from aekit.config import load_config
 

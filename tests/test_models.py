@@ -19,7 +19,7 @@ def test_forward_shapes_and_finite_loss(name, tiny_images):
     with torch.no_grad():
         out = model(x)
     assert out.recon.shape == x.shape
-    assert out.code.shape == (4, model.config.code_length)
+    assert out.code.shape == (4, model.code_size(32, 32))
     assert out.per_sample.shape == (4,)
     assert torch.isfinite(out.loss)
     assert 0 <= float(out.recon.min()) and float(out.recon.max()) <= 1

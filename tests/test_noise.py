@@ -101,7 +101,7 @@ def test_noise_table_in_config(root):
 def test_noise_is_added_at_native_resolution_then_both_copies_resized():
     from aekit.run import make_prepare
 
-    prepare = make_prepare(parse_noise("gaussian:0.2"), (32, 32), "legacy-bicubic")
+    prepare = make_prepare(parse_noise("gaussian:0.2"), (32, 32), "resize", "legacy-bicubic")
     x = torch.rand(3, 1, 64, 64)
     g = torch.Generator().manual_seed(0)
     noisy, clean = prepare(x, g)

@@ -18,8 +18,9 @@ The Python API mirrors the CLI::
 __version__ = "0.1.0"
 
 from .config import Config, DataConfig, ModelConfig, TrainConfig, dump_config, load_config  # noqa: E402
-from .data import ImageData, load_data, resize, split_indices  # noqa: E402
+from .data import ImageData, load_data, load_from_config, load_image, resize, split_indices  # noqa: E402
 from .errors import AekitError, ConfigError, DataError  # noqa: E402
+from .images import ImageInfo, read_image, write_image  # noqa: E402
 from .io import load, save  # noqa: E402
 from .metrics import image_metrics, mse, psnr, ssim  # noqa: E402
 from .models import AEOutput, Autoencoder, create_model, list_models, register  # noqa: E402
@@ -36,6 +37,7 @@ __all__ = [
     "DataConfig",
     "DataError",
     "ImageData",
+    "ImageInfo",
     "ModelConfig",
     "RunResult",
     "TrainConfig",
@@ -48,12 +50,16 @@ __all__ = [
     "load",
     "load_config",
     "load_data",
+    "load_from_config",
+    "load_image",
     "mse",
     "psnr",
+    "read_image",
     "register",
     "resize",
     "save",
     "split_indices",
     "ssim",
     "train",
+    "write_image",
 ]

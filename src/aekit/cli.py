@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --config configs/reference.toml --max-time 10 --out runs/ref   # stops with a checkpoint
             aekit train --resume runs/ref                                         # ... and continues exactly
             aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
+            aekit train --data photos/ --size 64x64 --code-length 1024      # your folder (RGB works)
+            aekit train --data faces.npz --fit pad --skip-bad --epochs 50     # arrays; --split subject needs labels
             """
         ),
     )
@@ -70,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
     t.add_argument("--code-length", type=int, metavar="N", help="code (latent) length")
     t.add_argument("--seed", type=int, metavar="N", help="seed for initialisation, shuffling and noise")
-    t.add_argument("--data", metavar="SOURCE", help="data source: olivetti")
+    t.add_argument("--data", metavar="SOURCE", help="data source: olivetti, a folder of images, or a .npy/.npz file")
     t.add_argument("--data-home", metavar="DIR", help="scikit-learn data folder (default: $SCIKIT_LEARN_DATA)")
+    add_image_options(t)
     t.add_argument("--test-fraction", type=float, metavar="F", help="held-out fraction (0 trains on all)")
     t.add_argument("--split", choices=["random", "subject"], help="held-out split: random or subject (unseen people)")
     t.add_argument(
@@ -172,6 +175,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    try:
+        return (int(h), int(w or h))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
+
+
+def _channels(text: str) -> str | int:
+    if text not in ("auto", "1", "3"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, 1, 3")
+    return text if text == "auto" else int(text)
+
+
+def add_image_options(p: argparse.ArgumentParser) -> None:
+    """How images are read (every command that reads images): see image_overrides."""
+    p.add_argument("--size", type=_size, metavar="HxW",
+                   help="working size, e.g. 64x64 (also the model's input size; default: the model's, 32x32)")
+    p.add_argument("--channels", type=_channels, metavar="auto|1|3",
+                   help="auto: 1 when every image is grayscale, else 3 (the model follows)")
+    p.add_argument("--fit", choices=["resize", "crop", "pad"],
+                   help="to the working size: resize (stretch), crop (fill, cut the centre), pad (fit, black borders)")
+    p.add_argument("--layout", choices=["auto", "nhwc", "nchw"], help="axis order of a 4-d array whose shape is ambiguous")
+    p.add_argument("--rescale", action="store_true", default=None,
+                   help="arrays: map min..max to 0..1 instead of refusing floats outside [0, 1]")
+    p.add_argument("--skip-bad", action="store_true", default=None,
+                   help="skip unreadable image files (counted, and listed in the run folder's skipped.txt)")
+    p.add_argument("--stream", choices=["auto", "on", "off"],
+                   help="folders: decode from disk every epoch (auto: when the decoded images exceed 1 GiB)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes decoding a folder (default: one per CPU core, at most 4)")
+
+
+def image_overrides(args: argparse.Namespace) -> dict:
+    """The config overrides of add_image_options (--size sets the model's input size too)."""
+    return {
+        "data.size": args.size,
+        "model.input_size": args.size,
+        "data.channels": args.channels,
+        "data.fit": args.fit,
+        "data.layout": args.layout,
+        "data.rescale": args.rescale,
+        "data.skip_bad": args.skip_bad,
+        "data.stream": args.stream,
+        "data.workers": args.workers,
+    }
+
+
 def config_from_args(args: argparse.Namespace):
     """The run's configuration: the config file (or the defaults), then the options on top."""
     import dataclasses
@@ -211,6 +262,7 @@ def config_from_args(args: argparse.Namespace):
             "data.data_home": args.data_home,
             "data.test_fraction": args.test_fraction,
             "data.split": args.split,
+            **image_overrides(args),
         },
     )
 

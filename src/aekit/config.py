@@ -28,13 +28,20 @@ ResizeMethod = Literal["legacy-bicubic", "bicubic", "bilinear", "area", "nearest
 
 @dataclass
 class DataConfig:
-    source: str = "olivetti"  # 'olivetti' (scikit-learn's Olivetti faces)
+    source: str = "olivetti"  # 'olivetti' (scikit-learn's Olivetti faces), a folder of images, or a .npy/.npz file
     order_seed: int = 1000  # fixes the data order, hence the split (Olivetti: random_state; 1000 is the reference's)
     data_home: str | None = None  # scikit-learn data folder; None: $SCIKIT_LEARN_DATA or ~/scikit_learn_data
     size: tuple[int, int] | None = None  # working size (height, width); None: the model's input size
     resize: ResizeMethod = "bicubic"  # resize to the working size; 'legacy-bicubic' is TF1's resize_images
     split: Literal["random", "subject"] = "random"  # random: last test_fraction of the seeded order; subject: unseen people
     test_fraction: float = 0.2  # held-out fraction for the random split (0 trains on everything)
+    fit: Literal["resize", "crop", "pad"] = "resize"  # to the working size: stretch; fill and cut (keeps aspect); fit and pad black
+    channels: Literal["auto", 1, 3] = "auto"  # auto: 1 when every image is grayscale, else 3; model.in_channels follows
+    layout: Literal["auto", "nhwc", "nchw"] = "auto"  # axis order of a 4-d array; auto: the channel axis is the one of 1, 3 or 4
+    rescale: bool = False  # arrays: map min..max to 0..1 instead of refusing float values outside [0, 1]
+    skip_bad: bool = False  # folders: skip unreadable image files (listed in the run's skipped.txt) instead of stopping
+    stream: Literal["auto", "on", "off"] = "auto"  # folders: decode from disk every epoch; auto: above 1 GiB decoded
+    workers: int | None = None  # folders: DataLoader worker processes; None: one per CPU core, at most 4
 
 
 @dataclass
@@ -175,6 +182,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     if d.size is not None:
         need(min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
+    need(not isinstance(d.channels, bool), "data.channels", f"must be 'auto', 1 or 3, got {d.channels!r}")
+    if d.workers is not None:
+        need(d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
     need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")
     need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
     need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")

@@ -16,12 +16,14 @@ import numpy as np
 import torch
 
 from .config import Config, load_config, replace
-from .data import resize, split_indices
+from .data import fit_images, split_indices, take
 from .errors import AekitError
 from .io import load, write_json
 from .metrics import image_metrics
 from .noise import NoiseConfig, make_corruption
 from .report import image_grid, save_png
+
+BASELINE_TRAIN_IMAGES = 2000  # training images the baselines may use (PCA's fit, picking settings)
 
 
 def _scores(x: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
@@ -68,19 +70,22 @@ def evaluate_run(
         raise AekitError(f"{run}: the {ev.data.split} split leaves no held-out images")
     seen = len(set(test_index) & set(int(i) for i in trained_on))
 
-    size, method = prepared.size, ev.data.resize
-    native = prepared.data.images
-    test_native = native[torch.as_tensor(test_index)]
-    train_native = prepared.train_native
-    clean = resize(test_native, size, method)
+    size = prepared.size
+
+    def fitted(x: torch.Tensor) -> torch.Tensor:
+        return fit_images(x, size, ev.data.fit, ev.data.resize)
+
+    test_native = take(prepared.data.images, test_index)
+    train_native = take(prepared.data.images, prepared.train_index[:BASELINE_TRAIN_IMAGES])
+    clean = fitted(test_native)
     corrupt = make_corruption(noise)
     gen = torch.Generator().manual_seed(seed)
     if corrupt is not None:
-        noisy = resize(corrupt(test_native, gen), size, method)
-        train_noisy = resize(corrupt(train_native, gen), size, method)
+        noisy = fitted(corrupt(test_native, gen))
+        train_noisy = fitted(corrupt(train_native, gen))
     else:
-        noisy, train_noisy = clean, resize(train_native, size, method)
-    train_clean = resize(train_native, size, method)
+        noisy, train_noisy = clean, fitted(train_native)
+    train_clean = fitted(train_native)
 
     results = []
     if corrupt is not None:

@@ -63,7 +63,7 @@ class ModelPart(nn.Module):
             return self.model.encode(x)  # (B, code_length)
         if self.part == "decoder":
             return self.model.decode(x)  # (B, C, H, W)
-        return self.model.decode(self.model.encode(x))  # (B, C, H, W)
+        return self.model(x).recon  # (B, C, H, W)
 
 
 def export(
@@ -86,6 +86,11 @@ def export(
     out = Path(out)
     if not out.parent.is_dir():
         raise AekitError(f"--out {out}: folder {out.parent} does not exist")
+    if part == "decoder" and not getattr(model, "decodes_codes", True):
+        raise AekitError(
+            f"--part decoder: the {model.config.name} model cannot decode a bare code "
+            "(its decoder also reads the encoder's skip connections); export --part all or encoder"
+        )
     module = ModelPart(copy.deepcopy(model).cpu(), part).eval()  # the caller's model stays as it was
     inputs = images
     if part == "decoder":

@@ -12,6 +12,7 @@ The run folder (``--out``, default ``runs/<name>-<timestamp>``) holds:
     loss.png             the training (and held-out) loss curve
     report.html          everything above on one self-contained page (``aekit report RUN`` rebuilds it)
     tensorboard/         scalars and image grids for TensorBoard, with ``--tensorboard``
+    skipped.txt          only with --skip-bad and unreadable files: one "path: reason" per line
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from typing import Callable
 import torch
 
 from . import __version__
-from .config import Config, dump_config
-from .data import ImageData, load_data, resize, split_indices
+from .config import Config, dump_config, replace
+from .data import ImageData, fit_images, load_from_config, resize, select, split_indices, take
 from .errors import AekitError, ConfigError
+from .folders import ImageFiles
 from .checkpoint import prune, read_checkpoint, write_checkpoint
 from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
@@ -56,33 +58,34 @@ HISTORY_COLUMNS = [
 
 @dataclass
 class Prepared:
-    data: ImageData  # the whole source at native resolution
+    data: ImageData  # the whole source at native resolution (a folder: at the working size)
     train_index: list[int]
     test_index: list[int]
-    train_x: torch.Tensor  # (N_train, C, H, W) at the working size
-    test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty)
+    train_x: torch.Tensor  # (N_train, C, H, W) at the working size; streaming: an ImageFiles dataset
+    test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty); streaming: ImageFiles
     size: tuple[int, int]  # the working size
 
     @property
-    def train_native(self) -> torch.Tensor:
-        return self.data.images[torch.as_tensor(self.train_index, dtype=torch.long)]
+    def train_native(self) -> "torch.Tensor | ImageFiles":
+        return select(self.data.images, self.train_index)
 
     @property
-    def test_native(self) -> torch.Tensor:
-        return self.data.images[torch.as_tensor(self.test_index, dtype=torch.long)]
+    def test_native(self) -> "torch.Tensor | ImageFiles":
+        return select(self.data.images, self.test_index)
 
 
-def make_prepare(noise: NoiseConfig, size: tuple[int, int], method: str) -> Prepare | None:
-    """(model input, loss target) from a clean batch at native resolution: corrupt, then resize both.
+def make_prepare(noise: NoiseConfig, size: tuple[int, int], fit: str, method: str) -> Prepare | None:
+    """(model input, loss target) from a clean batch at native resolution: corrupt, then fit both
+    to the working size.
 
-    None when there is no corruption: then the data is resized once, up front (the fast path).
+    None when there is no corruption: then the data is fitted once, up front (the fast path).
     """
     corrupt = make_corruption(noise)
     if corrupt is None:
         return None
 
     def prepare(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return resize(corrupt(x, g), size, method), resize(x, size, method)
+        return fit_images(corrupt(x, g), size, fit, method), fit_images(x, size, fit, method)
 
     return prepare
 
@@ -106,17 +109,14 @@ def working_size(cfg: Config) -> tuple[int, int]:
 
 
 def prepare_data(cfg: Config) -> Prepared:
-    """Load the source, split it (seeded) and resize both parts to the working size."""
-    data = load_data(cfg.data.source, seed=cfg.data.order_seed, data_home=cfg.data.data_home)
-    channels = data.images.shape[1]
-    if channels != cfg.model.in_channels:
-        raise ConfigError(
-            f"model.in_channels is {cfg.model.in_channels} but {data.source} images have {channels}"
-        )
-    tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
+    """Load the source, split it (seeded) and fit both parts to the working size.
+
+    The images' channels (``data.channels``) decide the model's: see :func:`train`."""
     size = working_size(cfg)
-    x = resize(data.images, size, cfg.data.resize)
-    return Prepared(data, list(tr), list(te), x[tr], x[te], size)
+    data = load_from_config(cfg.data, size=size)
+    tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
+    x = fit_images(data.images, size, cfg.data.fit, cfg.data.resize, name=data.source)
+    return Prepared(data, list(tr), list(te), select(x, tr), select(x, te), size)
 
 
 def default_out(cfg: Config) -> Path:
@@ -198,6 +198,7 @@ def train(
         _check_resumable(out, cfg)
         _, state = read_checkpoint(out)
     prepared = prepare_data(cfg)
+    cfg = replace(cfg, **{"model.in_channels": prepared.data.channels})  # data.channels decides
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
     out = Path(out) if out is not None else default_out(cfg)
@@ -205,10 +206,14 @@ def train(
         if not resume:
             prepare_out(out, overwrite)
         write_text(out / "config.toml", dump_config(cfg))
+    if prepared.data.skipped and main_process:
+        write_text(out / "skipped.txt", "".join(f"{line}\n" for line in prepared.data.skipped))
+        (log or print)(f"Skipped {len(prepared.data.skipped)} unreadable image files (listed in {out / 'skipped.txt'})")
     preprocess = {
         "size": list(working_size(cfg)),
         "resize": cfg.data.resize,
         "channels": cfg.model.in_channels,
+        "fit": cfg.data.fit,
     }
 
     history: list[EpochStats] = []
@@ -244,7 +249,7 @@ def train(
             if tensorboard is not None:
                 tensorboard.log_epoch(stats)
 
-    prepare = make_prepare(cfg.noise, prepared.size, cfg.data.resize)
+    prepare = make_prepare(cfg.noise, prepared.size, cfg.data.fit, cfg.data.resize)
     train_x, test_x = (
         (prepared.train_x, prepared.test_x) if prepare is None else (prepared.train_native, prepared.test_native)
     )
@@ -351,18 +356,19 @@ def write_pictures(
     """reconstructions.png and, for denoising runs, denoising.png (held-out images when there are
     any), and loss.png."""
     use_test = len(prepared.test_x) > 0
-    index = torch.as_tensor((prepared.test_index if use_test else prepared.train_index)[:10])
-    originals = prepared.data.images[index]  # native resolution
+    index = (prepared.test_index if use_test else prepared.train_index)[:10]
+    fitted = take(prepared.test_x if use_test else prepared.train_x, range(len(index)))  # working size
+    # resize: show the originals at their own resolution; crop/pad: as fitted
+    originals = take(prepared.data.images, index) if cfg.data.fit == "resize" else fitted
     device = next(model.parameters()).device
 
     def upsized(x: torch.Tensor) -> torch.Tensor:
         return resize(model(x.to(device)).recon.float().cpu(), tuple(originals.shape[-2:]), cfg.data.resize)
 
-    clean = resize(originals, prepared.size, cfg.data.resize)
-    save_png(image_grid([originals, upsized(clean)]), out / "reconstructions.png")
+    save_png(image_grid([originals, upsized(fitted)]), out / "reconstructions.png")
     if prepare is not None:
         gen = torch.Generator(device=device).manual_seed(cfg.seed + 3)
-        noisy, _ = prepare(originals.to(device), gen)
+        noisy, _ = prepare(take(prepared.data.images, index).to(device), gen)
         noisy = noisy.cpu()
         shown = resize(noisy, tuple(originals.shape[-2:]), cfg.data.resize)
         save_png(image_grid([originals, shown, upsized(noisy)]), out / "denoising.png")

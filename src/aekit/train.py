@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from .config import TrainConfig
+from .data import epoch_batches
 from .errors import ConfigError
 from .metrics import image_metrics
 
@@ -73,7 +74,7 @@ class EpochStats:
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | torch.utils.data.Dataset,
     *,
     prepare: Prepare | None = None,
     seed: int = 0,
@@ -83,7 +84,7 @@ def evaluate(
 
     With ``prepare`` (e.g. corruption then resizing) the model sees the prepared input and is scored
     against the prepared target; its generator is seeded with ``seed``, so every call sees the same
-    inputs.
+    inputs. ``images`` may be a Dataset (streaming); metrics are accumulated batch by batch.
     """
     corrupted = prepare is not None
     prepare = prepare or identity_prepare
@@ -91,26 +92,27 @@ def evaluate(
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    total, code_sum, n_codes, inputs, recons, targets = 0.0, 0.0, 0, [], [], []
-    for i in range(0, len(images), batch_size):
-        x, target = prepare(images[i : i + batch_size].to(device), gen)
+    total, code_sum, n_codes, sums = 0.0, 0.0, 0, {}
+    n = len(images)
+    batches = [torch.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    for batch in epoch_batches(images, batches):
+        x, target = prepare(batch.to(device), gen)
         out = model(x, target)
         total += float(out.per_sample.sum())
         code_sum += float(out.code.sum())
         n_codes += out.code.numel()
-        recons.append(out.recon.float().cpu())
-        targets.append(target.float().cpu())
-        if corrupted:
-            inputs.append(x.float().cpu())
+        scored = {"": out.recon}
+        if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
+            scored["input_"] = x
+        for prefix, y in scored.items():
+            for k, v in image_metrics(y.float().cpu(), target.float().cpu()).items():  # batch means
+                sums[prefix + k] = sums.get(prefix + k, 0.0) + v * len(x)
     model.train(was_training)
-    result = {
-        "loss_per_sample": total / len(images),
+    return {
+        "loss_per_sample": total / n,
         "code_mean": code_sum / n_codes,
-        **image_metrics(torch.cat(recons), torch.cat(targets)),
+        **{k: v / n for k, v in sums.items()},
     }
-    if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
-        result.update({f"input_{k}": v for k, v in image_metrics(torch.cat(inputs), torch.cat(targets)).items()})
-    return result
 
 
 class History(list):
@@ -168,11 +170,11 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def fit(
     model: torch.nn.Module,
-    train_images: torch.Tensor,
+    train_images: torch.Tensor | torch.utils.data.Dataset,
     config: TrainConfig,
     *,
     seed: int = 1000,
-    test_images: torch.Tensor | None = None,
+    test_images: torch.Tensor | torch.utils.data.Dataset | None = None,
     prepare: Prepare | None = None,
     on_epoch: Callable[[EpochStats, Callable[[], dict]], None] | Callable[[EpochStats], None] | None = None,
     progress: bool = True,
@@ -192,6 +194,9 @@ def fit(
     (``batch_size / world size`` samples), gradients are averaged by DistributedDataParallel and
     rescaled so that a step equals the single-process step on the whole batch; losses and code
     statistics are summed across processes.
+
+    Either set of images may be a Dataset of (C, H, W) items (streaming from disk): its
+    DataLoader follows the same seeded order, so a run is the same either way.
     """
     device = resolve_device(config.device)
     if config.threads:
@@ -217,7 +222,7 @@ def fit(
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    x_all = train_images.to(device)
+    x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
     opt = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
     )
@@ -280,11 +285,11 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         code_sum = torch.zeros((), device=device)
         std_sum = torch.zeros((), device=device)
-        for start in starts:
-            index = order[start : start + config.batch_size]
-            if dist.world > 1:
-                index = index.tensor_split(dist.world)[dist.rank]
-            x = x_all[index]
+        batches = [order[start : start + config.batch_size] for start in starts]
+        if dist.world > 1:
+            batches = [b.tensor_split(dist.world)[dist.rank] for b in batches]
+        for x in epoch_batches(x_all, batches):
+            x = x.to(device)
             if config.hflip:
                 flip = torch.rand(len(x), generator=noise, device=noise.device).to(device) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)

@@ -47,10 +47,15 @@ class Autoencoder(nn.Module):
     """Base class: subclasses define ``encode`` and ``decode``; the loss is computed here."""
 
     registered_name: str = ""
+    decodes_codes: bool = True  # False when decode() needs more than the code (e.g. skip connections)
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+
+    def code_size(self, height: int, width: int) -> int:
+        """Length of the code of one (C, height, width) image."""
+        return self.config.code_length
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length)
         raise NotImplementedError

@@ -51,6 +51,8 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 class FCNAutoencoder(Autoencoder):
     """Fully convolutional U-Net-style autoencoder for denoising images of any size."""
 
+    decodes_codes = False  # the decoder also reads the encoder's skip connections
+
     def __init__(self, config: FCNConfig):
         super().__init__(config)
         c = config
@@ -95,6 +97,11 @@ class FCNAutoencoder(Autoencoder):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
         return x, h, w
+
+    def code_size(self, height: int, width: int) -> int:
+        """The code is the bottleneck feature map: code_length channels at 1/4 of the (padded) size."""
+        f = self.factor
+        return self.config.code_length * -(-height // f) * -(-width // f)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         z, _ = self._features(self._pad(x)[0])
