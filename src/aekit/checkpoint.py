@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,9 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
     if folder.parent != run / FOLDER:
         raise AekitError(f"{pointer}: points outside {run / FOLDER}")
     try:
-        state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AekitError(f"{folder}: missing {STATE}") from None
     except Exception as e:  # UnpicklingError for anything but tensors and plain values
