@@ -148,6 +148,11 @@ def dump_config(cfg: Config) -> str:
 def replace(cfg: Config, **overrides: Any) -> Config:
     """A copy of ``cfg`` with dotted overrides, e.g. ``replace(cfg, **{"train.epochs": 5})``."""
     raw = cfg.to_dict()
+    new_model = overrides.get("model.name")
+    if new_model is not None and new_model != cfg.model.name:
+        # another architecture starts from its own defaults, keeping the fields every model has
+        shared = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+        raw["model"] = {"name": new_model, **{k: v for k, v in raw["model"].items() if k in shared}}
     for dotted, value in overrides.items():
         if value is None:
             continue
