@@ -14,7 +14,7 @@ MODELS = list_models()
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_shapes_and_finite_loss(name, tiny_images):
-    model = create_model(name)
+    model = create_model(name).eval()
     x = tiny_images[:4]
     with torch.no_grad():
         out = model(x)

@@ -10,6 +10,7 @@ Default configuration (grayscale, two down-samplings, 32/64 channels, code of 64
     dec1  tconv 64 s2, concat enc1 -> conv 64        (B, 64, H/2, W/2)
     dec0  tconv 32 s2, concat enc0 -> conv 32        (B, 32, H, W)
     out   concat input -> conv C, sigmoid            (B, C, H, W)
+          (residual = true: input + conv C, clipped to [0, 1] in eval mode)
 
 Inputs whose sides are not multiples of 4 are padded by reflection and cropped back.
 """
@@ -34,6 +35,7 @@ class FCNConfig(ModelConfig):
     code_length: int = 64  # channels of the code feature map (at 1/4 of the input size)
     channels: tuple[int, ...] = (32, 64)  # channels at full and at half resolution
     skips: bool = True  # U-Net skip connections (False: a plain convolutional autoencoder)
+    residual: bool = False  # predict a correction added to the input (clipped to [0, 1] in eval mode)
 
     def check(self) -> str | None:
         if len(self.channels) < 1 or min(self.channels) < 1:
@@ -89,7 +91,12 @@ class FCNAutoencoder(Autoencoder):
             if self.config.skips:
                 h = torch.cat([h, skips[-1 - i]], 1)
             h = merge(h)
-        return torch.sigmoid(self.head(torch.cat([h, x], 1)))
+        y = self.head(torch.cat([h, x], 1))
+        if not self.config.residual:
+            return torch.sigmoid(y)
+        y = x + y
+        # training sees the unclipped sum, so gradients reach pixels pushed past 0 or 1; outputs are clipped
+        return y if self.training else y.clamp(0.0, 1.0)
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
