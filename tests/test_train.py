@@ -77,3 +77,16 @@ def test_batch_larger_than_data_is_an_error(tiny_images):
     model = aekit.create_model("conv")
     with pytest.raises(aekit.ConfigError, match="batch_size 50 is larger than the 24 training images"):
         fit(model, tiny_images, aekit.TrainConfig(epochs=1, batch_size=50), progress=False)
+
+
+def test_a_run_whose_last_epoch_is_also_its_best_can_be_resumed(tmp_path):
+    """The final 'last' checkpoint is written even when the last epoch was saved as 'best' only."""
+    from aekit.checkpoint import read_checkpoint
+    from aekit.config import replace
+
+    cfg = replace(aekit.Config(), **{"model.encoder_channels": [4, 8], "model.encoder_strides": [2, 1],
+                                     "model.decoder_channels": [8], "model.decoder_strides": [2],
+                                     "train.epochs": 1, "train.eval_every": 1, "train.device": "cpu"})
+    aekit.train(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
+    folder, state = read_checkpoint(tmp_path / "run", "last")
+    assert state["epoch"] == 1 and folder == read_checkpoint(tmp_path / "run", "best")[0]

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from . import __version__
+from .distributed import distributed_command
 from .errors import AekitError
 
 EXIT_USER_ERROR = 2
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
             aekit train --data photos/ --size 64x64 --code-length 1024      # your folder (RGB works)
             aekit train --data faces.npz --fit pad --skip-bad --epochs 50     # arrays; --split subject needs labels
+            aekit train --nproc 2 --epochs 50                                 # 2 processes, each half of every batch
+            torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50    # 4 GPUs (see README for nodes)
             """
         ),
     )
@@ -100,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print)")
     t.add_argument("--tensorboard", action="store_true",
                    help="also log scalars and image grids to RUN/tensorboard/ (pip install 'aekit[tensorboard]')")
+    t.add_argument("--nproc", type=int, metavar="N", help="data-parallel training on N processes of this machine "
+                   "(torchrun --standalone; one CPU thread each unless --threads); see also torchrun")
+    t.add_argument("--dist-timeout", type=float, metavar="SECONDS", help="several processes: longest wait to join "
+                   "the group or for another process (default 300)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser(
@@ -290,6 +297,7 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+@distributed_command
 def cmd_train(args: argparse.Namespace) -> int:
     from .run import train
 
@@ -311,6 +319,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         result = train(cfg, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
     m = result.metrics
+    if not m:  # not rank 0 of several processes: rank 0 reports
+        return 0
     print(f"Run folder: {result.out}")
     tr = m["train"]
     print(
@@ -411,6 +421,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc, which runs the command again
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR

@@ -190,6 +190,10 @@ def train(
     t_start = time.perf_counter()
     dist = Distributed.current()
     main_process = dist.rank == 0
+    if dist.world > 1:
+        from .distributed import check_same_config
+
+        check_same_config({**_flatten(cfg.to_dict()), "resume": resume})
     state = None
     if resume:
         if out is None:
@@ -228,7 +232,9 @@ def train(
         if main_process:
             write_checkpoint(out, model, st, preprocess=preprocess, pointers=pointers, extra=extra)
             prune(out, cfg.train.checkpoint_every)
-        saved.update(epoch=st["epoch"], at=time.perf_counter())
+        saved["at"] = time.perf_counter()
+        if "last" in pointers:  # a 'best'-only checkpoint leaves 'last' behind
+            saved["epoch"] = st["epoch"]
 
     def on_epoch(stats: EpochStats, snapshot: Callable[[], dict]) -> None:
         history.append(stats)

@@ -216,6 +216,8 @@ def fit(
             f"train.batch_size {config.batch_size} is smaller than the {dist.world} processes: "
             "every process needs at least one sample of each batch"
         )
+    if dist.world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
     model.to(device).train()
     net = model
     if dist.world > 1:
@@ -238,6 +240,11 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         shuffle.set_state(state["shuffle_rng"])
+        if len(state["noise_rng"]) != dist.world:
+            raise ConfigError(
+                f"the checkpoint of epoch {state['epoch']} was written by {len(state['noise_rng'])} process(es); "
+                f"resume it with as many (--nproc), not {dist.world}"
+            )
         noise.set_state(state["noise_rng"][dist.rank].to(noise.get_state().device))
         torch.set_rng_state(state["torch_rng"])
         history.extend(EpochStats(**h) for h in state["history"])
@@ -254,8 +261,9 @@ def fit(
         if dist.world > 1:
             import torch.distributed as tdist
 
-            gathered = [torch.empty_like(noise_states[0]) for _ in range(dist.world)]
-            tdist.all_gather(gathered, noise_states[0].to(device) if device.type == "cuda" else noise_states[0])
+            mine = noise_states[0].to(device)  # NCCL gathers CUDA tensors only
+            gathered = [torch.empty_like(mine) for _ in range(dist.world)]
+            tdist.all_gather(gathered, mine)
             noise_states = [g.cpu() for g in gathered]
         return {
             "epoch": history[-1].epoch,
@@ -286,9 +294,10 @@ def fit(
         code_sum = torch.zeros((), device=device)
         std_sum = torch.zeros((), device=device)
         batches = [order[start : start + config.batch_size] for start in starts]
+        sizes = [len(b) for b in batches]  # of the whole batch, whatever share of it this process takes
         if dist.world > 1:
             batches = [b.tensor_split(dist.world)[dist.rank] for b in batches]
-        for x in epoch_batches(x_all, batches):
+        for x, size in zip(epoch_batches(x_all, batches), sizes):
             x = x.to(device)
             if config.hflip:
                 flip = torch.rand(len(x), generator=noise, device=noise.device).to(device) < 0.5
@@ -301,16 +310,18 @@ def fit(
             opt.step()
             sched.step()
             code = out.code.detach()
+            share = len(code) / size  # 1 on one process: the shares' sum over processes is the batch mean
             loss_sum += out.per_sample.detach().sum()
-            code_sum += code.mean()
+            if len(code):
+                code_sum += code.mean() * share
             if len(code) > 1:
-                std_sum += code.std(0).mean()
+                std_sum += code.std(0).mean() * share
         loss_sum, code_sum, std_sum = dist.sum(loss_sum, code_sum, std_sum)
         stats = EpochStats(
             epoch=epoch,
             loss_per_sample=float(loss_sum) / n,  # one host sync per epoch
-            code_mean=float(code_sum) / (len(starts) * dist.world),
-            code_std=float(std_sum) / (len(starts) * dist.world),
+            code_mean=float(code_sum) / len(starts),
+            code_std=float(std_sum) / len(starts),
             seconds=time.perf_counter() - t0,
         )
         if not math.isfinite(stats.loss_per_sample):
