@@ -25,8 +25,8 @@ decoder_strides = [2]
 
 
 def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, capsys):
-    """train (streaming, with --skip-bad) -> load -> evaluate -> reconstruct a file back to its own format.
-    (`aekit evaluate` / `aekit denoise` are other commands; this is the same path through the Python API.)"""
+    """train (streaming, with --skip-bad) -> load -> evaluate -> reconstruct a file back to its own format,
+    through the Python API and then through `aekit evaluate` and `aekit denoise`."""
     root = make_folder(tmp_path / "pets", 16, size=(20, 28))
     truncate(root / "cats" / "img-04.png")
     (root / "dogs" / "notes.png").write_text("not an image")
@@ -63,6 +63,21 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, capsys):
     aekit.write_image(tmp_path / "clean.png", recon.permute(1, 2, 0).numpy(), like=info)
     with Image.open(tmp_path / "clean.png") as a, Image.open(source) as b:
         assert (a.format, a.mode, a.size) == (b.format, b.mode, b.size) == ("PNG", "RGB", (28, 20))
+
+    # the same run through the commands: evaluate (held-out people, beside baselines) and denoise files
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--noise", "gaussian:0.1", "--baselines", "blur,pca"]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["split"] == "subject" and report["images"] == 8 and report["seen_in_training"] == 0
+    assert [r["method"] for r in report["results"]] == ["noisy input", "aekit (conv)", "blur", "pca"]
+    assert Image.open(out / "evaluation.png").mode == "RGB"
+    assert main(["denoise", str(out), str(root / "dogs"), "--out", str(tmp_path / "clean"),
+                 "--add-noise", "gaussian:0.1", "--skip-bad"]) == 0
+    assert "skipped 1 unreadable files" in capsys.readouterr().out
+    written = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert "grid.png" in written and "img-01.png" in written
+    with Image.open(tmp_path / "clean" / "img-01.png") as a:
+        assert (a.format, a.mode, a.size) == ("PNG", "RGB", (28, 20))
 
 
 def test_data_options_reach_the_config():

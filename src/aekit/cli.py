@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--tile", type=int, default=256, metavar="N", help="tile size for fully convolutional models (default 256)")
     d.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    d.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     d.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     d.set_defaults(func=cmd_denoise)
 
@@ -395,12 +396,16 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         add_noise=parse_noise(args.add_noise) if args.add_noise else None,
         seed=args.seed,
         overwrite=args.overwrite,
+        skip_bad=args.skip_bad,
         tile=args.tile,
         overlap=args.overlap,
         device=str(resolve_device(args.device)),
     )
+    for line in report["skipped"]:
+        print(f"skipped {line}")
     print(f"Wrote {len(report['written'])} denoised images to {args.out}"
-          + (f" and {report['grid']}" if report["grid"] else ""))
+          + (f" and {report['grid']}" if report["grid"] else "")
+          + (f"; skipped {len(report['skipped'])} unreadable files" if report["skipped"] else ""))
     return 0
 
 

@@ -118,12 +118,14 @@ def denoise_files(
     add_noise: NoiseConfig | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    skip_bad: bool = False,
     tile: int = 256,
     overlap: int = 32,
     device: str = "cpu",
 ) -> dict:
-    """Denoise image files with the model of ``run``; returns what was written.
+    """Denoise image files with the model of ``run``; returns what was written (and skipped).
 
+    With ``skip_bad`` unreadable files are skipped and listed instead of stopping everything.
     With ``add_noise`` the inputs are corrupted first (seeded; for demonstrations) and a grid
     ``OUT/grid.png`` shows clean | noisy | denoised for up to 8 of them.
     """
@@ -142,11 +144,19 @@ def denoise_files(
     if tile < 16 or overlap < 0:
         raise AekitError(f"--tile must be at least 16 and --overlap 0 or more (got {tile}, {overlap})")
     channels = model.config.in_channels
-    items = []
+    items, skipped = [], []
     for path, name in files:
-        pixels, info = read_image(path)
+        try:
+            pixels, info = read_image(path)
+        except AekitError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            continue
         x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], channels)[0]
         items.append(Item(path, name, x.contiguous(), info))
+    if not items:
+        raise AekitError(f"{' '.join(inputs)}: no readable image ({len(skipped)} skipped)")
     clean = [it.pixels for it in items]
     noisy = clean
     corrupt = make_corruption(add_noise) if add_noise is not None else None
@@ -162,7 +172,7 @@ def denoise_files(
         target = out / it.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, y.permute(1, 2, 0).numpy().astype(np.float32), like=it.info)
-    report = {"written": [str(out / it.name) for it in items], "grid": None}
+    report = {"written": [str(out / it.name) for it in items], "grid": None, "skipped": skipped}
     if corrupt is not None:
         shown = slice(0, 8)
         side = 96
