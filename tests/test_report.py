@@ -131,7 +131,7 @@ def test_every_run_writes_a_self_contained_report(tiny_run):
     assert "&lt;b&gt;&quot;run&quot;&lt;/b&gt; &amp; co" in text and "<b>" not in text  # the name, escaped
     links = re.findall(r'(?:src|href)="([^"]*)"', text)
     assert links and all(link.startswith("data:") for link in links)  # nothing loaded from outside
-    assert len(re.findall(r"<img ", text)) == 3  # loss curves, reconstructions, code statistics
+    assert len(re.findall(r"<img ", text)) == 4  # loss curves, reconstructions, code histogram, code statistics
     for section in ("Metrics", "Loss curves", "Pictures", "Code statistics", "Configuration"):
         assert f"<h2>{section}</h2>" in text
     assert "[train]" in text and "tensorboard = true" in text  # the configuration file
@@ -153,7 +153,7 @@ def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_error(t
     (run / "evaluation.json").write_text(json.dumps({"model": {"psnr": 20.5}, "pca": {"psnr": 18.25}}))
     assert main(["report", str(run)]) == 0
     images, errors = open_in_chromium(run / REPORT)
-    assert len(images) == 3
+    assert len(images) == 4
     assert all(width > 0 for _, width in images), images
     assert errors == []
 
@@ -177,7 +177,7 @@ def test_aekit_report_rebuilds_it_with_evaluation_results_and_other_pictures(tin
         assert f">{value}<" in text
     assert "<th>model</th><th>pca</th>" in text  # the methods side by side
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert len(re.findall(r"<img ", text)) == 4 and "Denoising" in text
+    assert len(re.findall(r"<img ", text)) == 5 and "Denoising" in text
 
 
 def test_report_of_an_unfinished_run_says_so(tiny_run, tmp_path):

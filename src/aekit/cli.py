@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --config configs/reference.toml --device cuda --overwrite --out runs/ref
             aekit train --config configs/reference-denoising.toml --epochs 50     # experiment B
             aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100        # a denoiser for any size
+            aekit train --config configs/reference-sparse.toml --epochs 50        # sparse code (L1, alpha 0.01)
+            aekit train --config configs/reference-vae.toml --epochs 50           # the book's VAE; then aekit sample
+            aekit train --model vae --loss bce --beta 4 --code-length 256         # a beta-VAE
             aekit train --config configs/reference.toml --max-time 10 --out runs/ref   # stops with a checkpoint
             aekit train --resume runs/ref                                         # ... and continues exactly
             aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
@@ -86,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="corrupt the model's input, compare with the clean image (denoising): none, gaussian:0.2, "
         "gaussian:0.05-0.4 (per-pixel sigma), gaussian-map:SIGMA.npy, mask:0.3, saltpepper:0.1",
     )
+    t.add_argument("--loss", choices=["l2", "mse", "bce"],
+                   help="reconstruction loss: l2 (half the summed squared error, the reference's), mse or bce")
+    t.add_argument("--sparsity", type=float, metavar="ALPHA",
+                   help="sparse code: add ALPHA x each sample's L1 norm of the code to the loss (the book: 0.01)")
+    t.add_argument("--beta", type=float, metavar="B", help="vae: weight of the KL divergence (default 1)")
     t.add_argument("--eval-every", type=int, metavar="K", help="held-out metrics every K epochs (0: at the end)")
     t.add_argument("--device", metavar="DEV", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     t.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (0: torch's default)")
@@ -208,7 +216,59 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples("aekit models\naekit train --model conv --code-length 512"),
     )
     m.set_defaults(func=cmd_models)
+    add_latent_commands(sub)
     return parser
+
+
+def add_latent_commands(sub) -> None:
+    """encode, decode, sample, interpolate, map, score: using a trained model's codes (aekit.latent)."""
+
+    def command(name: str, help: str, examples: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(examples))
+        p.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("encode", "encode images into codes: a .npy (N, code length) and the list of files in a .txt beside it",
+                "aekit encode runs/ref faces/ --out codes.npy           # codes.npy + codes.txt\n"
+                "aekit encode runs/ref a.png b.png --out ab.npy", cmd_encode)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
+    p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
+                "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
+    p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    p = command("sample", "draw new images from a VAE's prior N(0, I): a PNG grid and a .npy of the images",
+                "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy", cmd_sample)
+    p.add_argument("-n", type=int, default=64, metavar="N", help="images to draw (default 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the drawn codes (default 0)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="grid to write")
+    p = command("interpolate", "decode the straight line between the codes of two images: a strip "
+                "A | STEPS decodings | B (and a .npy)",
+                "aekit interpolate runs/vae a.png b.png --steps 10 --out strip.png", cmd_interpolate)
+    p.add_argument("a", metavar="A", help="first image")
+    p.add_argument("b", metavar="B", help="second image")
+    p.add_argument("--steps", type=int, default=10, metavar="N", help="decoded points from A to B (default 10)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="strip to write")
+    p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
+                "aekit map runs/ref --out map.png                       # the run's own data\n"
+                "aekit map runs/ref --data photos/ --method tsne --out map.png", cmd_map)
+    p.add_argument("--data", metavar="SOURCE", help="images to map (default: the run's data source)")
+    p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
+    p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
+                "taken from the run's held-out images",
+                "aekit score runs/ref new/ --out scores.csv             # threshold: held-out 99% quantile\n"
+                "aekit score runs/ref new/ --quantile 0.95 --out scores.csv\n"
+                "aekit score runs/ref new/ --threshold 0.002 --out scores.csv", cmd_score)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--quantile", type=float, default=0.99, metavar="Q",
+                   help="threshold = this quantile of the held-out errors (default 0.99)")
+    p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
+    for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
+        sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -289,6 +349,9 @@ def config_from_args(args: argparse.Namespace):
             "train.early_stop": args.early_stop,
             "train.max_minutes": args.max_time,
             "train.tensorboard": args.tensorboard or None,
+            "model.loss": args.loss,
+            "model.sparsity": args.sparsity,
+            "model.beta": args.beta,
             "data.source": args.data,
             "data.data_home": args.data_home,
             "data.test_fraction": args.test_fraction,
@@ -304,7 +367,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         fixed = [f for f in ("config", "model", "batch_size", "lr", "code_length", "seed", "data", "data_home",
-                             "test_fraction", "split", "noise", "out", "name") if getattr(args, f, None) is not None]
+                             "test_fraction", "split", "noise", "out", "name", "loss", "sparsity", "beta") if getattr(args, f, None) is not None]
         if fixed:
             raise AekitError(f"--resume continues a run with its own config.toml; --{fixed[0].replace('_', '-')} "
                              "cannot change it (only --epochs, --max-time, --device and --threads can)")
@@ -420,6 +483,58 @@ def cmd_models(args: argparse.Namespace) -> int:
         defaults = dataclasses.asdict(config_class(name)())
         shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "name")
         print(textwrap.indent(textwrap.fill(shown, 88), " " * 13))
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .latent import encode_files
+
+    codes, names = encode_files(args.run, args.inputs, args.out, device=args.device)
+    print(f"Wrote {codes} and {names}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .latent import decode_files
+
+    paths = decode_files(args.run, args.codes, args.out, device=args.device)
+    print(f"Wrote {len(paths)} images to {args.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .latent import sample, write_grid
+
+    out = write_grid(sample(args.run, args.n, seed=args.seed, device=args.device), args.out)
+    print(f"Wrote {out} and {out.with_suffix('.npy')}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .latent import interpolate, write_grid
+
+    images = interpolate(args.run, args.a, args.b, args.steps, device=args.device)
+    out = write_grid(images, args.out, per_row=len(images))
+    print(f"Wrote {out} and {out.with_suffix('.npy')}")
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from .latent import write_map
+
+    drawn = write_map(args.run, args.out, source=args.data, method=args.method, device=args.device)
+    print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .latent import score, write_scores
+
+    s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device)
+    write_scores(s, args.out)
+    where = f"the {s.quantile:g} quantile of {s.heldout_images} held-out images" if s.quantile else "given"
+    print(f"Threshold {s.threshold:.6g} (MSE, {where}); {int(s.flags.sum())} of {len(s.errors)} images flagged")
+    print(f"Wrote {args.out}")
     return 0
 
 

@@ -53,6 +53,7 @@ class ModelConfig:
     input_size: tuple[int, int] = (32, 32)  # (height, width) the model works at
     code_length: int = 256  # length of the code (latent vector)
     loss: Literal["l2", "mse", "bce"] = "l2"  # l2: half the summed squared error (tf.nn.l2_loss); mse; bce
+    sparsity: float = 0.0  # sparse autoencoder: adds sparsity x the L1 norm of each sample's code to its loss
 
 
 @dataclass
@@ -193,6 +194,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")
     need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
     need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")
+    need(m.sparsity >= 0, "model.sparsity", f"must be 0 or more, got {m.sparsity}")
     problem = cfg.noise.check()
     if problem:
         raise ConfigError(f"{where}: [noise] {problem}")

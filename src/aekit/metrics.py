@@ -42,6 +42,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
     return s.flatten(1).mean(1).reshape(n, c).mean(1)
 
 
+SMALL_ACTIVATION = 0.1  # a code value with |value| below this counts as "off" in code_small (sparsity)
+
+
+def code_small(code: torch.Tensor, threshold: float = SMALL_ACTIVATION) -> torch.Tensor:
+    """Fraction of the code's values whose magnitude is below ``threshold`` (a sparsity measure)."""
+    return (code.abs() < threshold).float().mean()
+
+
 def image_metrics(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Mean MSE, PSNR (mean of per-image PSNR, dB) and SSIM of a batch of images against references."""
     return {

@@ -88,6 +88,25 @@ def code_figure(history: Sequence[dict]):
     return fig
 
 
+def code_histogram_figure(codes: torch.Tensor, threshold: float):
+    """Two histograms of a code matrix (N, units): every activation, and each unit's mean activation
+    over the images; a dashed line marks the 'small activation' threshold."""
+    codes = codes.detach().float().cpu()
+    fig, axes = _pyplot().subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    for ax, values, what in (
+        (axes[0], codes.flatten(), f"activations ({codes.shape[0]} images x {codes.shape[1]} units)"),
+        (axes[1], codes.mean(0), "per-unit mean activation"),
+    ):
+        ax.hist(values.numpy(), bins=50, color="tab:blue")
+        ax.axvline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"{threshold:g}")
+        small = float((values.abs() < threshold).float().mean())
+        ax.set_title(f"{what}\n{small:.1%} below {threshold:g} in magnitude", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_ylabel("count")
+    fig.tight_layout()
+    return fig
+
+
 def png_bytes(fig) -> bytes:
     """The figure as PNG bytes; closes it."""
     buf = io.BytesIO()

@@ -10,6 +10,7 @@ The run folder (``--out``, default ``runs/<name>-<timestamp>``) holds:
                          (with "status": "complete") marks a finished run
     reconstructions.png  originals above reconstructions, at the data's resolution
     loss.png             the training (and held-out) loss curve
+    code_histogram.png   histograms of the code's activations and of each unit's mean activation
     report.html          everything above on one self-contained page (``aekit report RUN`` rebuilds it)
     tensorboard/         scalars and image grids for TensorBoard, with ``--tensorboard``
     skipped.txt          only with --skip-bad and unreadable files: one "path: reason" per line
@@ -37,7 +38,7 @@ from .checkpoint import prune, read_checkpoint, write_checkpoint
 from .io import MODEL_JSON, save, write_json, write_text
 from .models import create_model
 from .noise import NoiseConfig, make_corruption
-from .report import image_grid, save_loss_plot, save_png
+from .report import code_histogram_figure, image_grid, png_bytes, save_loss_plot, save_png
 from .report_html import write_report
 from .tensorboard_log import TensorBoardLog
 from .train import EpochStats, Prepare, evaluate, fit
@@ -53,6 +54,7 @@ HISTORY_COLUMNS = [
     "heldout_psnr",
     "heldout_ssim",
     "seconds",
+    "code_small",
 ]
 
 
@@ -155,6 +157,7 @@ def history_rows(history: list[EpochStats]) -> list[dict]:
             "code_mean": s.code_mean,
             "code_std": s.code_std,
             "seconds": round(s.seconds, 4),
+            "code_small": s.code_small,
         }
         for k in ("loss_per_sample", "code_mean", "mse", "psnr", "ssim"):
             row[f"heldout_{k}"] = s.heldout.get(k)
@@ -340,6 +343,7 @@ def final_metrics(
             "images": len(prepared.train_x),
             "loss_per_sample_last_epoch": last.loss_per_sample,  # as the loop reported it
             "code_mean_last_epoch": last.code_mean,
+            "code_small_last_epoch": last.code_small,  # fraction of code values below metrics.SMALL_ACTIVATION
             **train_eval,  # after training, in eval mode, over every training image
         },
         "heldout": heldout,
@@ -379,3 +383,23 @@ def write_pictures(
         shown = resize(noisy, tuple(originals.shape[-2:]), cfg.data.resize)
         save_png(image_grid([originals, shown, upsized(noisy)]), out / "denoising.png")
     save_loss_plot(history_rows(history), out / "loss.png", title=cfg.name)
+    write_code_histogram(model, prepared.train_x, out / "code_histogram.png")
+
+
+CODE_HISTOGRAM_IMAGES = 1000  # at most this many training images feed code_histogram.png
+
+
+@torch.no_grad()
+def write_code_histogram(model, images: "torch.Tensor | ImageFiles", path: Path) -> None:
+    """code_histogram.png: the codes of (up to 1000) clean training images, every activation and
+    each unit's mean, with the metrics.SMALL_ACTIVATION threshold marked."""
+    from .io import write_with
+    from .metrics import SMALL_ACTIVATION
+
+    device = next(model.parameters()).device
+    n = min(len(images), CODE_HISTOGRAM_IMAGES)
+    codes = torch.cat([
+        model(take(images, range(i, min(i + 200, n))).to(device)).code.float().cpu() for i in range(0, n, 200)
+    ])
+    png = png_bytes(code_histogram_figure(codes, SMALL_ACTIVATION))
+    write_with(path, lambda tmp: tmp.write_bytes(png))

@@ -20,7 +20,7 @@ import torch
 from .config import TrainConfig
 from .data import epoch_batches
 from .errors import ConfigError
-from .metrics import image_metrics
+from .metrics import code_small, image_metrics
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -69,6 +69,7 @@ class EpochStats:
     code_std: float  # mean over batches of the per-unit std of the code across the batch (~0: collapsed)
     seconds: float  # wall time of the epoch's training steps
     heldout: dict[str, float] = field(default_factory=dict)  # loss_per_sample, code_mean, mse, psnr, ssim
+    code_small: float | None = None  # fraction of code values with |value| < metrics.SMALL_ACTIVATION (0.1)
 
 
 @torch.no_grad()
@@ -92,7 +93,7 @@ def evaluate(
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    total, code_sum, n_codes, sums = 0.0, 0.0, 0, {}
+    total, code_sum, n_codes, sums, small = 0.0, 0.0, 0, {}, 0.0
     n = len(images)
     batches = [torch.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     for batch in epoch_batches(images, batches):
@@ -100,6 +101,7 @@ def evaluate(
         out = model(x, target)
         total += float(out.per_sample.sum())
         code_sum += float(out.code.sum())
+        small += float(code_small(out.code)) * out.code.numel()
         n_codes += out.code.numel()
         scored = {"": out.recon}
         if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
@@ -111,6 +113,7 @@ def evaluate(
     return {
         "loss_per_sample": total / n,
         "code_mean": code_sum / n_codes,
+        "code_small": small / n_codes,
         **{k: v / n for k, v in sums.items()},
     }
 
@@ -293,6 +296,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         code_sum = torch.zeros((), device=device)
         std_sum = torch.zeros((), device=device)
+        small_sum = torch.zeros((), device=device)
         batches = [order[start : start + config.batch_size] for start in starts]
         sizes = [len(b) for b in batches]  # of the whole batch, whatever share of it this process takes
         if dist.world > 1:
@@ -314,15 +318,17 @@ def fit(
             loss_sum += out.per_sample.detach().sum()
             if len(code):
                 code_sum += code.mean() * share
+                small_sum += code_small(code) * share
             if len(code) > 1:
                 std_sum += code.std(0).mean() * share
-        loss_sum, code_sum, std_sum = dist.sum(loss_sum, code_sum, std_sum)
+        loss_sum, code_sum, std_sum, small_sum = dist.sum(loss_sum, code_sum, std_sum, small_sum)
         stats = EpochStats(
             epoch=epoch,
             loss_per_sample=float(loss_sum) / n,  # one host sync per epoch
             code_mean=float(code_sum) / len(starts),
             code_std=float(std_sum) / len(starts),
             seconds=time.perf_counter() - t0,
+            code_small=float(small_sum) / len(starts),
         )
         if not math.isfinite(stats.loss_per_sample):
             raise FloatingPointError(f"epoch {epoch}: the loss is {stats.loss_per_sample}; lower --lr")

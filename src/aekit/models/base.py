@@ -43,11 +43,23 @@ def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
     return per_sample.mean() if kind == "mse" else per_sample.sum()
 
 
+def add_sparsity(per_sample: torch.Tensor, code: torch.Tensor, alpha: float, parts: dict) -> torch.Tensor:
+    """The sparse autoencoder's penalty, in the book's convention: ``alpha`` x each sample's L1 norm of
+    the code, added to its loss (so the summed batch loss gains alpha x the sum of the L1 norms) and
+    recorded as ``parts["sparsity"]``. Unchanged when ``alpha`` is 0."""
+    if not alpha:
+        return per_sample
+    penalty = alpha * code.abs().flatten(1).sum(1)  # (B,)
+    parts["sparsity"] = penalty
+    return per_sample + penalty
+
+
 class Autoencoder(nn.Module):
     """Base class: subclasses define ``encode`` and ``decode``; the loss is computed here."""
 
     registered_name: str = ""
     decodes_codes: bool = True  # False when decode() needs more than the code (e.g. skip connections)
+    prior: str | None = None  # the distribution codes are drawn from for sampling ("normal" for the VAE), if any
 
     def __init__(self, config):
         super().__init__()
@@ -68,11 +80,13 @@ class Autoencoder(nn.Module):
         target = x if target is None else target
         code = self.encode(x)
         recon = self.decode(code)
-        per_sample = reconstruction_loss(recon, target, self.config.loss)
+        rec = reconstruction_loss(recon, target, self.config.loss)
+        parts = {"reconstruction": rec}
+        per_sample = add_sparsity(rec, code, self.config.sparsity, parts)
         return AEOutput(
             loss=batch_loss(per_sample, self.config.loss),
             per_sample=per_sample,
             recon=recon,
             code=code,
-            parts={"reconstruction": per_sample},
+            parts=parts,
         )

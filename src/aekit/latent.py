@@ -1,0 +1,348 @@
+"""Using the codes of a trained model: encode, decode, sample, interpolate, map and score.
+
+Every function takes a run folder (or a folder saved by :func:`aekit.save`) or a loaded model.
+Input images are read with :func:`aekit.data.load_image` and brought to the model's working size
+exactly as in training (``model.preprocess``: size, resize method, channels, fit). Codes are float32
+arrays of shape (N, code length).
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .config import load_config, replace
+from .data import fit_images, load_from_config, load_image, take
+from .errors import AekitError
+from .io import load, write_text, write_with
+
+BATCH = 256  # images per forward pass
+
+
+def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
+    """A model in eval mode: loaded from a run folder, or the given model."""
+    if isinstance(run_or_model, torch.nn.Module):
+        return run_or_model.eval()
+    return load(run_or_model, device=device)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _need_decoder(model: torch.nn.Module, what: str) -> None:
+    if not model.decodes_codes:
+        raise AekitError(
+            f"{what}: the {model.config.name} model cannot decode a code on its own "
+            "(its decoder also reads the encoder's skip connections); use a model such as conv or vae"
+        )
+
+
+# --- images in ---------------------------------------------------------------------------------
+
+def input_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named by ``inputs``: files as given, folders searched recursively (sorted)."""
+    from .folders import image_files
+
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found, _ = image_files(path)
+            if not found:
+                raise AekitError(f"{path}: no image files in this folder")
+            files += [Path(f) for f in found]
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AekitError(f"{path}: no such image file or folder")
+    if not files:
+        raise AekitError("no input images given")
+    return files
+
+
+def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path]) -> tuple[torch.Tensor, list[Path]]:
+    """The images of ``inputs`` at the model's working size, (N, C, H, W), and their files."""
+    files = input_files(inputs)
+    pre = getattr(model, "preprocess", None) or {}
+    size = tuple(pre.get("size") or model.config.input_size)
+    x = torch.stack([
+        load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
+                   channels=pre.get("channels", model.config.in_channels))
+        for f in files
+    ])
+    return x, files
+
+
+# --- codes -------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def encode(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """Codes (N, code length) of (N, C, H, W) images in [0, 1] (a VAE: the mean mu)."""
+    dev = _device(model)
+    return torch.cat([model.encode(images[i : i + BATCH].to(dev)).float().cpu()
+                      for i in range(0, len(images), BATCH)]).numpy()
+
+
+@torch.no_grad()
+def decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Images (N, C, H, W) decoded from codes (N, code length)."""
+    _need_decoder(model, "decode")
+    z = torch.as_tensor(np.asarray(codes, dtype=np.float32))
+    h, w = model.config.input_size
+    if z.ndim != 2 or z.shape[1] != model.code_size(h, w):
+        raise AekitError(f"codes of shape {tuple(z.shape)} do not fit the model: expected (N, {model.code_size(h, w)})")
+    dev = _device(model)
+    return torch.cat([model.decode(z[i : i + BATCH].to(dev)).float().cpu() for i in range(0, len(z), BATCH)])
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """Write a .npy file atomically."""
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    write_with(path, writer)
+
+
+def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu") -> tuple[Path, Path]:
+    """Encode image files/folders into ``out`` (.npy, (N, code length)) and list the files, one per
+    line in the order of the codes, in the .txt beside it. Returns both paths."""
+    model = as_model(run, device)
+    x, files = read_inputs(model, inputs)
+    out = Path(out)
+    save_npy(out, encode(model, x))
+    names = out.with_suffix(".txt")
+    write_text(names, "".join(f"{f}\n" for f in files))
+    return out, names
+
+
+def read_codes(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise AekitError(f"{path}: no such codes file") from None
+    except (OSError, ValueError) as e:
+        raise AekitError(f"{path}: not a .npy array of codes ({e})") from None
+    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.number):
+        raise AekitError(f"{path}: expected a numeric (N, code length) array, got {codes.dtype} {codes.shape}")
+    if not np.isfinite(codes).all():
+        raise AekitError(f"{path}: codes contain NaN or Inf")
+    return codes
+
+
+def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+    """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``)."""
+    from .images import write_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        stem = f"{i:04d}" + (f"-{Path(names[i]).stem}" if names else "")
+        paths.append(folder / f"{stem}.png")
+        write_image(paths[-1], img.permute(1, 2, 0).numpy())
+    return paths
+
+
+def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = "cpu") -> list[Path]:
+    """Decode the codes of a .npy file into one PNG per code in the folder ``out``; named after the
+    encoded files when the .txt that ``encode_files`` wrote is beside it."""
+    model = as_model(run, device)
+    _need_decoder(model, "decode")
+    codes = read_codes(codes_path)
+    listing = Path(codes_path).with_suffix(".txt")
+    names = listing.read_text(encoding="utf-8").splitlines() if listing.is_file() else None
+    if names is not None and len(names) != len(codes):
+        names = None
+    return write_pngs(decode(model, codes), out, names)
+
+
+# --- the prior and interpolation ---------------------------------------------------------------
+
+def sample(run, n: int = 64, *, seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """``n`` new images decoded from codes drawn from the model's prior (the VAE: N(0, I))."""
+    model = as_model(run, device)
+    if n < 1:
+        raise AekitError(f"-n must be at least 1, got {n}")
+    if getattr(model, "prior", None) != "normal":
+        raise AekitError(
+            f"sample: the {model.config.name} model has no prior to draw codes from; train a vae "
+            "(aekit train --config configs/reference-vae.toml)"
+        )
+    _need_decoder(model, "sample")
+    h, w = model.config.input_size
+    z = torch.randn(n, model.code_size(h, w), generator=torch.Generator().manual_seed(seed))
+    return decode(model, z)
+
+
+def grid_rows(images: torch.Tensor, per_row: int) -> list[torch.Tensor]:
+    """Images split into rows of ``per_row`` (the last row padded with white)."""
+    rows = list(images.split(per_row))
+    if len(rows[-1]) < per_row:
+        pad = torch.ones(per_row - len(rows[-1]), *images.shape[1:])
+        rows[-1] = torch.cat([rows[-1], pad])
+    return rows
+
+
+def write_grid(images: torch.Tensor, path: str | Path, *, per_row: int | None = None) -> Path:
+    """A PNG grid of images (square-ish by default) and the images as a .npy beside it."""
+    from .report import image_grid, save_png
+
+    per_row = per_row or max(1, int(np.ceil(np.sqrt(len(images)))))
+    path = Path(path)
+    save_png(image_grid(grid_rows(images, per_row)), path)
+    save_npy(path.with_suffix(".npy"), images.numpy().astype(np.float32))
+    return path
+
+
+def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: str = "cpu") -> torch.Tensor:
+    """Images decoded along the straight line between the codes of images ``a`` and ``b``:
+    (steps + 2, C, H, W) = a (as the model sees it), ``steps`` decodings from t = 0 to 1, b."""
+    model = as_model(run, device)
+    _need_decoder(model, "interpolate")
+    if steps < 2:
+        raise AekitError(f"--steps must be at least 2, got {steps}")
+    x, _ = read_inputs(model, [a, b])
+    za, zb = torch.from_numpy(encode(model, x))
+    t = torch.linspace(0, 1, steps)[:, None]
+    between = decode(model, (1 - t) * za + t * zb)
+    return torch.cat([x[:1], between, x[1:]])
+
+
+# --- a 2-D map of the codes --------------------------------------------------------------------
+
+def _run_config(run: Path):
+    if not (run / "config.toml").is_file():
+        raise AekitError(f"{run}: no config.toml (not an aekit run folder)")
+    return load_config(run / "config.toml")
+
+
+def load_source(run: str | Path, source: str | None):
+    """The images of ``source`` (default: the run's own data) as the run's model sees them, with labels."""
+    from .run import working_size
+
+    cfg = _run_config(Path(run))
+    if source is not None:
+        cfg = replace(cfg, **{"data.source": source})
+    size = working_size(cfg)
+    data = load_from_config(cfg.data, size=size)
+    x = fit_images(take(data.images, range(len(data))), size, cfg.data.fit, cfg.data.resize, name=data.source)
+    return x, data
+
+
+def map_codes(codes: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+    """Codes (N, D) -> 2-D coordinates (N, 2) with scikit-learn's PCA or t-SNE."""
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(codes)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, max(1.0, (len(codes) - 1) / 3))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
+    raise AekitError(f"--method {method!r}: not one of pca, tsne")
+
+
+def write_map(run, out: str | Path, *, source: str | None = None, method: str = "pca", seed: int = 0,
+              device: str = "cpu") -> dict:
+    """A scatter plot of the codes of ``source`` (default: the run's data) in 2-D, coloured by label
+    where the data has labels; returns what it drew."""
+    from .report import _pyplot, png_bytes
+
+    model = as_model(run, device)
+    x, data = load_source(run, source)
+    if len(x) < 3:
+        raise AekitError(f"--data {data.source}: a map needs at least 3 images, got {len(x)}")
+    xy = map_codes(encode(model, x), method, seed=seed)
+    fig, ax = _pyplot().subplots(figsize=(6.5, 5.5), dpi=100)
+    if data.labels is not None:
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=data.labels, cmap="tab20", s=14)
+        fig.colorbar(points, ax=ax, label="label")
+    else:
+        ax.scatter(xy[:, 0], xy[:, 1], s=14)
+    ax.set_title(f"{model.config.name} codes of {len(x)} images of {data.source} ({method})", fontsize=9)
+    ax.set_xlabel(f"{method} 1")
+    ax.set_ylabel(f"{method} 2")
+    fig.tight_layout()
+    png = png_bytes(fig)
+    write_with(out, lambda tmp: tmp.write_bytes(png))
+    return {"out": Path(out), "images": len(x), "labelled": data.labels is not None, "coordinates": xy}
+
+
+# --- anomaly scores ----------------------------------------------------------------------------
+
+@dataclass
+class Scores:
+    files: list[Path]
+    errors: np.ndarray  # (N,) per-image mean squared error of the reconstruction
+    threshold: float  # errors above it are flagged
+    quantile: float | None  # the held-out quantile the threshold came from (None: given)
+    heldout_images: int  # held-out images the threshold was computed on (0: given)
+
+    @property
+    def flags(self) -> np.ndarray:
+        return self.errors > self.threshold
+
+
+@torch.no_grad()
+def reconstruction_errors(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """Per-image mean squared error between images and their reconstructions."""
+    dev = _device(model)
+    errs = []
+    for i in range(0, len(images), BATCH):
+        x = images[i : i + BATCH].to(dev)
+        errs.append((model(x).recon.float() - x).square().flatten(1).mean(1).cpu())
+    return torch.cat(errs).numpy()
+
+
+def heldout_threshold(run: str | Path, model: torch.nn.Module, quantile: float) -> tuple[float, int]:
+    """The ``quantile`` of the reconstruction errors on the run's own held-out split."""
+    from .run import prepare_data
+
+    cfg = _run_config(Path(run))
+    prepared = prepare_data(cfg)
+    if not len(prepared.test_x):
+        raise AekitError(
+            f"{run}: the run has no held-out split (test_fraction 0), so no threshold can be taken from it; "
+            "give --threshold"
+        )
+    errors = reconstruction_errors(model, take(prepared.test_x, range(len(prepared.test_x))))
+    return float(np.quantile(errors, quantile)), len(errors)
+
+
+def score(run, inputs: Sequence[str | Path], *, quantile: float = 0.99, threshold: float | None = None,
+          device: str = "cpu") -> Scores:
+    """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
+    given, else the ``quantile`` of the errors on the run's held-out images."""
+    if not 0 < quantile <= 1:
+        raise AekitError(f"--quantile must lie in (0, 1], got {quantile}")
+    if isinstance(run, torch.nn.Module) and threshold is None:
+        raise AekitError("score: a model without its run folder needs a threshold")
+    model = as_model(run, device)
+    x, files = read_inputs(model, inputs)
+    errors = reconstruction_errors(model, x)
+    if threshold is not None:
+        return Scores(files, errors, float(threshold), None, 0)
+    t, n = heldout_threshold(run, model, quantile)
+    return Scores(files, errors, t, quantile, n)
+
+
+def write_scores(scores: Scores, out: str | Path) -> Path:
+    """scores.csv: file, mse, threshold, flag (1 above the threshold)."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "mse", "threshold", "flag"])
+    for f, e, flag in zip(scores.files, scores.errors, scores.flags):
+        w.writerow([str(f), f"{e:.6g}", f"{scores.threshold:.6g}", int(flag)])
+    write_text(out, buf.getvalue())
+    return Path(out)

@@ -1,0 +1,118 @@
+"""A convolutional variational autoencoder (SPEC.md section 4, the book's VAE).
+
+Default configuration, grayscale 32 x 32 input, a Gaussian latent of 1024 values:
+
+    encoder  conv 32 s2 -> conv 64 s2 -> conv 128           (3x3, 'same', ReLU)   (B, 128, 8, 8)
+             flatten -> dense 1024 (mu), dense 1024 (log variance)
+    sample   z = mu + exp(log_var / 2) * eps, eps ~ N(0, I)  (training only; eval mode uses mu)
+    decoder  reshape 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
+
+The loss of one sample is its reconstruction loss (``bce``: the summed sigmoid cross-entropy,
+computed from the logits; or ``l2`` / ``mse``) plus ``beta`` x KL(q(z|x) || N(0, I)).
+``AEOutput.code`` is the mean mu; the noise eps comes from torch's global generator, which
+``aekit.train`` seeds (and checkpoints), so training is reproducible from the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .conv import ConvAEConfig
+from .base import AEOutput, Autoencoder, add_sparsity, batch_loss, reconstruction_loss
+from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .registry import register
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    name: str = "vae"
+    code_length: int = 1024  # latent values (the book: 32 x 32)
+    loss: Literal["l2", "mse", "bce"] = "bce"  # reconstruction: bce (summed sigmoid cross-entropy, the book's)
+    beta: float = 1.0  # weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)
+    encoder_channels: tuple[int, ...] = (32, 64, 128)  # conv filters, one per encoder layer
+    encoder_strides: tuple[int, ...] = (2, 2, 1)  # stride of each encoder conv
+    decoder_channels: tuple[int, ...] = (128, 128, 32)  # transposed-conv filters before the output layer
+    decoder_strides: tuple[int, ...] = (2, 2, 1)  # stride of each of those (the output layer has stride 1)
+
+    def check(self) -> str | None:
+        """Why this configuration cannot build a model, or None."""
+        if self.beta < 0:
+            return f"model.beta must be 0 or more, got {self.beta}"
+        return ConvAEConfig.check(self)  # the reference model's rules: strides divide the size, the code fits
+
+
+@register("vae", VAEConfig)
+class VAE(Autoencoder):
+    """Convolutional variational autoencoder: Gaussian latent, reparameterisation, reconstruction + beta x KL."""
+
+    prior = "normal"  # codes drawn from N(0, I) decode to new images (aekit sample)
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        c = config
+        h, w = c.input_size
+        layers: list[nn.Module] = []
+        cin = c.in_channels
+        for cout, s in zip(c.encoder_channels, c.encoder_strides):
+            layers += [SameConv2d(cin, cout, 3, s), nn.ReLU()]
+            cin = cout
+        self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 8, 8)
+        down = math.prod(c.encoder_strides)
+        features = cin * (h // down) * (w // down)
+        self.mu = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
+        self.log_var = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
+
+        up = math.prod(c.decoder_strides)
+        self.start_shape = (c.code_length // ((h // up) * (w // up)), h // up, w // up)  # (16, 8, 8)
+        layers = []
+        cin = self.start_shape[0]
+        for cout, s in zip(c.decoder_channels, c.decoder_strides):
+            layers += [SameConvTranspose2d(cin, cout, 3, s), nn.ReLU()]
+            cin = cout
+        layers.append(SameConvTranspose2d(cin, c.in_channels, 3, 1))  # logits
+        self.decoder = nn.Sequential(*layers)  # (B, 16, 8, 8) -> (B, C, 32, 32)
+        init_tf_defaults(self)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log variance of q(z | x), each (B, code_length)."""
+        h = self.encoder(x).flatten(1)  # (B, 128 * 8 * 8)
+        return self.mu(h), self.log_var(h)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length): the mean
+        return self.posterior(x)[0]
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z.view(z.shape[0], *self.start_shape))  # (B, C, 32, 32)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(z))
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+        target = x if target is None else target
+        mu, log_var = self.posterior(x)
+        z = mu
+        if self.training:  # reparameterisation: the noise comes from torch's (seeded) global generator
+            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+        logits = self.logits(z)
+        recon = torch.sigmoid(logits)
+        if self.config.loss == "bce":  # from the logits: tf.nn.sigmoid_cross_entropy_with_logits
+            rec = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+        else:
+            rec = reconstruction_loss(recon, target, self.config.loss)
+        kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1).sum(1)  # KL(N(mu, var) || N(0, I)), (B,)
+        parts = {"reconstruction": rec, "kl": kl}
+        per_sample = add_sparsity(rec + self.config.beta * kl, mu, self.config.sparsity, parts)
+        return AEOutput(
+            loss=batch_loss(per_sample, self.config.loss),
+            per_sample=per_sample,
+            recon=recon,
+            code=mu,
+            parts=parts,
+        )

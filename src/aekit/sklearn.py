@@ -1,0 +1,171 @@
+"""A scikit-learn estimator: an aekit autoencoder as a transformer, usable where PCA is.
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.linear_model import LogisticRegression
+    from aekit.sklearn import AutoencoderTransformer
+
+    pipe = make_pipeline(AutoencoderTransformer(code_length=64, epochs=50), LogisticRegression())
+    pipe.fit(faces.data, faces.target)          # faces.data: (N, 4096) in [0, 1]
+
+``X`` holds images with values in [0, 1] (or any values with ``scale="minmax"``): (N, H*W) rows of
+square grayscale images (or of ``image_shape``), (N, H, W) or (N, C, H, W). ``transform`` gives the codes, ``inverse_transform``
+the images (in the input's layout), ``score`` the negative mean reconstruction loss per sample.
+Constructor arguments are only stored (scikit-learn's convention); everything happens in ``fit``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .config import TrainConfig
+from .models import create_model
+from .train import fit as fit_model
+
+
+class AutoencoderTransformer(TransformerMixin, BaseEstimator):
+    """An aekit autoencoder as a scikit-learn transformer: images -> codes -> images.
+
+    Parameters
+    ----------
+    model : registered architecture name (``aekit.list_models()``); ``fcn`` cannot decode codes.
+    code_length : length of the code (``n_components`` of PCA).
+    image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
+        (rows whose length is not a square are padded with zeros into the smallest square, and cropped
+        back by inverse_transform).
+    epochs, batch_size, lr : training (Adam).
+    loss : l2, mse or bce (the model's reconstruction loss).
+    scale : "none": X must lie in [0, 1] (a ValueError otherwise); "minmax": X's minimum and maximum
+        seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.
+    model_params : further architecture fields (e.g. ``{"decoder_strides": [2, 2, 1]}``).
+    device : torch device for training and inference.
+    random_state : seed of the initialisation and shuffling.
+    """
+
+    def __init__(self, model="conv", code_length=64, image_shape=None, epochs=20, batch_size=50, lr=1e-3,
+                 loss="l2", scale="none", model_params=None, device="cpu", random_state=0):
+        self.model = model
+        self.code_length = code_length
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.loss = loss
+        self.scale = scale
+        self.model_params = model_params
+        self.device = device
+        self.random_state = random_state
+
+    # -- shapes ---------------------------------------------------------------------------------
+    def _images(self, X, *, reset: bool) -> torch.Tensor:
+        """X -> (N, C, H, W) float32 tensor; checks the shape and the [0, 1] range."""
+        shape = np.shape(X) if isinstance(X, (np.ndarray, list, tuple)) else None
+        if shape is not None and len(shape) > 2:  # (N, H, W) or (N, C, H, W): checked as rows, then reshaped
+            x = validate_data(self, np.reshape(X, (shape[0], -1)), reset=reset, dtype=np.float32).reshape(shape)
+            if not reset and (1, *shape[1:])[-3:] != tuple(self.image_shape_):
+                raise ValueError(f"X holds images of shape {shape[1:]}, but {self.image_shape_} were fitted")
+        else:
+            x = validate_data(self, X, reset=reset, dtype=np.float32)
+        if reset:
+            if self.scale not in ("none", "minmax"):
+                raise ValueError(f"scale must be 'none' or 'minmax', got {self.scale!r}")
+            lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+            self.data_range_ = (0.0, 1.0) if self.scale == "none" else (lo, hi if hi > lo else lo + 1.0)
+        lo, hi = self.data_range_
+        if self.scale == "minmax":
+            x = np.clip((x - lo) / (hi - lo), 0, 1).astype(np.float32)
+        elif x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"X must hold images with values in [0, 1], got [{x.min():.3g}, {x.max():.3g}] (or scale='minmax')"
+            )
+        if reset:
+            self.input_ndim_ = x.ndim
+            self.image_shape_ = self._infer_shape(x)
+        n = x.shape[0]
+        if x.ndim == 2 and x.shape[1] != math.prod(self.image_shape_):  # rows padded with zeros to a square
+            x = np.pad(x, ((0, 0), (0, math.prod(self.image_shape_) - x.shape[1])))
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(n, *self.image_shape_))
+
+    def _infer_shape(self, x: np.ndarray) -> tuple[int, int, int]:
+        if x.ndim == 4:
+            return tuple(x.shape[1:])
+        if x.ndim == 3:
+            return (1, *x.shape[1:])
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-, 3- or 4-dimensional, got {x.ndim} dimensions")
+        m = x.shape[1]
+        if self.image_shape is not None:
+            shape = tuple(int(v) for v in self.image_shape)
+            shape = (1, *shape) if len(shape) == 2 else shape
+            if len(shape) != 3 or math.prod(shape) != m:
+                raise ValueError(f"image_shape {self.image_shape} does not match the {m} features of X")
+            return shape
+        side = math.isqrt(m - 1) + 1 if m else 0  # the smallest square holding m values
+        return (1, side, side)
+
+    def _out_layout(self, x: torch.Tensor) -> np.ndarray:
+        lo, hi = self.data_range_
+        y = x.numpy() * (hi - lo) + lo
+        if self.input_ndim_ == 2:
+            return y.reshape(len(y), -1)[:, : self.n_features_in_]
+        if self.input_ndim_ == 3:
+            return y[:, 0]
+        return y
+
+    # -- the estimator --------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Train a new model on the images X; y is ignored."""
+        x = self._images(X, reset=True)
+        c, h, w = self.image_shape_
+        torch.manual_seed(self.random_state)
+        self.model_ = create_model(self.model, in_channels=c, input_size=(h, w), code_length=self.code_length,
+                                   loss=self.loss, **(self.model_params or {}))
+        config = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(x)), lr=self.lr,
+                             device=self.device, eval_every=0, checkpoint_seconds=0)
+        self.history_ = fit_model(self.model_, x, config, seed=self.random_state, progress=False,
+                                  log=lambda s: None)
+        self.model_.eval()
+        self.n_features_out_ = self.model_.code_size(h, w)
+        return self
+
+    @torch.no_grad()
+    def transform(self, X):
+        """The codes of X, (N, code length)."""
+        check_is_fitted(self)
+        from .latent import encode
+
+        return encode(self.model_, self._images(X, reset=False))
+
+    @torch.no_grad()
+    def inverse_transform(self, X):
+        """Images decoded from codes X, in the layout of the training input."""
+        check_is_fitted(self)
+        from .latent import decode
+
+        codes = check_array(X, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.n_features_out_:
+            raise ValueError(f"X must be codes of shape (N, {self.n_features_out_}), got {codes.shape}")
+        return self._out_layout(decode(self.model_, codes))
+
+    @torch.no_grad()
+    def score(self, X, y=None):
+        """Negative mean reconstruction loss per sample (higher is better), in the model's loss unit."""
+        check_is_fitted(self)
+        x = self._images(X, reset=False)
+        dev = next(self.model_.parameters()).device
+        total = sum(float(self.model_(x[i : i + 256].to(dev)).per_sample.sum()) for i in range(0, len(x), 256))
+        return -total / len(x)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.asarray([f"code{i}" for i in range(self.n_features_out_)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = self.scale == "none"
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
