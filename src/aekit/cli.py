@@ -538,6 +538,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stderr_line(text: str) -> None:
+    """One write for the whole line, so lines of several processes sharing stderr never interleave."""
+    sys.stderr.write(" ".join(text.split("\n")) + "\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -550,13 +556,13 @@ def main(argv: list[str] | None = None) -> int:
     except AekitError as e:
         if args.debug:
             raise
-        print(f"aekit: error: {e}", file=sys.stderr)
+        _stderr_line(f"aekit: error: {e}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("aekit: interrupted", file=sys.stderr)
+        _stderr_line("aekit: interrupted")
         return 130
     except Exception as e:  # an unexpected failure: one line, the traceback with --debug
         if args.debug:
             raise
-        print(f"aekit: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        _stderr_line(f"aekit: error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         return EXIT_INTERNAL_ERROR
