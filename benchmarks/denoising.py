@@ -46,9 +46,9 @@ def config_for(size: int, noise: str, split: str, args) -> Config:
 def train_within(cfg: Config, minutes: float, out: Path, max_epochs: int | None) -> tuple[aekit.RunResult, float]:
     """Train for as many epochs as fit ``minutes`` (measured on a 2-epoch warm-up)."""
     if max_epochs is None:
-        t0 = time.perf_counter()
-        aekit.train(replace(cfg, **{"train.epochs": 2}), out=out, overwrite=True, progress=False, log=lambda s: None)
-        per_epoch = (time.perf_counter() - t0) / 2
+        warm = aekit.train(replace(cfg, **{"train.epochs": 2}), out=out, overwrite=True, progress=False,
+                           log=lambda s: None)
+        per_epoch = warm.history[-1].seconds  # the second epoch: no start-up costs
         epochs = max(1, int(minutes * 60 * 0.92 / per_epoch))
     else:
         epochs = max_epochs
