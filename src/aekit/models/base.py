@@ -81,12 +81,17 @@ class Autoencoder(nn.Module):
         code = self.encode(x)
         recon = self.decode(code)
         rec = reconstruction_loss(recon, target, self.config.loss)
-        parts = {"reconstruction": rec}
-        per_sample = add_sparsity(rec, code, self.config.sparsity, parts)
+        return self.output(recon, code, rec, {"reconstruction": rec})
+
+    def output(self, recon: torch.Tensor, code: torch.Tensor, per_sample: torch.Tensor,
+               parts: dict[str, torch.Tensor]) -> AEOutput:
+        """The AEOutput of a forward pass: ``per_sample`` (B,) plus the sparsity penalty on ``code``,
+        and the batch loss in the config's convention (sum, or mean for mse)."""
+        per_sample = add_sparsity(per_sample, code, self.config.sparsity, parts)
         return AEOutput(
             loss=batch_loss(per_sample, self.config.loss),
             per_sample=per_sample,
             recon=recon,
-            code=code,
+            code=code.flatten(1),
             parts=parts,
         )

@@ -120,19 +120,11 @@ class FCNAutoencoder(Autoencoder):
         )
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
-        from .base import AEOutput, add_sparsity, batch_loss, reconstruction_loss
+        from .base import reconstruction_loss
 
         target = x if target is None else target
         xp, h, w = self._pad(x)
         z, skips = self._features(xp)
         recon = self._decode(z, skips, xp)[..., :h, :w]
         rec = reconstruction_loss(recon, target, self.config.loss)
-        parts = {"reconstruction": rec}
-        per_sample = add_sparsity(rec, z, self.config.sparsity, parts)
-        return AEOutput(
-            loss=batch_loss(per_sample, self.config.loss),
-            per_sample=per_sample,
-            recon=recon,
-            code=z.flatten(1),
-            parts=parts,
-        )
+        return self.output(recon, z, rec, {"reconstruction": rec})

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .conv import ConvAEConfig
-from .base import AEOutput, Autoencoder, add_sparsity, batch_loss, reconstruction_loss
+from .base import AEOutput, Autoencoder, reconstruction_loss
 from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .registry import register
 
@@ -107,12 +107,4 @@ class VAE(Autoencoder):
         else:
             rec = reconstruction_loss(recon, target, self.config.loss)
         kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1).sum(1)  # KL(N(mu, var) || N(0, I)), (B,)
-        parts = {"reconstruction": rec, "kl": kl}
-        per_sample = add_sparsity(rec + self.config.beta * kl, mu, self.config.sparsity, parts)
-        return AEOutput(
-            loss=batch_loss(per_sample, self.config.loss),
-            per_sample=per_sample,
-            recon=recon,
-            code=mu,
-            parts=parts,
-        )
+        return self.output(recon, mu, rec + self.config.beta * kl, {"reconstruction": rec, "kl": kl})
