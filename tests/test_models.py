@@ -190,3 +190,36 @@ def test_transposed_conv_matches_tensorflow_same_padding(stride):
                                    float(layer.conv.bias), stride)
     assert got.shape == (8 * stride, 8 * stride)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cin,cout,kernel,stride,tf_padding,size", [
+    (1, 8, 3, 2, True, (8, 8)),      # the reference decoder's first layer
+    (3, 5, 3, 2, False, (7, 6)),     # PyTorch padding, odd and non-square input
+    (2, 4, 5, 2, True, (6, 6)),      # TF crops one row/column at the start for a 5x5 kernel
+    (2, 3, 4, 3, True, (5, 4)),      # stride 3, kernel not a multiple of the stride
+])
+def test_subpixel_transposed_conv_equals_native(cin, cout, kernel, stride, tf_padding, size):
+    """The CPU fast path (one matrix product per output phase) computes exactly what
+    nn.ConvTranspose2d computes, values and gradients, wherever the output is cropped."""
+    from aekit.models import layers
+
+    torch.manual_seed(0)
+    layer = SameConvTranspose2d(cin, cout, kernel, stride, tf_padding)
+    torch.nn.init.normal_(layer.conv.bias)
+    x = torch.rand(2, cin, *size, requires_grad=True)
+    fast = layer(x)
+    assert layers.SUBPIXEL_MAX_CHANNELS >= cin  # the fast path ran
+    h, w = size[0] * stride, size[1] * stride
+    full = layer.conv(x) if not tf_padding else torch.nn.functional.conv_transpose2d(
+        x, layer.conv.weight, layer.conv.bias, stride)
+    if tf_padding:
+        top = max((size[0] - 1) * stride + kernel - h, 0) // 2
+        left = max((size[1] - 1) * stride + kernel - w, 0) // 2
+        full = full[..., top : top + h, left : left + w]
+    assert fast.shape == full.shape == (2, cout, h, w)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(full)
+    grads_fast = torch.autograd.grad(fast, [x, layer.conv.weight, layer.conv.bias], g)
+    grads_native = torch.autograd.grad(full, [x, layer.conv.weight, layer.conv.bias], g)
+    for a, b in zip(grads_fast, grads_native):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

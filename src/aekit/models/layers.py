@@ -57,13 +57,59 @@ class SameConvTranspose2d(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        if self.tf_padding and self.stride > 1:
-            h, w = x.shape[-2] * self.stride, x.shape[-1] * self.stride
-            top = max((x.shape[-2] - 1) * self.stride + self.kernel - h, 0) // 2
-            left = max((x.shape[-1] - 1) * self.stride + self.kernel - w, 0) // 2
-            y = y[..., top : top + h, left : left + w]
-        return y
+        s = self.stride
+        if s > 1:
+            h, w = x.shape[-2] * s, x.shape[-1] * s
+            if self.tf_padding:
+                top = max((x.shape[-2] - 1) * s + self.kernel - h, 0) // 2
+                left = max((x.shape[-1] - 1) * s + self.kernel - w, 0) // 2
+            else:
+                top = left = self.conv.padding[0]
+            if x.device.type == "cpu" and x.shape[1] <= SUBPIXEL_MAX_CHANNELS:
+                return subpixel_conv_transpose2d(x, self.conv.weight, self.conv.bias, s, (top, left), (h, w))
+            if self.tf_padding:
+                return self.conv(x)[..., top : top + h, left : left + w]
+        return self.conv(x)
+
+
+# Below this many input channels a strided transposed convolution runs faster on the CPU as one
+# matrix product per output phase (measured, one thread: 1 -> 128 channels at 16x16, batch 50:
+# 98 ms forward + backward natively, 33 ms this way; 128 -> 64: 29 ms natively, 56 ms this way).
+SUBPIXEL_MAX_CHANNELS = 16
+
+
+def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
+                              offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``conv_transpose2d(x, weight, bias, stride)`` (no padding) cropped to ``size`` from ``offset``.
+
+    Computed as sub-pixel convolution: output pixel (s*m + p) depends only on input pixels
+    m - J + 1 .. m (J = ceil(kernel / s)) through the kernel taps p, p + s, ..., so every output
+    phase (p_y, p_x) is an ordinary correlation with a J x J slice of the flipped kernel. All
+    s*s phases are one matrix product of the (B*H*W, C_in*J*J) input patches with a
+    (C_in*J*J, s*s*C_out) matrix, and interleaving the phases gives the output directly in
+    channels-last order (returned as a channels-last NCHW tensor).
+    """
+    b, cin, _, _ = x.shape
+    _, cout, k, _ = weight.shape
+    s, j = stride, -(-weight.shape[-1] // stride)
+    (oy, ox), (h, w) = offset, size
+    m0, m1 = oy // s, (oy + h - 1) // s  # input rows (after padding by J - 1) whose phases are kept
+    n0, n1 = ox // s, (ox + w - 1) // s
+    rows, cols = m1 - m0 + 1, n1 - n0 + 1
+    xp = F.pad(x, (j - 1, j - 1, j - 1, j - 1))
+    patches = torch.stack(
+        [xp[:, :, m0 + qy : m0 + qy + rows, n0 + qx : n0 + qx + cols] for qy in range(j) for qx in range(j)], -1
+    )  # (B, C_in, rows, cols, J*J)
+    patches = patches.permute(0, 2, 3, 1, 4).reshape(b * rows * cols, cin * j * j)
+    # tap t = p + s*q' of the kernel, q' = J - 1 - q counted from the newest input pixel
+    wp = F.pad(weight, (0, s * j - k, 0, s * j - k)).view(cin, cout, j, s, j, s).flip(2, 4)
+    wm = wp.permute(0, 2, 4, 3, 5, 1).reshape(cin * j * j, s * s * cout)  # (ci, qy, qx) x (py, px, co)
+    y = patches @ wm if bias is None else torch.addmm(bias.repeat(s * s), patches, wm)
+    y = y.view(b, rows, cols, s, s, cout).permute(0, 1, 3, 2, 4, 5).reshape(b, rows * s, cols * s, cout)
+    dy, dx = oy - s * m0, ox - s * n0
+    if dy or dx or rows * s != h or cols * s != w:
+        y = y[:, dy : dy + h, dx : dx + w, :]
+    return y.permute(0, 3, 1, 2)
 
 
 def init_tf_defaults(module: nn.Module) -> None:
