@@ -101,13 +101,34 @@ def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_siz
     device = next(model.parameters()).device
     pre = getattr(model, "preprocess", {}) or {}
     if not getattr(model, "decodes_codes", True):  # fully convolutional: any size, tiles when large
-        return [run_tiled(model, x[None].to(device), tile, overlap)[0].cpu() for x in images]
+        results: list[torch.Tensor | None] = [None] * len(images)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(images):
+            if x.shape[-2] <= tile and x.shape[-1] <= tile:
+                by_size.setdefault(tuple(x.shape), []).append(i)  # small images of one size: in batches
+            else:
+                results[i] = run_tiled(model, x[None].to(device), tile, overlap)[0].cpu()
+        for index in by_size.values():
+            for start in range(0, len(index), batch_size):
+                chunk = index[start : start + batch_size]
+                recon = model(torch.stack([images[i] for i in chunk]).to(device)).recon.float().cpu()
+                for i, r in zip(chunk, recon):
+                    results[i] = r
+        return results
     size = tuple(pre.get("size") or model.config.input_size)
     method = pre.get("resize", "bicubic")
-    small = torch.stack([resize(x[None], size, method)[0] for x in images])
-    outs = [model(small[i : i + batch_size].to(device)).recon.float().cpu() for i in range(0, len(small), batch_size)]
-    recon = torch.cat(outs)
-    return [resize(r[None], tuple(x.shape[-2:]), method)[0] for r, x in zip(recon, images)]
+    by_size = {}
+    for i, x in enumerate(images):
+        by_size.setdefault(tuple(x.shape), []).append(i)
+    results = [None] * len(images)
+    for shape, index in by_size.items():  # resize every size group at once, there and back
+        for start in range(0, len(index), batch_size):
+            chunk = index[start : start + batch_size]
+            small = resize(torch.stack([images[i] for i in chunk]), size, method)
+            recon = model(small.to(device)).recon.float().cpu()
+            for i, r in zip(chunk, resize(recon, tuple(shape[-2:]), method)):
+                results[i] = r
+    return results
 
 
 def denoise_files(

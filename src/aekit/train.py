@@ -228,9 +228,9 @@ def fit(
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
-    opt = torch.optim.Adam(  # one multi-tensor update per step (fused kernels on CUDA) instead of one per tensor
+    opt = torch.optim.Adam(  # fused: one pass over each parameter per step
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
-        **({"fused": True} if device.type == "cuda" else {"foreach": True}),
+        **({"fused": True} if device.type in ("cpu", "cuda", "mps") else {}),
     )
     steps_per_epoch = len(starts)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step, steps_per_epoch))
