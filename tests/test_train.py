@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -90,3 +92,151 @@ def test_a_run_whose_last_epoch_is_also_its_best_can_be_resumed(tmp_path):
     aekit.train(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
     folder, state = read_checkpoint(tmp_path / "run", "last")
     assert state["epoch"] == 1 and folder == read_checkpoint(tmp_path / "run", "best")[0]
+
+
+# --- mixed precision (train.amp) and torch.compile (train.compile) ------------------------------
+
+def _small_model():
+    return aekit.create_model("conv", input_size=(16, 16), code_length=64, encoder_channels=(4,),
+                              encoder_strides=(2,), decoder_channels=(4,), decoder_strides=(2,))
+
+
+def _images16(n=16):
+    g = torch.Generator().manual_seed(2)
+    return torch.rand(n, 1, 16, 16, generator=g)
+
+
+def _quiet_fit(model, x, **train):
+    return fit(model, x, aekit.TrainConfig(**{"batch_size": 4, "lr": 1e-2, "threads": 1, **train}),
+               progress=False, log=lambda s: None)
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_keeps_float32_weights():
+    model = _small_model()
+    hist = _quiet_fit(model, _images16(), epochs=2, amp="bf16")
+    losses = [h.loss_per_sample for h in hist]
+    assert all(math.isfinite(v) for v in losses) and losses[1] < losses[0]
+    assert all(math.isfinite(h.code_mean) and math.isfinite(h.code_std) for h in hist)
+    assert {v.dtype for v in model.state_dict().values()} == {torch.float32}
+
+
+def test_fp16_with_a_grad_scaler_trains_on_the_cpu():
+    """The scaler starts at 2**16, skips the first overflowing steps, backs off, then trains."""
+    model = _small_model()
+    snapshots = []
+    cfg = aekit.TrainConfig(epochs=5, batch_size=4, lr=1e-2, threads=1, amp="fp16")
+    hist = fit(model, _images16(), cfg, progress=False, log=lambda s: None,
+               on_epoch=lambda stats, snapshot: snapshots.append(snapshot()))
+    losses = [h.loss_per_sample for h in hist]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert {v.dtype for v in model.state_dict().values()} == {torch.float32}
+    assert 0 < snapshots[-1]["scaler"]["scale"] < 2.0**16  # backed off, and saved for resume
+
+
+def test_amp_off_is_the_exact_fp32_run():
+    def run(**amp):
+        torch.manual_seed(5)
+        model = _small_model()
+        hist = _quiet_fit(model, _images16(), epochs=2, **amp)
+        return [h.loss_per_sample for h in hist], model.state_dict()
+
+    (a, wa), (b, wb) = run(), run(amp="off")
+    assert a == b and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_autocast_keeps_the_loss_in_float32(loss):
+    model = aekit.create_model("conv", input_size=(16, 16), code_length=64, encoder_channels=(4,),
+                               encoder_strides=(2,), decoder_channels=(4,), decoder_strides=(2,), loss=loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(_images16(4))
+    assert out.recon.dtype == torch.bfloat16  # the layers ran in bf16 ...
+    assert out.per_sample.dtype == torch.float32 and out.loss.dtype == torch.float32  # ... the loss did not
+
+
+def test_a_bad_amp_value_is_a_one_line_error_naming_train_amp(tmp_path):
+    from aekit.config import load_config
+
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\namp = 'fp8'\n")
+    with pytest.raises(aekit.ConfigError, match=r"\[train\]\.amp: 'fp8' is not one of 'off', 'bf16', 'fp16'") as e:
+        load_config(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(aekit.ConfigError, match=r"^train\.amp 'fp8' is not one of 'off', 'bf16', 'fp16'$"):
+        _quiet_fit(_small_model(), _images16(), epochs=1, amp="fp8")  # a TrainConfig built in Python
+
+
+def _npy_config(tmp_path, **train):
+    """A run config on 20 synthetic 16x16 images in a .npy file (16 train, 4 held out)."""
+    import numpy as np
+
+    from aekit.config import replace
+
+    source = tmp_path / "images.npy"
+    if not source.exists():
+        np.save(source, _images16(20)[:, 0].numpy())
+    return replace(aekit.Config(), **{
+        "seed": 3, "data.source": str(source), "model.input_size": [16, 16], "model.code_length": 64,
+        "model.encoder_channels": [4], "model.encoder_strides": [2], "model.decoder_channels": [4],
+        "model.decoder_strides": [2], "train.batch_size": 4, "train.lr": 0.01, "train.threads": 1,
+        "train.device": "cpu", "train.eval_every": 1, "train.checkpoint_seconds": 0,
+        **{f"train.{k}": v for k, v in train.items()},
+    })
+
+
+def test_compile_trains_and_saves_the_uncompiled_keys(tmp_path):
+    from safetensors.torch import load_file
+
+    from aekit.models import create_model
+
+    cfg = _npy_config(tmp_path, epochs=1, compile=True)
+    result = aekit.train(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
+    assert math.isfinite(result.history[-1].loss_per_sample)
+    saved = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert set(saved) == set(create_model(cfg.model).state_dict())  # no '_orig_mod.' prefix
+    assert aekit.load(tmp_path / "run").config.code_length == 64
+
+
+def test_fp16_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, capsys):
+    """The GradScaler's state travels in the checkpoint: without it the resumed run would start again
+    at a scale of 2**16, skip steps, and end elsewhere. Old checkpoints without it still load."""
+    from aekit.checkpoint import read_checkpoint
+    from aekit.cli import main
+    from test_checkpoint import weights
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    aekit.train(_npy_config(tmp_path, epochs=4, amp="fp16"), out=full, progress=False, log=lambda s: None)
+    aekit.train(_npy_config(tmp_path, epochs=2, amp="fp16"), out=part, progress=False, log=lambda s: None)
+    _, state = read_checkpoint(part)
+    assert state["epoch"] == 2 and state["scaler"]["scale"] < 2.0**16
+    aekit.train(_npy_config(tmp_path, epochs=4, amp="fp16"), out=part, resume=True, progress=False,
+                log=lambda s: None)
+    a, b = weights(full), weights(part)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert {v.dtype for v in b.values()} == {torch.float32}
+
+    # a resume may turn compile on or off (same math) but not change the precision
+    assert main(["train", "--resume", str(part), "--amp", "bf16"]) == 2
+    assert "--amp cannot change it" in capsys.readouterr().err
+    from aekit.errors import AekitError
+    from aekit.run import _check_resumable
+
+    _check_resumable(part, _npy_config(tmp_path, epochs=6, amp="fp16", compile=True))
+    with pytest.raises(AekitError, match="train.amp differs"):
+        _check_resumable(part, _npy_config(tmp_path, epochs=6, amp="bf16"))
+
+    # a checkpoint written before the scaler was saved: resumes with a fresh scaler
+    del state["scaler"]
+    model = _small_model()
+    cfg = _npy_config(tmp_path, epochs=3, amp="fp16").train
+    hist = fit(model, _images16(16), cfg, state=state, progress=False, log=lambda s: None)
+    assert [h.epoch for h in hist] == [1, 2, 3] and math.isfinite(hist[-1].loss_per_sample)
+
+
+def test_amp_and_compile_options_map_to_the_train_config():
+    from aekit.cli import build_parser, config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["train", "--amp", "bf16", "--compile"]))
+    assert (cfg.train.amp, cfg.train.compile) == ("bf16", True)
+    cfg = config_from_args(build_parser().parse_args(["train"]))
+    assert (cfg.train.amp, cfg.train.compile) == ("off", False)  # fp32 and eager unless asked

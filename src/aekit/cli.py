@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
             aekit train --epochs 100 --code-length 128 --seed 3               # 80/20 split, held-out metrics
             aekit train --config configs/reference.toml --device cuda --overwrite --out runs/ref
+            aekit train --config configs/reference.toml --device cuda --amp bf16 --compile   # mixed precision
             aekit train --config configs/reference-denoising.toml --epochs 50     # experiment B
             aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100        # a denoiser for any size
             aekit train --config configs/reference-sparse.toml --epochs 50        # sparse code (L1, alpha 0.01)
@@ -97,11 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, metavar="K", help="held-out metrics every K epochs (0: at the end)")
     t.add_argument("--device", metavar="DEV", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     t.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (0: torch's default)")
+    t.add_argument("--amp", choices=["off", "bf16", "fp16"],
+                   help="mixed precision on CUDA (bf16 recommended on Ampere or newer); also works on CPU with bf16")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model for training; first epoch slower")
     t.add_argument("--name", metavar="NAME", help="run name (default folder: runs/NAME-TIMESTAMP)")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may change --epochs, "
-                   "--max-time, --device, --threads)")
+                   "--max-time, --device, --threads, --compile)")
     t.add_argument("--checkpoint-every", type=int, metavar="N", help="keep a checkpoint every N epochs "
                    "(besides 'last' and 'best', which are always kept)")
     t.add_argument("--early-stop", type=int, metavar="PATIENCE", help="stop when the held-out loss has not "
@@ -349,6 +354,8 @@ def config_from_args(args: argparse.Namespace):
             "train.early_stop": args.early_stop,
             "train.max_minutes": args.max_time,
             "train.tensorboard": args.tensorboard or None,
+            "train.amp": args.amp,
+            "train.compile": args.compile,
             "model.loss": args.loss,
             "model.sparsity": args.sparsity,
             "model.beta": args.beta,
@@ -367,17 +374,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         fixed = [f for f in ("config", "model", "batch_size", "lr", "code_length", "seed", "data", "data_home",
-                             "test_fraction", "split", "noise", "out", "name", "loss", "sparsity", "beta") if getattr(args, f, None) is not None]
+                             "test_fraction", "split", "noise", "out", "name", "loss", "sparsity", "beta", "amp")
+                 if getattr(args, f, None) is not None]
         if fixed:
             raise AekitError(f"--resume continues a run with its own config.toml; --{fixed[0].replace('_', '-')} "
-                             "cannot change it (only --epochs, --max-time, --device and --threads can)")
+                             "cannot change it (only --epochs, --max-time, --device, --threads and --compile can)")
         from .config import load_config, replace
 
         run_cfg = Path(args.resume) / "config.toml"
         if not run_cfg.is_file():
             raise AekitError(f"--resume {args.resume}: no config.toml (not an aekit run folder)")
         cfg = replace(load_config(run_cfg), **{"train.epochs": args.epochs, "train.max_minutes": args.max_time,
-                                               "train.device": args.device, "train.threads": args.threads})
+                                               "train.device": args.device, "train.threads": args.threads,
+                                               "train.compile": args.compile})
         result = train(cfg, out=args.resume, resume=True, progress=not args.no_progress)
     else:
         cfg = config_from_args(args)

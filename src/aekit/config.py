@@ -76,6 +76,8 @@ class TrainConfig:
     early_stop: int = 0  # stop when the held-out loss has not improved for this many evaluations; 0: never
     checkpoint_every: int = 0  # also keep a checkpoint every N epochs; 0: only 'last' and 'best'
     checkpoint_seconds: float = 60.0  # write the 'last' checkpoint at most this often (0: every epoch)
+    amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision: autocast forward and loss (fp16 adds a GradScaler)
+    compile: bool = False  # train through torch.compile(model): same math, faster steps, slower first epoch
 
 
 @dataclass

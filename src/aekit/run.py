@@ -186,7 +186,7 @@ def train(
     """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics.
 
     With ``resume`` the run in ``out`` continues exactly from its last checkpoint; ``cfg`` must be the
-    run's own config.toml, except for the number of epochs, the time limit, the device and threads.
+    run's own config.toml, except for the number of epochs, the time limit, the device, threads and compile.
     """
     from .train import Distributed
 
@@ -292,7 +292,7 @@ def train(
     return RunResult(out=out, model=model, history=history, metrics=metrics)
 
 
-RESUME_MAY_CHANGE = ("train.epochs", "train.max_minutes", "train.device", "train.threads")
+RESUME_MAY_CHANGE = ("train.epochs", "train.max_minutes", "train.device", "train.threads", "train.compile")
 
 
 def _check_resumable(out: Path, cfg: Config) -> None:

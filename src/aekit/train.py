@@ -9,9 +9,11 @@ on 400 images) yet still divides by N.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -40,6 +42,35 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"--device {name}: MPS is not available on this machine")
     return dev
+
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_for(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the autocast context of ``train.amp`` on ``device`` (a no-op for 'off').
+
+    Refuses, as a ConfigError, a precision that this torch cannot autocast on this device (rather than
+    training in fp32 while claiming mixed precision)."""
+    if amp not in AMP_DTYPES:
+        raise ConfigError(f"train.amp {amp!r} is not one of {', '.join(map(repr, AMP_DTYPES))}")
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
+        return contextlib.nullcontext
+    if amp == "fp16" and not hasattr(torch.amp, "GradScaler"):
+        raise ConfigError(f"train.amp fp16 needs torch >= 2.3 (torch.amp.GradScaler); this is {torch.__version__}")
+    with warnings.catch_warnings(record=True) as caught:  # torch warns, and disables itself, when unsupported
+        warnings.simplefilter("always")
+        try:
+            probe = torch.autocast(device_type=device.type, dtype=dtype)
+        except RuntimeError as e:  # e.g. bf16 on a GPU older than Ampere
+            raise ConfigError(f"train.amp {amp}: {str(e).strip().splitlines()[0]}") from None
+    if not getattr(probe, "_enabled", True) or any("isabl" in str(w.message) for w in caught):
+        raise ConfigError(
+            f"train.amp {amp}: this torch ({torch.__version__}) cannot autocast to {amp} on {device.type}"
+            + (" (use bf16)" if amp == "fp16" else "")
+        )
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def batch_starts(n: int, batch_size: int, reference_loop: bool) -> range:
@@ -221,12 +252,15 @@ def fit(
         )
     if dist.world > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
+    autocast = autocast_for(config.amp, device)
     model.to(device).train()
-    net = model
+    net = model  # the module of the training forward; `model` itself is saved, evaluated and checkpointed
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:  # the DDP module itself, as PyTorch recommends (DDPOptimizer splits at its buckets)
+        net = torch.compile(net)
     x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
     opt = torch.optim.Adam(  # fused: one pass over each parameter per step
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
@@ -234,6 +268,8 @@ def fit(
     )
     steps_per_epoch = len(starts)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step, steps_per_epoch))
+    # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
+    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
     shuffle = torch.Generator().manual_seed(seed)  # the same order on every process
     noise = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)  # differs per process
     sum_loss = getattr(model, "config", None) is not None and model.config.loss != "mse"
@@ -243,6 +279,8 @@ def fit(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):  # checkpoints without one start a fresh scaler
+            scaler.load_state_dict(state["scaler"])
         shuffle.set_state(state["shuffle_rng"])
         if len(state["noise_rng"]) != dist.world:
             raise ConfigError(
@@ -280,6 +318,7 @@ def fit(
             "history": [vars(h) for h in history],
             "best": best,
             "since_best": since_best,
+            **({"scaler": scaler.state_dict()} if scaler is not None else {}),
         }
 
     bar = None
@@ -308,15 +347,27 @@ def fit(
                 flip = torch.rand(len(x), generator=noise, device=noise.device).to(device) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             x, target = prepare(x, noise)
-            out = net(x, target)
+            with autocast():  # train.amp: forward and loss in bf16/fp16 where safe; a no-op when off
+                out = net(x, target)
             opt.zero_grad(set_to_none=True)
             # DDP averages gradients over processes; a summed loss must be summed over them too
-            (out.loss * dist.world if sum_loss and dist.world > 1 else out.loss).backward()
-            opt.step()
-            sched.step()
-            code = out.code.detach()
+            loss = (out.loss * dist.world if sum_loss and dist.world > 1 else out.loss).float()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)  # unscales; skips the step when a gradient is inf or nan
+                scaler.update()
+            if scaler is None:
+                sched.step()
+            else:  # the schedule follows the step count, also when the scaler skipped a step (overflow)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    sched.step()
+            code = out.code.detach().float()  # accumulated in float32, whatever the autocast dtype
             share = len(code) / size  # 1 on one process: the shares' sum over processes is the batch mean
-            loss_sum += out.per_sample.detach().sum()
+            loss_sum += out.per_sample.detach().float().sum()
             if len(code):
                 code_sum += code.mean() * share
                 small_sum += code_small(code) * share

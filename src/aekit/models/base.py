@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +26,7 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) ->
     mse: mean squared error over the sample's values;
     bce: summed binary cross-entropy (the Bernoulli view; ``recon`` must lie in (0, 1)).
     """
+    recon, target = recon.float(), target.float()  # in float32 also under autocast (train.amp)
     diff = (recon - target).flatten(1)
     if kind == "l2":
         return 0.5 * diff.square().sum(1)
@@ -32,9 +34,13 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) ->
         return diff.square().mean(1)
     if kind == "bce":
         eps = 1e-7
-        return F.binary_cross_entropy(
-            recon.clamp(eps, 1 - eps).flatten(1), target.flatten(1), reduction="none"
-        ).sum(1)
+        # CUDA autocast refuses binary_cross_entropy outright (whatever the dtype): compute it outside
+        outside = torch.autocast(recon.device.type, enabled=False) if recon.device.type in ("cpu", "cuda") \
+            else contextlib.nullcontext()
+        with outside:
+            return F.binary_cross_entropy(
+                recon.clamp(eps, 1 - eps).flatten(1), target.flatten(1), reduction="none"
+            ).sum(1)
     raise ValueError(f"unknown loss {kind!r}")
 
 
