@@ -56,11 +56,20 @@ def pca_scores(train: torch.Tensor, test: torch.Tensor, k: int) -> dict:
 
 
 def aekit_scores(train: torch.Tensor, test: torch.Tensor, k: int, args) -> dict:
-    torch.manual_seed(args.seed)
-    model = aekit.create_model("conv", code_length=k, decoder_strides=decoder_strides(k), loss="mse")
-    cfg = aekit.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule="cosine",
-                            hflip=not args.no_hflip, max_minutes=args.minutes, eval_every=0,
-                            device=args.device, checkpoint_seconds=0)
+    def make(epochs: int):
+        torch.manual_seed(args.seed)
+        model = aekit.create_model("conv", code_length=k, decoder_strides=decoder_strides(k), loss="mse")
+        cfg = aekit.TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, schedule="cosine",
+                                hflip=not args.no_hflip, max_minutes=args.minutes, eval_every=0,
+                                device=args.device, checkpoint_seconds=0, data_init=True)
+        return model, cfg
+
+    epochs = args.epochs
+    if args.minutes:  # the cosine schedule must end within the budget: size it from a timed warm-up
+        model, cfg = make(2)
+        warm = aekit.fit(model, train, cfg, seed=args.seed, progress=False, log=lambda s: None)
+        epochs = max(1, min(epochs, int(args.minutes * 60 * 0.95 / warm[-1].seconds)))
+    model, cfg = make(epochs)
     t0 = time.perf_counter()
     history = aekit.fit(model, train, cfg, seed=args.seed, progress=False, log=lambda s: None)
     seconds = time.perf_counter() - t0
@@ -74,7 +83,7 @@ def main() -> None:
     p.add_argument("--codes", type=int, nargs="+", default=list(CODES), help="code lengths (default 32 64 128 256)")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="held-out splits")
     p.add_argument("--minutes", type=float, default=15.0, help="training time budget per model (default 15)")
-    p.add_argument("--epochs", type=int, default=2000, help="at most this many epochs (the cosine schedule's length)")
+    p.add_argument("--epochs", type=int, default=2000, help="at most this many epochs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-hflip", action="store_true", help="no left-right flip augmentation")

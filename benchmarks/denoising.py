@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--noises", nargs="+", default=["gaussian:0.2", "gaussian:0.0-0.4"])
     ap.add_argument("--subject", action="store_true", help="also the subject split (unseen people)")
+    ap.add_argument("--splits", nargs="+", choices=["random", "subject"], default=None,
+                    help="the splits to run (default: random, plus subject with --subject)")
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget per model")
     ap.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of the time budget")
     ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
@@ -77,7 +79,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rows = []
-    splits = ["random"] + (["subject"] if args.subject else [])
+    splits = args.splits or ["random"] + (["subject"] if args.subject else [])
     for split in splits:
         for size in args.sizes:
             for noise in args.noises:

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision on CUDA (bf16 recommended on Ampere or newer); also works on CPU with bf16")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model for training; first epoch slower")
+    t.add_argument("--data-init", action=argparse.BooleanOptionalAction, default=None,
+                   help="calibrate the code layer on training images before the first step (conv: each code "
+                        "unit starts with zero mean and unit spread across images; avoids the collapsed code)")
     t.add_argument("--name", metavar="NAME", help="run name (default folder: runs/NAME-TIMESTAMP)")
     t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
@@ -356,6 +359,7 @@ def config_from_args(args: argparse.Namespace):
             "train.tensorboard": args.tensorboard or None,
             "train.amp": args.amp,
             "train.compile": args.compile,
+            "train.data_init": args.data_init,
             "model.loss": args.loss,
             "model.sparsity": args.sparsity,
             "model.beta": args.beta,

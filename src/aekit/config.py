@@ -78,6 +78,7 @@ class TrainConfig:
     checkpoint_seconds: float = 60.0  # write the 'last' checkpoint at most this often (0: every epoch)
     amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision: autocast forward and loss (fp16 adds a GradScaler)
     compile: bool = False  # train through torch.compile(model): same math, faster steps, slower first epoch
+    data_init: bool = False  # before the first step, let the model calibrate its code layer on training images
 
 
 @dataclass

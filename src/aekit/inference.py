@@ -95,10 +95,12 @@ def run_tiled(model: torch.nn.Module, x: torch.Tensor, tile: int = 256, overlap:
 
 
 @torch.no_grad()
-def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_size: int = 256,
+def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_size: int | None = None,
                 tile: int = 256, overlap: int = 32) -> list[torch.Tensor]:
     """The model's output for each (C, H, W) image, at the image's own size."""
     device = next(model.parameters()).device
+    if batch_size is None:  # on a CPU, small batches keep the activations in cache (measured: 32 beats 256 by ~1.5x)
+        batch_size = 32 if device.type == "cpu" else 256
     pre = getattr(model, "preprocess", {}) or {}
     if not getattr(model, "decodes_codes", True):  # fully convolutional: any size, tiles when large
         results: list[torch.Tensor | None] = [None] * len(images)

@@ -191,6 +191,19 @@ class Distributed:
         return bool(t.item())
 
 
+def make_adam(params, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam with the config's hyper-parameters, fused (one pass over each parameter per step) where
+    this torch has the fused kernel for the device (CPU and MPS: torch >= 2.4), else the default."""
+    params = list(params)
+    kwargs = dict(lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    if device.type in ("cpu", "cuda", "mps"):
+        try:
+            return torch.optim.Adam(params, fused=True, **kwargs)
+        except RuntimeError:  # older torch: no fused kernel for this device
+            pass
+    return torch.optim.Adam(params, **kwargs)
+
+
 def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier of the base learning rate at optimisation step ``step`` (0-based)."""
     warm = config.warmup_epochs * steps_per_epoch
@@ -254,6 +267,8 @@ def fit(
         device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
     autocast = autocast_for(config.amp, device)
     model.to(device).train()
+    if config.data_init and state is None:  # before DDP wraps the model (it broadcasts rank 0's weights)
+        _data_init(model, train_images, prepare, seed, device)
     net = model  # the module of the training forward; `model` itself is saved, evaluated and checkpointed
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -262,10 +277,7 @@ def fit(
     if config.compile:  # the DDP module itself, as PyTorch recommends (DDPOptimizer splits at its buckets)
         net = torch.compile(net)
     x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
-    opt = torch.optim.Adam(  # fused: one pass over each parameter per step
-        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
-        **({"fused": True} if device.type in ("cpu", "cuda", "mps") else {}),
-    )
+    opt = make_adam(model.parameters(), config, device)
     steps_per_epoch = len(starts)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step, steps_per_epoch))
     # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
@@ -403,7 +415,8 @@ def fit(
             print_line(
                 f"warning: the code has collapsed (epoch {epoch}: every image gets almost the same code, "
                 f"mean per-unit spread {stats.code_std:.1e}), so the decoder can only learn the mean image; "
-                "this happens to the reference model in about 1 run in 5: try another --seed"
+                "this happens to the reference model in about 1 run in 5: try another --seed, or --data-init "
+                "(calibrates the code layer on the images first)"
             )
         if out_of_time:
             history.stopped = f"time limit of {config.max_minutes:g} minutes reached after epoch {epoch}"
@@ -422,6 +435,25 @@ def fit(
     if bar is not None:
         bar.close()
     return history
+
+
+DATA_INIT_IMAGES = 256  # training images the data-dependent initialisation looks at
+
+
+def _data_init(model: torch.nn.Module, images, prepare: "Prepare", seed: int, device: torch.device) -> None:
+    """``model.data_init`` on up to DATA_INIT_IMAGES training images, chosen and prepared (e.g.
+    corrupted) with their own generator so that the run's shuffling and noise streams are unchanged."""
+    init = getattr(model, "data_init", None)
+    if init is None:
+        return
+    g = torch.Generator().manual_seed(seed + 3)
+    pick = torch.randperm(len(images), generator=g)[:DATA_INIT_IMAGES].sort().values
+    x = next(iter(epoch_batches(images, [pick]))).to(device)
+    x, _ = prepare(x, torch.Generator(device=device).manual_seed(seed + 3))
+    was_training = model.training
+    model.eval()
+    init(x)
+    model.train(was_training)
 
 
 def _call_hook(hook: Callable, stats: EpochStats, snapshot: Callable[[], dict], dist: "Distributed",

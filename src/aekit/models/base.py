@@ -78,6 +78,12 @@ class Autoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length)
         raise NotImplementedError
 
+    @torch.no_grad()
+    def data_init(self, x: torch.Tensor) -> bool:
+        """Data-dependent initialisation from a batch of model inputs (``train.data_init``); returns
+        False when the architecture has none."""
+        return False
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, code_length) -> (B, C, H, W)
         raise NotImplementedError
 
