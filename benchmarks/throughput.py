@@ -8,7 +8,8 @@ product peak measured here with the same number of threads.
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/throughput.py
         [--rounds 5] [--epochs 2] [--threads 2] [--no-keras] [--profile] [--device cuda] [--amp bf16] [--compile]
 
-The Keras system runs when the optional extra is installed (``pip install -e '.[bench]'``).
+The Keras system runs, in a worker process of its own (TensorFlow in the same process changes
+PyTorch's speed), when the optional extra is installed (``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class Aekit:
                                                progress=False, log=lambda s: None)]
 
 
-class Keras:
+class KerasModel:
     name = "Keras (TensorFlow)"
 
     def __init__(self, x, threads):
@@ -123,6 +124,51 @@ class Keras:
         return h.history["loss"]
 
 
+class Keras:
+    """The Keras system in a separate worker process: TensorFlow loaded into this process changes the
+    PyTorch systems' speed (its own allocator and thread pools), which a PyTorch user would not have."""
+
+    def __init__(self, threads: int):
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, __file__, "--keras-worker", "--threads", str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        reply = self.proc.stdout.readline().strip()  # the worker's name, or why it cannot run
+        if not reply.startswith("ready "):
+            self.proc.wait()
+            raise ImportError(reply or "the Keras worker did not start")
+        self.name = reply[len("ready "):]
+
+    def run(self, epochs):
+        self.proc.stdin.write(f"{epochs}\n")
+        self.proc.stdin.flush()
+        return [float(v) for v in self.proc.stdout.readline().split()]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def keras_worker(threads: int) -> None:
+    """Serve 'run N epochs' requests on stdin for the Keras system (one line in, one line out)."""
+    import io
+    import contextlib
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
+            x = prepare_data(cfg).train_x
+            system = KerasModel(x, threads)
+    except ImportError as e:
+        print(f"Keras/TensorFlow not installed ({e}): pip install -e '.[bench]'", flush=True)
+        return
+    print(f"ready {system.name}", flush=True)
+    for line in sys.stdin:
+        with contextlib.redirect_stdout(io.StringIO()):
+            losses = system.run(int(line))
+        print(" ".join(f"{v:.6f}" for v in losses), flush=True)
+
+
 def profile(system, label: str) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -142,8 +188,11 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="aekit only: torch.compile")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per system")
+    ap.add_argument("--keras-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.keras_worker:
+        return keras_worker(args.threads)
 
     cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
     overrides = {"train.device": args.device, "train.threads": args.threads}
@@ -156,9 +205,9 @@ def main() -> None:
     systems = [Naive(x, args.device), Aekit(x, cfg)]
     if not args.no_keras and args.device == "cpu":
         try:
-            systems.append(Keras(x, args.threads))
-        except ImportError:
-            print("Keras/TensorFlow not installed (pip install -e '.[bench]'): skipping that system")
+            systems.append(Keras(args.threads))
+        except ImportError as e:
+            print(f"{e}: skipping that system")
     samples_per_epoch = len(range(0, len(x) - 50, 50)) * 50
     for s in systems:  # warm-up (allocators, oneDNN primitives, Keras graph tracing)
         s.run(1)
@@ -170,6 +219,8 @@ def main() -> None:
             s.run(args.epochs)
             sync(args.device)
             rates[s.name].append(args.epochs * samples_per_epoch / (time.perf_counter() - t))
+    for s in systems:
+        getattr(s, "close", lambda: None)()
     peak = matmul_peak(args.threads, args.device)
     flops = train_flops_per_sample(x)
 

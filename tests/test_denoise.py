@@ -87,3 +87,19 @@ def test_fixed_size_models_resize_in_and_out(tmp_path):
     model = aekit.create_model("conv").eval()
     outs = reconstruct(model, [torch.rand(1, 64, 64), torch.rand(1, 17, 90)])
     assert [tuple(o.shape) for o in outs] == [(1, 64, 64), (1, 17, 90)]
+
+
+@pytest.mark.parametrize("name", ["conv", "fcn"])
+def test_reconstruct_in_batches_equals_one_image_at_a_time(name):
+    """Images are grouped by size and run in batches (a batch of 2 here, so groups split across
+    batches); every output is what the model gives the image alone, in the input order."""
+    torch.manual_seed(0)
+    model = aekit.create_model(name, **({"channels": (8, 8), "code_length": 8} if name == "fcn" else {})).eval()
+    g = torch.Generator().manual_seed(1)
+    shapes = [(1, 40, 40), (1, 24, 36), (1, 40, 40), (1, 40, 40), (1, 24, 36), (1, 300, 40)]  # the last: tiled
+    images = [torch.rand(*s, generator=g) for s in shapes]
+    batched = reconstruct(model, images, batch_size=2, tile=256)
+    alone = [reconstruct(model, [x], batch_size=1, tile=256)[0] for x in images]
+    assert [tuple(o.shape) for o in batched] == shapes
+    for a, b in zip(batched, alone):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
