@@ -13,6 +13,15 @@ def test_reference_config_is_experiment_a(root):
     assert cfg.seed == 1002 and cfg.data.order_seed == 1000
 
 
+def test_fast_config_changes_only_the_schedule_of_the_reference(root):
+    """benchmarks/time_to_quality.py compares the two: same data, architecture and loss, same Adam."""
+    ref = load_config(root / "configs" / "reference.toml")
+    fast = load_config(root / "configs" / "fast.toml")
+    assert fast.data == ref.data and fast.model == ref.model and fast.noise == ref.noise
+    assert (fast.train.beta1, fast.train.beta2, fast.train.eps) == (ref.train.beta1, ref.train.beta2, ref.train.eps)
+    assert fast.train.data_init and not ref.train.data_init
+
+
 def test_defaults_hold_out_a_fifth_and_use_the_plain_loop():
     cfg = Config()
     assert cfg.data.test_fraction == 0.2 and cfg.train.reference_loop is False

@@ -367,13 +367,12 @@ def fit(
             if scaler is None:
                 loss.backward()
                 opt.step()
+                sched.step()
             else:
                 scaler.scale(loss).backward()
                 scaler.step(opt)  # unscales; skips the step when a gradient is inf or nan
                 scaler.update()
-            if scaler is None:
-                sched.step()
-            else:  # the schedule follows the step count, also when the scaler skipped a step (overflow)
+                # the schedule follows the step count, also when the scaler skipped a step (overflow)
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                     sched.step()
