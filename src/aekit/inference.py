@@ -103,34 +103,33 @@ def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_siz
         batch_size = 32 if device.type == "cpu" else 256
     pre = getattr(model, "preprocess", {}) or {}
     if not getattr(model, "decodes_codes", True):  # fully convolutional: any size, tiles when large
-        results: list[torch.Tensor | None] = [None] * len(images)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, x in enumerate(images):
-            if x.shape[-2] <= tile and x.shape[-1] <= tile:
-                by_size.setdefault(tuple(x.shape), []).append(i)  # small images of one size: in batches
-            else:
-                results[i] = run_tiled(model, x[None].to(device), tile, overlap)[0].cpu()
-        for index in by_size.values():
-            for start in range(0, len(index), batch_size):
-                chunk = index[start : start + batch_size]
-                recon = model(torch.stack([images[i] for i in chunk]).to(device)).recon.float().cpu()
-                for i, r in zip(chunk, recon):
-                    results[i] = r
-        return results
+        small = [i for i, x in enumerate(images) if x.shape[-2] <= tile and x.shape[-1] <= tile]
+        out = _by_size(images, small, batch_size, lambda b: model(b.to(device)).recon.float().cpu())
+        for i in set(range(len(images))) - set(small):
+            out[i] = run_tiled(model, images[i][None].to(device), tile, overlap)[0].cpu()
+        return [out[i] for i in range(len(images))]
     size = tuple(pre.get("size") or model.config.input_size)
     method = pre.get("resize", "bicubic")
-    by_size = {}
-    for i, x in enumerate(images):
-        by_size.setdefault(tuple(x.shape), []).append(i)
-    results = [None] * len(images)
-    for shape, index in by_size.items():  # resize every size group at once, there and back
-        for start in range(0, len(index), batch_size):
-            chunk = index[start : start + batch_size]
-            small = resize(torch.stack([images[i] for i in chunk]), size, method)
-            recon = model(small.to(device)).recon.float().cpu()
-            for i, r in zip(chunk, resize(recon, tuple(shape[-2:]), method)):
-                results[i] = r
-    return results
+
+    def there_and_back(batch: torch.Tensor) -> torch.Tensor:
+        recon = model(resize(batch, size, method).to(device)).recon.float().cpu()
+        return resize(recon, tuple(batch.shape[-2:]), method)
+
+    out = _by_size(images, range(len(images)), batch_size, there_and_back)
+    return [out[i] for i in range(len(images))]
+
+
+def _by_size(images: list[torch.Tensor], index, batch_size: int, run) -> dict[int, torch.Tensor]:
+    """``run`` on the images of ``index`` stacked in batches of one size each; {index: output}."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i in index:
+        groups.setdefault(tuple(images[i].shape), []).append(i)
+    out = {}
+    for group in groups.values():
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            out.update(zip(chunk, run(torch.stack([images[i] for i in chunk]))))
+    return out
 
 
 def denoise_files(
