@@ -36,7 +36,7 @@ import naive_reference  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def matmul_peak(threads: int, device: str, n: int = 2048, repeats: int = 10) -> float:
+def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> float:
     """Best fp32 GFLOP/s of an n x n matrix product."""
     a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
     best = float("inf")
@@ -221,7 +221,7 @@ def main() -> None:
             rates[s.name].append(args.epochs * samples_per_epoch / (time.perf_counter() - t))
     for s in systems:
         getattr(s, "close", lambda: None)()
-    peak = matmul_peak(args.threads, args.device)
+    peak = matmul_peak(args.device)
     flops = train_flops_per_sample(x)
 
     print(f"\naekit {aekit.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "

@@ -91,7 +91,7 @@ def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch
     """
     b, cin, _, _ = x.shape
     _, cout, k, _ = weight.shape
-    s, j = stride, -(-weight.shape[-1] // stride)
+    s, j = stride, -(-k // stride)
     (oy, ox), (h, w) = offset, size
     m0, m1 = oy // s, (oy + h - 1) // s  # input rows (after padding by J - 1) whose phases are kept
     n0, n1 = ox // s, (ox + w - 1) // s
