@@ -10,6 +10,9 @@ model sees. With --subject, also trains and scores on the subject split (people 
 
 The epoch count is set from a measured warm-up so that training fits --minutes (with a hard stop
 at --minutes as a safety net); the learning rate follows a cosine schedule over those epochs.
+Training uses bf16 autocast by default (--amp; 1.8x the float32 speed on a CPU with AVX-512 BF16,
+so more epochs fit the budget), and the model is scored with its flip ensemble (the average of its
+passes on each image and its mirror image; --no-flip-ensemble) beside the plain model.
 """
 
 from __future__ import annotations
@@ -36,20 +39,20 @@ def config_for(size: int, noise: str, split: str, args) -> Config:
     # its strength at 32x32 (an antialiased resize would average half of it away)
     raw["data"].update(split=split, test_fraction=0.2, resize="legacy-bicubic", size=[size, size])
     raw["model"] = {"name": "fcn", "input_size": [size, size], "channels": args.channels,
-                    "code_length": args.code_length, "loss": "mse", "residual": args.residual}
+                    "code_length": args.code_length, "loss": args.loss, "residual": args.residual}
     raw["train"].update(epochs=1, batch_size=args.batch_size, lr=args.lr, schedule="cosine", hflip=True,
-                        eval_every=0, device=args.device, checkpoint_seconds=600)
+                        eval_every=0, device=args.device, checkpoint_seconds=600, amp=args.amp)
     raw["noise"] = {k: v for k, v in vars(parse_noise(noise)).items()}
     return Config.from_dict(raw, where="benchmark")
 
 
 def train_within(cfg: Config, minutes: float, out: Path, max_epochs: int | None) -> tuple[aekit.RunResult, float]:
-    """Train for as many epochs as fit ``minutes`` (measured on a 2-epoch warm-up)."""
+    """Train for as many epochs as fit ``minutes`` (measured on a 3-epoch warm-up)."""
     if max_epochs is None:
-        warm = aekit.train(replace(cfg, **{"train.epochs": 2}), out=out, overwrite=True, progress=False,
+        warm = aekit.train(replace(cfg, **{"train.epochs": 3}), out=out, overwrite=True, progress=False,
                            log=lambda s: None)
-        per_epoch = warm.history[-1].seconds  # the second epoch: no start-up costs
-        epochs = max(1, int(minutes * 60 * 0.92 / per_epoch))
+        per_epoch = min(h.seconds for h in warm.history[1:])  # after the first epoch's start-up costs
+        epochs = max(1, int(minutes * 60 * 0.95 / per_epoch))
     else:
         epochs = max_epochs
     cfg = replace(cfg, **{"train.epochs": epochs, "train.max_minutes": minutes})
@@ -70,10 +73,15 @@ def main() -> None:
     ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--code-length", type=int, default=128)
     ap.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--loss", choices=["mse", "psnr", "l2"], default="mse", help="the model's training loss")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", choices=["off", "bf16", "fp16"], default="bf16",
+                    help="autocast for training (default bf16: 1.8x faster on a CPU with AVX-512 BF16)")
+    ap.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=True,
+                    help="score the model's flip ensemble (the plain model is scored and reported too)")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "runs" / "benchmark-denoising"))
     args = ap.parse_args()
@@ -89,12 +97,18 @@ def main() -> None:
                 baselines = () if args.no_baselines else ALL
                 report = evaluate_run(out, baselines=baselines, seed=0)
                 by = {r["method"]: r for r in report["results"]}
-                model = by["aekit (fcn)"]
+                plain = by["aekit (fcn)"]
+                model = plain
+                if args.flip_ensemble:  # the same noisy images (seed 0), scored with the model's flip ensemble
+                    both = evaluate_run(out, seed=0, write=False, flip_ensemble=True)["results"][1]
+                    by[both["method"]] = both
+                    model = both
                 best = by.get(report["best_baseline"]) if report["best_baseline"] else None
                 rows.append({
                     "split": split, "size": size, "noise": noise, "epochs": result.history[-1].epoch,
                     "train_minutes": seconds / 60, "noisy_psnr": by["noisy input"]["psnr"],
                     "aekit_psnr": model["psnr"], "aekit_ssim": model["ssim"],
+                    "plain_psnr": plain["psnr"], "plain_ssim": plain["ssim"],
                     "best_baseline": report["best_baseline"],
                     "best_psnr": best["psnr"] if best else None, "best_ssim": best["ssim"] if best else None,
                     "all": {m: (r["psnr"], r["ssim"]) for m, r in by.items()},
@@ -103,13 +117,14 @@ def main() -> None:
                 print(json.dumps(r), flush=True)
 
     print()
-    print("| split | size | noise | epochs (min) | noisy | aekit PSNR / SSIM | best baseline | its PSNR / SSIM | margin |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| split | size | noise | epochs (min) | noisy | aekit PSNR / SSIM | plain model | best baseline | its PSNR / SSIM | margin |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         best = (f"{r['best_psnr']:.2f} / {r['best_ssim']:.3f}" if r["best_psnr"] is not None else "-")
         margin = f"{r['aekit_psnr'] - r['best_psnr']:+.2f} dB" if r["best_psnr"] is not None else "-"
         print(f"| {r['split']} | {r['size']} | {r['noise']} | {r['epochs']} ({r['train_minutes']:.1f}) | "
-              f"{r['noisy_psnr']:.2f} | {r['aekit_psnr']:.2f} / {r['aekit_ssim']:.3f} | {r['best_baseline'] or '-'} | "
+              f"{r['noisy_psnr']:.2f} | {r['aekit_psnr']:.2f} / {r['aekit_ssim']:.3f} | "
+              f"{r['plain_psnr']:.2f} / {r['plain_ssim']:.3f} | {r['best_baseline'] or '-'} | "
               f"{best} | {margin} |")
     if not args.no_baselines:
         print()

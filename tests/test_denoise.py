@@ -103,3 +103,27 @@ def test_reconstruct_in_batches_equals_one_image_at_a_time(name):
     assert [tuple(o.shape) for o in batched] == shapes
     for a, b in zip(batched, alone):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_path):
+    from aekit.inference import FlipEnsemble
+
+    model = aekit.load(fcn_run).eval()
+    x = torch.rand(3, 1, 24, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        both = FlipEnsemble(model)(x).recon
+        by_hand = (model(x).recon + model(x.flip(-1)).recon.flip(-1)) / 2
+        # the ensemble is mirror-symmetric: mirroring the input mirrors the output
+        torch.testing.assert_close(FlipEnsemble(model)(x.flip(-1)).recon, both.flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(both, by_hand)
+    assert (both - model(x).recon).abs().max() > 1e-4  # a different output from the plain model
+    out, plain = tmp_path / "ens", tmp_path / "plain"
+    for folder, extra in ((out, ["--flip-ensemble"]), (plain, [])):
+        r = aekit_cli("denoise", str(fcn_run), str(images / "gray.png"), "--out", str(folder), *extra)
+        assert r.returncode == 0, r.stderr
+    pixels = np.asarray(Image.open(images / "gray.png"), dtype=np.float32) / 255
+    with torch.no_grad():
+        want = FlipEnsemble(model)(torch.from_numpy(pixels)[None, None]).recon[0, 0].numpy()
+    got = np.asarray(Image.open(out / "gray.png"), dtype=np.float32) / 255
+    assert np.abs(got - want).max() <= 1 / 255 + 1e-6  # the file holds the ensemble, to 8-bit rounding
+    assert not np.array_equal(got, np.asarray(Image.open(plain / "gray.png"), dtype=np.float32) / 255)

@@ -77,3 +77,11 @@ def test_fcn_denoises_images_larger_than_its_training_size():
         with torch.no_grad():
             out = model(torch.rand(shape))
         assert out.recon.shape == shape
+
+
+def test_flip_ensemble_is_scored_under_its_own_name(denoise_run):
+    plain = evaluate_run(denoise_run, limit=4, write=False)
+    both = evaluate_run(denoise_run, limit=4, write=False, flip_ensemble=True)
+    assert [r["method"] for r in both["results"]] == ["noisy input", "aekit (conv, flip ensemble)"]
+    assert both["results"][0] == plain["results"][0]  # the same noisy images
+    assert both["results"][1]["psnr"] != plain["results"][1]["psnr"]

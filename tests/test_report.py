@@ -221,3 +221,13 @@ def test_tensorboard_without_the_package_is_a_clear_error(monkeypatch, tiny_imag
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
     with pytest.raises(AekitError, match=r"pip install 'aekit\[tensorboard\]'"):
         TensorBoardLog("unused", aekit.create_model("conv"), tiny_images, every=1, last=1)
+
+
+def test_loss_figure_uses_a_log_scale_only_for_positive_losses():
+    from aekit.report import loss_figure
+
+    positive = [{"epoch": e, "loss_per_sample": 10.0 / e} for e in range(1, 5)]
+    negative = [{"epoch": e, "loss_per_sample": -20.0 - e, "heldout_loss_per_sample": -19.0 - e} for e in range(1, 5)]
+    assert loss_figure(positive).axes[0].get_yscale() == "log"
+    fig = loss_figure(negative)  # loss = "psnr": minus the PSNR in dB
+    assert fig.axes[0].get_yscale() == "linear" and len(fig.axes[0].lines) == 2

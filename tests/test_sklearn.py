@@ -55,3 +55,24 @@ def test_in_a_pipeline_in_place_of_pca(tiny_images):
     assert ae.score(x) < 0
     assert ae.get_params()["code_length"] == 64
     assert ae.set_params(epochs=3).epochs == 3
+
+
+def test_the_hybrid_model_is_pca_before_it_trains_and_better_after():
+    """model="hybrid" starts at PCA: with a learning rate of 0 its codes and reconstructions are
+    PCA's; trained, it reconstructs the training images better than PCA with as many components."""
+    g = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:12, 0:12] / 11
+    centres = g.random((60, 2, 2))
+    X = sum(np.exp(-((xx - centres[:, i, 0, None, None]) ** 2 + (yy - centres[:, i, 1, None, None]) ** 2) / 0.04)
+            for i in range(2)).reshape(60, -1)
+    X = (X / X.max(1, keepdims=True)).astype(np.float32)
+    pca = PCA(n_components=5, svd_solver="full").fit(X)
+    params = {"hidden": 32, "refine_channels": 0}
+    start = AutoencoderTransformer(model="hybrid", code_length=5, epochs=1, lr=0.0, batch_size=20, loss="mse",
+                                   model_params=params).fit(X)
+    np.testing.assert_allclose(np.abs(start.transform(X)), np.abs(pca.transform(X)), atol=1e-4)
+    pca_error = ((pca.inverse_transform(pca.transform(X)).clip(0, 1) - X) ** 2).mean()  # aekit clips outputs
+    assert ((start.inverse_transform(start.transform(X)) - X) ** 2).mean() == pytest.approx(pca_error, rel=0.05)
+    trained = AutoencoderTransformer(model="hybrid", code_length=5, epochs=60, lr=3e-3, batch_size=20, loss="mse",
+                                     model_params=params).fit(X)
+    assert ((trained.inverse_transform(trained.transform(X)) - X) ** 2).mean() < 0.8 * pca_error

@@ -17,6 +17,18 @@ def test_l2_loss_is_half_the_summed_squared_error():
     assert float(reconstruction_loss(recon, target, "mse")[0]) == pytest.approx(1.5 / 4)
 
 
+def test_psnr_loss_is_minus_each_images_psnr_and_its_batch_mean_minus_the_reported_psnr():
+    from aekit.metrics import image_metrics, psnr
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(5, 1, 8, 8, generator=g)
+    recon = (target + 0.1 * torch.randn(5, 1, 8, 8, generator=g)).clamp(0, 1)
+    per_sample = reconstruction_loss(recon, target, "psnr")
+    torch.testing.assert_close(per_sample, -psnr(recon, target).float(), atol=1e-4, rtol=0)
+    assert float(per_sample.mean()) == pytest.approx(-image_metrics(recon, target)["psnr"], rel=1e-5)
+    assert torch.isfinite(reconstruction_loss(target, target, "psnr")).all()  # a perfect reconstruction: -100 dB
+
+
 def test_model_loss_is_the_batch_sum_in_the_reference_unit(tiny_images):
     model = aekit.create_model("conv")
     x = tiny_images[:5]
@@ -245,12 +257,12 @@ def test_amp_and_compile_options_map_to_the_train_config():
 def test_data_init_calibrates_only_the_code_layer_on_training_images():
     """train.data_init: on the images it looks at, every code unit's pre-activation has mean 0 and
     spread 1 across images; every other weight is the seeded initialisation, unchanged."""
-    from aekit.train import DATA_INIT_IMAGES, _data_init, identity_prepare
+    from aekit.train import DATA_INIT_IMAGES, data_init
 
     x = _images16(20)
     model = _small_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    _data_init(model, x, identity_prepare, seed=5, device=torch.device("cpu"))
+    data_init(model, x, seed=5)
     assert len(x) < DATA_INIT_IMAGES  # so every image was used: the calibration is exact on x
     with torch.no_grad():
         z = model.code[0](model.encoder(x).flatten(1))

@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="corrupt the model's input, compare with the clean image (denoising): none, gaussian:0.2, "
         "gaussian:0.05-0.4 (per-pixel sigma), gaussian-map:SIGMA.npy, mask:0.3, saltpepper:0.1",
     )
-    t.add_argument("--loss", choices=["l2", "mse", "bce"],
-                   help="reconstruction loss: l2 (half the summed squared error, the reference's), mse or bce")
+    t.add_argument("--loss", choices=["l2", "mse", "bce", "psnr"],
+                   help="reconstruction loss: l2 (half the summed squared error, the reference's), mse, bce, or psnr "
+                   "(minus each image's PSNR: trains for the mean of per-image PSNR)")
     t.add_argument("--sparsity", type=float, metavar="ALPHA",
                    help="sparse code: add ALPHA x each sample's L1 norm of the code to the loss (the book: 0.01)")
     t.add_argument("--beta", type=float, metavar="B", help="vae: weight of the KL divergence (default 1)")
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, metavar="N", help="only the first N held-out images")
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
+    e.add_argument("--flip-ensemble", action="store_true", help="average the model's passes on each image and on "
+                   "its mirror image, mirrored back (two passes; a little more accurate for models trained with flips)")
     e.set_defaults(func=cmd_evaluate)
 
     e = sub.add_parser(
@@ -213,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
+    d.add_argument("--flip-ensemble", action="store_true", help="average the model's passes on each image and on "
+                   "its mirror image, mirrored back (two passes; a little more accurate for models trained with flips)")
     d.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     d.set_defaults(func=cmd_denoise)
 
@@ -434,6 +439,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         device=str(resolve_device(args.device)),
+        flip_ensemble=args.flip_ensemble,
     )
     print(format_table(report))
     print(f"Wrote {args.run}/evaluation.json and evaluation.png")
@@ -476,6 +482,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         tile=args.tile,
         overlap=args.overlap,
         device=str(resolve_device(args.device)),
+        flip_ensemble=args.flip_ensemble,
     )
     for line in report["skipped"]:
         print(f"skipped {line}")

@@ -52,7 +52,7 @@ class ModelConfig:
     in_channels: int = 1  # image channels: 1 grayscale, 3 RGB
     input_size: tuple[int, int] = (32, 32)  # (height, width) the model works at
     code_length: int = 256  # length of the code (latent vector)
-    loss: Literal["l2", "mse", "bce"] = "l2"  # l2: half the summed squared error (tf.nn.l2_loss); mse; bce
+    loss: Literal["l2", "mse", "bce", "psnr"] = "l2"  # l2: half the summed squared error (tf.nn.l2_loss); mse; bce; psnr (minus the PSNR)
     sparsity: float = 0.0  # sparse autoencoder: adds sparsity x the L1 norm of each sample's code to its loss
 
 

@@ -18,6 +18,7 @@ import torch
 from .config import Config, load_config, replace
 from .data import fit_images, split_indices, take
 from .errors import AekitError
+from .inference import FlipEnsemble
 from .io import load, write_json
 from .metrics import image_metrics
 from .noise import NoiseConfig, make_corruption
@@ -42,8 +43,10 @@ def evaluate_run(
     seed: int = 0,
     device: str = "cpu",
     write: bool = True,
+    flip_ensemble: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate the model of ``run`` on its held-out images; returns (and writes) the results."""
+    """Evaluate the model of ``run`` on its held-out images; returns (and writes) the results.
+    With ``flip_ensemble`` the model's output averages its passes on each image and its mirror image."""
     from .baselines import build_baselines, run_baseline
     from .run import prepare_data
 
@@ -53,6 +56,9 @@ def evaluate_run(
         raise AekitError(f"{run}: no config.toml (not an aekit run folder)")
     trained = load_config(cfg_path)
     model = load(run, device=device)
+    name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
+    if flip_ensemble:
+        model = FlipEnsemble(model)
     noise = trained.noise if noise is None else noise
 
     # the evaluation split; a run trained on everything is evaluated on the default split, and we say
@@ -94,7 +100,7 @@ def evaluate_run(
     dev = next(model.parameters()).device
     t0 = time.perf_counter()
     recon = torch.cat([model(noisy[i : i + 256].to(dev)).recon.float().cpu() for i in range(0, len(noisy), 256)])
-    results.append({"method": f"aekit ({model.config.name})", "setting": str(run),
+    results.append({"method": name, "setting": str(run),
                     **_scores(recon, clean), "seconds_per_image": (time.perf_counter() - t0) / len(noisy)})
 
     outputs = {}

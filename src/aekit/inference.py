@@ -10,7 +10,7 @@ Outputs keep the input's file name, size, format, mode and bit depth (:func:`aek
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,25 @@ def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     if dupes:
         raise AekitError(f"two inputs would both be written as {sorted(dupes)[0]}: rename one or denoise them separately")
     return found
+
+
+class FlipEnsemble(torch.nn.Module):
+    """A model whose reconstruction is the average of its output on the image and, mirrored back, on
+    the image's mirror image (a self-ensemble: two passes, a little more accurate for models trained
+    with left-right flips). Works wherever the model does: ``reconstruct``, tiles, ``evaluate_run``.
+    Only ``recon`` is averaged: the output's loss terms and code are the plain pass's."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        self.decodes_codes = getattr(model, "decodes_codes", True)
+        self.preprocess = getattr(model, "preprocess", None)
+
+    def forward(self, x: torch.Tensor):
+        out = self.model(x)
+        mirrored = self.model(x.flip(-1)).recon.flip(-1)
+        return replace(out, recon=(out.recon + mirrored) / 2)
 
 
 def _ramp(n: int, overlap: int) -> torch.Tensor:
@@ -144,9 +163,12 @@ def denoise_files(
     tile: int = 256,
     overlap: int = 32,
     device: str = "cpu",
+    flip_ensemble: bool = False,
 ) -> dict:
     """Denoise image files with the model of ``run``; returns what was written (and skipped).
 
+    With ``flip_ensemble`` each output averages the model's passes on the image and on its mirror
+    image (:class:`FlipEnsemble`).
     With ``skip_bad`` unreadable files are skipped and listed instead of stopping everything.
     With ``add_noise`` the inputs are corrupted first (seeded; for demonstrations) and a grid
     ``OUT/grid.png`` shows clean | noisy | denoised for up to 8 of them.
@@ -155,6 +177,8 @@ def denoise_files(
     from .report import image_grid, save_png
 
     model = load(run, device=device)
+    if flip_ensemble:
+        model = FlipEnsemble(model)
     files = collect_inputs(inputs)
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -55,7 +55,8 @@ def _pyplot():
 
 
 def loss_figure(history: Sequence[dict], *, title: str = ""):
-    """A matplotlib figure of the training (and held-out) loss per sample by epoch, log scale."""
+    """A matplotlib figure of the training (and held-out) loss per sample by epoch, log scale when
+    the loss is positive."""
     epochs = [h["epoch"] for h in history]
     fig, ax = _pyplot().subplots(figsize=(7, 4), dpi=100)
     ax.plot(epochs, [h["loss_per_sample"] for h in history], label="training")
@@ -65,7 +66,9 @@ def loss_figure(history: Sequence[dict], *, title: str = ""):
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("average loss per sample")
-    ax.set_yscale("log")
+    values = [h["loss_per_sample"] for h in history] + [v for _, v in held]
+    if min(values, default=1.0) > 0:  # log scale, unless the loss goes negative (loss = "psnr")
+        ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if title:

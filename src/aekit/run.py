@@ -356,6 +356,7 @@ def _loss_unit(cfg: Config) -> str:
         "l2": f"half the summed squared error of one {h}x{w} image (tf.nn.l2_loss), per sample",
         "mse": "mean squared error per value, per sample",
         "bce": f"summed binary cross-entropy of one {h}x{w} image, per sample",
+        "psnr": "minus the PSNR in dB (peak 1), per sample",
     }[cfg.model.loss]
 
 

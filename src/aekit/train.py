@@ -192,7 +192,8 @@ class Distributed:
 
 
 def make_adam(params, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam with the config's hyper-parameters, fused (one pass over each parameter per step) where
+    """Adam with the config's hyper-parameters (``params``: parameters, or parameter groups with
+    their own "lr"), fused (one pass over each parameter per step) where
     this torch has the fused kernel for the device (CPU and MPS: torch >= 2.4), else the default."""
     params = list(params)
     kwargs = dict(lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
@@ -267,8 +268,8 @@ def fit(
         device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
     autocast = autocast_for(config.amp, device)
     model.to(device).train()
-    if config.data_init and state is None:  # before DDP wraps the model (it broadcasts rank 0's weights)
-        _data_init(model, train_images, prepare, seed, device)
+    if wants_data_init(model, config) and state is None:  # before DDP wraps the model (it broadcasts rank 0's weights)
+        data_init(model, train_images, prepare=prepare, seed=seed, device=device, hflip=config.hflip)
     net = model  # the module of the training forward; `model` itself is saved, evaluated and checkpointed
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -277,7 +278,8 @@ def fit(
     if config.compile:  # the DDP module itself, as PyTorch recommends (DDPOptimizer splits at its buckets)
         net = torch.compile(net)
     x_all = train_images.to(device) if isinstance(train_images, torch.Tensor) else train_images
-    opt = make_adam(model.parameters(), config, device)
+    groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else model.parameters()
+    opt = make_adam(groups, config, device)
     steps_per_epoch = len(starts)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step, steps_per_epoch))
     # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
@@ -439,20 +441,37 @@ def fit(
 DATA_INIT_IMAGES = 256  # training images the data-dependent initialisation looks at
 
 
-def _data_init(model: torch.nn.Module, images, prepare: "Prepare", seed: int, device: torch.device) -> None:
-    """``model.data_init`` on up to DATA_INIT_IMAGES training images, chosen and prepared (e.g.
-    corrupted) with their own generator so that the run's shuffling and noise streams are unchanged."""
+def wants_data_init(model: torch.nn.Module, config: TrainConfig) -> bool:
+    """Whether fit() initialises ``model`` from the data: ``train.data_init``, or a model that
+    always starts that way (``needs_data_init``, e.g. the PCA start of ``hybrid``)."""
+    return bool(config.data_init or getattr(model, "needs_data_init", False))
+
+
+@torch.no_grad()
+def data_init(model: torch.nn.Module, images, *, prepare: "Prepare | None" = None, seed: int = 1000,
+              device: torch.device | str = "cpu", hflip: bool = False) -> bool:
+    """The data-dependent initialisation that fit() runs before its first epoch: ``model.data_init``
+    on up to ``model.data_init_images`` (default DATA_INIT_IMAGES) training images, chosen and
+    prepared (e.g. corrupted) with their own generator so that the run's shuffling and noise streams
+    are unchanged; with ``hflip`` their mirror images join them (the distribution training sees).
+    Public so that a caller can score the starting point; returns False for models without one."""
     init = getattr(model, "data_init", None)
     if init is None:
-        return
+        return False
+    device = torch.device(device)
+    limit = getattr(model, "data_init_images", DATA_INIT_IMAGES)
     g = torch.Generator().manual_seed(seed + 3)
-    pick = torch.randperm(len(images), generator=g)[:DATA_INIT_IMAGES].sort().values
+    pick = torch.randperm(len(images), generator=g)[:limit].sort().values
     x = next(iter(epoch_batches(images, [pick]))).to(device)
-    x, _ = prepare(x, torch.Generator(device=device).manual_seed(seed + 3))
+    x, target = (prepare or identity_prepare)(x, torch.Generator(device=device).manual_seed(seed + 3))
+    if hflip:
+        x, target = torch.cat([x, x.flip(-1)]), torch.cat([target, target.flip(-1)])
     was_training = model.training
     model.eval()
-    init(x)
-    model.train(was_training)
+    try:
+        return bool(init(x, target))
+    finally:
+        model.train(was_training)
 
 
 def _call_hook(hook: Callable, stats: EpochStats, snapshot: Callable[[], dict], dist: "Distributed",

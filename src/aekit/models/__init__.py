@@ -4,7 +4,7 @@ from .base import AEOutput, Autoencoder
 from .registry import config_class, create_model, list_models, model_class, register
 
 # Importing an architecture's module registers it.
-from . import conv, fcn, vae  # noqa: E402,F401
+from . import conv, fcn, hybrid, vae  # noqa: E402,F401
 
 __all__ = [
     "AEOutput",

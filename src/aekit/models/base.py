@@ -19,12 +19,17 @@ class AEOutput:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)  # named (B,) loss terms
 
 
+PSNR_EPS = 1e-10  # keeps the psnr loss finite for a perfect reconstruction (at most 100 dB)
+
+
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """Per-sample reconstruction loss, shape (B,).
 
     l2:  half the sum of squared errors (``tf.nn.l2_loss`` of one sample);
     mse: mean squared error over the sample's values;
-    bce: summed binary cross-entropy (the Bernoulli view; ``recon`` must lie in (0, 1)).
+    bce: summed binary cross-entropy (the Bernoulli view; ``recon`` must lie in (0, 1));
+    psnr: the sample's negative PSNR in dB (peak 1): 10 log10(mse). Its mean over a batch is minus the
+          mean of per-image PSNR, the figure the evaluation reports (NAFNet trains its denoisers so).
     """
     recon, target = recon.float(), target.float()  # in float32 also under autocast (train.amp)
     diff = (recon - target).flatten(1)
@@ -32,6 +37,8 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) ->
         return 0.5 * diff.square().sum(1)
     if kind == "mse":
         return diff.square().mean(1)
+    if kind == "psnr":
+        return 10 * torch.log10(diff.square().mean(1) + PSNR_EPS)
     if kind == "bce":
         eps = 1e-7
         # CUDA autocast refuses binary_cross_entropy outright (whatever the dtype): compute it outside
@@ -45,8 +52,8 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) ->
 
 
 def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
-    """The optimised scalar: a sum over the batch for l2/bce (as the reference), a mean for mse."""
-    return per_sample.mean() if kind == "mse" else per_sample.sum()
+    """The optimised scalar: a sum over the batch for l2/bce (as the reference), a mean for mse and psnr."""
+    return per_sample.mean() if kind in ("mse", "psnr") else per_sample.sum()
 
 
 def add_sparsity(per_sample: torch.Tensor, code: torch.Tensor, alpha: float, parts: dict) -> torch.Tensor:
@@ -79,9 +86,9 @@ class Autoencoder(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def data_init(self, x: torch.Tensor) -> bool:
-        """Data-dependent initialisation from a batch of model inputs (``train.data_init``); returns
-        False when the architecture has none."""
+    def data_init(self, x: torch.Tensor, target: torch.Tensor | None = None) -> bool:
+        """Data-dependent initialisation from a batch of model inputs ``x`` and their loss targets
+        ``target`` (``train.data_init``); returns False when the architecture has none."""
         return False
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, code_length) -> (B, C, H, W)

@@ -102,7 +102,7 @@ class ConvAutoencoder(Autoencoder):
             init_tf_defaults(self)
 
     @torch.no_grad()
-    def data_init(self, x: torch.Tensor) -> bool:
+    def data_init(self, x: torch.Tensor, target: torch.Tensor | None = None) -> bool:
         """Rescale the dense code layer so that on ``x`` every unit's pre-activation has mean 0 and
         standard deviation 1 across the images.
 

@@ -34,7 +34,7 @@ from .registry import register
 class VAEConfig(ModelConfig):
     name: str = "vae"
     code_length: int = 1024  # latent values (the book: 32 x 32)
-    loss: Literal["l2", "mse", "bce"] = "bce"  # reconstruction: bce (summed sigmoid cross-entropy, the book's)
+    loss: Literal["l2", "mse", "bce", "psnr"] = "bce"  # reconstruction: bce (summed sigmoid cross-entropy, the book's)
     beta: float = 1.0  # weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)
     encoder_channels: tuple[int, ...] = (32, 64, 128)  # conv filters, one per encoder layer
     encoder_strides: tuple[int, ...] = (2, 2, 1)  # stride of each encoder conv
