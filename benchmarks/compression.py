@@ -66,8 +66,7 @@ def trained(k: int, setting: str, epochs: int, train: torch.Tensor, args, val: t
         data_init(model, train, seed=args.seed, hflip=True)  # the start fit() makes, to score it
         if val is not None:
             curve[0] = aekit.evaluate(model.eval(), val)["psnr"]
-    if epochs:
-        model = _model(k, setting, args)  # fit() initialises it itself, the same way
+    if epochs:  # fit() starts from the same data_init (same images and seed), so the scored start is its start
         cfg = aekit.TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, hflip=True,
                                 eval_every=5 if val is not None else 0, device=args.device, checkpoint_seconds=0)
         history = aekit.fit(model, train, cfg, seed=args.seed, test_images=val, progress=False, log=lambda s: None)
