@@ -29,6 +29,7 @@ batch_size = 40
 eval_every = 2
 threads = 1
 hflip = true
+shift = 1
 schedule = "cosine"
 checkpoint_seconds = 0
 device = "cpu"

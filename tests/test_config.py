@@ -45,6 +45,7 @@ def test_overrides():
         ("[train]\nepochz = 3\n", r"\[train\]: unknown key 'epochz'"),
         ("[train]\nepochs = 'many'\n", r"train\]\.epochs: expected an integer"),
         ("[train]\nepochs = -1\n", r"train\.epochs must be at least 1"),
+        ("[train]\nshift = -2\n", r"train\.shift must be 0 or more pixels, got -2"),
         ("[model]\nname = 'conv'\ncode_length = 100\n", "code_length 100 does not fit"),
         ("[model]\nname = 'transformer'\n", "unknown model 'transformer'"),
         ("[data]\nresize = 'lanczos9'\n", "'lanczos9' is not one of"),

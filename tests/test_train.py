@@ -294,3 +294,20 @@ def test_data_init_option_maps_to_the_train_config():
 
     assert config_from_args(build_parser().parse_args(["train", "--data-init"])).train.data_init is True
     assert config_from_args(build_parser().parse_args(["train"])).train.data_init is False  # the reference's init
+
+
+def test_random_shift_moves_each_image_by_whole_pixels_and_repeats_the_edges():
+    from aekit.train import random_shift
+
+    x = torch.rand(64, 2, 6, 7)
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    seen = set()
+    for a, b in zip(x, y):  # find each image's offset: b[r, c] = a[clamp(r - dy), clamp(c - dx)]
+        match = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(b, a[:, (torch.arange(6) - dy).clamp(0, 5)][:, :, (torch.arange(7) - dx).clamp(0, 6)])]
+        assert match, "not a whole-pixel shift of the image"
+        seen.add(match[0])
+    assert len(seen) > 10  # offsets drawn per image, over the whole range
+    assert torch.equal(y, random_shift(x, 2, torch.Generator().manual_seed(0)))  # seeded
+    assert not torch.equal(y, random_shift(x, 2, torch.Generator().manual_seed(1)))

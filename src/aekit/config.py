@@ -72,6 +72,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine"] = "constant"  # learning rate over the run: constant, or cosine decay to 0
     warmup_epochs: int = 0  # linear learning-rate warm-up over this many epochs
     hflip: bool = False  # augmentation: flip each training image left-right with probability 1/2
+    shift: int = 0  # augmentation: move each training image by up to this many pixels along each axis (edges repeated)
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this many minutes of training; 0: no limit
     early_stop: int = 0  # stop when the held-out loss has not improved for this many evaluations; 0: never
     checkpoint_every: int = 0  # also keep a checkpoint every N epochs; 0: only 'last' and 'best'
@@ -184,6 +185,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(t.eval_every >= 0, "train.eval_every", f"must be 0 or more, got {t.eval_every}")
     need(t.threads >= 0, "train.threads", f"must be 0 or more, got {t.threads}")
     need(t.warmup_epochs >= 0, "train.warmup_epochs", f"must be 0 or more, got {t.warmup_epochs}")
+    need(t.shift >= 0, "train.shift", f"must be 0 or more pixels, got {t.shift}")
     need(t.max_minutes >= 0, "train.max_minutes", f"must be 0 or more, got {t.max_minutes}")
     need(t.early_stop >= 0, "train.early_stop", f"must be 0 or more, got {t.early_stop}")
     need(t.checkpoint_every >= 0, "train.checkpoint_every", f"must be 0 or more, got {t.checkpoint_every}")

@@ -360,6 +360,8 @@ def fit(
             if config.hflip:
                 flip = torch.rand(len(x), generator=noise, device=noise.device).to(device) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            if config.shift:
+                x = random_shift(x, config.shift, noise)
             x, target = prepare(x, noise)
             with autocast():  # train.amp: forward and loss in bf16/fp16 where safe; a no-op when off
                 out = net(x, target)
@@ -439,6 +441,17 @@ def fit(
 
 
 DATA_INIT_IMAGES = 256  # training images the data-dependent initialisation looks at
+
+
+def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
+    """Move each image of ``x`` (B, C, H, W) by its own random whole-pixel offset in [-pixels, pixels]
+    along each axis (``train.shift``); the pixels that come in repeat the edge."""
+    b, _, h, w = x.shape
+    dy, dx = (torch.randint(-pixels, pixels + 1, (2, b), generator=generator, device=generator.device)
+              .to(x.device))
+    rows = (torch.arange(h, device=x.device) - dy[:, None]).clamp(0, h - 1)  # (B, H): source row of each row
+    cols = (torch.arange(w, device=x.device) - dx[:, None]).clamp(0, w - 1)
+    return x[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 def wants_data_init(model: torch.nn.Module, config: TrainConfig) -> bool:

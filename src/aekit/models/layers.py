@@ -67,6 +67,8 @@ class SameConvTranspose2d(nn.Module):
                 top = left = self.conv.padding[0]
             if x.device.type == "cpu" and x.shape[1] <= SUBPIXEL_MAX_CHANNELS:
                 return subpixel_conv_transpose2d(x, self.conv.weight, self.conv.bias, s, (top, left), (h, w))
+            if x.device.type == "cpu" and _bf16_on_cpu(x):
+                return phase_conv_transpose2d(x, self.conv.weight, self.conv.bias, s, (top, left), (h, w))
             if self.tf_padding:
                 return self.conv(x)[..., top : top + h, left : left + w]
         return self.conv(x)
@@ -93,9 +95,7 @@ def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch
     _, cout, k, _ = weight.shape
     s, j = stride, -(-k // stride)
     (oy, ox), (h, w) = offset, size
-    m0, m1 = oy // s, (oy + h - 1) // s  # input rows (after padding by J - 1) whose phases are kept
-    n0, n1 = ox // s, (ox + w - 1) // s
-    rows, cols = m1 - m0 + 1, n1 - n0 + 1
+    m0, n0, rows, cols = _phases(offset, size, s)  # input rows/columns (after padding by J - 1) whose phases are kept
     xp = F.pad(x, (j - 1, j - 1, j - 1, j - 1))
     patches = torch.stack(
         [xp[:, :, m0 + qy : m0 + qy + rows, n0 + qx : n0 + qx + cols] for qy in range(j) for qx in range(j)], -1
@@ -110,6 +110,46 @@ def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch
     if dy or dx or rows * s != h or cols * s != w:
         y = y[:, dy : dy + h, dx : dx + w, :]
     return y.permute(0, 3, 1, 2)
+
+
+def _bf16_on_cpu(x: torch.Tensor) -> bool:
+    """Whether a CPU convolution on ``x`` runs in bfloat16 (a bf16 tensor, or under bf16 autocast)."""
+    if x.dtype == torch.bfloat16:
+        return True
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
+
+
+def _phases(offset: tuple[int, int], size: tuple[int, int], s: int) -> tuple[int, int, int, int]:
+    """First input row/column whose phases are kept, and how many rows/columns (see below)."""
+    (oy, ox), (h, w) = offset, size
+    m0, n0 = oy // s, ox // s
+    return m0, n0, (oy + h - 1) // s - m0 + 1, (ox + w - 1) // s - n0 + 1
+
+
+def phase_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
+                           offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """The same result as ``subpixel_conv_transpose2d``, computed as one ordinary convolution with
+    ``s*s*C_out`` output channels (a J x J kernel per output phase) followed by ``pixel_shuffle``.
+
+    More multiply-adds than the transposed kernel (J*J*s*s = 16 against 9 taps for 3x3, stride 2), but
+    it runs on oneDNN's direct convolution, which in bfloat16 is much faster on the CPU than
+    PyTorch's transposed one (measured, fwd + bwd, batch 16, bf16 autocast: 64 -> 32 channels at
+    32x32: 42 ms natively, 23 ms this way; 128 -> 64 at 16x16: 27 ms, 17 ms; in float32 it is slower)."""
+    _, cin, _, _ = x.shape
+    _, cout, k, _ = weight.shape
+    s, j = stride, -(-k // stride)
+    m0, n0, rows, cols = _phases(offset, size, s)
+    xp = F.pad(x, (j - 1, j - 1, j - 1, j - 1))[:, :, m0 : m0 + rows + j - 1, n0 : n0 + cols + j - 1]
+    wp = F.pad(weight, (0, s * j - k, 0, s * j - k)).view(cin, cout, j, s, j, s).flip(2, 4)
+    w2 = wp.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin, j, j)  # (co, py, px) x ci x qy x qx
+    y = F.pixel_shuffle(F.conv2d(xp, w2, None if bias is None else bias.repeat_interleave(s * s)), s)
+    dy, dx = offset[0] - s * m0, offset[1] - s * n0
+    h, w = size
+    if dy or dx or rows * s != h or cols * s != w:
+        y = y[..., dy : dy + h, dx : dx + w]
+    return y
 
 
 def init_tf_defaults(module: nn.Module) -> None:

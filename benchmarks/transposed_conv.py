@@ -1,0 +1,96 @@
+"""bf16 transposed convolutions on the CPU: PyTorch's kernel against aekit's phase convolution.
+
+Times forward + backward of each strided transposed convolution of the denoising benchmark's ``fcn``
+(64x64, channels 32/64/128, batch 16) under bf16 autocast, computed natively and as
+``layers.phase_conv_transpose2d``, then whole training steps of that model with either path,
+interleaved rounds in one process. Prints medians and the ratio native / phase (> 1: phase faster).
+
+    python benchmarks/transposed_conv.py [--rounds 3] [--steps 25] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from aekit.models import create_model, layers
+
+
+def median_ms(fn, steps: int, skip: int = 3) -> float:
+    times = []
+    for _ in range(steps + skip):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[skip:]) * 1000
+
+
+def layer_step(cin: int, cout: int, size: int, phase: bool):
+    layer = layers.SameConvTranspose2d(cin, cout, 3, 2)
+    x = torch.randn(16, cin, size, size, requires_grad=True)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if phase:
+                y = layers.phase_conv_transpose2d(x, layer.conv.weight, layer.conv.bias, 2, (0, 0), (2 * size, 2 * size))
+            else:
+                y = layer.conv(x)[..., : 2 * size, : 2 * size]
+        y.float().sum().backward()
+
+    return step
+
+
+def model_step(phase: bool):
+    torch.manual_seed(0)
+    model = create_model("fcn", input_size=(64, 64), channels=(32, 64, 128), code_length=128, loss="mse")
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.rand(16, 1, 64, 64)
+
+    def step():
+        layers._bf16_on_cpu = real if phase else (lambda t: False)  # native: PyTorch's kernel
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(x, x)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad()
+        finally:
+            layers._bf16_on_cpu = real
+
+    return step
+
+
+real = layers._bf16_on_cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast, batch 16")
+    cases = [("64 -> 32 at 32x32", (64, 32, 32)), ("128 -> 64 at 16x16", (128, 64, 16)),
+             ("128 -> 128 at 8x8", (128, 128, 8))]
+    print("| what | native ms | phase ms | native / phase |")
+    print("| --- | --- | --- | --- |")
+    for name, (cin, cout, size) in cases:
+        native = [median_ms(layer_step(cin, cout, size, False), args.steps) for _ in range(args.rounds)]
+        phase = [median_ms(layer_step(cin, cout, size, True), args.steps) for _ in range(args.rounds)]
+        n, p = statistics.median(native), statistics.median(phase)
+        print(f"| {name}, fwd + bwd | {n:.1f} | {p:.1f} | {n / p:.2f} |", flush=True)
+    native, phase = [], []
+    for _ in range(args.rounds):  # interleaved, so drift in the machine's speed hits both
+        native.append(median_ms(model_step(False), args.steps, skip=5))
+        phase.append(median_ms(model_step(True), args.steps, skip=5))
+    n, p = statistics.median(native), statistics.median(phase)
+    print(f"| fcn 64x64 training step | {n:.1f} | {p:.1f} | {n / p:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
