@@ -173,7 +173,7 @@ def test_conv_matches_tensorflow_same_padding(stride):
     x = torch.rand(1, 1, 8, 8)
     got = layer(x)[0, 0].detach().double().numpy()
     want = _tf_conv_same(x[0, 0].double().numpy(), layer.conv.weight[0, 0].detach().double().numpy(),
-                         float(layer.conv.bias), stride)
+                         float(layer.conv.bias.detach()), stride)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
