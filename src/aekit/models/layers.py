@@ -80,6 +80,20 @@ class SameConvTranspose2d(nn.Module):
 SUBPIXEL_MAX_CHANNELS = 16
 
 
+def _phase_plan(weight: torch.Tensor, stride: int, offset: tuple[int, int], size: tuple[int, int]):
+    """What both phase-wise forms of a strided transposed convolution need: J = ceil(kernel / s); the
+    first input row and column (after padding by J - 1) whose phases are kept and how many; the crop
+    (dy, dx) of the interleaved phases; and the kernel as (C_in, C_out, J, s, J, s) slices, flipped so
+    that tap t = p + s*q' (q' = J - 1 - q, counted from the newest input pixel) sits at [..., q, p, ...]."""
+    cin, cout, k, _ = weight.shape
+    s, j = stride, -(-k // stride)
+    (oy, ox), (h, w) = offset, size
+    m0, n0 = oy // s, ox // s
+    rows, cols = (oy + h - 1) // s - m0 + 1, (ox + w - 1) // s - n0 + 1
+    wp = F.pad(weight, (0, s * j - k, 0, s * j - k)).view(cin, cout, j, s, j, s).flip(2, 4)
+    return j, (m0, n0, rows, cols), (oy - s * m0, ox - s * n0), wp
+
+
 def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
                               offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """``conv_transpose2d(x, weight, bias, stride)`` (no padding) cropped to ``size`` from ``offset``.
@@ -92,21 +106,16 @@ def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch
     channels-last order (returned as a channels-last NCHW tensor).
     """
     b, cin, _, _ = x.shape
-    _, cout, k, _ = weight.shape
-    s, j = stride, -(-k // stride)
-    (oy, ox), (h, w) = offset, size
-    m0, n0, rows, cols = _phases(offset, size, s)  # input rows/columns (after padding by J - 1) whose phases are kept
+    cout, s, (h, w) = weight.shape[1], stride, size
+    j, (m0, n0, rows, cols), (dy, dx), wp = _phase_plan(weight, stride, offset, size)
     xp = F.pad(x, (j - 1, j - 1, j - 1, j - 1))
     patches = torch.stack(
         [xp[:, :, m0 + qy : m0 + qy + rows, n0 + qx : n0 + qx + cols] for qy in range(j) for qx in range(j)], -1
     )  # (B, C_in, rows, cols, J*J)
     patches = patches.permute(0, 2, 3, 1, 4).reshape(b * rows * cols, cin * j * j)
-    # tap t = p + s*q' of the kernel, q' = J - 1 - q counted from the newest input pixel
-    wp = F.pad(weight, (0, s * j - k, 0, s * j - k)).view(cin, cout, j, s, j, s).flip(2, 4)
     wm = wp.permute(0, 2, 4, 3, 5, 1).reshape(cin * j * j, s * s * cout)  # (ci, qy, qx) x (py, px, co)
     y = patches @ wm if bias is None else torch.addmm(bias.repeat(s * s), patches, wm)
     y = y.view(b, rows, cols, s, s, cout).permute(0, 1, 3, 2, 4, 5).reshape(b, rows * s, cols * s, cout)
-    dy, dx = oy - s * m0, ox - s * n0
     if dy or dx or rows * s != h or cols * s != w:
         y = y[:, dy : dy + h, dx : dx + w, :]
     return y.permute(0, 3, 1, 2)
@@ -121,11 +130,6 @@ def _bf16_on_cpu(x: torch.Tensor) -> bool:
     return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
 
 
-def _phases(offset: tuple[int, int], size: tuple[int, int], s: int) -> tuple[int, int, int, int]:
-    """First input row/column whose phases are kept, and how many rows/columns (see below)."""
-    (oy, ox), (h, w) = offset, size
-    m0, n0 = oy // s, ox // s
-    return m0, n0, (oy + h - 1) // s - m0 + 1, (ox + w - 1) // s - n0 + 1
 
 
 def phase_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
@@ -137,16 +141,12 @@ def phase_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     it runs on oneDNN's direct convolution, which in bfloat16 is much faster on the CPU than
     PyTorch's transposed one (benchmarks/transposed_conv.py, fwd + bwd, batch 16: 64 -> 32 channels
     at 32x32 1.83x, 128 -> 64 at 16x16 1.48x; in float32 it is slower, so it is used for bf16 only)."""
-    _, cin, _, _ = x.shape
-    _, cout, k, _ = weight.shape
-    s, j = stride, -(-k // stride)
-    m0, n0, rows, cols = _phases(offset, size, s)
+    cin, cout = weight.shape[:2]
+    s, (h, w) = stride, size
+    j, (m0, n0, rows, cols), (dy, dx), wp = _phase_plan(weight, stride, offset, size)
     xp = F.pad(x, (j - 1, j - 1, j - 1, j - 1))[:, :, m0 : m0 + rows + j - 1, n0 : n0 + cols + j - 1]
-    wp = F.pad(weight, (0, s * j - k, 0, s * j - k)).view(cin, cout, j, s, j, s).flip(2, 4)
     w2 = wp.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin, j, j)  # (co, py, px) x ci x qy x qx
     y = F.pixel_shuffle(F.conv2d(xp, w2, None if bias is None else bias.repeat_interleave(s * s)), s)
-    dy, dx = offset[0] - s * m0, offset[1] - s * n0
-    h, w = size
     if dy or dx or rows * s != h or cols * s != w:
         y = y[..., dy : dy + h, dx : dx + w]
     return y
