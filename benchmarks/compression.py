@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 import aekit
+import aekit.files
 from aekit.data import resize, split_indices
 from aekit.metrics import image_metrics
-from aekit.train import data_init
+from aekit.pipeline import Pipeline
+from aekit.training import data_init
 
 CODES = (32, 64, 128, 256)
 SPLITS = ("random", "subject")
@@ -63,7 +65,7 @@ def trained(k: int, setting: str, epochs: int, train: torch.Tensor, args, val: t
     model = _model(k, setting, args)
     curve = {}
     if val is not None or epochs == 0:
-        data_init(model, train, seed=args.seed, hflip=True)  # the start fit() makes, to score it
+        data_init(model, train, seed=args.seed, pipeline=Pipeline(hflip=True))  # the start fit() makes, to score it
         if val is not None:
             curve[0] = aekit.evaluate(model.eval(), val)["psnr"]
     if epochs:  # fit() starts from the same data_init (same images and seed), so the scored start is its start
@@ -129,7 +131,7 @@ def main() -> None:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     machine = {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    aekit.io.write_json(args.out, {"settings": settings, "machine": machine, "rows": rows})
+    aekit.files.write_json(args.out, {"settings": settings, "machine": machine, "rows": rows})
     print(f"\nWrote {args.out}")
 
 

@@ -28,9 +28,9 @@ import torch
 import aekit
 from aekit.config import Config, replace
 from aekit.data import load_olivetti
-from aekit.images import write_image
+from aekit.data import write_image
 from aekit.inference import reconstruct
-from aekit.io import load
+from aekit.models import load
 from aekit.latent import encode
 
 ROOT = Path(__file__).resolve().parents[1]

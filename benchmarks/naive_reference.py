@@ -1,5 +1,5 @@
 """The baseline for benchmarks/throughput.py: the reference model and loop as a careful PyTorch
-user would port them from SPEC.md without any tuning (kept here, outside the library, on purpose).
+user would port them from docs/reference-experiments.md without any tuning (kept here, outside the library, on purpose).
 
 TF1 semantics are kept (they are what makes the port faithful): 'same' padding done by hand for the
 stride-2 layers, Glorot-uniform weights with zero biases, Adam with TF1's defaults, loss =

@@ -1,4 +1,4 @@
-"""The full reference experiment (SPEC.md experiment A): 600 epochs on all 400 Olivetti faces.
+"""The full reference experiment (docs/reference-experiments.md, experiment A): 600 epochs on all 400 Olivetti faces.
 
 Not part of CI (about 30-45 minutes on a 2-core CPU). Prints the epoch 1, 2, 3 and 600 losses
 and code means beside the reference's published numbers, and the wall time.
@@ -19,7 +19,7 @@ import aekit
 from aekit.config import replace
 
 ROOT = Path(__file__).resolve().parents[1]
-# Published numbers (SPEC.md section 2): epoch -> (loss per sample, code mean or None)
+# Published numbers (docs/reference-experiments.md, section 2): epoch -> (loss per sample, code mean or None)
 REFERENCE = {1: (11.9334, 0.5421), 2: (10.2941, None), 3: (9.9176, None), 600: (0.4636, 0.4237)}
 
 

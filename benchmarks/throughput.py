@@ -27,8 +27,8 @@ import torch
 import aekit
 from aekit.config import replace
 from aekit.models import create_model
-from aekit.run import prepare_data
-from aekit.train import fit
+from aekit.pipeline import prepare_data
+from aekit.training import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import naive_reference  # noqa: E402

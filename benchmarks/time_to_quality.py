@@ -26,11 +26,11 @@ import torch
 import aekit
 from aekit.config import replace
 from aekit.models import create_model
-from aekit.run import prepare_data
-from aekit.train import evaluate, fit
+from aekit.pipeline import prepare_data
+from aekit.training import evaluate, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.4636  # SPEC.md: the reference's average loss per sample at epoch 600
+TARGET = 0.4636  # docs/reference-experiments.md: the reference's average loss per sample at epoch 600
 REFERENCE_EPOCHS = 600
 
 
@@ -57,7 +57,8 @@ def run_fast(cfg, x, check_every: int) -> tuple[float | None, int | None, list[t
     model = create_model(cfg.model)
     clock, trace, reached = Stopwatch(), [], {}
 
-    def hook(stats) -> None:
+    def hook(ctx) -> None:
+        stats = ctx.stats
         if reached or not (stats.epoch % check_every == 0 or stats.epoch == cfg.train.epochs):
             return
         t_check = time.perf_counter()

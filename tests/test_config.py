@@ -1,7 +1,10 @@
+"""Configuration: the reference configs, TOML round trips, overrides, and errors naming the file and key."""
+
 import pytest
 
 import aekit
-from aekit.config import Config, dump_config, load_config, replace
+from aekit.config import Config, config_options, dump_config, load_config, replace, resumable_keys
+from aekit.errors import did_you_mean
 
 
 def test_reference_config_is_experiment_a(root):
@@ -42,13 +45,22 @@ def test_overrides():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[train]\nepochz = 3\n", r"\[train\]: unknown key 'epochz'"),
+        ("[train]\nepochz = 3\n", r"\[train\]: unknown key 'epochz' \(did you mean 'epochs'\?\)"),
         ("[train]\nepochs = 'many'\n", r"train\]\.epochs: expected an integer"),
         ("[train]\nepochs = -1\n", r"train\.epochs must be at least 1"),
         ("[train]\nshift = -2\n", r"train\.shift must be 0 or more pixels, got -2"),
+        ("[train]\namp = 'fp8'\n", r"\[train\]\.amp: 'fp8' is not one of 'off', 'bf16', 'fp16'"),
         ("[model]\nname = 'conv'\ncode_length = 100\n", "code_length 100 does not fit"),
         ("[model]\nname = 'transformer'\n", "unknown model 'transformer'"),
+        ("[model]\nname = 'hybird'\n", r"unknown model 'hybird' \(did you mean 'hybrid'\?\)"),
         ("[data]\nresize = 'lanczos9'\n", "'lanczos9' is not one of"),
+        ("[data]\nfit = 'squash'\n", r"data\]\.fit: 'squash' is not one of 'resize', 'crop', 'pad'"),
+        ("[data]\nsplit = 'subjects'\n", r"'subjects' is not one of 'random', 'subject' \(did you mean 'subject'\?\)"),
+        ("[data]\nchannels = 2\n", r"data\]\.channels: 2 is not one of 'auto', 1, 3"),
+        ("[data]\nchannels = true\n", r"data\]\.channels: True is not one of 'auto', 1, 3"),
+        ("[data]\nworkers = -2\n", r"data\.workers must be 0 or more"),
+        ("[data]\nskip_bad = 'yes'\n", r"data\]\.skip_bad: expected true or false"),
+        ("[data]\nstreaming = true\n", r"\[data\]: unknown key 'streaming' \(did you mean 'stream'\?\)"),
         ("name = [1\n", "not valid TOML"),
     ],
 )
@@ -57,9 +69,27 @@ def test_bad_config_files_name_the_file_and_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(aekit.ConfigError, match=message) as e:
         load_config(path)
-    assert "bad.toml" in str(e.value)
+    assert "bad.toml" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_missing_config_file(tmp_path):
     with pytest.raises(aekit.ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_every_option_is_documented_and_flags_are_unique():
+    opts = config_options()
+    assert all(o.help for o in opts), [o.key for o in opts if not o.help]
+    flags = [o.flag for o in opts if o.flag]
+    assert len(flags) == len(set(flags))
+    keys = {o.key for o in opts}
+    assert {"train.epochs", "data.source", "model.code_length", "model.beta", "model.hidden", "noise"} <= keys
+
+
+def test_the_resume_rules_come_from_the_fields():
+    assert resumable_keys() == {"train.epochs", "train.max_minutes", "train.device", "train.threads", "train.compile"}
+
+
+def test_did_you_mean():
+    assert did_you_mean("epochz", ["epochs", "lr"]) == " (did you mean 'epochs'?)"
+    assert did_you_mean("zzz", ["epochs", "lr"]) == ""

@@ -1,28 +1,21 @@
 """`aekit evaluate`: the same seeded noisy images for every method, the table, the files."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import aekit
-from aekit.baselines import ALL
+from aekit.baselines import ALL, BASELINES
 from aekit.evaluation import evaluate_run
 
 
 @pytest.fixture(scope="module")
-def denoise_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("eval") / "run"
-    cfg = aekit.load_config(aekit.__file__.replace("src/aekit/__init__.py", "configs/reference-denoising.toml"))
-    from aekit.config import replace
-
-    cfg = replace(cfg, **{"train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False,
-                          "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1],
-                          "model.decoder_channels": [4], "model.decoder_strides": [2]})
-    aekit.train(cfg, out=out, progress=False, log=lambda s: None)
-    return out
+def denoise_run(make_run, root):
+    return make_run(root / "configs" / "reference-denoising.toml", **{
+        "train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False,
+        "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1], "model.decoder_channels": [4],
+        "model.decoder_strides": [2]}).out
 
 
 def test_evaluate_with_every_baseline(denoise_run):
@@ -58,17 +51,19 @@ def test_subject_split_and_seen_images_are_reported(denoise_run):
     assert report["seen_in_training"] > 0
 
 
-def test_evaluate_cli_prints_a_table_and_errors_are_one_line(denoise_run, tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "aekit", "evaluate", *a], capture_output=True,
-                                    text=True, timeout=600)
-    r = run(str(denoise_run), "--baselines", "blur,pca", "--limit", "2", "--noise", "mask:0.2")
-    assert r.returncode == 0, r.stderr
-    assert "noisy input" in r.stdout and "blur" in r.stdout and "pca" in r.stdout and "mask:0.2" in r.stdout
-    for args, msg in [((str(denoise_run), "--baselines", "bm4d"), "unknown baseline 'bm4d'"),
-                      ((str(tmp_path),), "no config.toml"),
-                      ((str(denoise_run), "--noise", "gaussian:x"), "is not a number")]:
-        r = run(*args)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
+def test_evaluate_cli_prints_a_table_and_errors_are_one_line(denoise_run, tmp_path, cli):
+    r = cli("evaluate", denoise_run, "--baselines", "blur,pca", "--limit", "2", "--noise", "mask:0.2")
+    assert r.code == 0, r.err
+    assert "noisy input" in r.out and "blur" in r.out and "pca" in r.out and "mask:0.2" in r.out
+    for args, msg in [((denoise_run, "--baselines", "bm4d"), "--baselines: unknown baseline 'bm4d' (did you mean 'bm3d'?)"),
+                      ((tmp_path,), "no config.toml"),
+                      ((denoise_run, "--noise", "gaussian:x"), "--noise 'gaussian:x': 'x' is not a number"),
+                      ((denoise_run, "--limit", "0"), "--limit must be at least 1")]:
+        assert msg in cli("evaluate", *args).error
+
+
+def test_the_baselines_are_one_table():
+    assert ALL == tuple(BASELINES) == ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca")
 
 
 def test_fcn_denoises_images_larger_than_its_training_size():

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import aekit
-from aekit.cli import main
 from aekit.errors import AekitError
 from aekit.export import TOLERANCE, export
+from helpers import copy_run
 
 
 def reference_output(model, part, x):
@@ -71,16 +71,18 @@ def test_torchscript_file_reloads_and_matches_pytorch(name, part, tmp_path):
         assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
 
 
-def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(tiny_run, tmp_path, capsys):
+def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(tiny_run, tmp_path, cli):
     out = tmp_path / "run.onnx"
-    assert main(["export", str(tiny_run.out), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    r = cli("export", tiny_run.out, "--out", out)
+    assert r.code == 0, r.err
+    printed = r.out
     diff = re.search(r"Largest absolute difference from PyTorch: (\S+) \(on 8 held-out images of olivetti\)", printed)
     assert diff and float(diff.group(1)) < TOLERANCE, printed
     assert out.is_file()
     # the default file name sits in the run folder
-    assert main(["export", str(tiny_run.out), "--part", "encoder", "--format", "torchscript"]) == 0
-    assert (tiny_run.out / "model-encoder.pt").is_file()
+    run = copy_run(tiny_run, tmp_path)  # the default file goes into the run folder: a private copy
+    assert cli("export", run, "--part", "encoder", "--format", "torchscript").code == 0
+    assert (run / "model-encoder.pt").is_file()
 
 
 def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monkeypatch):
@@ -102,7 +104,6 @@ def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatc
     (["{tmp}", "--out", "{tmp}/m.onnx"], "{tmp}: no model.json (not a finished aekit run or model folder)"),
     (["{run}", "--out", "{tmp}/no/such/m.onnx"], "--out {tmp}/no/such/m.onnx: folder {tmp}/no/such does not exist"),
 ])
-def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, capsys):
+def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, cli):
     fill = {"tmp": tmp_path, "run": tiny_run.out}
-    assert main(["export", *(a.format(**fill) for a in args)]) == 2
-    assert capsys.readouterr().err.strip() == "aekit: error: " + message.format(**fill)
+    assert cli("export", *(a.format(**fill) for a in args)).error == "aekit: error: " + message.format(**fill)

@@ -13,19 +13,22 @@ The Python API mirrors the CLI::
 
     cfg = aekit.load_config("configs/reference.toml")  # or run a whole experiment with its run folder
     result = aekit.train(cfg, out="runs/reference")
+
+The package, bottom up (every import points down): errors, files, typed, metrics, version; data/;
+noise; models/; config; pipeline, training/; run_folder; report/; run, evaluation, baselines,
+inference, latent, anomaly, export, sklearn; cli/.
 """
 
-__version__ = "0.1.0"
-
-from .config import Config, DataConfig, ModelConfig, TrainConfig, dump_config, load_config  # noqa: E402
-from .data import ImageData, load_data, load_from_config, load_image, resize, split_indices  # noqa: E402
-from .errors import AekitError, ConfigError, DataError  # noqa: E402
-from .images import ImageInfo, read_image, write_image  # noqa: E402
-from .io import load, save  # noqa: E402
-from .metrics import image_metrics, mse, psnr, ssim  # noqa: E402
-from .models import AEOutput, Autoencoder, create_model, list_models, register  # noqa: E402
-from .run import RunResult, train  # noqa: E402
-from .train import evaluate, fit  # noqa: E402
+from .config import Config, DataConfig, TrainConfig, dump_config, load_config, load_from_config
+from .data import ImageData, ImageInfo, load_data, load_image, read_image, resize, split_indices, write_image
+from .errors import AekitError, ConfigError, DataError
+from .metrics import image_metrics, mse, psnr, ssim
+from .models import AEOutput, Autoencoder, ModelConfig, create_model, list_models, load, register, save
+from .pipeline import Pipeline
+from .run import RunResult, train
+from .run_folder import RunFolder
+from .training import evaluate, fit
+from .version import __version__
 
 __all__ = [
     "__version__",
@@ -39,6 +42,8 @@ __all__ = [
     "ImageData",
     "ImageInfo",
     "ModelConfig",
+    "Pipeline",
+    "RunFolder",
     "RunResult",
     "TrainConfig",
     "create_model",

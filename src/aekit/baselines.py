@@ -15,7 +15,9 @@ Settings, documented and fair to the baselines:
               (at most N_train - 1); the noisy image is projected and reconstructed, then clipped
 
 "Picked on training images" means: the setting with the best mean PSNR on up to 16 noisy training
-images (the same corruption, seeded) is used on the test images.
+images (the same corruption, seeded) is used on the test images. The baselines are one table,
+:data:`BASELINES`: name -> a setup function; a new baseline is one function with ``@baseline``.
+scikit-image and bm3d are optional (``pip install 'aekit[baselines]'``), imported where used.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from sklearn.decomposition import PCA
 
-from .errors import AekitError
+from .errors import AekitError, did_you_mean
 
 BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 TV_WEIGHTS = (0.02, 0.05, 0.08, 0.12, 0.18, 0.25)
 NLM_FACTORS = (0.4, 0.6, 0.8, 1.0, 1.2)
-ALL = ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca")
 TUNE_IMAGES = 16
 
 
@@ -40,6 +42,37 @@ class Baseline:
     name: str
     setting: str
     denoise: Callable[[np.ndarray], np.ndarray]  # (N, C, H, W) -> (N, C, H, W), values in [0, 1]
+
+
+@dataclass
+class Setup:
+    """What a baseline may look at to set itself up: training images (clean and corrupted the same
+    way as the test images) and the code length of the model it stands beside."""
+
+    train_clean: np.ndarray  # (N, C, H, W)
+    train_noisy: np.ndarray  # (N, C, H, W)
+    code_length: int
+
+    @property
+    def tune(self) -> tuple[np.ndarray, np.ndarray]:
+        """(noisy, clean) images the settings are picked on."""
+        return self.train_noisy[:TUNE_IMAGES], self.train_clean[:TUNE_IMAGES]
+
+    @property
+    def noise_sigma(self) -> float:
+        """The noise's standard deviation, measured on the training images."""
+        return float(np.std(self.train_noisy.astype(np.float64) - self.train_clean))
+
+
+BASELINES: dict[str, Callable[[Setup], Baseline]] = {}
+
+
+def baseline(name: str):
+    """Register a baseline's setup function under ``name``."""
+    def deco(fn: Callable[[Setup], Baseline]) -> Callable[[Setup], Baseline]:
+        BASELINES[name] = fn
+        return fn
+    return deco
 
 
 def _per_image(fn: Callable[..., np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -65,78 +98,100 @@ def _psnr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
 
 
-def _pick(name: str, make: Callable[[float], Callable], grid, tune_noisy, tune_clean, fmt: str) -> Baseline:
-    scores = [(_psnr(make(v)(tune_noisy), tune_clean), v) for v in grid]
-    best = max(scores)[1]
+def _pick(name: str, make: Callable[[float], Callable], grid, setup: Setup, fmt: str) -> Baseline:
+    """The setting of ``grid`` with the best PSNR on the setup's tuning images."""
+    noisy, clean = setup.tune
+    best = max((_psnr(make(v)(noisy), clean), v) for v in grid)[1]
     return Baseline(name, fmt.format(best), make(best))
 
 
-def build_baselines(
-    names: tuple[str, ...],
-    *,
-    train_clean: np.ndarray,
-    train_noisy: np.ndarray,
-    code_length: int,
-) -> list[Baseline]:
-    """Set up each named baseline, picking its setting on the training images (see the module doc)."""
-    unknown = [n for n in names if n not in ALL]
-    if unknown:
-        raise AekitError(f"--baselines: unknown baseline {unknown[0]!r} (known: {', '.join(ALL)})")
+def _skimage():
     try:
-        from skimage.filters import gaussian
-        from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet, estimate_sigma
+        import skimage.filters
+        import skimage.restoration
     except ImportError:
         raise AekitError("the classical baselines need scikit-image: pip install 'aekit[baselines]'") from None
+    return skimage.filters, skimage.restoration
 
-    tn, tc = train_noisy[:TUNE_IMAGES], train_clean[:TUNE_IMAGES]
-    noise_sigma = float(np.std(train_noisy.astype(np.float64) - train_clean))
-    out: list[Baseline] = []
-    for name in names:
-        if name == "blur":
-            out.append(_pick(name, lambda s: _per_image(lambda im, ca: gaussian(im, sigma=s, channel_axis=ca)),
-                             BLUR_SIGMAS, tn, tc, "sigma={:g}"))
-        elif name == "tv":
-            out.append(_pick(name, lambda w: _per_image(lambda im, ca: denoise_tv_chambolle(im, weight=w, channel_axis=ca)),
-                             TV_WEIGHTS, tn, tc, "weight={:g}"))
-        elif name == "wavelet":
-            fn = _per_image(lambda im, ca: denoise_wavelet(im, method="BayesShrink", mode="soft",
-                                                          rescale_sigma=True, channel_axis=ca))
-            out.append(Baseline(name, "BayesShrink, soft, sigma estimated", fn))
-        elif name == "nlmeans":
-            def nlm(k):
-                def one(im, ca):
-                    s = float(np.mean(estimate_sigma(im, channel_axis=ca)))
-                    return denoise_nl_means(im, h=k * max(s, 1e-3), sigma=s, patch_size=5, patch_distance=6,
-                                            fast_mode=True, channel_axis=ca)
-                return _per_image(one)
-            out.append(_pick(name, nlm, NLM_FACTORS, tn, tc, "h={:g} x estimated sigma, 5x5 patches, distance 6"))
-        elif name == "bm3d":
-            try:
-                import bm3d
-            except ImportError:
-                raise AekitError("the bm3d baseline needs the bm3d package: pip install 'aekit[baselines]'") from None
-            sigma = max(noise_sigma, 1e-4)
 
-            def one(im, ca, sigma=sigma):
-                if ca is None:
-                    return bm3d.bm3d(im, sigma_psd=sigma)
-                return np.stack([bm3d.bm3d(im[..., c], sigma_psd=sigma) for c in range(im.shape[-1])], -1)
+@baseline("blur")
+def _blur(setup: Setup) -> Baseline:
+    filters, _ = _skimage()
+    return _pick("blur", lambda s: _per_image(lambda im, ca: filters.gaussian(im, sigma=s, channel_axis=ca)),
+                 BLUR_SIGMAS, setup, "sigma={:g}")
 
-            out.append(Baseline(name, f"sigma_psd={sigma:.4f} (true noise std, measured on training images)",
-                                _per_image(one)))
-        elif name == "pca":
-            from sklearn.decomposition import PCA
 
-            k = max(1, min(code_length, len(train_clean) - 1))
-            flat = train_clean.reshape(len(train_clean), -1)
-            pca = PCA(n_components=k, random_state=0).fit(flat)
+@baseline("tv")
+def _tv(setup: Setup) -> Baseline:
+    _, restoration = _skimage()
+    return _pick("tv", lambda w: _per_image(lambda im, ca: restoration.denoise_tv_chambolle(im, weight=w,
+                                                                                          channel_axis=ca)),
+                 TV_WEIGHTS, setup, "weight={:g}")
 
-            def project(x, pca=pca):
-                y = pca.inverse_transform(pca.transform(x.reshape(len(x), -1).astype(np.float64)))
-                return np.clip(y, 0, 1).reshape(x.shape).astype(x.dtype)
 
-            out.append(Baseline(name, f"{k} components, fitted on the clean training images", project))
-    return out
+@baseline("wavelet")
+def _wavelet(setup: Setup) -> Baseline:
+    _, restoration = _skimage()
+    fn = _per_image(lambda im, ca: restoration.denoise_wavelet(im, method="BayesShrink", mode="soft",
+                                                              rescale_sigma=True, channel_axis=ca))
+    return Baseline("wavelet", "BayesShrink, soft, sigma estimated", fn)
+
+
+@baseline("nlmeans")
+def _nlmeans(setup: Setup) -> Baseline:
+    _, restoration = _skimage()
+
+    def make(k: float):
+        def one(im, ca):
+            s = float(np.mean(restoration.estimate_sigma(im, channel_axis=ca)))
+            return restoration.denoise_nl_means(im, h=k * max(s, 1e-3), sigma=s, patch_size=5, patch_distance=6,
+                                                fast_mode=True, channel_axis=ca)
+        return _per_image(one)
+
+    return _pick("nlmeans", make, NLM_FACTORS, setup, "h={:g} x estimated sigma, 5x5 patches, distance 6")
+
+
+@baseline("bm3d")
+def _bm3d(setup: Setup) -> Baseline:
+    try:
+        import bm3d
+    except ImportError:
+        raise AekitError("the bm3d baseline needs the bm3d package: pip install 'aekit[baselines]'") from None
+    sigma = max(setup.noise_sigma, 1e-4)
+
+    def one(im, ca):
+        if ca is None:
+            return bm3d.bm3d(im, sigma_psd=sigma)
+        return np.stack([bm3d.bm3d(im[..., c], sigma_psd=sigma) for c in range(im.shape[-1])], -1)
+
+    return Baseline("bm3d", f"sigma_psd={sigma:.4f} (true noise std, measured on training images)", _per_image(one))
+
+
+@baseline("pca")
+def _pca(setup: Setup) -> Baseline:
+    clean = setup.train_clean
+    k = max(1, min(setup.code_length, len(clean) - 1))
+    pca = PCA(n_components=k, random_state=0).fit(clean.reshape(len(clean), -1))
+
+    def project(x: np.ndarray) -> np.ndarray:
+        y = pca.inverse_transform(pca.transform(x.reshape(len(x), -1).astype(np.float64)))
+        return np.clip(y, 0, 1).reshape(x.shape).astype(x.dtype)
+
+    return Baseline("pca", f"{k} components, fitted on the clean training images", project)
+
+
+ALL = tuple(BASELINES)
+
+
+def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_noisy: np.ndarray,
+                    code_length: int) -> list[Baseline]:
+    """Set up each named baseline, picking its setting on the training images (see the module doc)."""
+    for n in names:
+        if n not in BASELINES:
+            raise AekitError(f"baselines: unknown baseline {n!r}{did_you_mean(n, BASELINES)} "
+                             f"(known: {', '.join(BASELINES)})", keys="baselines")
+    setup = Setup(train_clean, train_noisy, code_length)
+    return [BASELINES[n](setup) for n in names]
 
 
 def run_baseline(b: Baseline, noisy: np.ndarray) -> tuple[np.ndarray, float]:

@@ -1,8 +1,30 @@
-"""User-facing errors: each one is shown as a single line by the CLI."""
+"""User-facing errors: each one is shown as a single line by the CLI.
+
+An error may name the parameters it is about (``keys``): config keys such as ``train.batch_size``
+or argument names such as ``tile``, spelled in the message exactly so. A Python user reads them as
+they are; the command line shows each one as its flag (``--batch-size``, ``--tile``) where the
+user gave it as one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
 
 
 class AekitError(Exception):
     """A problem with the user's input (file, option, config); the message names it."""
+
+    def __init__(self, message: str = "", *, keys: str | Iterable[str] = ()):
+        super().__init__(message)
+        self.keys = (keys,) if isinstance(keys, str) else tuple(keys)
+
+    def __reduce__(self):  # keys survive pickling (errors raised in DataLoader worker processes)
+        return (_rebuild, (type(self), str(self), self.keys))
+
+
+def _rebuild(cls: type, message: str, keys: tuple[str, ...]) -> "AekitError":
+    return cls(message, keys=keys)
 
 
 class ConfigError(AekitError):
@@ -11,3 +33,10 @@ class ConfigError(AekitError):
 
 class DataError(AekitError):
     """Data that cannot be found, read or used."""
+
+
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
+    """" (did you mean 'x'?)" for the closest of ``choices`` to ``word``, or "" when none is close."""
+    names = {str(c): c for c in choices}
+    close = difflib.get_close_matches(str(word), list(names), n=1, cutoff=0.6)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""

@@ -30,8 +30,11 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import nn
 
-from .errors import AekitError
-from .io import load, write_with
+from .errors import AekitError, DataError
+from .files import write_with
+from .models import load
+from .pipeline import prepare_data
+from .run_folder import RunFolder
 
 Format = Literal["onnx", "torchscript"]
 Part = Literal["all", "encoder", "decoder"]
@@ -74,9 +77,9 @@ def export(
 ) -> ExportResult:
     """Write ``model`` (a model, or a run or model folder) to ``out`` and verify the file."""
     if format not in FORMATS:
-        raise AekitError(f"--format {format!r}: not one of {', '.join(FORMATS)}")
+        raise AekitError(f"format {format!r}: not one of {', '.join(FORMATS)}", keys="format")
     if part not in PARTS:
-        raise AekitError(f"--part {part!r}: not one of {', '.join(PARTS)}")
+        raise AekitError(f"part {part!r}: not one of {', '.join(PARTS)}", keys="part")
     if isinstance(model, (str, Path)):
         folder = Path(model)
         model = load(folder)
@@ -85,11 +88,11 @@ def export(
         images, checked_on = random_images(model)
     out = Path(out)
     if not out.parent.is_dir():
-        raise AekitError(f"--out {out}: folder {out.parent} does not exist")
-    if part == "decoder" and not getattr(model, "decodes_codes", True):
+        raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
+    if part == "decoder" and not model.decodes_codes:
         raise AekitError(
-            f"--part decoder: the {model.config.name} model cannot decode a bare code "
-            "(its decoder also reads the encoder's skip connections); export --part all or encoder"
+            f"part decoder: the {model.config.name} model cannot decode a bare code "
+            "(its decoder also reads the encoder's skip connections); export part all or encoder", keys="part",
         )
     module = ModelPart(copy.deepcopy(model).cpu(), part).eval()  # the caller's model stays as it was
     inputs = images
@@ -121,14 +124,11 @@ def run_images(folder: Path, model: nn.Module) -> tuple[torch.Tensor, str]:
     Falls back to random images when the folder has no config.toml (a bare model folder) or its
     data cannot be loaded here.
     """
-    from .config import load_config
-    from .errors import DataError
-    from .run import prepare_data
-
-    if not (folder / "config.toml").is_file():
+    run = RunFolder(folder)
+    if not run.has_config():
         return random_images(model)
     try:
-        prepared = prepare_data(load_config(folder / "config.toml"))
+        prepared = prepare_data(run.config())
     except DataError:
         images, what = random_images(model)
         return images, f"{what} (the run's data could not be loaded here)"
@@ -160,9 +160,10 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
         import onnxruntime
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise AekitError(f"--format onnx needs the {e.name} package: pip install 'aekit[export]'") from None
+        raise AekitError(f"format onnx needs the {e.name} package: pip install 'aekit[export]'",
+                         keys="format") from None
     if _torch_version() < (2, 6):
-        raise AekitError(f"--format onnx needs torch 2.6 or newer (this is torch {torch.__version__})")
+        raise AekitError(f"format onnx needs torch 2.6 or newer (this is torch {torch.__version__})", keys="format")
     in_name = "code" if module.part == "decoder" else "images"
     out_name = "code" if module.part == "encoder" else "recon"
     with _quiet():

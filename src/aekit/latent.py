@@ -1,28 +1,28 @@
-"""Using the codes of a trained model: encode, decode, sample, interpolate, map and score.
+"""Using the codes of a trained model: encode, decode, sample, interpolate and map.
 
 Every function takes a run folder (or a folder saved by :func:`aekit.save`) or a loaded model.
-Input images are read with :func:`aekit.data.load_image` and brought to the model's working size
+Input images are read with :func:`aekit.load_image` and brought to the model's working size
 exactly as in training (``model.preprocess``: size, resize method, channels, fit). Codes are float32
-arrays of shape (N, code length).
+arrays of shape (N, code length). Anomaly scores are in :mod:`aekit.anomaly`.
 """
 
 from __future__ import annotations
 
-import csv
-import io as _io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 
-from .config import load_config, replace
-from .data import fit_images, load_from_config, load_image, take
+from .config import load_from_config, replace, working_size
+from .data import find_images, fit_images, load_image, map_batches, take, write_image
 from .errors import AekitError
-from .io import load, write_text, write_with
-
-BATCH = 256  # images per forward pass
+from .files import save_npy, write_bytes, write_text
+from .models import load
+from .report.pictures import figure, image_grid, png_bytes, save_png
+from .run_folder import RunFolder
 
 
 def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
@@ -46,31 +46,11 @@ def _need_decoder(model: torch.nn.Module, what: str) -> None:
 
 # --- images in ---------------------------------------------------------------------------------
 
-def input_files(inputs: Sequence[str | Path]) -> list[Path]:
-    """Image files named by ``inputs``: files as given, folders searched recursively (sorted)."""
-    from .folders import image_files
-
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found, _ = image_files(path)
-            if not found:
-                raise AekitError(f"{path}: no image files in this folder")
-            files += [Path(f) for f in found]
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise AekitError(f"{path}: no such image file or folder")
-    if not files:
-        raise AekitError("no input images given")
-    return files
-
-
 def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path]) -> tuple[torch.Tensor, list[Path]]:
-    """The images of ``inputs`` at the model's working size, (N, C, H, W), and their files."""
-    files = input_files(inputs)
-    pre = getattr(model, "preprocess", None) or {}
+    """The images of ``inputs`` (files, or folders searched recursively) at the model's working size,
+    (N, C, H, W), and their files."""
+    files = [f for f, _ in find_images(inputs)]
+    pre = model.preprocess or {}
     size = tuple(pre.get("size") or model.config.input_size)
     x = torch.stack([
         load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
@@ -82,15 +62,11 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path]) -> tuple[t
 
 # --- codes -------------------------------------------------------------------------------------
 
-@torch.no_grad()
 def encode(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
     """Codes (N, code length) of (N, C, H, W) images in [0, 1] (a VAE: the mean mu)."""
-    dev = _device(model)
-    return torch.cat([model.encode(images[i : i + BATCH].to(dev)).float().cpu()
-                      for i in range(0, len(images), BATCH)]).numpy()
+    return map_batches(model.encode, images, _device(model)).numpy()
 
 
-@torch.no_grad()
 def decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Images (N, C, H, W) decoded from codes (N, code length)."""
     _need_decoder(model, "decode")
@@ -98,18 +74,7 @@ def decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Te
     h, w = model.config.input_size
     if z.ndim != 2 or z.shape[1] != model.code_size(h, w):
         raise AekitError(f"codes of shape {tuple(z.shape)} do not fit the model: expected (N, {model.code_size(h, w)})")
-    dev = _device(model)
-    return torch.cat([model.decode(z[i : i + BATCH].to(dev)).float().cpu() for i in range(0, len(z), BATCH)])
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    """Write a .npy file atomically."""
-
-    def writer(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    write_with(path, writer)
+    return map_batches(model.decode, z, _device(model))
 
 
 def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu") -> tuple[Path, Path]:
@@ -141,8 +106,6 @@ def read_codes(path: str | Path) -> np.ndarray:
 
 def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
     """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``)."""
-    from .images import write_image
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -172,11 +135,11 @@ def sample(run, n: int = 64, *, seed: int = 0, device: str = "cpu") -> torch.Ten
     """``n`` new images decoded from codes drawn from the model's prior (the VAE: N(0, I))."""
     model = as_model(run, device)
     if n < 1:
-        raise AekitError(f"-n must be at least 1, got {n}")
-    if getattr(model, "prior", None) != "normal":
+        raise AekitError(f"n must be at least 1, got {n}", keys="n")
+    if model.prior != "normal":
         raise AekitError(
             f"sample: the {model.config.name} model has no prior to draw codes from; train a vae "
-            "(aekit train --config configs/reference-vae.toml)"
+            "(aekit train --model vae)"
         )
     _need_decoder(model, "sample")
     h, w = model.config.input_size
@@ -195,8 +158,6 @@ def grid_rows(images: torch.Tensor, per_row: int) -> list[torch.Tensor]:
 
 def write_grid(images: torch.Tensor, path: str | Path, *, per_row: int | None = None) -> Path:
     """A PNG grid of images (square-ish by default) and the images as a .npy beside it."""
-    from .report import image_grid, save_png
-
     per_row = per_row or max(1, int(np.ceil(np.sqrt(len(images)))))
     path = Path(path)
     save_png(image_grid(grid_rows(images, per_row)), path)
@@ -210,7 +171,7 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
     model = as_model(run, device)
     _need_decoder(model, "interpolate")
     if steps < 2:
-        raise AekitError(f"--steps must be at least 2, got {steps}")
+        raise AekitError(f"steps must be at least 2, got {steps}", keys="steps")
     x, _ = read_inputs(model, [a, b])
     za, zb = torch.from_numpy(encode(model, x))
     t = torch.linspace(0, 1, steps)[:, None]
@@ -220,17 +181,9 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
 
 # --- a 2-D map of the codes --------------------------------------------------------------------
 
-def _run_config(run: Path):
-    if not (run / "config.toml").is_file():
-        raise AekitError(f"{run}: no config.toml (not an aekit run folder)")
-    return load_config(run / "config.toml")
-
-
-def load_source(run: str | Path, source: str | None):
+def load_source(run: str | Path | RunFolder, source: str | None):
     """The images of ``source`` (default: the run's own data) as the run's model sees them, with labels."""
-    from .run import working_size
-
-    cfg = _run_config(Path(run))
+    cfg = (run if isinstance(run, RunFolder) else RunFolder(run)).config()
     if source is not None:
         cfg = replace(cfg, **{"data.source": source})
     size = working_size(cfg)
@@ -242,29 +195,23 @@ def load_source(run: str | Path, source: str | None):
 def map_codes(codes: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
     """Codes (N, D) -> 2-D coordinates (N, 2) with scikit-learn's PCA or t-SNE."""
     if method == "pca":
-        from sklearn.decomposition import PCA
-
         return PCA(n_components=2, random_state=seed).fit_transform(codes)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
         perplexity = min(30.0, max(1.0, (len(codes) - 1) / 3))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
-    raise AekitError(f"--method {method!r}: not one of pca, tsne")
+    raise AekitError(f"method {method!r}: not one of pca, tsne", keys="method")
 
 
 def write_map(run, out: str | Path, *, source: str | None = None, method: str = "pca", seed: int = 0,
               device: str = "cpu") -> dict:
     """A scatter plot of the codes of ``source`` (default: the run's data) in 2-D, coloured by label
     where the data has labels; returns what it drew."""
-    from .report import _pyplot, png_bytes
-
     model = as_model(run, device)
     x, data = load_source(run, source)
     if len(x) < 3:
-        raise AekitError(f"--data {data.source}: a map needs at least 3 images, got {len(x)}")
+        raise AekitError(f"data {data.source}: a map needs at least 3 images, got {len(x)}", keys="data")
     xy = map_codes(encode(model, x), method, seed=seed)
-    fig, ax = _pyplot().subplots(figsize=(6.5, 5.5), dpi=100)
+    fig, ax = figure(figsize=(6.5, 5.5))
     if data.labels is not None:
         points = ax.scatter(xy[:, 0], xy[:, 1], c=data.labels, cmap="tab20", s=14)
         fig.colorbar(points, ax=ax, label="label")
@@ -274,75 +221,5 @@ def write_map(run, out: str | Path, *, source: str | None = None, method: str = 
     ax.set_xlabel(f"{method} 1")
     ax.set_ylabel(f"{method} 2")
     fig.tight_layout()
-    png = png_bytes(fig)
-    write_with(out, lambda tmp: tmp.write_bytes(png))
+    write_bytes(out, png_bytes(fig))
     return {"out": Path(out), "images": len(x), "labelled": data.labels is not None, "coordinates": xy}
-
-
-# --- anomaly scores ----------------------------------------------------------------------------
-
-@dataclass
-class Scores:
-    files: list[Path]
-    errors: np.ndarray  # (N,) per-image mean squared error of the reconstruction
-    threshold: float  # errors above it are flagged
-    quantile: float | None  # the held-out quantile the threshold came from (None: given)
-    heldout_images: int  # held-out images the threshold was computed on (0: given)
-
-    @property
-    def flags(self) -> np.ndarray:
-        return self.errors > self.threshold
-
-
-@torch.no_grad()
-def reconstruction_errors(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
-    """Per-image mean squared error between images and their reconstructions."""
-    dev = _device(model)
-    errs = []
-    for i in range(0, len(images), BATCH):
-        x = images[i : i + BATCH].to(dev)
-        errs.append((model(x).recon.float() - x).square().flatten(1).mean(1).cpu())
-    return torch.cat(errs).numpy()
-
-
-def heldout_threshold(run: str | Path, model: torch.nn.Module, quantile: float) -> tuple[float, int]:
-    """The ``quantile`` of the reconstruction errors on the run's own held-out split."""
-    from .run import prepare_data
-
-    cfg = _run_config(Path(run))
-    prepared = prepare_data(cfg)
-    if not len(prepared.test_x):
-        raise AekitError(
-            f"{run}: the run has no held-out split (test_fraction 0), so no threshold can be taken from it; "
-            "give --threshold"
-        )
-    errors = reconstruction_errors(model, take(prepared.test_x, range(len(prepared.test_x))))
-    return float(np.quantile(errors, quantile)), len(errors)
-
-
-def score(run, inputs: Sequence[str | Path], *, quantile: float = 0.99, threshold: float | None = None,
-          device: str = "cpu") -> Scores:
-    """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
-    given, else the ``quantile`` of the errors on the run's held-out images."""
-    if not 0 < quantile <= 1:
-        raise AekitError(f"--quantile must lie in (0, 1], got {quantile}")
-    if isinstance(run, torch.nn.Module) and threshold is None:
-        raise AekitError("score: a model without its run folder needs a threshold")
-    model = as_model(run, device)
-    x, files = read_inputs(model, inputs)
-    errors = reconstruction_errors(model, x)
-    if threshold is not None:
-        return Scores(files, errors, float(threshold), None, 0)
-    t, n = heldout_threshold(run, model, quantile)
-    return Scores(files, errors, t, quantile, n)
-
-
-def write_scores(scores: Scores, out: str | Path) -> Path:
-    """scores.csv: file, mse, threshold, flag (1 above the threshold)."""
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "mse", "threshold", "flag"])
-    for f, e, flag in zip(scores.files, scores.errors, scores.flags):
-        w.writerow([str(f), f"{e:.6g}", f"{scores.threshold:.6g}", int(flag)])
-    write_text(out, buf.getvalue())
-    return Path(out)

@@ -1,4 +1,4 @@
-"""Corruptions for denoising: small pure functions ``(x, generator) -> corrupted x``.
+"""Corruptions for denoising, as one table: kind -> grammar, description, parse, spec, check, make.
 
 A corruption is described by a SPEC string (``--noise``) or the ``[noise]`` table of a config:
 
@@ -10,124 +10,24 @@ A corruption is described by a SPEC string (``--noise``) or the ``[noise]`` tabl
     mask:0.3             masking (dropout) noise: that fraction of pixels set to 0 (all channels)
     saltpepper:0.1       that fraction of pixels set to 0 or 1 (half each, all channels)
 
-Noise is added at the data's native resolution, before resizing to the working size, as the
-reference does (it adds noise at 64 x 64, then resizes both copies to 32 x 32).
+A corruption is a pure function ``(x, generator) -> corrupted x`` of a (B, C, H, W) batch. Where
+it is applied (before or after resizing to the working size) is the input pipeline's business
+(:mod:`aekit.pipeline`). A new kind is one :class:`NoiseKind` in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
+from .typed import option
 
-GRAMMAR = (
-    "none | gaussian:SIGMA | gaussian:MIN-MAX | gaussian-map:PATH.npy | mask:FRACTION | saltpepper:FRACTION"
-)
-
-NoiseKind = Literal["none", "gaussian", "gaussian-map", "mask", "saltpepper"]
-
-
-@dataclass
-class NoiseConfig:
-    kind: NoiseKind = "none"  # none | gaussian | gaussian-map | mask | saltpepper
-    sigma: float = 0.0  # gaussian: the standard deviation (the lower end when sigma_max is set)
-    sigma_max: float | None = None  # gaussian: upper end of a heteroscedastic sigma range
-    fraction: float = 0.0  # mask / saltpepper: fraction of pixels hit
-    map: str | None = None  # gaussian-map: path of a .npy per-pixel sigma map
-
-    def spec(self) -> str:
-        """The SPEC string of this corruption."""
-        if self.kind == "gaussian":
-            return f"gaussian:{_num(self.sigma)}" + (f"-{_num(self.sigma_max)}" if self.sigma_max is not None else "")
-        if self.kind == "gaussian-map":
-            return f"gaussian-map:{self.map}"
-        if self.kind in ("mask", "saltpepper"):
-            return f"{self.kind}:{_num(self.fraction)}"
-        return "none"
-
-    def check(self) -> str | None:
-        """Why this corruption is impossible, or None."""
-        if self.kind == "gaussian":
-            if not (math.isfinite(self.sigma) and self.sigma >= 0):
-                return f"noise sigma must be 0 or more, got {self.sigma}"
-            if self.sigma_max is not None and not self.sigma <= self.sigma_max:
-                return f"noise sigma range {self.sigma}-{self.sigma_max} must have MIN <= MAX"
-        if self.kind in ("mask", "saltpepper") and not 0 <= self.fraction <= 1:
-            return f"noise fraction must lie in [0, 1], got {self.fraction}"
-        if self.kind == "gaussian-map" and not self.map:
-            return "noise kind gaussian-map needs a map path"
-        return None
-
-    @property
-    def active(self) -> bool:
-        return self.kind != "none"
-
-    def rms_sigma(self) -> float | None:
-        """Root-mean-square sigma of Gaussian noise (for baselines that need a noise level)."""
-        if self.kind == "gaussian":
-            if self.sigma_max is None:
-                return self.sigma
-            a, b = self.sigma, self.sigma_max
-            return math.sqrt((a * a + a * b + b * b) / 3)  # E[s^2] for s ~ U(a, b)
-        if self.kind == "gaussian-map":
-            return float(np.sqrt(np.mean(np.square(load_sigma_map(self.map)))))
-        return None
-
-
-def _num(v: float) -> str:
-    return f"{v:g}"
-
-
-def parse_noise(spec: str) -> NoiseConfig:
-    """Parse a SPEC string; a bad one is a ConfigError that shows the grammar."""
-    text = spec.strip()
-
-    def bad(why: str) -> ConfigError:
-        return ConfigError(f"--noise {spec!r}: {why} (grammar: {GRAMMAR})")
-
-    if text in ("", "none"):
-        return NoiseConfig()
-    kind, sep, arg = text.partition(":")
-    if not sep or not arg:
-        raise bad("expected KIND:VALUE")
-    try:
-        if kind == "gaussian":
-            if "-" in arg.lstrip("-"):
-                lo, hi = arg.split("-", 1)
-                cfg = NoiseConfig(kind="gaussian", sigma=float(lo), sigma_max=float(hi))
-            else:
-                cfg = NoiseConfig(kind="gaussian", sigma=float(arg))
-        elif kind == "gaussian-map":
-            cfg = NoiseConfig(kind="gaussian-map", map=arg)
-        elif kind in ("mask", "saltpepper"):
-            cfg = NoiseConfig(kind=kind, fraction=float(arg))
-        else:
-            raise bad(f"unknown noise kind {kind!r}")
-    except ValueError:
-        raise bad(f"{arg!r} is not a number") from None
-    problem = cfg.check()
-    if problem:
-        raise bad(problem)
-    return cfg
-
-
-def load_sigma_map(path: str) -> np.ndarray:
-    try:
-        sigma = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ConfigError(f"noise map {path}: file not found") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"noise map {path}: not a readable .npy array ({e})") from None
-    if sigma.ndim not in (2, 3) or not np.issubdtype(sigma.dtype, np.number):
-        raise ConfigError(f"noise map {path}: expected a numeric H x W or C x H x W array, got shape {sigma.shape}")
-    if not np.all(np.isfinite(sigma)) or sigma.min() < 0:
-        raise ConfigError(f"noise map {path}: sigmas must be finite and 0 or more")
-    return sigma.astype(np.float32)
+Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 # --- the corruptions: pure functions of (x, generator) ---------------------------------------
@@ -160,30 +60,144 @@ def salt_and_pepper(x: torch.Tensor, fraction: float, g: torch.Generator) -> tor
     return torch.where(hit, salt.to(x.dtype).expand_as(x), x)
 
 
-def make_corruption(cfg: NoiseConfig):
+def load_sigma_map(path: str) -> np.ndarray:
+    try:
+        sigma = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"noise map {path}: file not found") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"noise map {path}: not a readable .npy array ({e})") from None
+    if sigma.ndim not in (2, 3) or not np.issubdtype(sigma.dtype, np.number):
+        raise ConfigError(f"noise map {path}: expected a numeric H x W or C x H x W array, got shape {sigma.shape}")
+    if not np.all(np.isfinite(sigma)) or sigma.min() < 0:
+        raise ConfigError(f"noise map {path}: sigmas must be finite and 0 or more")
+    return sigma.astype(np.float32)
+
+
+def _with_map(cfg: "NoiseConfig") -> Corruption:
+    sigma_map = torch.from_numpy(load_sigma_map(cfg.map))
+
+    def corrupt(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        s = sigma_map.to(x.device, x.dtype)
+        if tuple(s.shape[-2:]) != tuple(x.shape[-2:]) or (s.ndim == 3 and s.shape[0] != x.shape[1]):
+            raise ConfigError(
+                f"noise map {cfg.map}: shape {tuple(s.shape)} does not match images of "
+                f"{x.shape[1]} x {x.shape[2]} x {x.shape[3]} (C x H x W, where the noise is added)"
+            )
+        return gaussian(x, s, g)
+
+    return corrupt
+
+
+# --- the table --------------------------------------------------------------------------------
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def _parse_gaussian(arg: str) -> "NoiseConfig":
+    if "-" in arg.lstrip("-"):
+        lo, hi = arg.split("-", 1)
+        return NoiseConfig(kind="gaussian", sigma=float(lo), sigma_max=float(hi))
+    return NoiseConfig(kind="gaussian", sigma=float(arg))
+
+
+def _check_gaussian(c: "NoiseConfig") -> str | None:
+    if not (math.isfinite(c.sigma) and c.sigma >= 0):
+        return f"noise sigma must be 0 or more, got {c.sigma}"
+    if c.sigma_max is not None and not c.sigma <= c.sigma_max:
+        return f"noise sigma range {c.sigma}-{c.sigma_max} must have MIN <= MAX"
+    return None
+
+
+def _check_fraction(c: "NoiseConfig") -> str | None:
+    return None if 0 <= c.fraction <= 1 else f"noise fraction must lie in [0, 1], got {c.fraction}"
+
+
+@dataclass(frozen=True)
+class NoiseKind:
+    grammar: str  # the SPEC forms, e.g. "gaussian:SIGMA | gaussian:MIN-MAX"
+    describe: str  # one line for the docs and --help
+    parse: Callable[[str], "NoiseConfig"]  # the text after "KIND:" -> the config
+    spec: Callable[["NoiseConfig"], str]  # the config -> its SPEC string
+    make: Callable[["NoiseConfig"], Corruption | None]  # the config -> the corruption (None: none)
+    check: Callable[["NoiseConfig"], str | None] = lambda c: None  # why the config is impossible, or None
+
+
+KINDS: dict[str, NoiseKind] = {
+    "none": NoiseKind("none", "no corruption", lambda arg: NoiseConfig(), lambda c: "none", lambda c: None),
+    "gaussian": NoiseKind(
+        "gaussian:SIGMA | gaussian:MIN-MAX",
+        "x + N(0, sigma^2), clipped to [0, 1]; MIN-MAX: every value draws its own sigma, uniform in the range",
+        _parse_gaussian,
+        lambda c: f"gaussian:{_num(c.sigma)}" + (f"-{_num(c.sigma_max)}" if c.sigma_max is not None else ""),
+        lambda c: (lambda x, g: gaussian(x, c.sigma, g)) if c.sigma_max is None
+        else (lambda x, g: heteroscedastic(x, c.sigma, c.sigma_max, g)),
+        _check_gaussian,
+    ),
+    "gaussian-map": NoiseKind(
+        "gaussian-map:PATH.npy", "a fixed per-pixel sigma map (H x W, or C x H x W)",
+        lambda arg: NoiseConfig(kind="gaussian-map", map=arg), lambda c: f"gaussian-map:{c.map}", _with_map,
+        lambda c: None if c.map else "noise kind gaussian-map needs a map path",
+    ),
+    "mask": NoiseKind(
+        "mask:FRACTION", "masking (dropout) noise: that fraction of pixels set to 0 (all channels)",
+        lambda arg: NoiseConfig(kind="mask", fraction=float(arg)), lambda c: f"mask:{_num(c.fraction)}",
+        lambda c: lambda x, g: mask(x, c.fraction, g), _check_fraction,
+    ),
+    "saltpepper": NoiseKind(
+        "saltpepper:FRACTION", "that fraction of pixels set to 0 or 1, half each (all channels)",
+        lambda arg: NoiseConfig(kind="saltpepper", fraction=float(arg)), lambda c: f"saltpepper:{_num(c.fraction)}",
+        lambda c: lambda x, g: salt_and_pepper(x, c.fraction, g), _check_fraction,
+    ),
+}
+GRAMMAR = " | ".join(k.grammar for k in KINDS.values())
+
+
+@dataclass
+class NoiseConfig:
+    kind: Literal[tuple(KINDS)] = option("none", "the corruption: " + ", ".join(KINDS))  # type: ignore[valid-type]
+    sigma: float = option(0.0, "gaussian: the standard deviation (the lower end when sigma_max is set)")
+    sigma_max: float | None = option(None, "gaussian: upper end of a heteroscedastic sigma range")
+    fraction: float = option(0.0, "mask / saltpepper: fraction of pixels hit")
+    map: str | None = option(None, "gaussian-map: path of a .npy per-pixel sigma map")
+
+    def spec(self) -> str:
+        """The SPEC string of this corruption."""
+        return KINDS[self.kind].spec(self)
+
+    def check(self) -> str | None:
+        """Why this corruption is impossible, or None."""
+        return KINDS[self.kind].check(self)
+
+
+def parse_noise(spec: str) -> NoiseConfig:
+    """Parse a SPEC string; a bad one is a ConfigError that shows the grammar."""
+    text = spec.strip()
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"noise {spec!r}: {why} (grammar: {GRAMMAR})", keys="noise")
+
+    if text in ("", "none"):
+        return NoiseConfig()
+    name, sep, arg = text.partition(":")
+    if name not in KINDS:
+        raise bad(f"unknown noise kind {name!r}{did_you_mean(name, KINDS)}")
+    if not sep or not arg:
+        raise bad("expected KIND:VALUE")
+    try:
+        cfg = KINDS[name].parse(arg)
+    except ValueError:
+        raise bad(f"{arg!r} is not a number") from None
+    problem = cfg.check()
+    if problem:
+        raise bad(problem)
+    return cfg
+
+
+def make_corruption(cfg: NoiseConfig) -> Corruption | None:
     """A function ``(x, generator) -> corrupted x`` for ``cfg`` (None for no corruption)."""
     problem = cfg.check()
     if problem:
         raise ConfigError(problem)
-    if cfg.kind == "none":
-        return None
-    if cfg.kind == "gaussian":
-        if cfg.sigma_max is None:
-            return lambda x, g: gaussian(x, cfg.sigma, g)
-        return lambda x, g: heteroscedastic(x, cfg.sigma, cfg.sigma_max, g)
-    if cfg.kind == "gaussian-map":
-        sigma_map = torch.from_numpy(load_sigma_map(cfg.map))
-
-        def with_map(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-            s = sigma_map.to(x.device, x.dtype)
-            if tuple(s.shape[-2:]) != tuple(x.shape[-2:]) or (s.ndim == 3 and s.shape[0] != x.shape[1]):
-                raise ConfigError(
-                    f"noise map {cfg.map}: shape {tuple(s.shape)} does not match images of "
-                    f"{x.shape[1]} x {x.shape[2]} x {x.shape[3]} (C x H x W, native resolution)"
-                )
-            return gaussian(x, s, g)
-
-        return with_map
-    if cfg.kind == "mask":
-        return lambda x, g: mask(x, cfg.fraction, g)
-    return lambda x, g: salt_and_pepper(x, cfg.fraction, g)
+    return KINDS[cfg.kind].make(cfg)

@@ -23,8 +23,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .config import TrainConfig
+from .data import map_batches
+from .latent import decode, encode
 from .models import create_model
-from .train import fit as fit_model
+from .training import fit as fit_model
 
 
 class AutoencoderTransformer(TransformerMixin, BaseEstimator):
@@ -136,16 +138,12 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """The codes of X, (N, code length)."""
         check_is_fitted(self)
-        from .latent import encode
-
         return encode(self.model_, self._images(X, reset=False))
 
     @torch.no_grad()
     def inverse_transform(self, X):
         """Images decoded from codes X, in the layout of the training input."""
         check_is_fitted(self)
-        from .latent import decode
-
         codes = check_array(X, dtype=np.float32)
         if codes.ndim != 2 or codes.shape[1] != self.n_features_out_:
             raise ValueError(f"X must be codes of shape (N, {self.n_features_out_}), got {codes.shape}")
@@ -156,9 +154,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         """Negative mean reconstruction loss per sample (higher is better), in the model's loss unit."""
         check_is_fitted(self)
         x = self._images(X, reset=False)
-        dev = next(self.model_.parameters()).device
-        total = sum(float(self.model_(x[i : i + 256].to(dev)).per_sample.sum()) for i in range(0, len(x), 256))
-        return -total / len(x)
+        losses = map_batches(lambda b: self.model_(b).per_sample, x, next(self.model_.parameters()).device)
+        return -float(losses.sum()) / len(x)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)

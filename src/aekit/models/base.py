@@ -1,13 +1,37 @@
-"""What every autoencoder shares: the output type the trainer reads and the loss functions."""
+"""What every autoencoder shares: its config fields, the output the trainer reads, and the contract.
+
+A model computes its own loss: ``model(x, target)`` returns one :class:`AEOutput`. The trainer and
+the tools read only what :class:`Autoencoder` declares here (every hook has a default), so an
+architecture overrides just what it needs.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..typed import option
+from .losses import LOSSES, LossName, add_sparsity, batch_loss, is_sum, reconstruction_loss
+
+
+@dataclass
+class ModelConfig:
+    """Fields every architecture has; each architecture subclasses it with its own."""
+
+    name: str = option("conv", "registered architecture (`aekit models` lists them)", flag="--model", metavar="NAME")
+    in_channels: int = option(1, "image channels: 1 grayscale, 3 RGB (set from the data's channels)")
+    input_size: tuple[int, int] = option((32, 32), "(height, width) the model works at (data.size sets it)")
+    code_length: int = option(256, "length of the code (latent vector)", flag="--code-length", metavar="N")
+    loss: LossName = option("l2", "reconstruction loss: " + "; ".join(f"{k}: {v.describe}" for k, v in LOSSES.items()),
+                            flag="--loss")
+    sparsity: float = option(0.0, "sparse code: add SPARSITY x each sample's L1 norm of the code to its loss "
+                             "(the book: 0.01)", flag="--sparsity", metavar="ALPHA")
+
+    def check(self) -> str | None:
+        """Why this configuration cannot build a model, or None (architectures add their rules)."""
+        return None
 
 
 @dataclass
@@ -19,77 +43,52 @@ class AEOutput:
     parts: dict[str, torch.Tensor] = field(default_factory=dict)  # named (B,) loss terms
 
 
-PSNR_EPS = 1e-10  # keeps the psnr loss finite for a perfect reconstruction (at most 100 dB)
-
-
-def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-sample reconstruction loss, shape (B,).
-
-    l2:  half the sum of squared errors (``tf.nn.l2_loss`` of one sample);
-    mse: mean squared error over the sample's values;
-    bce: summed binary cross-entropy (the Bernoulli view; ``recon`` must lie in (0, 1));
-    psnr: the sample's negative PSNR in dB (peak 1): 10 log10(mse). Its mean over a batch is minus the
-          mean of per-image PSNR, the figure the evaluation reports (NAFNet trains its denoisers so).
-    """
-    recon, target = recon.float(), target.float()  # in float32 also under autocast (train.amp)
-    diff = (recon - target).flatten(1)
-    if kind == "l2":
-        return 0.5 * diff.square().sum(1)
-    if kind == "mse":
-        return diff.square().mean(1)
-    if kind == "psnr":
-        return 10 * torch.log10(diff.square().mean(1) + PSNR_EPS)
-    if kind == "bce":
-        eps = 1e-7
-        # CUDA autocast refuses binary_cross_entropy outright (whatever the dtype): compute it outside
-        outside = torch.autocast(recon.device.type, enabled=False) if recon.device.type in ("cpu", "cuda") \
-            else contextlib.nullcontext()
-        with outside:
-            return F.binary_cross_entropy(
-                recon.clamp(eps, 1 - eps).flatten(1), target.flatten(1), reduction="none"
-            ).sum(1)
-    raise ValueError(f"unknown loss {kind!r}")
-
-
-def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
-    """The optimised scalar: a sum over the batch for l2/bce (as the reference), a mean for mse and psnr."""
-    return per_sample.mean() if kind in ("mse", "psnr") else per_sample.sum()
-
-
-def add_sparsity(per_sample: torch.Tensor, code: torch.Tensor, alpha: float, parts: dict) -> torch.Tensor:
-    """The sparse autoencoder's penalty, in the book's convention: ``alpha`` x each sample's L1 norm of
-    the code, added to its loss (so the summed batch loss gains alpha x the sum of the L1 norms) and
-    recorded as ``parts["sparsity"]``. Unchanged when ``alpha`` is 0."""
-    if not alpha:
-        return per_sample
-    penalty = alpha * code.abs().flatten(1).sum(1)  # (B,)
-    parts["sparsity"] = penalty
-    return per_sample + penalty
-
-
 class Autoencoder(nn.Module):
-    """Base class: subclasses define ``encode`` and ``decode``; the loss is computed here."""
+    """Base class: subclasses define ``encode`` and ``decode`` (or ``forward``); the loss is computed here.
+
+    The contract the trainer and the tools rely on, with its defaults:
+
+    - ``decodes_codes``: ``decode(code)`` works on a code alone (False when the decoder also reads
+      skip connections);
+    - ``prior``: the distribution new codes are drawn from (``"normal"`` for the VAE), or None;
+    - ``needs_data_init``: the trainer always runs :meth:`data_init` before the first step (else
+      only with ``train.data_init``); ``data_init_images``: how many training images it looks at;
+    - :meth:`param_groups`: the optimiser's parameter groups and their learning rates;
+    - ``preprocess``: how images reach the model's working size (``aekit.load`` sets it from model.json).
+    """
 
     registered_name: str = ""
-    decodes_codes: bool = True  # False when decode() needs more than the code (e.g. skip connections)
-    prior: str | None = None  # the distribution codes are drawn from for sampling ("normal" for the VAE), if any
+    decodes_codes: bool = True
+    prior: str | None = None
+    needs_data_init: bool = False
+    data_init_images: int = 256
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.preprocess: dict = {}
+
+    @property
+    def loss_is_sum(self) -> bool:
+        """Whether the batch loss is a sum over the batch (l2, bce) rather than a mean (mse, psnr)."""
+        return is_sum(self.config.loss)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimiser's parameter groups, each with its learning rate (default: one group at ``lr``)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
 
     def code_size(self, height: int, width: int) -> int:
         """Length of the code of one (C, height, width) image."""
         return self.config.code_length
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length)
-        raise NotImplementedError
-
     @torch.no_grad()
     def data_init(self, x: torch.Tensor, target: torch.Tensor | None = None) -> bool:
         """Data-dependent initialisation from a batch of model inputs ``x`` and their loss targets
-        ``target`` (``train.data_init``); returns False when the architecture has none."""
+        ``target``; returns False when the architecture has none."""
         return False
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, code_length)
+        raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:  # (B, code_length) -> (B, C, H, W)
         raise NotImplementedError
@@ -105,7 +104,7 @@ class Autoencoder(nn.Module):
     def output(self, recon: torch.Tensor, code: torch.Tensor, per_sample: torch.Tensor,
                parts: dict[str, torch.Tensor]) -> AEOutput:
         """The AEOutput of a forward pass: ``per_sample`` (B,) plus the sparsity penalty on ``code``,
-        and the batch loss in the config's convention (sum, or mean for mse)."""
+        and the batch loss in the loss's convention (a sum, or a mean for mse and psnr)."""
         per_sample = add_sparsity(per_sample, code, self.config.sparsity, parts)
         return AEOutput(
             loss=batch_loss(per_sample, self.config.loss),

@@ -1,4 +1,4 @@
-"""The reference deep convolutional autoencoder (SPEC.md experiment A), faithful to TensorFlow 1.
+"""The reference deep convolutional autoencoder (docs/reference-experiments.md, experiment A), faithful to TensorFlow 1.
 
 Default configuration, grayscale 32 x 32 input, code length 256 (8,579,841 parameters):
 
@@ -18,9 +18,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import Autoencoder
+from ..typed import option
+from .base import Autoencoder, ModelConfig
 from .layers import ACTIVATIONS, SameConv2d, SameConvTranspose2d, init_tf_defaults
-from ..config import ModelConfig
 from .registry import register
 
 Activation = Literal["relu", "sigmoid", "tanh", "linear"]
@@ -28,17 +28,17 @@ Activation = Literal["relu", "sigmoid", "tanh", "linear"]
 
 @dataclass
 class ConvAEConfig(ModelConfig):
-    name: str = "conv"
-    encoder_channels: tuple[int, ...] = (16, 32, 64, 128)  # conv filters, one per encoder layer
-    encoder_strides: tuple[int, ...] = (2, 1, 1, 1)  # stride of each encoder conv
-    decoder_channels: tuple[int, ...] = (128, 64, 32)  # transposed-conv filters before the output layer
-    decoder_strides: tuple[int, ...] = (2, 1, 1)  # stride of each of those (the output layer has stride 1)
-    kernel_size: int = 3  # every conv kernel is kernel_size x kernel_size
-    activation: Activation = "relu"  # hidden-layer activation
-    code_activation: Activation = "sigmoid"  # activation of the dense code layer
-    output_activation: Activation = "sigmoid"  # activation of the last layer
-    tf_padding: bool = True  # TensorFlow's asymmetric 'same' padding for stride 2 (False: PyTorch's symmetric)
-    init: Literal["tf", "torch"] = "tf"  # tf: Glorot-uniform kernels, zero biases; torch: PyTorch defaults
+    name: str = option("conv", "registered architecture")
+    encoder_channels: tuple[int, ...] = option((16, 32, 64, 128), "conv filters, one per encoder layer")
+    encoder_strides: tuple[int, ...] = option((2, 1, 1, 1), "stride of each encoder conv")
+    decoder_channels: tuple[int, ...] = option((128, 64, 32), "transposed-conv filters before the output layer")
+    decoder_strides: tuple[int, ...] = option((2, 1, 1), "stride of each of those (the output layer has stride 1)")
+    kernel_size: int = option(3, "every conv kernel is kernel_size x kernel_size")
+    activation: Activation = option("relu", "hidden-layer activation")
+    code_activation: Activation = option("sigmoid", "activation of the dense code layer")
+    output_activation: Activation = option("sigmoid", "activation of the last layer")
+    tf_padding: bool = option(True, "TensorFlow's asymmetric 'same' padding for stride 2 (false: PyTorch's symmetric)")
+    init: Literal["tf", "torch"] = option("tf", "tf: Glorot-uniform kernels, zero biases; torch: PyTorch's defaults")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""

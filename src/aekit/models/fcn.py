@@ -23,19 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from .base import Autoencoder
+from ..typed import option
+from .base import Autoencoder, ModelConfig
 from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .losses import reconstruction_loss
 from .registry import register
 
 
 @dataclass
 class FCNConfig(ModelConfig):
-    name: str = "fcn"
-    code_length: int = 64  # channels of the code feature map (at 1/4 of the input size)
-    channels: tuple[int, ...] = (32, 64)  # channels at full and at half resolution
-    skips: bool = True  # U-Net skip connections (False: a plain convolutional autoencoder)
-    residual: bool = False  # predict a correction added to the input (clipped to [0, 1] in eval mode)
+    name: str = option("fcn", "registered architecture")
+    code_length: int = option(64, "channels of the code feature map (at 1/4 of the input size)")
+    channels: tuple[int, ...] = option((32, 64), "channels at full and at half resolution")
+    skips: bool = option(True, "U-Net skip connections (false: a plain convolutional autoencoder)")
+    residual: bool = option(False, "predict a correction added to the input (clipped to [0, 1] in eval mode)")
 
     def check(self) -> str | None:
         if len(self.channels) < 1 or min(self.channels) < 1:
@@ -120,8 +121,6 @@ class FCNAutoencoder(Autoencoder):
         )
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
-        from .base import reconstruction_loss
-
         target = x if target is None else target
         xp, h, w = self._pad(x)
         z, skips = self._features(xp)

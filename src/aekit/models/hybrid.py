@@ -26,8 +26,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .base import Autoencoder
+from ..typed import option
+from .base import Autoencoder, ModelConfig
+from .losses import LossName
 from .registry import register
 
 SMALL_START = 1e-3  # the corrections' last layers start at this fraction of PyTorch's default init
@@ -36,14 +37,14 @@ PCA_FLOAT64_VALUES = 10_000_000  # PCA in float64 up to this many values (images
 
 @dataclass
 class HybridConfig(ModelConfig):
-    name: str = "hybrid"
-    code_length: int = 64
-    loss: Literal["l2", "mse", "bce", "psnr"] = "mse"
-    hidden: int = 512  # width of the MLP correction of the decoder; 0: none
-    refine_channels: int = 32  # channels of the convolutional refiner; 0: none
-    refine_layers: int = 5  # 3x3 convolutions in the refiner (the middle one dilated by 2)
-    init: Literal["pca", "random"] = "pca"  # pca: the linear parts start at the training images' PCA
-    linear_lr: float = 0.1  # learning rate of the linear encoder and decoder, as a fraction of train.lr
+    name: str = option("hybrid", "registered architecture")
+    code_length: int = option(64, "length of the code: as many components as PCA would keep")
+    loss: LossName = option("mse", "reconstruction loss")
+    hidden: int = option(512, "width of the MLP correction of the decoder; 0: none")
+    refine_channels: int = option(32, "channels of the convolutional refiner; 0: none")
+    refine_layers: int = option(5, "3x3 convolutions in the refiner (the middle one dilated by 2)")
+    init: Literal["pca", "random"] = option("pca", "pca: the linear parts start at the training images' PCA")
+    linear_lr: float = option(0.1, "learning rate of the linear encoder and decoder, as a fraction of train.lr")
 
     def check(self) -> str | None:
         if self.hidden < 0 or self.refine_channels < 0:

@@ -1,4 +1,4 @@
-"""A small registry: architectures register by name and are built by name.
+"""A small registry: architectures register by name with their config dataclass, and are built by name.
 
     @register("conv", ConvAEConfig)
     class ConvAutoencoder(Autoencoder): ...
@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
+from ..typed import build
+from .base import ModelConfig
 
 _MODELS: dict[str, tuple[type, type]] = {}
 
@@ -39,7 +41,7 @@ def _lookup(name: str) -> tuple[type, type]:
         return _MODELS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown model {name!r} (known: {', '.join(list_models())})"
+            f"unknown model {name!r}{did_you_mean(name, _MODELS)} (known: {', '.join(list_models())})"
         ) from None
 
 
@@ -51,17 +53,25 @@ def config_class(name: str) -> type:
     return _lookup(name)[1]
 
 
+def build_model_config(raw: dict[str, Any], where: str = "[model]") -> ModelConfig:
+    """The config dataclass of the architecture named by ``raw['name']``, built from ``raw``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
+    name = raw.get("name", ModelConfig.name)
+    try:
+        config_cls = config_class(name)
+    except ConfigError as e:
+        raise ConfigError(f"{where}.name: {e}") from None
+    return build(config_cls, raw, where)
+
+
 def create_model(name_or_config: Any = "conv", **overrides: Any):
     """Build a model from a registered name (plus config overrides) or from a model config."""
-    from ..config import build_model_config
-
     if isinstance(name_or_config, str):
-        raw = {"name": name_or_config, **overrides}
-        config = build_model_config(raw, where=f"model {name_or_config!r}")
+        config = build_model_config({"name": name_or_config, **overrides}, where=f"model {name_or_config!r}")
     else:
         config = dataclasses.replace(name_or_config, **overrides) if overrides else name_or_config
-    problem = getattr(type(config), "check", lambda c: None)(config)
+    problem = config.check()
     if problem:
         raise ConfigError(problem)
-    cls = model_class(config.name)
-    return cls(config)
+    return model_class(config.name)(config)

@@ -1,4 +1,4 @@
-"""A convolutional variational autoencoder (SPEC.md section 4, the book's VAE).
+"""A convolutional variational autoencoder (docs/reference-experiments.md, section 4, the book's VAE).
 
 Default configuration, grayscale 32 x 32 input, a Gaussian latent of 1024 values:
 
@@ -17,29 +17,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..typed import option
+from .base import AEOutput, Autoencoder, ModelConfig
 from .conv import ConvAEConfig
-from .base import AEOutput, Autoencoder, reconstruction_loss
 from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .losses import LossName, reconstruction_loss
 from .registry import register
 
 
 @dataclass
 class VAEConfig(ModelConfig):
-    name: str = "vae"
-    code_length: int = 1024  # latent values (the book: 32 x 32)
-    loss: Literal["l2", "mse", "bce", "psnr"] = "bce"  # reconstruction: bce (summed sigmoid cross-entropy, the book's)
-    beta: float = 1.0  # weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)
-    encoder_channels: tuple[int, ...] = (32, 64, 128)  # conv filters, one per encoder layer
-    encoder_strides: tuple[int, ...] = (2, 2, 1)  # stride of each encoder conv
-    decoder_channels: tuple[int, ...] = (128, 128, 32)  # transposed-conv filters before the output layer
-    decoder_strides: tuple[int, ...] = (2, 2, 1)  # stride of each of those (the output layer has stride 1)
+    name: str = option("vae", "registered architecture")
+    code_length: int = option(1024, "latent values (the book: 32 x 32)")
+    loss: LossName = option("bce", "reconstruction: bce (summed sigmoid cross-entropy, the book's)")
+    beta: float = option(1.0, "vae: weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)",
+                         flag="--beta", metavar="B")
+    encoder_channels: tuple[int, ...] = option((32, 64, 128), "conv filters, one per encoder layer")
+    encoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each encoder conv")
+    decoder_channels: tuple[int, ...] = option((128, 128, 32), "transposed-conv filters before the output layer")
+    decoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each of those (the output layer has stride 1)")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""

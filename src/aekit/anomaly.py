@@ -1,0 +1,82 @@
+"""Anomaly screening: per-image reconstruction error, flagged above a threshold taken from the run's
+own held-out images (``aekit score``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import map_batches, take
+from .errors import AekitError
+from .files import write_text
+from .latent import as_model, read_inputs
+from .pipeline import prepare_data
+from .run_folder import RunFolder
+
+
+@dataclass
+class Scores:
+    files: list[Path]
+    errors: np.ndarray  # (N,) per-image mean squared error of the reconstruction
+    threshold: float  # errors above it are flagged
+    quantile: float | None  # the held-out quantile the threshold came from (None: given)
+    heldout_images: int  # held-out images the threshold was computed on (0: given)
+
+    @property
+    def flags(self) -> np.ndarray:
+        return self.errors > self.threshold
+
+
+def reconstruction_errors(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """Per-image mean squared error between images and their reconstructions."""
+    def errors(x: torch.Tensor) -> torch.Tensor:
+        return (model(x).recon.float() - x).square().flatten(1).mean(1)
+
+    return map_batches(errors, images, next(model.parameters()).device).numpy()
+
+
+def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quantile: float) -> tuple[float, int]:
+    """The ``quantile`` of the reconstruction errors on the run's own held-out split."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    data = prepare_data(folder.config())
+    if not len(data.test_x):
+        raise AekitError(
+            f"{folder}: the run has no held-out split (test_fraction 0), so no threshold can be taken from it; "
+            "give threshold", keys="threshold",
+        )
+    errors = reconstruction_errors(model, take(data.test_x, range(len(data.test_x))))
+    return float(np.quantile(errors, quantile)), len(errors)
+
+
+def score(run, inputs: Sequence[str | Path], *, quantile: float = 0.99, threshold: float | None = None,
+          device: str = "cpu") -> Scores:
+    """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
+    given, else the ``quantile`` of the errors on the run's held-out images."""
+    if not 0 < quantile <= 1:
+        raise AekitError(f"quantile must lie in (0, 1], got {quantile}", keys="quantile")
+    if isinstance(run, torch.nn.Module) and threshold is None:
+        raise AekitError("score: a model without its run folder needs a threshold", keys="threshold")
+    model = as_model(run, device)
+    x, files = read_inputs(model, inputs)
+    errors = reconstruction_errors(model, x)
+    if threshold is not None:
+        return Scores(files, errors, float(threshold), None, 0)
+    t, n = heldout_threshold(run, model, quantile)
+    return Scores(files, errors, t, quantile, n)
+
+
+def write_scores(scores: Scores, out: str | Path) -> Path:
+    """scores.csv: file, mse, threshold, flag (1 above the threshold)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "mse", "threshold", "flag"])
+    for f, e, flag in zip(scores.files, scores.errors, scores.flags):
+        w.writerow([str(f), f"{e:.6g}", f"{scores.threshold:.6g}", int(flag)])
+    write_text(out, buf.getvalue())
+    return Path(out)

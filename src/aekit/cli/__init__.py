@@ -1,0 +1,94 @@
+"""The ``aekit`` command: a thin typed layer over the library, one module per command group.
+
+    train      aekit train (its options are generated from the configuration's fields)
+    evaluate   aekit evaluate, aekit denoise
+    artifacts  aekit export, aekit report, aekit models
+    latent     aekit encode, decode, sample, interpolate, map, score
+
+:func:`main` is the one place that turns known errors into a one-line message and a non-zero exit
+status (``--debug`` shows the traceback instead); it shows the parameters a library error names
+(``train.batch_size``, ``tile``) as the flags that set them (``--batch-size``, ``--tile``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from ..errors import AekitError
+from ..version import __version__
+from . import artifacts, evaluate, latent, train
+from .options import examples
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aekit",
+        description="Image autoencoders: train, evaluate and reuse them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            """
+            aekit train --config configs/reference.toml            # the reference experiment (600 epochs)
+            aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
+            aekit export runs/ref20 --format onnx --out ref20.onnx # verified against PyTorch
+            aekit report runs/ref20                                # rebuild runs/ref20/report.html
+            aekit models                                           # registered architectures
+            aekit train --help                                     # every training option
+            """
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in (train, evaluate, artifacts, latent):
+        group.add_commands(sub)
+    return parser
+
+
+def flag_message(e: AekitError, command: argparse.ArgumentParser | None) -> str:
+    """The error's text with each parameter it names shown as the flag that sets it, where the
+    command has one: a dotted config key wherever it appears, a plain argument name at its first use."""
+    text = str(e)
+    if command is None:
+        return text
+    flags = {a.dest: a.option_strings[0] for a in command._actions if a.option_strings}
+    for key in e.keys:
+        if key in flags:
+            pattern = re.compile(rf"(?<![\w.\-/]){re.escape(key)}(?![\w-]|\.\w)")
+            text = pattern.sub(flags[key], text, count=0 if "." in key else 1)
+    return text
+
+
+def _stderr_line(text: str) -> None:
+    """One write for the whole line, so lines of several processes sharing stderr never interleave."""
+    sys.stderr.write(" ".join(text.split("\n")) + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc, which runs the command again
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return args.func(args)
+    except AekitError as e:
+        if args.debug:
+            raise
+        command = parser._subparsers._group_actions[0].choices.get(args.command)
+        _stderr_line(f"aekit: error: {flag_message(e, command)}")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _stderr_line("aekit: interrupted")
+        return 130
+    except Exception as e:  # an unexpected failure: one line, the traceback with --debug
+        if args.debug:
+            raise
+        _stderr_line(f"aekit: error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+        return EXIT_INTERNAL_ERROR

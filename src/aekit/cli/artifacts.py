@@ -1,0 +1,63 @@
+"""``aekit export``, ``aekit report`` and ``aekit models``: what a run leaves, and what can be trained."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import textwrap
+from pathlib import Path
+
+from ..export import FORMATS, PARTS, SUFFIX, export
+from ..models import config_class, list_models, model_class
+from ..report import write_report
+from .options import add_command
+
+
+def add_commands(sub) -> None:
+    e = add_command(
+        sub, "export", "export a trained model to ONNX or TorchScript, verified against PyTorch", """
+        aekit export runs/ref --out ref.onnx                              # images -> reconstructions
+        aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
+        aekit export runs/ref --part decoder --format torchscript --out decoder.pt
+        """, cmd_export,
+        description="Export a run's model (or its encoder or decoder) with a dynamic batch axis, then reload the "
+        "file, run it on the run's own images and print the largest absolute difference from PyTorch (the file is "
+        "kept only when it is below 1e-4). ONNX needs pip install 'aekit[export]'.",
+    )
+    e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+    e.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default: onnx)")
+    e.add_argument("--part", choices=PARTS, default="all",
+                   help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
+    e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx or .pt)")
+
+    r = add_command(sub, "report", "rebuild a run's report.html", "aekit report runs/ref\nxdg-open runs/ref/report.html",
+                    cmd_report, description="Rebuild RUN/report.html: one self-contained page with the configuration, "
+                    "metrics (and evaluation.json when present), loss curves, pictures and code statistics.")
+    r.add_argument("run", metavar="RUN", help="run folder")
+
+    add_command(sub, "models", "list the registered architectures", "aekit models\naekit train --model conv --code-length 512",
+                cmd_models, description="List the registered architectures and their default settings.")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[args.format]
+    out = args.out or Path(args.run) / f"model{suffix}"
+    result = export(args.run, out, format=args.format, part=args.part)
+    print(f"Wrote {result.path} ({result.format}, {result.part})")
+    print(f"Largest absolute difference from PyTorch: {result.max_abs_diff:.3g} (on {result.checked_on})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(f"Wrote {write_report(args.run)}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name in list_models():
+        doc = (model_class(name).__doc__ or "").strip().splitlines()[0]
+        print(f"{name:12s} {doc}")
+        defaults = dataclasses.asdict(config_class(name)())
+        shown = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "name")
+        print(textwrap.indent(textwrap.fill(shown, 88), " " * 13))
+    return 0

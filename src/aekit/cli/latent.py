@@ -1,0 +1,96 @@
+"""Using a trained model's codes: ``aekit encode``, ``decode``, ``sample``, ``interpolate``, ``map``, ``score``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..anomaly import score, write_scores
+from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
+from .options import add_command
+
+
+def add_commands(sub) -> None:
+    def command(name, help, examples, func):
+        p = add_command(sub, name, help, examples, func)
+        p.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+        return p
+
+    p = command("encode", "encode images into codes: a .npy (N, code length) and the list of files in a .txt beside it",
+                "aekit encode runs/ref faces/ --out codes.npy           # codes.npy + codes.txt\n"
+                "aekit encode runs/ref a.png b.png --out ab.npy", cmd_encode)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
+    p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
+                "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
+    p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    p = command("sample", "draw new images from a VAE's prior N(0, I): a PNG grid and a .npy of the images",
+                "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy", cmd_sample)
+    p.add_argument("-n", type=int, default=64, metavar="N", help="images to draw (default 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the drawn codes (default 0)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="grid to write")
+    p = command("interpolate", "decode the straight line between the codes of two images: a strip "
+                "A | STEPS decodings | B (and a .npy)",
+                "aekit interpolate runs/vae a.png b.png --steps 10 --out strip.png", cmd_interpolate)
+    p.add_argument("a", metavar="A", help="first image")
+    p.add_argument("b", metavar="B", help="second image")
+    p.add_argument("--steps", type=int, default=10, metavar="N", help="decoded points from A to B (default 10)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="strip to write")
+    p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
+                "aekit map runs/ref --out map.png                       # the run's own data\n"
+                "aekit map runs/ref --data photos/ --method tsne --out map.png", cmd_map)
+    p.add_argument("--data", metavar="SOURCE", help="images to map (default: the run's data source)")
+    p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
+    p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
+                "taken from the run's held-out images",
+                "aekit score runs/ref new/ --out scores.csv             # threshold: held-out 99% quantile\n"
+                "aekit score runs/ref new/ --quantile 0.95 --out scores.csv\n"
+                "aekit score runs/ref new/ --threshold 0.002 --out scores.csv", cmd_score)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--quantile", type=float, default=0.99, metavar="Q",
+                   help="threshold = this quantile of the held-out errors (default 0.99)")
+    p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
+    for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
+        sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    codes, names = encode_files(args.run, args.inputs, args.out, device=args.device)
+    print(f"Wrote {codes} and {names}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    paths = decode_files(args.run, args.codes, args.out, device=args.device)
+    print(f"Wrote {len(paths)} images to {args.out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    out = write_grid(sample(args.run, args.n, seed=args.seed, device=args.device), args.out)
+    print(f"Wrote {out} and {out.with_suffix('.npy')}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    images = interpolate(args.run, args.a, args.b, args.steps, device=args.device)
+    out = write_grid(images, args.out, per_row=len(images))
+    print(f"Wrote {out} and {out.with_suffix('.npy')}")
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    drawn = write_map(args.run, args.out, source=args.data, method=args.method, device=args.device)
+    print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device)
+    write_scores(s, args.out)
+    where = f"the {s.quantile:g} quantile of {s.heldout_images} held-out images" if s.quantile else "given"
+    print(f"Threshold {s.threshold:.6g} (MSE, {where}); {int(s.flags.sum())} of {len(s.errors)} images flagged")
+    print(f"Wrote {args.out}")
+    return 0

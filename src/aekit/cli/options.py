@@ -1,0 +1,131 @@
+"""Command-line options generated from the configuration's fields, and the parser's shared pieces.
+
+Every config field declared with a ``flag`` (:func:`aekit.typed.option`) becomes one option of
+``aekit train``: its help is the field's help plus the default, its choices come from the field's
+``Literal`` type, a ``bool`` becomes ``--flag/--no-flag``. The option's destination is the field's
+dotted key (``train.epochs``), so a library error naming that key can be shown with the flag.
+Values are checked after parsing, by the same rules as a config file, so a bad value is one line
+naming the flag (with a suggestion for a misspelt choice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import textwrap
+import types
+import typing
+from typing import Any
+
+from ..config import Config, config_options, load_config, replace
+from ..errors import AekitError, ConfigError
+from ..models import config_class, list_models
+from ..noise import GRAMMAR
+from ..typed import Option, choices, coerce
+
+
+def examples(text: str) -> str:
+    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def add_command(sub, name: str, help: str, examples_text: str, func, description: str | None = None):
+    """A subcommand with a description, examples and the function that runs it."""
+    p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=examples(examples_text))
+    p.set_defaults(func=func)
+    return p
+
+
+def flagged() -> list[Option]:
+    """The config fields that have a command-line flag."""
+    return [o for o in config_options() if o.flag]
+
+
+def _plain_type(tp: Any) -> Any:
+    """int for ``int | None``, and so on."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and args else tp
+
+
+def _literal_converter(values: tuple):
+    def convert(text: str):
+        return next((v for v in values if str(v) == text), text)  # unknown: checked (with a suggestion) later
+
+    convert.__name__ = "choice"
+    return convert
+
+
+def _help(o: Option) -> str:
+    default = o.default
+    if o.key == "noise":  # SPEC's grammar, generated from the noise table
+        return f"{o.help}; SPEC: {GRAMMAR} (default: none)"
+    if default is None:
+        return o.help
+    if o.key.startswith("model.") and o.key != "model.name":
+        return f"{o.help} (default: the model's; conv's: {default})"
+    return f"{o.help} (default: {default})"
+
+
+GROUPS = {"data.": "data options ([data])", "model.": "model options ([model])", "train.": "training options ([train])"}
+
+
+def add_config_options(parser: argparse.ArgumentParser, keys: set[str] | None = None) -> None:
+    """One option per flagged config field (only those in ``keys`` when given), grouped by table;
+    destination: the dotted key."""
+    groups = {prefix: parser.add_argument_group(title) for prefix, title in GROUPS.items()}
+    for o in flagged():
+        if keys is not None and o.key not in keys:
+            continue
+        kwargs: dict[str, Any] = {"dest": o.key, "default": None, "help": _help(o)}
+        tp = _plain_type(o.type)
+        values = choices(o.type)
+        if o.meta("parse") is not None:
+            kwargs.update(metavar=o.meta("metavar") or "VALUE")
+        elif tp is bool:
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        elif values is not None:
+            kwargs.update(type=_literal_converter(values), metavar="{" + ",".join(map(str, values)) + "}")
+        else:
+            kwargs.update(type=tp if tp in (int, float) else str, metavar=o.meta("metavar"))
+        group = next((g for prefix, g in groups.items() if o.key.startswith(prefix)), parser)
+        group.add_argument(o.flag, **kwargs)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """{dotted key: value} of the config options given on the command line, parsed and checked."""
+    out = {}
+    for o in flagged():
+        raw = getattr(args, o.key, None)
+        if raw is None:
+            continue
+        try:
+            value = o.meta("parse")(raw) if o.meta("parse") is not None else raw
+            if o.key != "noise":
+                value = coerce(value, o.type, o.key)
+        except AekitError as e:
+            raise type(e)(str(e), keys=o.key) from None
+        except ValueError as e:
+            raise ConfigError(f"{o.key}: {e}", keys=o.key) from None
+        out[o.key] = value
+        for also in o.meta("also", ()):
+            out[also] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The run's configuration: the config file (or the defaults), then the options on top."""
+    cfg = load_config(args.config) if getattr(args, "config", None) else Config()
+    given = given_options(args)
+    cfg = replace(cfg, **{"model.name": given.pop("model.name", None)})  # another model: its own defaults
+    model_fields = set(typing.get_type_hints(config_class(cfg.model.name)))
+    for key in given:
+        if key.startswith("model.") and key[6:] not in model_fields:
+            owners = [n for n in list_models() if key[6:] in typing.get_type_hints(config_class(n))]
+            raise ConfigError(f"{key}: the {cfg.model.name} model has no {key[6:]} (a setting of "
+                              f"{', '.join(owners)}: choose one with model.name)", keys=(key, "model.name"))
+    noise = given.pop("noise", None)
+    if noise is not None:
+        raw = cfg.to_dict()
+        raw["noise"] = dataclasses.asdict(noise)
+        cfg = Config.from_dict(raw, where="noise")
+    return replace(cfg, **given)

@@ -1,0 +1,29 @@
+"""Data: every source as float32 (N, C, H, W) images in [0, 1], fitted, split and batched.
+
+    container   ImageData (images, labels, names), select, take
+    resize      resize (incl. TF1's legacy bicubic), fit_images (resize / crop / pad), convert_channels
+    image_file  one image file in and out, in any format, mode and bit depth
+    olivetti    scikit-learn's Olivetti faces, offline from its cache
+    arrays      .npy / .npz arrays of images
+    folders     folders of image files: checked up front, held in memory or streamed (ImageFiles)
+    sources     load_data: any of the above by name
+    splits      split_indices: random or by subject
+    batches     epoch_batches (the training loop's), map_batches (a model over many images)
+"""
+
+from .arrays import load_array
+from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
+from .container import ImageData, select, take
+from .folders import ImageFiles, find_images, image_files, load_folder
+from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
+from .olivetti import load_olivetti
+from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
+from .sources import load_data
+from .splits import split_indices
+
+__all__ = [
+    "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
+    "convert_channels", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
+    "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "probe_image",
+    "read_image", "resize", "select", "split_indices", "take", "write_image",
+]

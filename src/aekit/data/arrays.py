@@ -1,0 +1,128 @@
+"""Arrays of images: a ``.npy`` file, or a ``.npz`` holding one array (or ``images`` and ``labels``)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .container import ImageData
+
+ARRAY_CHANNELS = (1, 3, 4)  # channel counts an array may have (4: RGBA, composited on black)
+
+
+def load_array(path: str | Path, *, seed: int = 1000, layout: str = "auto", rescale: bool = False) -> ImageData:
+    """Images from a ``.npy`` file, or a ``.npz`` holding one array (or ``images``, plus optional ``labels``).
+
+    Shapes: (N, H, W) is grayscale; a 4-d array is (N, H, W, C) when only its last axis has 1, 3
+    or 4 values, (N, C, H, W) when only axis 1 has; when both have, ``layout`` ("nhwc" or "nchw")
+    must say which. 4 channels are RGBA, composited on black. Values: uint8 / 255, uint16 / 65535,
+    floats as they are (they must lie in [0, 1]); ``rescale`` maps the array's min..max to 0..1 instead.
+    The images come in a seeded order (``seed``), like Olivetti's.
+    """
+    path = Path(path)
+    a, labels = _read_array(path)
+    if a.ndim not in (3, 4):
+        hint = " (one image? add a first axis of length 1)" if a.ndim == 2 else ""
+        raise DataError(f"{path}: shape {a.shape}: expected (N, H, W), (N, H, W, C) or (N, C, H, W){hint}")
+    if a.shape[0] == 0:
+        raise DataError(f"{path}: holds zero images (shape {a.shape})")
+    if labels is not None and labels.shape != (a.shape[0],):
+        raise DataError(f"{path}: labels have shape {labels.shape}, expected ({a.shape[0]},): one per image")
+    x = _to_nchw(_unit_range(a, rescale, path), layout, path)
+    if x.shape[1] == 4:
+        x = x[:, :3] * x[:, 3:]
+    order = np.random.RandomState(seed).permutation(len(x))
+    label_names = None
+    if labels is not None:
+        values, labels = np.unique(labels, return_inverse=True)
+        label_names = [str(v) for v in values]
+        labels = labels[order]
+    return ImageData(
+        images=torch.from_numpy(np.ascontiguousarray(x[order])),
+        labels=labels,
+        names=[f"{path.name}[{i}]" for i in order],
+        source=str(path),
+        label_names=label_names,
+    )
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False), None
+        with np.load(path, allow_pickle=False) as arrays:
+            keys = list(arrays.keys())
+            if "images" in keys:
+                return arrays["images"], arrays["labels"] if "labels" in keys else None
+            if len(keys) == 1:
+                return arrays[keys[0]], None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable {path.suffix} array ({e})") from None
+    raise DataError(
+        f"{path}: holds {len(keys)} arrays ({', '.join(keys) or 'none'}); name the images 'images' "
+        "(and their labels 'labels')"
+    )
+
+
+def _unit_range(a: np.ndarray, rescale: bool, path: Path) -> np.ndarray:
+    """float32 values in [0, 1], by the dtype rule of :func:`load_array`."""
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: dtype {a.dtype} is not numeric")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{path}: NaN or Inf at index {first} (image {first[0]})")
+    if rescale:
+        lo, hi = float(a.min()), float(a.max())
+        x = (a.astype(np.float32) - lo) / (hi - lo) if hi > lo else np.zeros(a.shape, np.float32)
+        return x.astype(np.float32, copy=False)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    if a.dtype.kind == "b":
+        return a.astype(np.float32)
+    if a.dtype.kind == "f":
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            raise DataError(
+                f"{path}: float values lie in [{lo:g}, {hi:g}], outside [0, 1]; scale them, "
+                "or set data.rescale to map min..max to 0..1", keys="data.rescale",
+            )
+        return a.astype(np.float32, copy=False)
+    raise DataError(
+        f"{path}: dtype {a.dtype}: use uint8 (0-255), uint16 (0-65535) or floats in [0, 1], "
+        "or set data.rescale to map min..max to 0..1", keys="data.rescale",
+    )
+
+
+def _to_nchw(x: np.ndarray, layout: str, path: Path) -> np.ndarray:
+    if x.ndim == 3:
+        if layout != "auto":
+            raise DataError(f"{path}: data.layout {layout} is for 4-d arrays; shape {x.shape} is (N, H, W)",
+                            keys="data.layout")
+        return x[:, None]
+    if layout == "auto":
+        last, second = x.shape[3] in ARRAY_CHANNELS, x.shape[1] in ARRAY_CHANNELS
+        if last and second:
+            raise DataError(
+                f"{path}: shape {x.shape} is ambiguous (channels could be axis 1 or axis 3); "
+                "give data.layout nhwc or nchw", keys="data.layout",
+            )
+        if not (last or second):
+            raise DataError(
+                f"{path}: shape {x.shape} has no channel axis of 1, 3 or 4 values; "
+                "expected (N, H, W), (N, H, W, C) or (N, C, H, W)"
+            )
+        layout = "nhwc" if last else "nchw"
+    if layout == "nhwc":
+        x = x.transpose(0, 3, 1, 2)
+    if x.shape[1] not in ARRAY_CHANNELS:
+        raise DataError(f"{path}: {x.shape[1]} channels with data.layout {layout}; expected 1, 3 or 4 (RGBA)",
+                        keys="data.layout")
+    return x

@@ -1,0 +1,237 @@
+"""Folders of image files: found recursively, checked up front, held in memory or streamed from disk.
+
+``load_folder(folder)`` does, in order:
+
+1. lists the image files under ``folder`` (:data:`aekit.images.IMAGE_SUFFIXES`, any case; hidden
+   files and folders and other suffixes are ignored) and puts them in a seeded random order;
+2. reads every file's header (format, mode, size): a file that is not an image stops the load with
+   its name, or with ``skip_bad`` is skipped and listed;
+3. settles the channels ("auto": 1 when every file is grayscale, else 3) and the working size
+   (None: the images' common size);
+4. decodes every file once, in DataLoader worker processes, to find truncated or corrupt ones;
+   a small folder keeps the decoded images as one tensor, a large one keeps nothing and
+   streams: :class:`ImageFiles`, a torch Dataset, decodes each image again whenever a batch needs it.
+
+Stream rule: ``stream="auto"`` streams when the decoded images would take more than
+:data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
+Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
+no subfolders has no labels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .container import ImageData
+from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
+from .resize import check_crop
+
+STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
+CHECK_BATCH = 64  # images per DataLoader batch while checking a folder
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded on demand: item ``i`` is file ``i`` as a (C, H, W) float32 tensor in [0, 1],
+    converted to ``channels`` and fitted to ``size``. It holds file names only; a DataLoader with
+    ``workers`` worker processes reads it in parallel (see :func:`aekit.data.batches.epoch_batches`)."""
+
+    def __init__(
+        self,
+        files: list[str],
+        *,
+        size: tuple[int, int],
+        channels: int,
+        fit: str = "resize",
+        method: str = "bicubic",
+        workers: int | None = None,
+    ):
+        self.files = list(files)
+        self.size = tuple(size)
+        self.channels = channels
+        self.fit = fit
+        self.method = method
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return load_image(self.files[i], size=self.size, fit=self.fit, method=self.method, channels=self.channels)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), self.channels, *self.size)
+
+    def subset(self, index) -> "ImageFiles":
+        return ImageFiles(
+            [self.files[i] for i in index], size=self.size, channels=self.channels, fit=self.fit,
+            method=self.method, workers=self.workers,
+        )
+
+
+def load_folder(
+    folder: str | Path,
+    *,
+    seed: int = 1000,
+    size: tuple[int, int] | None = None,
+    fit: str = "resize",
+    method: str = "bicubic",
+    channels: str | int = "auto",
+    skip_bad: bool = False,
+    stream: str = "auto",
+    workers: int | None = None,
+) -> ImageData:
+    """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring)."""
+    folder = Path(folder)
+    files, ignored = image_files(folder)
+    if not files:
+        others = f" ({ignored} other files ignored)" if ignored else ""
+        raise DataError(f"data.source {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it{others}",
+                        keys="data.source")
+    files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
+    skipped: list[str] = []
+
+    def bad(problem: str) -> None:
+        if not skip_bad:
+            raise DataError(f"{problem} (data.skip_bad skips unreadable files)", keys="data.skip_bad")
+        skipped.append(problem)
+
+    infos: list[ImageInfo] = []
+    readable: list[str] = []
+    for f in files:
+        try:
+            infos.append(probe_image(f))
+            readable.append(f)
+        except DataError as e:
+            bad(str(e))
+    _no_usable_image(folder, readable, skipped)
+    channels = (1 if all(i.channels == 1 for i in infos) else 3) if channels == "auto" else channels
+    size = _common_size(folder, readable, infos) if size is None else tuple(size)
+    if fit == "crop":
+        for f, info in zip(readable, infos):
+            check_crop(f, info.size, size)
+
+    dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
+    streaming = stream == "on" or (stream == "auto" and np.prod(dataset.shape) * 4 > STREAM_ABOVE_BYTES)
+    good, kept = [], []
+    for i, images, problems in _decode_all(dataset, keep=not streaming):
+        for j, problem in enumerate(problems):
+            if problem:
+                bad(problem)
+            else:
+                good.append(i + j)
+        if images is not None:
+            kept.append(images)
+    _no_usable_image(folder, good, skipped)
+
+    good_files = [readable[i] for i in good]
+    labels, label_names = _labels(folder, good_files)
+    return ImageData(
+        images=dataset.subset(good) if streaming else torch.cat(kept),
+        labels=labels,
+        names=[os.path.relpath(f, folder) for f in good_files],
+        source=str(folder),
+        label_names=label_names,
+        skipped=skipped,
+    )
+
+
+def image_files(folder: Path) -> tuple[list[str], int]:
+    """The image files under ``folder``, sorted, and the number of other (ignored) files."""
+    files, ignored = [], 0
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                files.append(os.path.join(root, name))
+            else:
+                ignored += 1
+    return sorted(files), ignored
+
+
+def find_images(inputs) -> list[tuple[Path, Path]]:
+    """(file, name) for every image file named in ``inputs`` or found (recursively) in a named folder;
+    ``name`` is the file's path relative to its folder (or its own name), for outputs that mirror the inputs."""
+    found: list[tuple[Path, Path]] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            files, _ = image_files(p)
+            if not files:
+                raise DataError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            found += [(Path(f), Path(f).relative_to(p)) for f in files]
+        elif p.is_file():
+            found.append((p, Path(p.name)))
+        else:
+            raise DataError(f"{p}: no such image file or folder")
+    if not found:
+        raise DataError("no input images given")
+    return found
+
+
+def _no_usable_image(folder: Path, usable: list, skipped: list[str]) -> None:
+    if not usable:
+        raise DataError(
+            f"data.source {folder}: no usable image: all {len(skipped)} image files are unreadable "
+            f"(first: {skipped[0]})", keys="data.source",
+        )
+
+
+def _common_size(folder: Path, files: list[str], infos: list[ImageInfo]) -> tuple[int, int]:
+    first = infos[0].size
+    for f, info in zip(files, infos):
+        if info.size != first:
+            raise DataError(
+                f"data.source {folder}: images differ in size ({files[0]} is {first[0]}x{first[1]}, "
+                f"{f} is {info.size[0]}x{info.size[1]}); give a working size (data.size HxW)",
+                keys=("data.source", "data.size"),
+            )
+    return first
+
+
+def _labels(folder: Path, files: list[str]) -> tuple[np.ndarray | None, list[str] | None]:
+    parents = [os.path.relpath(os.path.dirname(f), folder) for f in files]
+    if all(p == "." for p in parents):
+        return None, None
+    names = sorted(set(parents))
+    code = {name: i for i, name in enumerate(names)}
+    return np.array([code[p] for p in parents], dtype=np.int64), names
+
+
+class _Checked(torch.utils.data.Dataset):
+    """Item i: (the decoded image or None, the problem or ""), so one bad file does not stop a batch."""
+
+    def __init__(self, files: ImageFiles, keep: bool):
+        self.files, self.keep = files, keep
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, str]:
+        try:
+            image = self.files[i]
+        except DataError as e:
+            return None, str(e)
+        return (image if self.keep else None), ""
+
+
+def _stack_checked(items: list) -> tuple[torch.Tensor | None, list[str]]:
+    """In the worker: the batch's good images as one tensor (one shared-memory block), and the problems."""
+    images = [x for x, _ in items if x is not None]
+    return (torch.stack(images) if images else None), [problem for _, problem in items]
+
+
+def _decode_all(files: ImageFiles, keep: bool):
+    """Decode every file once, in order; yields (first index, good images or None, problems) per batch."""
+    loader = torch.utils.data.DataLoader(
+        _Checked(files, keep), batch_size=CHECK_BATCH, num_workers=files.workers, collate_fn=_stack_checked
+    )
+    for b, (images, problems) in enumerate(loader):
+        yield b * CHECK_BATCH, images, problems

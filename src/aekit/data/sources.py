@@ -1,0 +1,72 @@
+"""Every data source -> :class:`ImageData`: float32 tensors (N, C, H, W) with values in [0, 1].
+
+``load_data(source)`` reads:
+
+- ``"olivetti"``: scikit-learn's Olivetti faces (:mod:`aekit.data.olivetti`);
+- a folder of images, searched recursively; subfolder names are the labels; each image is fitted to
+  the working size as it is read (they may differ in size); large folders stream from disk
+  (:mod:`aekit.data.folders`);
+- a ``.npy`` / ``.npz`` array of (N, H, W), (N, H, W, C) or (N, C, H, W) images (:mod:`aekit.data.arrays`).
+
+Every source comes in a seeded order (``seed``): the random split takes the last part of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .arrays import load_array
+from .container import ImageData
+from .folders import load_folder
+from .olivetti import load_olivetti
+from .resize import convert_channels
+
+
+def load_data(
+    source: str = "olivetti",
+    *,
+    seed: int = 1000,
+    data_home: str | None = None,
+    size: tuple[int, int] | None = None,
+    fit: str = "resize",
+    method: str = "bicubic",
+    channels: str | int = "auto",
+    layout: str = "auto",
+    rescale: bool = False,
+    skip_bad: bool = False,
+    stream: str = "auto",
+    workers: int | None = None,
+) -> ImageData:
+    """Load a data source as :class:`ImageData` (float32, (N, C, H, W), values in [0, 1]).
+
+    ``source``: ``"olivetti"``, a folder of images or a ``.npy``/``.npz`` file; ``seed`` fixes the order.
+    ``channels``: ``"auto"`` keeps the source's (a folder: 1 when every image is grayscale, else 3),
+    1 or 3 converts (RGB -> gray by ITU-R 601 luma; gray -> RGB by copying).
+    Folders only: their images are fitted to ``size`` with ``fit`` / ``method`` as they are read
+    (None keeps the native size, which they must then share); ``skip_bad`` skips unreadable files;
+    ``stream`` ("auto", "on", "off") and ``workers``: see :mod:`aekit.data.folders`.
+    Olivetti and arrays come at their native size (see :func:`aekit.data.fit_images`); arrays take
+    ``layout`` ("auto", "nhwc", "nchw") and ``rescale`` (map min..max to 0..1).
+    """
+    if source == "olivetti":
+        data = load_olivetti(seed=seed, data_home=data_home)
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return load_folder(
+                path, seed=seed, size=size, fit=fit, method=method, channels=channels,
+                skip_bad=skip_bad, stream=stream, workers=workers,
+            )
+        if path.suffix.lower() not in (".npy", ".npz") or not path.is_file():
+            what = "not a folder, .npy or .npz file" if path.exists() else "no such folder or file"
+            raise DataError(
+                f"data.source {source!r}: unknown data source: {what} "
+                "(known: olivetti, a folder of images, a .npy or .npz array)", keys="data.source",
+            )
+        data = load_array(path, seed=seed, layout=layout, rescale=rescale)
+    if stream == "on":
+        raise ConfigError(f"data.stream 'on': only folders stream, and {data.source} is loaded in memory",
+                          keys="data.stream")
+    data.images = convert_channels(data.images, channels)
+    return data

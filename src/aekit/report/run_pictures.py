@@ -1,0 +1,43 @@
+"""The pictures a finished run writes into its folder: reconstructions, denoising, loss, code histogram."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import map_batches, resize, take
+from ..metrics import SMALL_ACTIVATION
+from ..pipeline import Pipeline, RunData
+from ..run_folder import RunFolder
+from ..training import EpochStats, history_row
+from .pictures import code_histogram_figure, image_grid, loss_figure, save_figure, save_png
+
+CODE_HISTOGRAM_IMAGES = 1000  # at most this many training images feed code_histogram.png
+SHOWN = 10  # images in the reconstruction and denoising grids
+
+
+@torch.no_grad()
+def write_run_pictures(folder: RunFolder, model, data: RunData, pipeline: Pipeline, history: list[EpochStats],
+                       *, title: str, seed: int) -> None:
+    """reconstructions.png and, for denoising runs, denoising.png (of held-out images when there are
+    any, shown at the data's own resolution), loss.png and code_histogram.png."""
+    use_test = len(data.test_x) > 0
+    index = (data.test_index if use_test else data.train_index)[:SHOWN]
+    fitted = take(data.test_x if use_test else data.train_x, range(len(index)))  # working size
+    # resize: show the originals at their own resolution; crop/pad: as fitted
+    originals = take(data.data.images, index) if pipeline.fit == "resize" else fitted
+    device = next(model.parameters()).device
+
+    def upsized(x: torch.Tensor) -> torch.Tensor:
+        return resize(model(x.to(device)).recon.float().cpu(), tuple(originals.shape[-2:]), pipeline.method)
+
+    save_png(image_grid([originals, upsized(fitted)]), folder / "reconstructions.png")
+    if pipeline.corrupt is not None:
+        gen = torch.Generator(device=device).manual_seed(seed + 3)
+        noisy, _ = pipeline.view(take(data.data.images, index).to(device), gen)
+        noisy = noisy.cpu()
+        shown = resize(noisy, tuple(originals.shape[-2:]), pipeline.method)
+        save_png(image_grid([originals, shown, upsized(noisy)]), folder / "denoising.png")
+    save_figure(loss_figure([history_row(s) for s in history], title=title), folder / "loss.png")
+    n = min(len(data.train_x), CODE_HISTOGRAM_IMAGES)
+    codes = map_batches(lambda x: model(x).code, take(data.train_x, range(n)), device)
+    save_figure(code_histogram_figure(codes, SMALL_ACTIVATION), folder / "code_histogram.png")

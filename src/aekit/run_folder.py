@@ -1,0 +1,166 @@
+"""The run folder as one type: its files, the is-a-run check, creating one, and the resume rules.
+
+    config.toml          the fully resolved configuration (``aekit train --config`` it to re-run)
+    model.json           architecture, constructor arguments, preprocessing, aekit version
+    model.safetensors    the weights
+    history.csv          one row per epoch: loss per sample, code mean, held-out metrics, seconds
+    metrics.json         final training and held-out figures; written last, so its presence
+                         (with "status": "complete") marks a finished run
+    reconstructions.png  originals above reconstructions, at the data's resolution
+    denoising.png        denoising runs: clean / noisy / denoised
+    loss.png             the training (and held-out) loss curve
+    code_histogram.png   histograms of the code's activations and of each unit's mean activation
+    report.html          everything above on one self-contained page (``aekit report RUN`` rebuilds it)
+    evaluation.json/png  after ``aekit evaluate``
+    checkpoints/         last, best and every N epochs (:mod:`aekit.training.checkpoints`)
+    tensorboard/         scalars and image grids for TensorBoard, with ``train.tensorboard``
+    skipped.txt          only with data.skip_bad and unreadable files: one "path: reason" per line
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import torch
+
+from .config import Config, dump_config, load_config, resumable_keys
+from .errors import AekitError
+from .files import read_json, write_text
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, load
+from .training.checkpoints import FOLDER as CHECKPOINTS
+from .training.history import HISTORY_COLUMNS, EpochStats, history_row
+from .typed import flatten
+
+
+class RunFolder:
+    """A run folder (which need not exist yet); its files by name."""
+
+    CONFIG = "config.toml"
+    HISTORY = "history.csv"
+    METRICS = "metrics.json"
+    REPORT = "report.html"
+    EVALUATION = "evaluation.json"
+    SKIPPED = "skipped.txt"
+    TENSORBOARD = "tensorboard"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    # --- what is there ------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """A folder aekit wrote: it holds a config.toml (a run) or a model.json (a saved model)."""
+        return (self / self.CONFIG).is_file() or (self / MODEL_JSON).is_file()
+
+    def has_config(self) -> bool:
+        return (self / self.CONFIG).is_file()
+
+    def check(self) -> "RunFolder":
+        """Itself, or an AekitError saying why this is not a run folder."""
+        if not self.path.is_dir():
+            raise AekitError(f"{self.path}: no such run folder")
+        if not self.is_run():
+            raise AekitError(f"{self.path}: not an aekit run folder (no {self.CONFIG} or {MODEL_JSON})")
+        return self
+
+    def config(self) -> Config:
+        """The run's own configuration (config.toml)."""
+        if not self.has_config():
+            raise AekitError(f"{self.path}: no {self.CONFIG} (not an aekit run folder)")
+        return load_config(self / self.CONFIG)
+
+    def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        return load(self.path, device=device)
+
+    def metrics(self) -> dict | None:
+        return read_json(self / self.METRICS)
+
+    def evaluation(self) -> dict | None:
+        return read_json(self / self.EVALUATION)
+
+    def history(self) -> list[dict[str, float | None]]:
+        """history.csv as one dict per epoch: numbers, and None for empty cells ([] when missing)."""
+        try:
+            with open(self / self.HISTORY, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except FileNotFoundError:
+            return []
+        try:
+            return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in rows]
+        except ValueError as e:
+            raise AekitError(f"{self / self.HISTORY}: not a history file of numbers ({e})") from None
+
+    def pictures(self) -> list[Path]:
+        return sorted(self.path.glob("*.png"))
+
+    def weights(self) -> Path:
+        return self / MODEL_WEIGHTS
+
+    # --- writing ------------------------------------------------------------------------------
+    def create(self, overwrite: bool = False) -> "RunFolder":
+        """Make the folder, refusing an existing non-empty one unless ``overwrite`` (and then only an
+        aekit run folder, which is emptied); checks that it can be written."""
+        out = self.path
+        if out.exists():
+            if not out.is_dir():
+                raise AekitError(f"out {out}: exists and is not a folder", keys="out")
+            if any(out.iterdir()):
+                if not overwrite:
+                    raise AekitError(f"out {out}: folder exists and is not empty (add overwrite to replace it)",
+                                     keys=("out", "overwrite"))
+                if not self.is_run():
+                    raise AekitError(
+                        f"out {out}: not an aekit run folder (no {self.CONFIG} or {MODEL_JSON}); "
+                        "refusing to delete it, even with overwrite", keys=("out", "overwrite"),
+                    )
+                shutil.rmtree(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise AekitError(f"out {out}: cannot write there ({e.strerror})", keys="out") from None
+        return self
+
+    def write_config(self, cfg: Config) -> None:
+        write_text(self / self.CONFIG, dump_config(cfg))
+
+    def write_history(self, history: list[EpochStats]) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for s in history:
+            w.writerow({k: ("" if v is None else v) for k, v in history_row(s).items()})
+        write_text(self / self.HISTORY, buf.getvalue())
+
+    def write_skipped(self, lines: list[str]) -> None:
+        write_text(self / self.SKIPPED, "".join(f"{line}\n" for line in lines))
+
+    # --- resuming -----------------------------------------------------------------------------
+    def check_resume(self, cfg: Config) -> None:
+        """A resume keeps the run's configuration, except for the settings declared resumable
+        (:func:`aekit.config.resumable_keys`)."""
+        own = flatten(self.config().to_dict())
+        may = resumable_keys()
+        for key, value in flatten(cfg.to_dict()).items():
+            if key not in may and own.get(key) != value:
+                raise AekitError(
+                    f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
+                    f"{value!r} now); a resume may only change {', '.join(sorted(may))}", keys="resume",
+                )

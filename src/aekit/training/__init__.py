@@ -1,0 +1,24 @@
+"""Training: the loop and what it stands on.
+
+    loop          fit, in named steps (set up, restore, one epoch, after the epoch)
+    history       EpochStats, History, the epoch line, history.csv's columns
+    evaluate      held-out metrics of a model
+    data_init     the data-dependent start before the first step
+    devices       the device and mixed precision (autocast)
+    optim         Adam, the learning-rate schedule, the batches of an epoch
+    checkpoints   checkpoints that survive a kill, loaded without unpickling
+    distributed   several processes: the process group, same-config check, the --nproc launcher
+"""
+
+from .data_init import data_init, wants_data_init
+from .devices import autocast_for, resolve_device
+from .distributed import Distributed
+from .evaluate import evaluate
+from .history import HISTORY_COLUMNS, EpochStats, History, format_epoch, history_row
+from .loop import EpochContext, fit, preflight
+from .optim import batch_starts, lr_factor, make_adam
+
+__all__ = [
+    "HISTORY_COLUMNS", "Distributed", "EpochContext", "EpochStats", "History", "autocast_for", "batch_starts", "data_init",
+    "evaluate", "fit", "format_epoch", "history_row", "preflight", "lr_factor", "make_adam", "resolve_device", "wants_data_init",
+]

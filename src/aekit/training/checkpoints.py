@@ -1,0 +1,135 @@
+"""Checkpoints that survive a kill at any moment, and load without unpickling code.
+
+Layout inside a run folder::
+
+    checkpoints/
+      epoch-000012/          one checkpoint: model.json + model.safetensors (loadable by aekit.load)
+                             + state.pt (optimiser, scheduler, epoch, history, every random state)
+      last.json              {"dir": "epoch-000012", "epoch": 12}  -> the newest checkpoint
+      best.json              the one with the lowest held-out loss so far
+
+A checkpoint folder is written under a temporary name and renamed into place when complete; the
+pointer files are then replaced atomically. A kill at any moment leaves the previous pointers and
+the folders they name intact. ``state.pt`` holds only tensors and plain values and is read with
+``torch.load(weights_only=True)``, which refuses to run code from a planted pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from ..errors import AekitError
+from ..files import write_json, write_with
+from ..models.io import MODEL_WEIGHTS, save
+
+FOLDER = "checkpoints"
+STATE = "state.pt"
+
+
+def _name(epoch: int) -> str:
+    return f"epoch-{epoch:06d}"
+
+
+def write_checkpoint(run: Path, model: torch.nn.Module, state: dict[str, Any], *, preprocess: dict,
+                     pointers: tuple[str, ...] = ("last",), extra: dict | None = None) -> Path:
+    """Write the checkpoint of ``state['epoch']`` (if not there yet) and point ``pointers`` at it."""
+    root = run / FOLDER
+    root.mkdir(exist_ok=True)
+    epoch = int(state["epoch"])
+    final = root / _name(epoch)
+    if not (final / STATE).is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_name(epoch)}.", dir=root))
+        try:
+            model_state = state["model"]
+            saved = _WeightsOnly(model, model_state)
+            save(saved, tmp, preprocess=preprocess)
+            rest = {k: v for k, v in state.items() if k != "model"}
+            write_with(tmp / STATE, lambda p: torch.save(rest, p))
+            if final.exists():  # an incomplete leftover of an earlier, killed attempt
+                shutil.rmtree(final)
+            tmp.rename(final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    for p in pointers:
+        write_json(root / f"{p}.json", {"dir": final.name, "epoch": epoch, **(extra or {})})
+    return final
+
+
+def prune(run: Path, keep_every: int = 0) -> None:
+    """Remove checkpoints no pointer names (keeping every ``keep_every``-th epoch when set)."""
+    root = run / FOLDER
+    if not root.is_dir():
+        return
+    named = set()
+    for p in root.glob("*.json"):
+        try:
+            named.add(json.loads(p.read_text())["dir"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    for d in root.iterdir():
+        if not d.is_dir():
+            continue
+        if d.name.startswith("."):  # a temporary folder left by a kill
+            shutil.rmtree(d, ignore_errors=True)
+            continue
+        if d.name in named:
+            continue
+        try:
+            epoch = int(d.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if keep_every and epoch % keep_every == 0:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
+    """The folder and the full training state (model weights included) of checkpoint ``which``."""
+    pointer = run / FOLDER / f"{which}.json"
+    try:
+        info = json.loads(pointer.read_text(encoding="utf-8"))
+        folder = run / FOLDER / str(info["dir"])
+    except FileNotFoundError:
+        raise AekitError(f"{run}: no checkpoint to resume from ({pointer} is missing)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AekitError(f"{pointer}: unreadable checkpoint pointer ({e})") from None
+    if folder.parent != run / FOLDER:
+        raise AekitError(f"{pointer}: points outside {run / FOLDER}")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise AekitError(f"{folder}: missing {STATE}") from None
+    except Exception as e:  # UnpicklingError for anything but tensors and plain values
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AekitError(f"{folder / STATE}: refused to load ({first[:200]})") from None
+    try:
+        state["model"] = load_file(str(folder / MODEL_WEIGHTS), device="cpu")
+    except (FileNotFoundError, SafetensorError, OSError) as e:
+        raise AekitError(f"{folder / MODEL_WEIGHTS}: cannot read checkpoint weights ({e})") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise AekitError(f"{folder / STATE}: not an aekit training state")
+    return folder, state
+
+
+class _WeightsOnly(torch.nn.Module):
+    """Presents a state dict with a model's config to :func:`aekit.save`."""
+
+    def __init__(self, model: torch.nn.Module, state: dict[str, torch.Tensor]):
+        super().__init__()
+        self.config = model.config
+        self._state = state
+
+    def state_dict(self, *args, **kwargs):  # noqa: D401 -- the saved weights
+        return self._state

@@ -1,0 +1,55 @@
+"""Held-out metrics of a model: loss per sample, code statistics, MSE, PSNR and SSIM."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import in_batches, inference_batch_size
+from ..metrics import code_small, image_metrics
+from ..pipeline import Pipeline
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    images,
+    *,
+    pipeline: Pipeline | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, float]:
+    """Loss per sample, code mean, fraction of small code values, MSE, PSNR and SSIM of ``model`` on
+    ``images`` (a tensor or a streaming Dataset), accumulated batch by batch.
+
+    With a ``pipeline`` the model sees its view of the images (e.g. corrupted, then resized) and is
+    scored against its target; the corruption's generator is seeded with ``seed``, so every call sees
+    the same inputs, and the corrupted input itself is scored too (``input_psnr`` ...).
+    """
+    corrupted = pipeline is not None and pipeline.corrupt is not None
+    pipeline = pipeline or Pipeline()
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    total, code_sum, n_codes, sums, small = 0.0, 0.0, 0, {}, 0.0
+    for batch in in_batches(images, batch_size or inference_batch_size(device)):
+        x, target = pipeline.view(batch.to(device), gen)
+        out = model(x, target)
+        total += float(out.per_sample.sum())
+        code_sum += float(out.code.sum())
+        small += float(code_small(out.code)) * out.code.numel()
+        n_codes += out.code.numel()
+        scored = {"": out.recon}
+        if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
+            scored["input_"] = x
+        for prefix, y in scored.items():
+            for k, v in image_metrics(y.float().cpu(), target.float().cpu()).items():  # batch means
+                sums[prefix + k] = sums.get(prefix + k, 0.0) + v * len(x)
+    model.train(was_training)
+    n = len(images)
+    return {
+        "loss_per_sample": total / n,
+        "code_mean": code_sum / n_codes,
+        "code_small": small / n_codes,
+        **{k: v / n for k, v in sums.items()},
+    }

@@ -1,0 +1,47 @@
+"""The `aekit` command: help with examples, the registry, and one-line errors for bad input."""
+
+import pytest
+
+from aekit.cli import main
+from aekit.models import list_models
+from helpers import aekit_process
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--model", "hybird"], "unknown model 'hybird' (did you mean 'hybrid'?)"),
+        (["--epochs", "0"], "train.epochs must be at least 1"),
+        (["--code-length", "100"], "code_length 100 does not fit"),
+        (["--config", "missing.toml"], "missing.toml: config file not found"),
+        (["--data", "nowhere"], "--data 'nowhere': unknown data source"),
+        (["--batch-size", "500"], "--batch-size 500 is larger than the 320 training images"),
+        (["--device", "cuda:0"], "--device cuda:0: CUDA is not available"),
+        (["--split", "subjet"], "--split: 'subjet' is not one of 'random', 'subject' (did you mean 'subject'?)"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(tmp_path, cli, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert message in cli("train", "--out", tmp_path / "r", *args).error
+    assert not (tmp_path / "r").exists()
+
+
+def test_models_lists_every_registered_model(cli):
+    r = cli("models")
+    listed = [line.split()[0] for line in r.out.splitlines() if line and not line.startswith(" ")]
+    assert r.code == 0 and listed == list_models() and len(listed) >= 4
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["models"], ["evaluate"], ["sample"]])
+def test_help_shows_examples(capsys, command):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0 and "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_command_runs_as_a_module_and_exits_2_on_bad_input():
+    r = aekit_process("train", "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout
+    r = aekit_process("train", "--epochs", "0", "--out", "/nonexistent/r")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,0 +1,80 @@
+"""Arrays of images: layouts, dtypes, labels, and one-line errors naming the file."""
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.data import load_array, load_data
+
+
+@pytest.mark.parametrize(
+    "shape, layout, want",
+    [
+        ((5, 8, 6), "auto", (5, 1, 8, 6)),
+        ((5, 8, 6, 3), "auto", (5, 3, 8, 6)),
+        ((5, 3, 8, 6), "auto", (5, 3, 8, 6)),
+        ((5, 1, 8, 6), "auto", (5, 1, 8, 6)),
+        ((5, 3, 8, 3), "nhwc", (5, 3, 3, 8)),
+        ((5, 3, 8, 3), "nchw", (5, 3, 8, 3)),
+    ],
+)
+def test_array_layouts(tmp_path, shape, layout, want):
+    a = np.random.RandomState(0).rand(*shape).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    data = load_array(tmp_path / "a.npy", layout=layout, seed=0)
+    assert tuple(data.images.shape) == want
+    first = int(data.names[0].split("[")[1].rstrip("]"))  # names give the index in the array
+    x = a[first] if len(shape) == 3 else (a[first].transpose(2, 0, 1) if want[1:] != shape[1:] else a[first])
+    np.testing.assert_allclose(data.images[0].numpy().reshape(x.shape), x)
+
+
+def test_array_dtypes_and_npz_labels(tmp_path):
+    u8 = np.full((3, 4, 4), 51, np.uint8)
+    u16 = np.full((3, 4, 4), 13107, np.uint16)
+    np.save(tmp_path / "u8.npy", u8)
+    np.savez(tmp_path / "u16.npz", images=u16, labels=np.array([7, 3, 7]))
+    assert torch.allclose(load_data(str(tmp_path / "u8.npy")).images, torch.tensor(0.2))
+    data = load_data(str(tmp_path / "u16.npz"))
+    assert torch.allclose(data.images, torch.tensor(0.2)) and data.label_names == ["3", "7"]
+    assert sorted(data.labels.tolist()) == [0, 1, 1]
+    rgba = np.zeros((2, 6, 6, 4), np.float32)
+    rgba[..., 0], rgba[..., 3] = 1.0, 0.5  # RGBA: composited on black
+    np.save(tmp_path / "rgba.npy", rgba)
+    assert torch.allclose(load_data(str(tmp_path / "rgba.npy")).images[:, 0], torch.tensor(0.5))
+    wide = np.linspace(-3, 5, 2 * 16, dtype=np.float64).reshape(2, 4, 4)
+    np.save(tmp_path / "wide.npy", wide)
+    x = load_data(str(tmp_path / "wide.npy"), rescale=True).images
+    assert float(x.min()) == 0 and float(x.max()) == 1 and x.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((8, 8), np.float32), r"shape \(8, 8\): expected \(N, H, W\).*add a first axis"),
+        (np.zeros((2, 3, 8, 8, 1), np.float32), r"shape \(2, 3, 8, 8, 1\): expected"),
+        (np.zeros((5, 3, 8, 3), np.float32), r"ambiguous .*data.layout nhwc or nchw"),
+        (np.zeros((5, 8, 8, 5), np.float32), "no channel axis of 1, 3 or 4"),
+        (np.zeros((0, 8, 8), np.float32), "holds zero images"),
+        (np.where(np.arange(4 * 36).reshape(4, 6, 6) == 100, np.nan, 0.5), r"NaN or Inf at index \(2, 4, 4\) \(image 2\)"),
+        (np.full((2, 4, 4), np.inf), r"NaN or Inf at index \(0, 0, 0\)"),
+        (np.linspace(0, 255, 32).reshape(2, 4, 4), r"float values lie in \[0, 255\], outside \[0, 1\].*data.rescale"),
+        (np.zeros((2, 4, 4), np.int64), "dtype int64: use uint8"),
+        (np.array([["a"]], dtype=object), "not a readable .npy array"),
+    ],
+)
+def test_bad_arrays_are_one_line_errors_naming_the_file(tmp_path, array, message):
+    path = tmp_path / "bad.npy"
+    np.save(path, array, allow_pickle=True)
+    with pytest.raises(aekit.DataError, match=message) as e:
+        load_data(str(path))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_npz_with_several_unnamed_arrays_is_an_error(tmp_path):
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 4, 4)), b=np.zeros((2, 4, 4)))
+    with pytest.raises(aekit.DataError, match="holds 2 arrays .*name the images 'images'"):
+        load_data(str(tmp_path / "two.npz"))
+    np.save(tmp_path / "l.npy", np.zeros((2, 4, 4)))
+    with pytest.raises(aekit.ConfigError, match="only folders stream"):
+        load_data(str(tmp_path / "l.npy"), stream="on")

@@ -1,0 +1,161 @@
+"""Folders of images: found recursively, checked up front, labels from subfolders, streamed from disk."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit.data import epoch_batches, folders, load_data
+from aekit.data.folders import ImageFiles
+from aekit.training import evaluate, fit
+from helpers import make_folder, picture, truncate
+
+
+def test_folder_is_searched_recursively_with_subfolders_as_labels(tmp_path):
+    root = make_folder(tmp_path / "pets", 12)
+    (root / "cats" / "deeper").mkdir()
+    Image.fromarray(picture(99)).save(root / "cats" / "deeper" / "x.JPG")  # any case, any depth
+    (root / "notes.txt").write_text("not an image")  # other suffixes are ignored
+    (root / ".hidden.png").write_bytes(b"ignored too")
+    data = load_data(str(root), workers=0)
+    assert data.images.shape == (13, 3, 24, 24) and data.images.dtype == torch.float32
+    assert 0 <= float(data.images.min()) and float(data.images.max()) <= 1
+    assert data.label_names == ["cats", "cats/deeper", "dogs"]
+    by_name = dict(zip(data.names, data.labels))
+    assert by_name["cats/img-00.png"] == 0 and by_name["dogs/img-01.png"] == 2 and by_name["cats/deeper/x.JPG"] == 1
+    # pixels are the file's: img-03 at its position in the seeded order
+    i = data.names.index("dogs/img-03.png")
+    np.testing.assert_allclose(data.images[i].permute(1, 2, 0).numpy(), picture(3) / 255, atol=1e-6)
+
+
+def test_folder_order_is_a_seeded_permutation(tmp_path):
+    root = make_folder(tmp_path / "f", 12, subfolders=())
+    a, b, c = (load_data(str(root), seed=s, workers=0).names for s in (1000, 1000, 7))
+    assert a == b and a != c and sorted(a) == sorted(c)
+    assert load_data(str(root), workers=0).labels is None  # no subfolders, no labels
+
+
+def test_channels_auto_follows_the_files_and_can_be_forced(tmp_path):
+    gray = make_folder(tmp_path / "gray", 4, colour=False, subfolders=())
+    assert load_data(str(gray), workers=0).channels == 1
+    Image.fromarray(picture(5)).save(gray / "colour.png")  # one colour image makes the folder colour
+    data = load_data(str(gray), workers=0)
+    assert data.channels == 3
+    i = data.names.index("img-00.png")
+    assert torch.equal(data.images[i, 0], data.images[i, 1])  # gray copied into R, G, B
+    forced = load_data(str(gray), channels=1, workers=0)
+    i = forced.names.index("colour.png")
+    want = picture(5) / 255 @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma
+    np.testing.assert_allclose(forced.images[i, 0].numpy(), want, atol=1e-5)
+
+
+def test_images_of_several_sizes_need_a_working_size(tmp_path):
+    root = make_folder(tmp_path / "f", 2, subfolders=())
+    Image.fromarray(picture(3, 40, 30)).save(root / "big.png")
+    with pytest.raises(aekit.DataError, match=r"images differ in size .*data.size HxW"):
+        load_data(str(root), workers=0)
+    assert load_data(str(root), size=(16, 16), workers=0).images.shape == (3, 3, 16, 16)
+
+
+def test_crop_refuses_a_file_smaller_than_the_working_size(tmp_path):
+    root = make_folder(tmp_path / "f", 3, subfolders=())
+    with pytest.raises(aekit.DataError, match=r"img-\d\d\.png: 24x24 is smaller than the working size 32x32"):
+        load_data(str(root), size=(32, 32), fit="crop", workers=0)
+
+
+def test_skip_bad_skips_counts_and_names_unreadable_files(tmp_path):
+    root = make_folder(tmp_path / "f", 8)
+    truncate(root / "cats" / "img-02.png")
+    (root / "dogs" / "fake.jpg").write_text("I am not a JPEG")
+    (root / "dogs" / "empty.png").write_bytes(b"")
+    with pytest.raises(aekit.DataError, match=r"(fake\.jpg|empty\.png|img-02\.png).*data.skip_bad"):
+        load_data(str(root), workers=0)
+    data = load_data(str(root), skip_bad=True, workers=0)
+    assert len(data) == 7 and len(data.skipped) == 3
+    assert {s.split(":")[0].rsplit("/", 1)[-1] for s in data.skipped} == {"img-02.png", "fake.jpg", "empty.png"}
+    assert "img-02.png" not in " ".join(data.names)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: p.mkdir(), r"no image files \(.png"),
+        (lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), r"no image files .*\(1 other files ignored\)"),
+        (lambda p: (p.mkdir(), (p / "a.png").write_text("x")), r"no usable image: all 1 image files are unreadable"),
+        (lambda p: None, r"unknown data source: no such folder or file"),
+        (lambda p: p.write_text("x"), r"not a folder, \.npy or \.npz file"),
+    ],
+)
+def test_bad_sources_are_one_line_errors(tmp_path, setup, message):
+    path = tmp_path / "src"
+    setup(path)
+    with pytest.raises(aekit.DataError, match=message) as e:
+        load_data(str(path), skip_bad=True, workers=0)
+    assert "src" in str(e.value) and "\n" not in str(e.value)
+
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+def tiny_model():
+    return aekit.create_model("conv", in_channels=3, input_size=(16, 16), code_length=64,
+                              encoder_channels=(4,), encoder_strides=(2,), decoder_channels=(4,), decoder_strides=(2,))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("data") / "pets", 20, size=(20, 28))
+
+
+def test_streaming_holds_files_and_decodes_the_same_images(folder):
+    memory = load_data(str(folder), size=(16, 16), workers=0)
+    stream = load_data(str(folder), size=(16, 16), stream="on", workers=2)
+    assert isinstance(stream.images, ImageFiles) and stream.images.shape == (20, 3, 16, 16)
+    assert stream.names == memory.names and (stream.labels == memory.labels).all()
+    assert torch.equal(torch.stack([stream.images[i] for i in range(20)]), memory.images)
+
+
+def test_auto_streams_above_the_memory_budget(folder, monkeypatch):
+    assert isinstance(load_data(str(folder), size=(16, 16), workers=0).images, torch.Tensor)
+    monkeypatch.setattr(folders, "STREAM_ABOVE_BYTES", 20 * 3 * 16 * 16 * 4 - 1)
+    assert isinstance(load_data(str(folder), size=(16, 16), workers=0).images, ImageFiles)
+
+
+def test_batches_follow_the_given_order_through_worker_processes(folder):
+    files = load_data(str(folder), size=(16, 16), stream="on", workers=2).images
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(3))
+    batches = list(epoch_batches(files, [order[s : s + 6] for s in range(0, 20, 6)]))
+    assert [len(b) for b in batches] == [6, 6, 6, 2]
+    want = torch.stack([files[int(i)] for i in order])
+    assert torch.equal(torch.cat(batches), want)
+
+
+def test_fit_and_evaluate_stream_exactly_like_memory(folder):
+    memory = load_data(str(folder), size=(16, 16), workers=0)
+    stream = load_data(str(folder), size=(16, 16), stream="on", workers=2)
+    cfg = aekit.TrainConfig(epochs=2, batch_size=6, eval_every=1)
+
+    def run(train, test):
+        torch.manual_seed(0)
+        model = tiny_model()
+        history = fit(model, train, cfg, seed=5, test_images=test, progress=False, log=lambda s: None)
+        return model, history
+
+    m1, h1 = run(memory.images[:16], memory.images[16:])
+    m2, h2 = run(stream.images.subset(range(16)), stream.images.subset(range(16, 20)))
+    assert [h.loss_per_sample for h in h1] == [h.loss_per_sample for h in h2]
+    assert h1[-1].heldout == pytest.approx(h2[-1].heldout, rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert evaluate(m1, memory.images, batch_size=7) == pytest.approx(evaluate(m1, stream.images, batch_size=7), rel=1e-6)
+
+
+def test_a_file_broken_during_training_is_a_one_line_error(tmp_path):
+    root = make_folder(tmp_path / "f", 8, size=(16, 16))
+    files = load_data(str(root), stream="on", workers=2).images
+    victim = files.files[5]
+    with open(victim, "wb") as f:
+        f.write(b"overwritten")
+    with pytest.raises(aekit.DataError) as e:
+        list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 8)]))
+    assert str(e.value).startswith(victim) and "\n" not in str(e.value)

@@ -1,0 +1,38 @@
+"""The Olivetti faces: shape, dtype, range, the reference's order, and a clear error when the cache is missing."""
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.data import load_olivetti
+from aekit.data import olivetti
+
+
+def test_olivetti_shape_dtype_range_and_order():
+    data = load_olivetti(seed=1000)
+    assert data.images.shape == (400, 1, 64, 64)
+    assert data.images.dtype == torch.float32
+    assert 0.0 <= float(data.images.min()) and float(data.images.max()) <= 1.0
+    assert sorted(np.unique(data.labels)) == list(range(40))
+    # scikit-learn's shuffle with random_state=1000 is the reference's order: same seed, same order
+    again = load_olivetti(seed=1000)
+    assert torch.equal(data.images, again.images)
+    other = load_olivetti(seed=1)
+    assert not torch.equal(data.images, other.images)
+
+
+def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypatch, tmp_path, recwarn):
+    def offline(**kwargs):
+        import warnings
+
+        warnings.warn("Retry downloading from url: https://ndownloader.figshare.com/files/5976027")
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(olivetti, "fetch_olivetti_faces", offline)
+    olivetti._fetch_olivetti.cache_clear()
+    with pytest.raises(aekit.DataError, match=r"olivetti_py3\.pkz is missing.*SCIKIT_LEARN_DATA") as e:
+        load_olivetti(data_home=str(tmp_path))
+    olivetti._fetch_olivetti.cache_clear()
+    assert "\n" not in str(e.value)
+    assert [str(w.message) for w in recwarn] == []  # scikit-learn's retry warnings are not shown

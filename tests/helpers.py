@@ -1,0 +1,67 @@
+"""Helpers the tests import: real aekit processes, copies of shared runs, small generated image folders."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def browser() -> str | None:
+    """The headless browser the report test drives, or None when none is installed."""
+    return next(filter(None, map(shutil.which, BROWSERS)), None)
+
+
+def aekit_process(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """``python -m aekit ARGS`` as a real process (exit codes, signals, several processes)."""
+    return subprocess.run([sys.executable, "-m", "aekit", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    err = r.stderr.strip()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert err.startswith("aekit: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def copy_run(run, tmp_path: Path) -> Path:
+    """A private copy of a shared run's folder."""
+    target = tmp_path / "run"
+    shutil.copytree(run.out, target)
+    return target
+
+
+def picture(i: int, h: int = 24, w: int = 24, colour: bool = True) -> np.ndarray:
+    """A smooth uint8 picture that differs with ``i``."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    r = 0.5 + 0.45 * np.sin(6.28 * (xx * (1 + i % 3) + yy * (i % 5) / 3 + i / 7))
+    g = 0.5 + 0.45 * np.cos(6.28 * (yy * (1 + i % 2) + i / 5))
+    b = (r + g) / 2
+    rgb = np.stack([r, g, b], -1) if colour else r
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def make_folder(
+    root: Path, n: int = 12, *, size=(24, 24), colour=True, subfolders=("cats", "dogs"), suffix="png"
+) -> Path:
+    """``n`` images spread over ``subfolders`` (none: all at the top), as ``root``/sub/img-NN.suffix."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        folder = root / subfolders[i % len(subfolders)] if subfolders else root
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(picture(i, *size, colour=colour)).save(folder / f"img-{i:02d}.{suffix}")
+    return root
+
+
+def truncate(path: Path) -> Path:
+    """Cut an image file short, so that its header reads but its pixels do not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    return path

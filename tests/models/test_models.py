@@ -1,0 +1,138 @@
+"""Every registered model gets shape, loss, gradient, optimisation and save/load checks; the
+reference model is checked against TensorFlow's layer shapes, parameter count and padding rules."""
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.models import create_model, list_models
+from aekit.models.layers import SameConv2d, SameConvTranspose2d
+from aekit.models.losses import batch_loss, reconstruction_loss
+
+MODELS = list_models()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_shapes_and_finite_loss(name, tiny_images):
+    model = create_model(name).eval()
+    x = tiny_images[:4]
+    with torch.no_grad():
+        out = model(x)
+    assert out.recon.shape == x.shape
+    assert out.code.shape == (4, model.code_size(32, 32))
+    assert out.per_sample.shape == (4,)
+    assert torch.isfinite(out.loss)
+    assert 0 <= float(out.recon.min()) and float(out.recon.max()) <= 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gradients_reach_every_parameter(name, tiny_images):
+    model = create_model(name)
+    model(tiny_images[:4]).loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_few_steps_lower_the_loss(name, tiny_images):
+    model = create_model(name)
+    if model.prior is not None:
+        # a VAE samples its code in training: 30 noisy steps only learn the mean image, so check the
+        # optimisation on the deterministic path (z = mu); test_vae.py covers the sampling
+        model.eval()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = tiny_images[:8]
+    loss = model.config.loss
+    floor = float(batch_loss(reconstruction_loss(x, x, loss), loss))  # a perfect reconstruction (bce: > 0)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        out = model(x)
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss.detach()) - floor)
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_load_round_trip(name, tiny_images, tmp_path):
+    model = create_model(name).eval()
+    aekit.save(model, tmp_path / "m", preprocess={"size": [32, 32]})
+    loaded = aekit.load(tmp_path / "m")
+    x = tiny_images[:4]
+    with torch.no_grad():
+        assert torch.equal(model(x).recon, loaded(x).recon)
+        assert torch.equal(model(x).code, loaded(x).code)
+    assert loaded.config == model.config
+    assert loaded.preprocess == {"size": [32, 32]}
+
+
+def test_unknown_model_lists_known():
+    with pytest.raises(aekit.ConfigError, match="unknown model 'nope'.*known: .*conv"):
+        create_model("nope")
+    with pytest.raises(aekit.ConfigError, match=r"unknown model 'vea' \(did you mean 'vae'\?\)"):
+        create_model("vea")
+
+
+def test_reference_parameter_count():
+    """8,579,841 trainable parameters: the TensorFlow model's count."""
+    model = create_model("conv")
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 8_579_841
+
+
+def test_reference_layer_shapes():
+    model = create_model("conv")
+    shapes = []
+    for layer in list(model.encoder) + list(model.code) + list(model.decoder):
+        if isinstance(layer, (SameConv2d, SameConvTranspose2d, torch.nn.Linear)):
+            layer.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+    model(torch.rand(2, 1, 32, 32))
+    assert shapes == [
+        (16, 16, 16),  # conv 16, stride 2
+        (32, 16, 16),
+        (64, 16, 16),
+        (128, 16, 16),
+        (256,),  # dense code
+        (128, 32, 32),  # transposed conv 128, stride 2 (from the 16x16x1 reshape)
+        (64, 32, 32),
+        (32, 32, 32),
+        (1, 32, 32),
+    ]
+
+
+def test_reference_init_is_glorot_uniform_with_zero_biases():
+    model = create_model("conv")
+    dense = model.code[0]
+    limit = np.sqrt(6 / (dense.in_features + dense.out_features))
+    assert float(dense.weight.detach().abs().max()) <= limit
+    assert float(dense.weight.detach().abs().max()) > 0.95 * limit
+    for m in model.modules():
+        if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor):
+            assert torch.all(m.bias == 0)
+
+
+def test_code_length_that_does_not_fit_is_an_error():
+    with pytest.raises(aekit.ConfigError, match="code_length 100 does not fit"):
+        create_model("conv", code_length=100)
+
+
+def test_rgb_and_wider_variants_build():
+    model = create_model("conv", in_channels=3, input_size=(64, 64), code_length=1024,
+                         encoder_channels=(8, 16), encoder_strides=(2, 2), decoder_channels=(16, 8),
+                         decoder_strides=(2, 2))
+    out = model(torch.rand(2, 3, 64, 64))
+    assert out.recon.shape == (2, 3, 64, 64) and out.code.shape == (2, 1024)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_model_contract_has_its_defaults(name):
+    """What the trainer and tools read is declared on the base class: every model answers it."""
+    model = create_model(name)
+    assert isinstance(model.decodes_codes, bool) and isinstance(model.needs_data_init, bool)
+    assert model.prior in (None, "normal") and model.data_init_images >= 1 and model.preprocess == {}
+    groups = model.param_groups(1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert model.loss_is_sum == (model.config.loss in ("l2", "bce"))

@@ -1,0 +1,84 @@
+"""The variational autoencoder and the sparse penalty: loss parts, determinism, reference configs."""
+
+import pytest
+import torch
+
+import aekit
+from aekit.models import create_model
+from aekit.models.losses import reconstruction_loss
+
+
+def test_vae_loss_is_reconstruction_plus_beta_kl(tiny_images):
+    x = tiny_images[:4]
+    model = create_model("vae", beta=2.0).eval()
+    with torch.no_grad():
+        out = model(x)
+    parts = out.parts
+    assert set(parts) == {"reconstruction", "kl"}
+    assert torch.all(parts["kl"] >= 0)
+    assert torch.allclose(out.per_sample, parts["reconstruction"] + 2.0 * parts["kl"])
+    # bce from the logits equals the generic bce of the reconstruction
+    assert torch.allclose(parts["reconstruction"], reconstruction_loss(out.recon, x, "bce"), rtol=1e-3)
+    assert torch.equal(out.code, model.encode(x))  # the code is the mean
+
+
+def test_vae_samples_in_training_and_is_reproducible_from_the_seed(tiny_images):
+    x = tiny_images[:4]
+    model = create_model("vae")
+    with torch.no_grad():
+        torch.manual_seed(3)
+        a = model(x).recon
+        torch.manual_seed(3)
+        b = model(x).recon
+        c = model(x).recon
+        model.eval()
+        d, e = model(x).recon, model(x).recon
+    assert torch.equal(a, b) and not torch.equal(b, c)  # training: z = mu + sigma * eps, eps seeded
+    assert torch.equal(d, e)  # eval: z = mu
+
+
+def test_vae_config_checks_the_code_length():
+    with pytest.raises(aekit.ConfigError, match="multiple of 64"):
+        create_model("vae", code_length=100)
+
+
+def test_sparsity_adds_alpha_times_the_l1_norm_of_each_code(tiny_images):
+    x = tiny_images[:4]
+    for name in ("conv", "fcn"):
+        torch.manual_seed(0)
+        plain = create_model(name).eval()
+        torch.manual_seed(0)
+        sparse = create_model(name, sparsity=0.01).eval()
+        with torch.no_grad():
+            p, s = plain(x), sparse(x)
+        assert "sparsity" not in p.parts
+        assert torch.allclose(s.parts["sparsity"], 0.01 * s.code.abs().sum(1))
+        assert torch.allclose(s.per_sample, p.per_sample + s.parts["sparsity"])
+
+
+def test_reference_configs_load(root):
+    sparse = aekit.load_config(root / "configs" / "reference-sparse.toml")
+    assert sparse.model.sparsity == 0.01 and sparse.noise.sigma == 0.2 and sparse.train.reference_loop
+    vae = aekit.load_config(root / "configs" / "reference-vae.toml")
+    assert (vae.model.name, vae.model.code_length, vae.model.loss) == ("vae", 1024, "bce")
+    assert (vae.train.epochs, vae.train.batch_size) == (800, 100)
+    model = create_model(vae.model)
+    assert model.start_shape == (16, 8, 8)
+    assert [m.conv.out_channels for m in model.decoder if hasattr(m, "conv")] == [128, 128, 32, 1]
+
+
+def test_negative_sparsity_is_an_error():
+    with pytest.raises(aekit.ConfigError, match="model.sparsity"):
+        aekit.config.replace(aekit.Config(), **{"model.sparsity": -1.0})
+
+
+def test_code_statistics_in_the_run_folder(tiny_run):
+    import csv
+    import json
+
+    rows = list(csv.DictReader((tiny_run.out / "history.csv").read_text().splitlines()))
+    assert all(0 <= float(r["code_small"]) <= 1 for r in rows)
+    metrics = json.loads((tiny_run.out / "metrics.json").read_text())
+    assert 0 <= metrics["train"]["code_small"] <= 1 and 0 <= metrics["heldout"]["code_small"] <= 1
+    assert (tiny_run.out / "code_histogram.png").stat().st_size > 0
+    assert "code_histogram.png" in (tiny_run.out / "report.html").read_text()

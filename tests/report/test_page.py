@@ -1,0 +1,196 @@
+"""The run report (report.html, `aekit report`), checked in headless Chromium, and --tensorboard."""
+
+import csv
+import fcntl
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from aekit.report import REPORT, loss_figure
+from helpers import browser, copy_run
+
+BROWSER_TIMEOUT = 30  # seconds any one answer from Chromium may take
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol through ``--remote-debugging-pipe``
+    (messages are JSON ending in a NUL byte; Chromium reads fd 3 and writes fd 4): no port, no
+    websocket library, and every wait has a deadline."""
+
+    def __init__(self):
+        exe = browser()
+        if exe is None:  # only with AEKIT_REQUIRE_BROWSER=1 (CI): without it the browser tests are skipped
+            pytest.fail("headless Chromium is needed (AEKIT_REQUIRE_BROWSER=1): apt-get install chromium")
+        self.profile = tempfile.mkdtemp(prefix="aekit-chromium-")
+        chrome_in, self.write_fd = os.pipe()
+        self.read_fd, chrome_out = os.pipe()
+
+        def as_fd_3_and_4():  # in the child, before exec
+            r = fcntl.fcntl(chrome_in, fcntl.F_DUPFD, 10)
+            w = fcntl.fcntl(chrome_out, fcntl.F_DUPFD, 10)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+
+        self.proc = subprocess.Popen(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
+             "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=False, preexec_fn=as_fd_3_and_4, start_new_session=True,
+        )
+        os.close(chrome_in)
+        os.close(chrome_out)
+        self.buffer, self.last_id, self.events = b"", 0, []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self.last_id += 1
+        message = {"id": self.last_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self.write_fd, json.dumps(message).encode() + b"\0")
+        wanted = self.last_id
+        return self.wait(lambda m: m.get("id") == wanted)
+
+    def wait(self, match) -> dict:
+        """The first message that ``match``es (events on the way are kept in ``self.events``)."""
+        deadline = time.monotonic() + BROWSER_TIMEOUT
+        while True:
+            while b"\0" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "method" in message:
+                    self.events.append(message)
+                if match(message):
+                    if "error" in message:
+                        raise RuntimeError(f"Chromium: {message['error']}")
+                    return message.get("result", message.get("params", {}))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"Chromium gave no answer in {BROWSER_TIMEOUT} s")
+            if select.select([self.read_fd], [], [], left)[0]:
+                chunk = os.read(self.read_fd, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("Chromium exited")
+                self.buffer += chunk
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the browser and the renderers it started
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        os.close(self.write_fd)
+        os.close(self.read_fd)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def open_in_chromium(page: Path) -> tuple[list, list]:
+    """Load ``page``; returns [alt, naturalWidth] for every image, and the console's errors."""
+    browser = Chromium()
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
+        browser.wait(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session)
+        images = browser.send("Runtime.evaluate", {
+            "expression": "Array.from(document.images).map(i => [i.alt, i.naturalWidth])",
+            "returnByValue": True,
+        }, session=session)["result"]["value"]
+        errors = [
+            m["params"] for m in browser.events
+            if m["method"] == "Runtime.exceptionThrown"
+            or (m["method"] == "Runtime.consoleAPICalled" and m["params"]["type"] in ("error", "assert"))
+            or (m["method"] == "Log.entryAdded" and m["params"]["entry"]["level"] == "error")
+        ]
+        return images, errors
+    finally:
+        browser.close()
+
+
+def test_every_run_writes_a_self_contained_report(tiny_run):
+    text = (tiny_run.out / REPORT).read_text(encoding="utf-8")
+    assert "&lt;b&gt;&quot;run&quot;&lt;/b&gt; &amp; co" in text and "<b>" not in text  # the name, escaped
+    links = re.findall(r'(?:src|href)="([^"]*)"', text)
+    assert links and all(link.startswith("data:") for link in links)  # nothing loaded from outside
+    assert len(re.findall(r"<img ", text)) == 4  # loss curves, reconstructions, code histogram, code statistics
+    for section in ("Metrics", "Loss curves", "Pictures", "Code statistics", "Configuration"):
+        assert f"<h2>{section}</h2>" in text
+    assert "[train]" in text and "tensorboard = true" in text  # the configuration file
+    heldout = tiny_run.metrics["heldout"]
+    assert f"{heldout['psnr']:.5g}" in text and f"{heldout['ssim']:.5g}" in text  # the metrics table
+    assert f"{tiny_run.history[-1].code_std:.5g}" in text  # code statistics from history.csv
+
+
+@pytest.mark.browser
+def test_report_opens_in_chromium_with_every_image_loaded_and_no_console_error(tiny_run, tmp_path, cli):
+    # the check itself sees a broken image, a missing file and a console error
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body>'
+                   '<img alt="broken" src="data:image/png;base64,AAAA"><img alt="missing" src="missing.png">'
+                   '<script>console.error("boom")</script></body></html>')
+    images, errors = open_in_chromium(bad)
+    assert [width for _, width in images] == [0, 0] and len(errors) == 2
+
+    run = copy_run(tiny_run, tmp_path)
+    (run / "evaluation.json").write_text(json.dumps({"model": {"psnr": 20.5}, "pca": {"psnr": 18.25}}))
+    assert cli("report", run).code == 0
+    images, errors = open_in_chromium(run / REPORT)
+    assert len(images) == 4
+    assert all(width > 0 for _, width in images), images
+    assert errors == []
+
+
+def test_aekit_report_rebuilds_it_with_evaluation_results_and_other_pictures(tiny_run, tmp_path, cli):
+    run = copy_run(tiny_run, tmp_path)
+    evaluation = {
+        "images": 80,
+        "results": {"model": {"psnr": 20.5, "ssim": 0.75}, "pca": {"psnr": 18.25, "ssim": 0.625}},
+        "by_noise": [{"sigma": 0.1, "psnr": 19.5}, {"sigma": 0.2, "psnr": 17.75}],
+        "note": "<script>alert(1)</script>",
+    }
+    (run / "evaluation.json").write_text(json.dumps(evaluation))
+    shutil.copy(run / "reconstructions.png", run / "denoising.png")
+    (run / REPORT).unlink()
+    r = cli("report", run)
+    assert r.code == 0 and str(run / REPORT) in r.out
+    text = (run / REPORT).read_text(encoding="utf-8")
+    assert "Evaluation (evaluation.json)" in text
+    for value in ("20.5", "0.75", "18.25", "0.625", "19.5", "17.75"):
+        assert f">{value}<" in text
+    assert "<th>model</th><th>pca</th>" in text  # the methods side by side
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert len(re.findall(r"<img ", text)) == 5 and "Denoising" in text
+
+
+def test_report_of_an_unfinished_run_says_so(tiny_run, tmp_path, cli):
+    run = copy_run(tiny_run, tmp_path)
+    (run / "metrics.json").unlink()
+    assert cli("report", run).code == 0
+    text = (run / REPORT).read_text(encoding="utf-8")
+    assert "not complete: no metrics.json yet (2 epochs in history.csv)" in text
+    assert 'alt="loss curves"' in text  # drawn from history.csv
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path, cli):
+    assert cli("report", tmp_path).error == f"aekit: error: {tmp_path}: not an aekit run folder (no config.toml or model.json)"
+    assert cli("report", tmp_path / "nothing").error == f"aekit: error: {tmp_path / 'nothing'}: no such run folder"
+
+
+def test_loss_figure_uses_a_log_scale_only_for_positive_losses():
+    positive = [{"epoch": e, "loss_per_sample": 10.0 / e} for e in range(1, 5)]
+    negative = [{"epoch": e, "loss_per_sample": -20.0 - e, "heldout_loss_per_sample": -19.0 - e} for e in range(1, 5)]
+    assert loss_figure(positive).axes[0].get_yscale() == "log"
+    fig = loss_figure(negative)  # loss = "psnr": minus the PSNR in dB
+    assert fig.axes[0].get_yscale() == "linear" and len(fig.axes[0].lines) == 2

@@ -1,0 +1,24 @@
+"""aekit score: per-image reconstruction errors, flagged above a threshold from the run's held-out images."""
+
+import csv
+
+import pytest
+
+import aekit
+from aekit import anomaly
+
+
+def test_score_flags_what_the_model_cannot_reconstruct(tiny_run, faces, tmp_path, cli):
+    folder, noise = faces
+    out = tmp_path / "scores.csv"
+    assert cli("score", tiny_run.out, folder, noise, "--quantile", "0.99", "--out", out).code == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["file"].endswith("noise.png") for r in rows] == [False] * 6 + [True]
+    errors = [float(r["mse"]) for r in rows]
+    assert errors[-1] > max(errors[:-1])
+    assert rows[-1]["flag"] == "1"
+    scores = anomaly.score(tiny_run.out, [folder], quantile=0.5)
+    assert scores.heldout_images == tiny_run.metrics["heldout"]["images"] and scores.quantile == 0.5
+    assert "--quantile must lie in (0, 1]" in cli("score", tiny_run.out, folder, "--quantile", "2", "--out", out).error
+    with pytest.raises(aekit.AekitError, match="a model without its run folder needs a threshold"):
+        anomaly.score(tiny_run.model, [folder])

@@ -1,0 +1,42 @@
+"""The README and docs: the front door's size, its two commands, CI running the same test command,
+and every relative link pointing at a file that exists."""
+
+import re
+
+import pytest
+
+DOCS = ["README.md", "DEVELOPERS.md", "benchmarks/README.md", "docs/command-line.md", "docs/configuration.md",
+        "docs/your-own-data.md", "docs/denoising.md", "docs/training.md", "docs/models.md", "docs/using-codes.md",
+        "docs/reference-experiments.md"]
+
+
+def commands(text: str) -> list[str]:
+    return re.findall(r"```bash\n(python3 -m venv .*?)\n```", text)
+
+
+def test_the_readme_is_a_front_door_with_two_commands(root):
+    text = (root / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    install_and_train, install_and_test = commands(text)
+    assert "aekit train --config configs/reference.toml" in install_and_train and "-c constraints.txt" in install_and_train
+    assert install_and_test.endswith("python -m pytest -q") and "'.[test]'" in install_and_test
+
+
+def test_ci_runs_the_readmes_test_command(root):
+    _, install_and_test = commands((root / "README.md").read_text())
+    ci = (root / ".ci" / "run").read_text()
+    assert install_and_test in ci.splitlines()
+
+
+@pytest.mark.parametrize("page", DOCS)
+def test_relative_links_point_at_files_that_exist(root, page):
+    path = root / page
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    missing = [link for link in links if "://" not in link and not (path.parent / link).exists()]
+    assert missing == []
+
+
+def test_nothing_cites_files_outside_the_repository(root):
+    for page in [*DOCS, *(str(p.relative_to(root)) for p in (root / "src").rglob("*.py"))]:
+        text = (root / page).read_text()
+        assert "SPEC.md" not in text and "the issue's bar" not in text, page

@@ -1,0 +1,123 @@
+"""`aekit denoise` on files of several sizes and modes; the fully convolutional path, tiles included."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit.inference import FlipEnsemble, reconstruct, run_tiled
+from helpers import aekit_process
+
+
+@pytest.fixture(scope="module")
+def fcn_run(make_run):
+    return make_run(**{"model.name": "fcn", "model.channels": [8, 8], "model.code_length": 8, "model.loss": "mse",
+                       "train.epochs": 1, "train.batch_size": 32, "data.resize": "area", "noise.kind": "gaussian",
+                       "noise.sigma": 0.1}).out
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Files of several sizes, formats and modes."""
+    g = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray((g.random((40, 56)) * 255).astype(np.uint8), "L").save(folder / "gray.png")
+    Image.fromarray((g.random((300, 280, 3)) * 255).astype(np.uint8), "RGB").save(folder / "sub" / "photo.jpg")
+    Image.fromarray((g.random((33, 47)) * 65535).astype(np.uint16)).save(folder / "deep16.png")
+    Image.fromarray((g.random((20, 30)) * 255).astype(np.uint8), "L").save(folder / "scan.pgm")
+    Image.fromarray((g.random((64, 64, 3)) * 255).astype(np.uint8), "RGB").save(folder / "x.bmp")
+    Image.fromarray((g.random((25, 25)) * 255).astype(np.uint8), "L").save(folder / "t.tiff")
+    return folder
+
+
+def test_denoise_keeps_name_size_format_mode_and_depth(fcn_run, images, tmp_path, cli):
+    out = tmp_path / "out"
+    r = cli("denoise", fcn_run, images, "--out", out, "--tile", "128", "--overlap", "16")
+    assert r.code == 0, r.err
+    for src in images.rglob("*.*"):
+        dst = out / src.relative_to(images)
+        assert dst.is_file(), dst
+        a, b = Image.open(src), Image.open(dst)
+        assert (b.size, b.mode, b.format) == (a.size, a.mode, a.format), src.name
+    # the 16-bit file stays 16-bit with values spread over the 16-bit range
+    assert np.asarray(Image.open(out / "deep16.png")).max() > 255
+
+
+def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_path, cli):
+    out = tmp_path / "out"
+    r = cli("denoise", fcn_run, images / "gray.png", "--out", out, "--add-noise", "gaussian:0.2")
+    assert r.code == 0, r.err
+    assert (out / "grid.png").is_file() and (out / "gray.png").is_file()
+    assert Image.open(out / "grid.png").size[1] > 3 * 96  # three rows: clean, noisy, denoised
+    err = cli("denoise", fcn_run, images / "gray.png", "--out", out).error
+    assert "already exists (add --overwrite" in err and err.startswith(f"aekit: error: --out {out}")
+    for args, msg in [((fcn_run, tmp_path / "nope.png"), "no such image file or folder"),
+                      ((tmp_path / "norun", images), "no such run or model folder"),
+                      ((fcn_run, images, "--add-noise", "pink:1"), "unknown noise kind"),
+                      ((fcn_run, images, "--tile", "8"), "--tile must be at least 16 and --overlap 0 or more")]:
+        assert msg in cli("denoise", *args, "--out", tmp_path / "o2").error
+
+
+def test_fcn_tiles_agree_with_one_pass_away_from_tile_borders():
+    torch.manual_seed(0)
+    model = aekit.create_model("fcn", channels=(8, 8), code_length=8).eval()
+    x = torch.rand(1, 1, 200, 150)
+    whole = run_tiled(model, x, tile=512)
+    tiled = run_tiled(model, x, tile=96, overlap=24)
+    assert tiled.shape == x.shape
+    # a fully convolutional net sees the same context inside a tile, so outputs match well inside tiles;
+    # near tile borders the zero padding differs, and the blending keeps the error small
+    assert float((tiled - whole).abs().mean()) < 0.02
+
+
+def test_fixed_size_models_resize_in_and_out(tmp_path):
+    model = aekit.create_model("conv").eval()
+    outs = reconstruct(model, [torch.rand(1, 64, 64), torch.rand(1, 17, 90)])
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 64), (1, 17, 90)]
+
+
+@pytest.mark.parametrize("name", ["conv", "fcn"])
+def test_reconstruct_in_batches_equals_one_image_at_a_time(name):
+    """Images are grouped by size and run in batches (a batch of 2 here, so groups split across
+    batches); every output is what the model gives the image alone, in the input order."""
+    torch.manual_seed(0)
+    model = aekit.create_model(name, **({"channels": (8, 8), "code_length": 8} if name == "fcn" else {})).eval()
+    g = torch.Generator().manual_seed(1)
+    shapes = [(1, 40, 40), (1, 24, 36), (1, 40, 40), (1, 40, 40), (1, 24, 36), (1, 300, 40)]  # the last: tiled
+    images = [torch.rand(*s, generator=g) for s in shapes]
+    batched = reconstruct(model, images, batch_size=2, tile=256)
+    alone = [reconstruct(model, [x], batch_size=1, tile=256)[0] for x in images]
+    assert [tuple(o.shape) for o in batched] == shapes
+    for a, b in zip(batched, alone):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_path, cli):
+    model = aekit.load(fcn_run).eval()
+    x = torch.rand(3, 1, 24, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        both = FlipEnsemble(model)(x).recon
+        by_hand = (model(x).recon + model(x.flip(-1)).recon.flip(-1)) / 2
+        # the ensemble is mirror-symmetric: mirroring the input mirrors the output
+        torch.testing.assert_close(FlipEnsemble(model)(x.flip(-1)).recon, both.flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(both, by_hand)
+    assert (both - model(x).recon).abs().max() > 1e-4  # a different output from the plain model
+    out, plain = tmp_path / "ens", tmp_path / "plain"
+    for folder, extra in ((out, ["--flip-ensemble"]), (plain, [])):
+        r = cli("denoise", fcn_run, images / "gray.png", "--out", folder, *extra)
+        assert r.code == 0, r.err
+    pixels = np.asarray(Image.open(images / "gray.png"), dtype=np.float32) / 255
+    with torch.no_grad():
+        want = FlipEnsemble(model)(torch.from_numpy(pixels)[None, None]).recon[0, 0].numpy()
+    got = np.asarray(Image.open(out / "gray.png"), dtype=np.float32) / 255
+    assert np.abs(got - want).max() <= 1 / 255 + 1e-6  # the file holds the ensemble, to 8-bit rounding
+    assert not np.array_equal(got, np.asarray(Image.open(plain / "gray.png"), dtype=np.float32) / 255)
+
+
+@pytest.mark.slow
+def test_denoise_as_a_real_process(fcn_run, images, tmp_path):
+    r = aekit_process("denoise", fcn_run, images / "gray.png", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "Wrote 1 denoised images" in r.stdout

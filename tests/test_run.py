@@ -1,0 +1,195 @@
+"""A run end to end: the reference run folder, held-out metrics, your own images, and bad input."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from helpers import aekit_process, make_folder, one_line_error, truncate
+
+RUN_FILES = ["config.toml", "model.json", "model.safetensors", "history.csv", "metrics.json",
+             "reconstructions.png", "loss.png", "code_histogram.png", "report.html"]
+
+TINY = """
+[model]
+name = "conv"
+encoder_channels = [8]
+encoder_strides = [2]
+decoder_channels = [8]
+decoder_strides = [2]
+"""
+
+
+@pytest.mark.slow
+def test_reference_run_end_to_end(tmp_path, root):
+    """Two epochs of experiment A on the real faces: every run-folder file, the reference's line format,
+    and an epoch-1 loss in the reference's range."""
+    out = tmp_path / "run"
+    r = aekit_process("train", "--config", root / "configs" / "reference.toml", "--epochs", "2", "--out", out,
+                      "--no-progress")
+    assert r.returncode == 0, r.stderr
+    lines = re.findall(r"^Epoch (\d+)\) Average loss per sample: ([\d.]+) \(Code mean: ([\d.]+)\)$",
+                       r.stdout, re.M)
+    assert [int(e) for e, _, _ in lines] == [1, 2]
+    assert 10.0 <= float(lines[0][1]) <= 14.0
+    assert 0.0 < float(lines[0][2]) < 1.0
+    for name in RUN_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss_per_sample,code_mean") and len(history) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["epochs"] == 2
+    assert metrics["train"]["images"] == 400 and metrics["heldout"] is None
+    model = json.loads((out / "model.json").read_text())
+    assert model["architecture"] == "conv" and model["config"]["code_length"] == 256
+    assert model["preprocess"] == {"size": [32, 32], "resize": "legacy-bicubic", "channels": 1, "fit": "resize"}
+    # the saved config reproduces the run
+    cfg = aekit.load_config(out / "config.toml")
+    assert cfg.train.epochs == 2 and cfg.train.reference_loop and cfg.seed == 1002
+
+
+def test_heldout_metrics_reported_beside_training(tmp_path, cli):
+    out = tmp_path / "run"
+    r = cli("train", "--epochs", "1", "--eval-every", "1", "--out", out, "--no-progress", "--seed", "5",
+            "--batch-size", "64", "--code-length", "256")
+    assert r.code == 0, r.err
+    assert "Held-out (80 images)" in r.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["images"] == 320 and metrics["heldout"]["images"] == 80
+    for key in ("loss_per_sample", "psnr", "ssim", "mse", "code_mean"):
+        assert key in metrics["train"] and key in metrics["heldout"]
+    row = (out / "history.csv").read_text().splitlines()[1].split(",")
+    assert all(v != "" for v in row)  # held-out columns filled at the last epoch
+
+
+def test_existing_out_is_refused_without_overwrite(tmp_path, cli):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    err = cli("train", "--epochs", "1", "--out", out).error
+    assert "not empty" in err and "--overwrite" in err and err.startswith(f"aekit: error: --out {out}")
+    # --overwrite still refuses to delete a folder that is not an aekit run
+    err = cli("train", "--epochs", "1", "--out", out, "--overwrite").error
+    assert "not an aekit run folder" in err
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
+    """train (streaming, with --skip-bad) -> load -> evaluate -> reconstruct a file back to its own format,
+    through the Python API and then through `aekit evaluate` and `aekit denoise`."""
+    root = make_folder(tmp_path / "pets", 16, size=(20, 28))
+    truncate(root / "cats" / "img-04.png")
+    (root / "dogs" / "notes.png").write_text("not an image")
+    (tmp_path / "tiny.toml").write_text(TINY)
+    out = tmp_path / "run"
+    r = cli("train", "--config", tmp_path / "tiny.toml", "--data", root, "--size", "16x16", "--code-length", "64",
+            "--epochs", "2", "--batch-size", "4", "--eval-every", "1", "--stream", "on", "--workers", "2",
+            "--skip-bad", "--split", "subject", "--out", out, "--no-progress")
+    assert r.code == 0, r.err
+    assert "Skipped 2 unreadable image files" in r.out
+    skipped = (out / "skipped.txt").read_text().splitlines()
+    assert sorted(line.split(":")[0].rsplit("/", 1)[-1] for line in skipped) == ["img-04.png", "notes.png"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "complete"
+    assert metrics["train"]["images"] == 7 and metrics["heldout"]["images"] == 8  # subject split: "dogs" held out
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["preprocess"] == {"size": [16, 16], "resize": "bicubic", "channels": 3, "fit": "resize"}
+    assert Image.open(out / "reconstructions.png").mode == "RGB"
+
+    model = aekit.load(out)
+    cfg = aekit.load_config(out / "config.toml")
+    assert cfg.model.in_channels == 3 and cfg.data.channels == "auto"
+    data = aekit.load_from_config(cfg.data, size=tuple(meta["preprocess"]["size"]))
+    scores = aekit.evaluate(model, data.images)
+    assert set(scores) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim"} and scores["psnr"] > 5
+
+    source = root / "dogs" / "img-01.png"
+    pixels, info = aekit.read_image(source)
+    x = aekit.load_image(source, size=(16, 16), channels=3)
+    with torch.no_grad():
+        recon = model(x[None]).recon[0]
+    aekit.write_image(tmp_path / "clean.png", recon.permute(1, 2, 0).numpy(), like=info)
+    with Image.open(tmp_path / "clean.png") as a, Image.open(source) as b:
+        assert (a.format, a.mode, a.size) == (b.format, b.mode, b.size) == ("PNG", "RGB", (28, 20))
+
+    # the same run through the commands: evaluate (held-out people, beside baselines) and denoise files
+    assert cli("evaluate", out, "--noise", "gaussian:0.1", "--baselines", "blur,pca").code == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["split"] == "subject" and report["images"] == 8 and report["seen_in_training"] == 0
+    assert [r["method"] for r in report["results"]] == ["noisy input", "aekit (conv)", "blur", "pca"]
+    assert Image.open(out / "evaluation.png").mode == "RGB"
+    r = cli("denoise", out, root / "dogs", "--out", tmp_path / "clean", "--add-noise", "gaussian:0.1", "--skip-bad")
+    assert r.code == 0 and "skipped 1 unreadable files" in r.out
+    written = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert "grid.png" in written and "img-01.png" in written
+    with Image.open(tmp_path / "clean" / "img-01.png") as a:
+        assert (a.format, a.mode, a.size) == ("PNG", "RGB", (28, 20))
+
+
+def _array(tmp_path, name, array):
+    np.save(tmp_path / name, array)
+    return str(tmp_path / name)
+
+
+def _folder(tmp_path, how):
+    root = make_folder(tmp_path / "imgs", 6, subfolders=())
+    if how == "truncated":
+        truncate(root / "img-03.png")
+    elif how == "garbage":
+        (root / "img-03.png").write_bytes(b"GIF89a but not really")
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    "make, options, message",
+    [
+        (lambda p: str(p / "nowhere"), [], "unknown data source: no such folder or file"),
+        (lambda p: (p / "empty").mkdir() or str(p / "empty"), [], "no image files"),
+        (lambda p: _folder(p, "garbage"), [], r"img-03\.png: not an image .*\(--skip-bad skips unreadable files\)"),
+        (lambda p: _folder(p, "truncated"), [], r"img-03\.png: cannot decode the image .*--skip-bad"),
+        (lambda p: _folder(p, "ok"), ["--fit", "crop", "--size", "32x48", "--code-length", "384"],
+         r"img-0\d\.png: 24x24 is smaller than the working size 32x48, which --fit crop cannot fill without "
+         r"enlarging \(use --fit pad or resize, or a smaller --size\)"),
+        (lambda p: _folder(p, "ok"), ["--split", "subject"], "--split 'subject' needs labels"),
+        (lambda p: str(p / "nowhere"), [], r"^aekit: error: --data '.*nowhere': unknown data source"),
+        (lambda p: _array(p, "r.npy", np.zeros((4, 4))), [], r"r\.npy: shape \(4, 4\): expected"),
+        (lambda p: _array(p, "a.npy", np.zeros((6, 3, 8, 3))), [], r"a\.npy: shape \(6, 3, 8, 3\) is ambiguous"),
+        (lambda p: _array(p, "n.npy", np.full((6, 8, 8), np.nan)), [], r"n\.npy: NaN or Inf at index \(0, 0, 0\)"),
+        (lambda p: _array(p, "f.npy", np.full((6, 8, 8), 2.0)), [], r"f\.npy: float values lie in \[2, 2\], outside \[0, 1\]"),
+        (lambda p: _array(p, "z.npy", np.zeros((0, 8, 8))), [], r"z\.npy: holds zero images"),
+        (lambda p: "olivetti", ["--stream", "on"], "only folders stream"),
+        (lambda p: "olivetti", ["--workers", "-1"], "data.workers must be 0 or more"),
+        (lambda p: "olivetti", ["--size", "64x64"], "code_length 256 does not fit"),
+    ],
+)
+def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, cli, make, options, message):
+    source = make(tmp_path)
+    out = tmp_path / "run"
+    err = cli("train", "--data", source, *options, "--epochs", "1", "--out", out, "--no-progress").error
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_unwritable_out_is_a_one_line_error(tmp_path, cli):
+    (tmp_path / "file").write_text("a file, not a folder")
+    err = cli("train", "--data", _folder(tmp_path, "ok"), "--config", _tiny(tmp_path), "--epochs", "1",
+              "--batch-size", "2", "--out", tmp_path / "file" / "run", "--no-progress").error
+    assert "cannot write there" in err
+
+
+def _tiny(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    return tmp_path / "tiny.toml"
+
+
+@pytest.mark.slow
+def test_bad_data_from_the_command_line_exits_2_without_a_traceback(tmp_path):
+    bad = _array(tmp_path, "n.npy", np.full((6, 8, 8), np.nan))
+    r = aekit_process("train", "--data", bad, "--out", tmp_path / "r", timeout=300)
+    assert one_line_error(r) == f"aekit: error: {bad}: NaN or Inf at index (0, 0, 0) (image 0)"
+    r = aekit_process("train", "--size", "big", timeout=300)
+    assert one_line_error(r) == "aekit: error: --size: 'big' is not a size HxW (e.g. 64x64, or 64)"

@@ -1,0 +1,195 @@
+"""Runs that survive: checkpoints, exact resume after SIGKILL, the time limit, and safe loading."""
+
+import csv
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import aekit
+from aekit.run_folder import RunFolder
+from aekit.training import fit
+from aekit.training.checkpoints import read_checkpoint
+from helpers import aekit_process
+from test_devices import _npy_config, _small_model, _images16
+
+TINY = """
+name = "tiny"
+seed = 7
+[data]
+test_fraction = 0.2
+[model]
+name = "conv"
+encoder_channels = [4, 8]
+encoder_strides = [2, 1]
+decoder_channels = [8]
+decoder_strides = [2]
+[train]
+epochs = {epochs}
+batch_size = 40
+eval_every = 2
+threads = 1
+hflip = true
+shift = 1
+schedule = "cosine"
+checkpoint_seconds = 0
+device = "cpu"
+[noise]
+kind = "gaussian"
+sigma = 0.1
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(epochs=8))
+    return path
+
+
+def weights(run):
+    return load_file(str(run / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tiny_config, tmp_path):
+    full = tmp_path / "full"
+    r = aekit_process("train", "--config", tiny_config, "--out", full, "--no-progress")
+    assert r.returncode == 0, r.stderr
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "aekit", "train", "--config", str(tiny_config), "--out",
+                             str(killed), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("Epoch 4)"):
+            break
+    time.sleep(0.15)  # into epoch 5
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (killed / "metrics.json").exists()  # the killed run does not look complete
+    last = json.loads((killed / "checkpoints" / "last.json").read_text())
+    assert 3 <= last["epoch"] < 8
+
+    r = aekit_process("train", "--resume", killed, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    a, b = weights(full), weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (full / "history.csv").read_text().count("\n") == (killed / "history.csv").read_text().count("\n")
+    def figures(run):  # every epoch's figures, except the seconds
+        with open(run / "history.csv") as f:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+    assert figures(full) == figures(killed)
+
+
+def test_checkpoints_last_best_and_every_n(tiny_config, tmp_path, cli):
+    run = tmp_path / "run"
+    r = cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--checkpoint-every", "4", "--epochs", "6")
+    assert r.code == 0, r.err
+    ck = run / "checkpoints"
+    last = json.loads((ck / "last.json").read_text())
+    best = json.loads((ck / "best.json").read_text())
+    assert last["epoch"] == 6 and (ck / last["dir"] / "state.pt").is_file()
+    with open(run / "history.csv") as f:
+        held = [float(r["heldout_loss_per_sample"]) for r in csv.DictReader(f) if r["heldout_loss_per_sample"]]
+    assert best["heldout_loss_per_sample"] == pytest.approx(min(held))
+    kept = sorted(p.name for p in ck.iterdir() if p.is_dir())
+    assert "epoch-000004" in kept and last["dir"] in kept and best["dir"] in kept
+    assert not any(name.startswith(".") for name in kept)
+    model = aekit.load(ck / best["dir"])  # a checkpoint is a loadable model folder
+    assert model.config.encoder_channels == (4, 8)
+
+
+def test_max_time_stops_cleanly_and_resume_extends(tiny_config, tmp_path, cli):
+    run = tmp_path / "run"
+    r = cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--max-time", "0.0001")
+    assert r.code == 0, r.err
+    assert "time limit" in r.out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and "time limit" in metrics["stopped"]
+    # the limit applies to each invocation and a resume keeps it: --max-time 0 lifts it
+    r = cli("train", "--resume", run, "--epochs", "3", "--max-time", "0", "--no-progress")
+    assert r.code == 0, r.err
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_resume_refuses_a_changed_config(tiny_config, tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--epochs", "1").code == 0
+    assert "--lr cannot change it" in cli("train", "--resume", run, "--lr", "0.5").error
+    assert "not an aekit run folder" in cli("train", "--resume", tmp_path / "nowhere").error
+    with pytest.raises(aekit.AekitError, match="train.lr differs from the run's config.toml"):
+        RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.lr": 0.5}))
+    RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.epochs": 9}))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['AEKIT_MARKER']}",))
+
+
+def test_a_planted_pickle_is_never_executed(tiny_config, tmp_path, monkeypatch, cli):
+    run = tmp_path / "run"
+    assert cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--epochs", "2").code == 0
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("AEKIT_MARKER", str(marker))
+    last = json.loads((run / "checkpoints" / "last.json").read_text())
+    folder = run / "checkpoints" / last["dir"]
+    with open(folder / "state.pt", "wb") as f:  # a malicious pickle where the training state belongs
+        pickle.dump({"epoch": 2, "x": _Evil()}, f)
+    with open(tmp_path / "check.pkl", "wb") as f:
+        pickle.dump(_Evil(), f)
+    assert "refused to load" in cli("train", "--resume", run, "--epochs", "3").error
+    assert not marker.exists()
+    # weights are never unpickled either: a pickle in place of model.safetensors is just unreadable
+    (folder / "model.safetensors").write_bytes((tmp_path / "check.pkl").read_bytes())
+    with pytest.raises(aekit.AekitError, match="not a readable safetensors file"):
+        aekit.load(folder)
+    assert not marker.exists()
+
+
+def test_fp16_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, cli):
+    """The GradScaler's state travels in the checkpoint: without it the resumed run would start again
+    at a scale of 2**16, skip steps, and end elsewhere. Old checkpoints without it still load."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    aekit.train(_npy_config(tmp_path, epochs=4, amp="fp16"), out=full, progress=False, log=lambda s: None)
+    aekit.train(_npy_config(tmp_path, epochs=2, amp="fp16"), out=part, progress=False, log=lambda s: None)
+    _, state = read_checkpoint(part)
+    assert state["epoch"] == 2 and state["scaler"]["scale"] < 2.0**16
+    aekit.train(_npy_config(tmp_path, epochs=4, amp="fp16"), out=part, resume=True, progress=False,
+                log=lambda s: None)
+    a, b = weights(full), weights(part)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert {v.dtype for v in b.values()} == {torch.float32}
+
+    # a resume may turn compile on or off (same math) but not change the precision
+    assert "--amp cannot change it" in cli("train", "--resume", part, "--amp", "bf16").error
+    RunFolder(part).check_resume(_npy_config(tmp_path, epochs=6, amp="fp16", compile=True))
+    with pytest.raises(aekit.AekitError, match="train.amp differs"):
+        RunFolder(part).check_resume(_npy_config(tmp_path, epochs=6, amp="bf16"))
+
+    # a checkpoint written before the scaler was saved: resumes with a fresh scaler
+    del state["scaler"]
+    model = _small_model()
+    cfg = _npy_config(tmp_path, epochs=3, amp="fp16").train
+    hist = fit(model, _images16(16), cfg, state=state, progress=False, log=lambda s: None)
+    assert [h.epoch for h in hist] == [1, 2, 3] and math.isfinite(hist[-1].loss_per_sample)
+
+
+def test_a_run_whose_last_epoch_is_also_its_best_can_be_resumed(tmp_path):
+    """The final 'last' checkpoint is written even when the last epoch was saved as 'best' only."""
+    cfg = aekit.config.replace(aekit.Config(), **{"model.encoder_channels": [4, 8], "model.encoder_strides": [2, 1],
+                                     "model.decoder_channels": [8], "model.decoder_strides": [2],
+                                     "train.epochs": 1, "train.eval_every": 1, "train.device": "cpu"})
+    aekit.train(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
+    folder, state = read_checkpoint(tmp_path / "run", "last")
+    assert state["epoch"] == 1 and folder == read_checkpoint(tmp_path / "run", "best")[0]

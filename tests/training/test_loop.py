@@ -1,0 +1,79 @@
+"""The training loop: the reference's loop and loss unit, seeding, held-out metrics, the hook, stopping."""
+
+import pytest
+import torch
+
+import aekit
+from aekit.training import batch_starts, fit
+
+
+def test_reference_loop_quirk_gives_seven_batches_of_fifty():
+    assert len(batch_starts(400, 50, reference_loop=True)) == 7
+    assert list(batch_starts(400, 50, reference_loop=True))[-1] == 300
+    assert len(batch_starts(400, 50, reference_loop=False)) == 8
+    assert len(batch_starts(401, 50, reference_loop=False)) == 9  # the last, partial batch is kept
+
+
+def test_fit_with_the_quirk_trains_on_350_of_400_and_divides_by_400():
+    """The reference's loop takes 7 batches of 50 (350 images) and still divides the summed loss by 400."""
+    x = torch.rand(400, 1, 32, 32)
+    model = aekit.create_model("conv", encoder_channels=(4,), encoder_strides=(2,),
+                               decoder_channels=(4,), decoder_strides=(2,))
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    cfg = aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, lr=0.0)  # lr 0: the losses are the start's
+    hist = fit(model, x, cfg, seed=7, progress=False, log=lambda s: None)
+    assert calls == [50] * 7
+    seen = torch.randperm(400, generator=torch.Generator().manual_seed(7))[:350]  # the epoch's shuffled order
+    with torch.no_grad():
+        summed = float(model(x[seen]).per_sample.sum())
+    assert hist[0].loss_per_sample == pytest.approx(summed / 400, rel=1e-5)
+    assert hist[0].loss_per_sample != pytest.approx(summed / 350, rel=1e-3)
+
+
+def test_same_seed_same_run_different_seed_different_run(tiny_images):
+    def run(seed):
+        torch.manual_seed(seed)
+        model = aekit.create_model("conv")
+        hist = fit(model, tiny_images, aekit.TrainConfig(epochs=2, batch_size=8), seed=seed,
+                   progress=False, log=lambda s: None)
+        return [h.loss_per_sample for h in hist], model.state_dict()
+
+    a, wa = run(3)
+    b, wb = run(3)
+    c, _ = run(4)
+    assert a == b
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a != c
+
+
+def test_heldout_metrics_every_k_epochs_and_at_the_end(tiny_images):
+    model = aekit.create_model("conv")
+    cfg = aekit.TrainConfig(epochs=5, batch_size=8, eval_every=2)
+    hist = fit(model, tiny_images[:16], cfg, test_images=tiny_images[16:], progress=False, log=lambda s: None)
+    assert [bool(h.heldout) for h in hist] == [False, True, False, True, True]
+    assert set(hist[-1].heldout) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim"}
+
+
+def test_batch_larger_than_data_is_an_error(tiny_images):
+    model = aekit.create_model("conv")
+    with pytest.raises(aekit.ConfigError, match="batch_size 50 is larger than the 24 training images"):
+        fit(model, tiny_images, aekit.TrainConfig(epochs=1, batch_size=50), progress=False)
+
+
+def test_the_hook_sees_every_epoch_with_the_whole_history(tiny_images):
+    seen = []
+    cfg = aekit.TrainConfig(epochs=3, batch_size=8)
+    fit(aekit.create_model("conv"), tiny_images, cfg, progress=False, log=lambda s: None,
+        on_epoch=lambda ctx: seen.append((ctx.stats.epoch, len(ctx.history), ctx.snapshot()["epoch"], ctx.agree(True))))
+    assert seen == [(1, 1, 1, True), (2, 2, 2, True), (3, 3, 3, True)]
+
+
+def test_early_stop_on_heldout_loss():
+    x = torch.rand(40, 1, 32, 32)
+    model = aekit.create_model("conv", encoder_channels=(4,), encoder_strides=(2,), decoder_channels=(4,),
+                               decoder_strides=(2,))
+    # a learning rate of ~0 never improves the held-out loss after the first evaluation
+    cfg = aekit.TrainConfig(epochs=50, batch_size=20, lr=1e-12, eval_every=1, early_stop=3)
+    hist = fit(model, x[:30], cfg, test_images=x[30:], progress=False, log=lambda s: None)
+    assert len(hist) < 50 and "early stop" in hist.stopped
