@@ -163,7 +163,7 @@ def _folder(tmp_path, how):
         (lambda p: _array(p, "z.npy", np.zeros((0, 8, 8))), [], r"z\.npy: holds zero images"),
         (lambda p: "olivetti", ["--stream", "on"], "only folders stream"),
         (lambda p: "olivetti", ["--workers", "-1"], "data.workers must be 0 or more"),
-        (lambda p: "olivetti", ["--size", "64x64"], "code_length 256 does not fit"),
+        (lambda p: "olivetti", ["--size", "33x33"], "input_size 33x33 is not divisible by the encoder's total stride 2"),
     ],
 )
 def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, cli, make, options, message):
@@ -193,3 +193,11 @@ def test_bad_data_from_the_command_line_exits_2_without_a_traceback(tmp_path):
     assert one_line_error(r) == f"aekit: error: {bad}: NaN or Inf at index (0, 0, 0) (image 0)"
     r = aekit_process("train", "--size", "big", timeout=300)
     assert one_line_error(r) == "aekit: error: --size: 'big' is not a size HxW (e.g. 64x64, or 64)"
+
+
+def test_a_twelve_image_folder_trains_with_the_default_settings(tmp_path, cli):
+    root = make_folder(tmp_path / "small", 12, size=(40, 36))
+    r = cli("train", "--data", root, "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    assert r.code == 0, r.err
+    assert "is larger than the" in r.out and "each step takes all" in r.out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "complete"

@@ -15,7 +15,7 @@ TINY = {"encoder_channels": [4], "encoder_strides": [1], "decoder_channels": [4]
 
 
 def tiny(**kw):
-    return AutoencoderTransformer(code_length=kw.pop("code_length", 144), epochs=kw.pop("epochs", 1),
+    return AutoencoderTransformer(model="conv", code_length=kw.pop("code_length", 144), epochs=kw.pop("epochs", 1),
                                   batch_size=16, model_params=TINY, **kw)
 
 
@@ -41,7 +41,7 @@ def test_values_outside_unit_range_are_refused():
 def test_in_a_pipeline_in_place_of_pca(tiny_images):
     x = tiny_images[:16, 0].numpy()  # (16, 32, 32)
     flat = x.reshape(16, -1)
-    ae = AutoencoderTransformer(code_length=64, epochs=2, batch_size=8,
+    ae = AutoencoderTransformer(model="conv", code_length=64, epochs=2, batch_size=8,
                                 model_params={"encoder_channels": [4, 4], "encoder_strides": [2, 1],
                                               "decoder_channels": [4, 4], "decoder_strides": [2, 2]})
     for step in (ae, PCA(n_components=8)):
@@ -76,3 +76,15 @@ def test_the_hybrid_model_is_pca_before_it_trains_and_better_after():
     trained = AutoencoderTransformer(model="hybrid", code_length=5, epochs=60, lr=3e-3, batch_size=20, loss="mse",
                                      model_params=params).fit(X)
     assert ((trained.inverse_transform(trained.transform(X)) - X) ** 2).mean() < 0.8 * pca_error
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 64), (23, 28)])
+def test_the_defaults_fit_images_of_any_shape(shape):
+    """AutoencoderTransformer() with its defaults: a PCA-started model that works at any size."""
+    g = np.random.default_rng(0)
+    X = g.random((40, shape[0] * shape[1])).astype(np.float32)
+    est = AutoencoderTransformer(image_shape=shape, epochs=1).fit(X)
+    assert est.transform(X).shape == (40, 64)
+    assert est.inverse_transform(est.transform(X)).shape == X.shape
+    square = AutoencoderTransformer(epochs=1).fit(X[:, : 24 * 24])  # rows of a square image
+    assert square.transform(X[:, : 24 * 24]).shape == (40, 64)

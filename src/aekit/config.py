@@ -104,9 +104,10 @@ class TrainConfig:
     checkpoint_every: int = option(0, "also keep a checkpoint every N epochs (besides 'last' and 'best', which are "
                                    "always kept)", flag="--checkpoint-every", metavar="N")
     checkpoint_seconds: float = option(60.0, "write the 'last' checkpoint at most this often (0: every epoch)")
-    amp: Literal["off", "bf16", "fp16"] = option("off", "mixed precision: autocast the forward pass and loss to bf16 "
-                                                 "or fp16 (fp16 adds a GradScaler); weights stay float32",
-                                                 flag="--amp")
+    amp: Literal["auto", "off", "bf16", "fp16"] = option(
+        "auto", "mixed precision: autocast the forward pass and loss to bf16 or fp16 (fp16 adds a GradScaler; weights "
+        "stay float32); auto: bf16 where the device runs it natively (CPUs with AVX512-BF16 or AMX, recent GPUs), "
+        "float32 elsewhere (the choice is printed and written to config.toml)", flag="--amp")
     compile: bool = option(False, "train through torch.compile(model): same math, faster steps, slower first epoch",
                            flag="--compile", resume=True)
     data_init: bool = option(False, "before the first step, let the model calibrate its code layer on training "

@@ -22,6 +22,7 @@ from .report.tensorboard import TensorBoardLog
 from .run_folder import RunFolder
 from .training import Distributed, EpochContext, EpochStats, evaluate, fit, preflight
 from .training.checkpoints import prune, read_checkpoint, write_checkpoint
+from .training.devices import machine, resolve_amp
 from .training.distributed import check_same_config
 from .typed import flatten
 from .version import __version__
@@ -67,7 +68,12 @@ def train(
         _, state = read_checkpoint(Path(out))
     data = prepare_data(cfg)
     cfg = replace(cfg, **{"model.in_channels": data.data.channels})  # data.channels decides
-    preflight(cfg.train, len(data.train_x), dist)  # what fit() would refuse, before anything is written
+    device = preflight(cfg.train, len(data.train_x), dist)  # what fit() would refuse, before anything is written
+    amp, why = resolve_amp(cfg.train.amp, device)
+    if cfg.train.amp == "auto":  # the choice goes into config.toml: a resumed run keeps it, wherever it runs
+        cfg = replace(cfg, **{"train.amp": amp})
+    if main_process:
+        (log or print)(f"Precision: {'float32' if amp == 'off' else amp} ({why})")
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
     folder = RunFolder(out if out is not None else default_out(cfg))
@@ -162,6 +168,8 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
         "seconds": round(seconds, 2),
         "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size),
         "noise": cfg.noise.spec(),
+        "precision": "float32" if cfg.train.amp == "off" else cfg.train.amp,
+        "machine": machine(next(model.parameters()).device),
         "train": {
             "images": len(data.train_x),
             "loss_per_sample_last_epoch": last.loss_per_sample,  # as the loop reported it

@@ -34,13 +34,14 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : registered architecture name (``aekit.list_models()``); ``fcn`` cannot decode codes.
+    model : registered architecture name (``aekit.list_models()``); the default, ``hybrid``, starts at PCA and
+        works at any image size; ``fcn`` cannot decode codes.
     code_length : length of the code (``n_components`` of PCA).
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
         (rows whose length is not a square are padded with zeros into the smallest square, and cropped
         back by inverse_transform).
     epochs, batch_size, lr : training (Adam).
-    loss : l2, mse or bce (the model's reconstruction loss).
+    loss : l2, mse, bce or psnr (the model's reconstruction loss); None: the model's default.
     scale : "none": X must lie in [0, 1] (a ValueError otherwise); "minmax": X's minimum and maximum
         seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.
     model_params : further architecture fields (e.g. ``{"decoder_strides": [2, 2, 1]}``).
@@ -48,8 +49,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     random_state : seed of the initialisation and shuffling.
     """
 
-    def __init__(self, model="conv", code_length=64, image_shape=None, epochs=20, batch_size=50, lr=1e-3,
-                 loss="l2", scale="none", model_params=None, device="cpu", random_state=0):
+    def __init__(self, model="hybrid", code_length=64, image_shape=None, epochs=20, batch_size=50, lr=1e-3,
+                 loss=None, scale="none", model_params=None, device="cpu", random_state=0):
         self.model = model
         self.code_length = code_length
         self.image_shape = image_shape
@@ -125,8 +126,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         c, h, w = self.image_shape_
         torch.manual_seed(self.random_state)
         self.model_ = create_model(self.model, in_channels=c, input_size=(h, w), code_length=self.code_length,
-                                   loss=self.loss, **(self.model_params or {}))
-        config = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(x)), lr=self.lr,
+                                   **({"loss": self.loss} if self.loss is not None else {}), **(self.model_params or {}))
+        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                              device=self.device, eval_every=0, checkpoint_seconds=0)
         self.history_ = fit_model(self.model_, x, config, seed=self.random_state, progress=False,
                                   log=lambda s: None)

@@ -12,7 +12,7 @@ from helpers import aekit_process
         (["--model", "nope"], "unknown model 'nope'"),
         (["--model", "hybird"], "unknown model 'hybird' (did you mean 'hybrid'?)"),
         (["--epochs", "0"], "train.epochs must be at least 1"),
-        (["--code-length", "100"], "code_length 100 does not fit"),
+        (["--code-length", "0"], "model.code_length must be at least 1"),
         (["--config", "missing.toml"], "missing.toml: config file not found"),
         (["--data", "nowhere"], "--data 'nowhere': unknown data source"),
         (["--batch-size", "500"], "--batch-size 500 is larger than the 320 training images"),
@@ -45,3 +45,8 @@ def test_the_command_runs_as_a_module_and_exits_2_on_bad_input():
     assert r.returncode == 0 and "examples:" in r.stdout
     r = aekit_process("train", "--epochs", "0", "--out", "/nonexistent/r")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
+    err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
+    assert "code_length 100 does not fit the architecture" in err and "multiple of 256" in err

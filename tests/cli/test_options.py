@@ -40,7 +40,7 @@ def test_training_and_model_options_reach_the_config():
     cfg = config("--amp", "bf16", "--compile", "--data-init", "--hflip", "--shift", "2", "--schedule", "cosine")
     t = cfg.train
     assert (t.amp, t.compile, t.data_init, t.hflip, t.shift, t.schedule) == ("bf16", True, True, True, 2, "cosine")
-    assert (config().train.amp, config().train.compile, config().train.data_init) == ("off", False, False)
+    assert (config().train.amp, config().train.compile, config().train.data_init) == ("auto", False, False)
     assert config("--no-compile").train.compile is False
     cfg = config("--model", "vae", "--loss", "mse", "--sparsity", "0.01", "--beta", "4")
     assert (cfg.model.name, cfg.model.loss, cfg.model.sparsity, cfg.model.beta) == ("vae", "mse", 0.01, 4.0)

@@ -114,11 +114,6 @@ def test_reference_init_is_glorot_uniform_with_zero_biases():
             assert torch.all(m.bias == 0)
 
 
-def test_code_length_that_does_not_fit_is_an_error():
-    with pytest.raises(aekit.ConfigError, match="code_length 100 does not fit"):
-        create_model("conv", code_length=100)
-
-
 def test_rgb_and_wider_variants_build():
     model = create_model("conv", in_channels=3, input_size=(64, 64), code_length=1024,
                          encoder_channels=(8, 16), encoder_strides=(2, 2), decoder_channels=(16, 8),
@@ -136,3 +131,19 @@ def test_the_model_contract_has_its_defaults(name):
     groups = model.param_groups(1e-3)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     assert model.loss_is_sum == (model.config.loss in ("l2", "bce"))
+
+
+@pytest.mark.parametrize("size, code", [((32, 32), 64), ((64, 64), 64), ((64, 48), 100), ((32, 32), 300)])
+def test_the_conv_model_takes_any_code_length_through_a_dense_layer(size, code):
+    model = create_model("conv", input_size=size, code_length=code, encoder_channels=(4, 4), encoder_strides=(2, 1),
+                         decoder_channels=(4,), decoder_strides=(2,))
+    assert model.to_map.dense is not None  # the code does not fill the decoder's first map: projected
+    out = model(torch.rand(2, 1, *size))
+    assert out.code.shape == (2, code) and out.recon.shape == (2, 1, *size)
+    out.loss.backward()
+
+
+def test_the_reference_keeps_its_exact_reshape_and_a_forced_reshape_says_what_fits():
+    assert create_model("conv").to_map.dense is None  # 256 = 1 x 16 x 16: the reference's reshape
+    with pytest.raises(aekit.ConfigError, match=r"code_length 100 does not fit .* multiple of 256 .*decoder_input"):
+        create_model("conv", code_length=100, decoder_input="reshape")

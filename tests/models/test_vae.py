@@ -39,7 +39,7 @@ def test_vae_samples_in_training_and_is_reproducible_from_the_seed(tiny_images):
 
 def test_vae_config_checks_the_code_length():
     with pytest.raises(aekit.ConfigError, match="multiple of 64"):
-        create_model("vae", code_length=100)
+        create_model("vae", code_length=100, decoder_input="reshape")
 
 
 def test_sparsity_adds_alpha_times_the_l1_norm_of_each_code(tiny_images):

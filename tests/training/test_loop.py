@@ -55,12 +55,6 @@ def test_heldout_metrics_every_k_epochs_and_at_the_end(tiny_images):
     assert set(hist[-1].heldout) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim"}
 
 
-def test_batch_larger_than_data_is_an_error(tiny_images):
-    model = aekit.create_model("conv")
-    with pytest.raises(aekit.ConfigError, match="batch_size 50 is larger than the 24 training images"):
-        fit(model, tiny_images, aekit.TrainConfig(epochs=1, batch_size=50), progress=False)
-
-
 def test_the_hook_sees_every_epoch_with_the_whole_history(tiny_images):
     seen = []
     cfg = aekit.TrainConfig(epochs=3, batch_size=8)
@@ -77,3 +71,20 @@ def test_early_stop_on_heldout_loss():
     cfg = aekit.TrainConfig(epochs=50, batch_size=20, lr=1e-12, eval_every=1, early_stop=3)
     hist = fit(model, x[:30], cfg, test_images=x[30:], progress=False, log=lambda s: None)
     assert len(hist) < 50 and "early stop" in hist.stopped
+
+
+def test_a_batch_larger_than_the_training_set_takes_the_whole_set_with_a_notice(tiny_images):
+    said = []
+    model = aekit.create_model("conv")
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    fit(model, tiny_images[:12], aekit.TrainConfig(epochs=2, batch_size=50), progress=False, log=said.append)
+    assert calls == [12, 12]
+    assert "note: train.batch_size 50 is larger than the 12 training images: each step takes all 12" in said
+
+
+def test_the_reference_loop_still_needs_more_than_one_batch(tiny_images):
+    with pytest.raises(aekit.ConfigError, match="train.batch_size 50 is larger than the 24 training images "
+                                                r"\(the reference loop needs more than one batch\)"):
+        fit(aekit.create_model("conv"), tiny_images, aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True),
+            progress=False)

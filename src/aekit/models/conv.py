@@ -20,7 +20,7 @@ from torch import nn
 
 from ..typed import option
 from .base import Autoencoder, ModelConfig
-from .layers import ACTIVATIONS, SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .layers import ACTIVATIONS, CodeToMap, DecoderInput, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .registry import register
 
 Activation = Literal["relu", "sigmoid", "tanh", "linear"]
@@ -39,27 +39,36 @@ class ConvAEConfig(ModelConfig):
     output_activation: Activation = option("sigmoid", "activation of the last layer")
     tf_padding: bool = option(True, "TensorFlow's asymmetric 'same' padding for stride 2 (false: PyTorch's symmetric)")
     init: Literal["tf", "torch"] = option("tf", "tf: Glorot-uniform kernels, zero biases; torch: PyTorch's defaults")
+    decoder_input: DecoderInput = option("auto", "how the code becomes the decoder's first feature map: reshape "
+                                         "(the reference's; code_length must be a multiple of its cells), dense "
+                                         "(a linear layer to it), auto: reshape when the code fits, else dense")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""
-        h, w = self.input_size
-        if len(self.encoder_channels) != len(self.encoder_strides):
-            return "model.encoder_channels and model.encoder_strides must have the same length"
-        if len(self.decoder_channels) != len(self.decoder_strides):
-            return "model.decoder_channels and model.decoder_strides must have the same length"
-        down = math.prod(self.encoder_strides)
-        if h % down or w % down:
-            return f"model.input_size {h}x{w} is not divisible by the encoder's total stride {down}"
-        up = math.prod(self.decoder_strides)
-        if h % up or w % up:
-            return f"model.input_size {h}x{w} is not divisible by the decoder's total stride {up}"
-        cells = (h // up) * (w // up)
-        if self.code_length % cells:
-            return (
-                f"model.code_length {self.code_length} does not fit the architecture: the decoder "
-                f"reshapes the code to C x {h // up} x {w // up}, so it must be a multiple of {cells}"
-            )
-        return None
+        return check_conv(self)
+
+
+def check_conv(c) -> str | None:
+    """The rules of an encoder/decoder of strided convolutions (conv and vae): strides divide the size,
+    and a reshaped code fills the decoder's first feature map."""
+    h, w = c.input_size
+    if len(c.encoder_channels) != len(c.encoder_strides):
+        return "model.encoder_channels and model.encoder_strides must have the same length"
+    if len(c.decoder_channels) != len(c.decoder_strides):
+        return "model.decoder_channels and model.decoder_strides must have the same length"
+    down = math.prod(c.encoder_strides)
+    if h % down or w % down:
+        return f"model.input_size {h}x{w} is not divisible by the encoder's total stride {down}"
+    up = math.prod(c.decoder_strides)
+    if h % up or w % up:
+        return f"model.input_size {h}x{w} is not divisible by the decoder's total stride {up}"
+    cells = (h // up) * (w // up)
+    if c.decoder_input == "reshape" and c.code_length % cells:
+        return (
+            f"model.code_length {c.code_length} does not fit the architecture: the decoder reshapes the code to "
+            f"C x {h // up} x {w // up}, so it must be a multiple of {cells} (or set model.decoder_input to auto)"
+        )
+    return None
 
 
 @register("conv", ConvAEConfig)
@@ -85,8 +94,8 @@ class ConvAutoencoder(Autoencoder):
             ACTIVATIONS[c.code_activation](),
         )
 
-        up = math.prod(c.decoder_strides)
-        self.start_shape = (c.code_length // ((h // up) * (w // up)), h // up, w // up)  # (1, 16, 16)
+        self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input)  # (B, 256) -> (B, 1, 16, 16)
+        self.start_shape = self.to_map.shape
         layers = []
         cin = self.start_shape[0]
         for cout, s in zip(c.decoder_channels, c.decoder_strides):
@@ -126,5 +135,4 @@ class ConvAutoencoder(Autoencoder):
         return self.code(h.flatten(1))  # (B, code_length)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = z.view(z.shape[0], *self.start_shape)  # (B, 1, 16, 16)
-        return self.decoder(h)  # (B, C, 32, 32)
+        return self.decoder(self.to_map(z))  # (B, 1, 16, 16) -> (B, C, 32, 32)

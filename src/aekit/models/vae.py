@@ -24,8 +24,8 @@ from torch import nn
 
 from ..typed import option
 from .base import AEOutput, Autoencoder, ModelConfig
-from .conv import ConvAEConfig
-from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .conv import check_conv
+from .layers import CodeToMap, DecoderInput, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .losses import LossName, reconstruction_loss
 from .registry import register
 
@@ -41,12 +41,14 @@ class VAEConfig(ModelConfig):
     encoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each encoder conv")
     decoder_channels: tuple[int, ...] = option((128, 128, 32), "transposed-conv filters before the output layer")
     decoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each of those (the output layer has stride 1)")
+    decoder_input: DecoderInput = option("auto", "how the latent becomes the decoder's first feature map: reshape "
+                                         "(the book's), dense (a linear layer), auto: reshape when it fits, else dense")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""
         if self.beta < 0:
             return f"model.beta must be 0 or more, got {self.beta}"
-        return ConvAEConfig.check(self)  # the reference model's rules: strides divide the size, the code fits
+        return check_conv(self)  # the conv model's rules: strides divide the size, a reshaped code fits
 
 
 @register("vae", VAEConfig)
@@ -70,8 +72,8 @@ class VAE(Autoencoder):
         self.mu = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
         self.log_var = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
 
-        up = math.prod(c.decoder_strides)
-        self.start_shape = (c.code_length // ((h // up) * (w // up)), h // up, w // up)  # (16, 8, 8)
+        self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input)  # (B, 1024) -> (B, 16, 8, 8)
+        self.start_shape = self.to_map.shape
         layers = []
         cin = self.start_shape[0]
         for cout, s in zip(c.decoder_channels, c.decoder_strides):
@@ -90,7 +92,7 @@ class VAE(Autoencoder):
         return self.posterior(x)[0]
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z.view(z.shape[0], *self.start_shape))  # (B, C, 32, 32)
+        return self.decoder(self.to_map(z))  # (B, 16, 8, 8) -> (B, C, 32, 32)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(z))

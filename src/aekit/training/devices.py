@@ -1,8 +1,16 @@
-"""Where and in what precision training runs: the device, CPU threads, and autocast."""
+"""Where and in what precision training runs: the device, what the hardware runs natively, autocast.
+
+``train.amp = "auto"`` (the default outside the reference configs) is bf16 only where the device runs
+it natively (a CPU with AVX512-BF16 or AMX; a CUDA GPU with bf16 support) and float32 elsewhere: on a
+CPU without native bf16, PyTorch emulates it and a bf16 run is several times *slower* than float32
+(measured: 14x on an AVX2-only CPU; benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import warnings
 from typing import Callable
 
@@ -11,6 +19,91 @@ import torch
 from ..errors import ConfigError
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_FLAGS = ("avx2", "avx512_f", "avx512_bf16", "amx_bf16", "amx_tile")  # the flags that matter for speed
+
+
+def cpu_features() -> dict:
+    """The CPU's model and the instruction sets that matter here (torch's cpuinfo; /proc/cpuinfo else)."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    flags = {f: bool(caps.get(f)) for f in CPU_FLAGS} if caps else _proc_flags()
+    model = caps.get("cpu_name") or _proc_model() or platform.processor() or platform.machine()
+    return {"model": model, **flags, "cores": caps.get("num_physical_cores") or os.cpu_count(),
+            "logical_cores": caps.get("num_logical_cores") or os.cpu_count()}
+
+
+def _proc_lines(prefix: str) -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return [line.split(":", 1)[1].strip() for line in f if line.startswith(prefix)]
+    except OSError:
+        return []
+
+
+def _proc_flags() -> dict:
+    found = set(" ".join(_proc_lines("flags")[:1]).split())
+    names = {"avx2": "avx2", "avx512_f": "avx512f", "avx512_bf16": "avx512_bf16", "amx_bf16": "amx_bf16",
+             "amx_tile": "amx_tile"}
+    return {f: names[f] in found for f in CPU_FLAGS}
+
+
+def _proc_model() -> str:
+    return next(iter(_proc_lines("model name")), "")
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` runs bf16 natively, and why (for the printed precision choice)."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        name = torch.cuda.get_device_name(device)
+        ok = major >= 8 and torch.cuda.is_bf16_supported()
+        return ok, f"the GPU, {name} with compute capability {major}.{minor}, {'runs' if ok else 'has no native'} bf16"
+    if device.type == "cpu":
+        cpu = cpu_features()
+        native = [n for n, flag in (("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16")) if cpu[flag]]
+        if native:
+            return True, f"the CPU, {cpu['model']}, has {' and '.join(native)}"
+        best = "AVX-512" if cpu["avx512_f"] else "AVX2" if cpu["avx2"] else "no AVX2"
+        return False, f"the CPU, {cpu['model']} with {best}, has no native bf16 (AVX512-BF16 or AMX)"
+    return False, f"bf16 is not used on {device.type}"
+
+
+def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
+    """The precision ``train.amp`` means on ``device`` ("auto": bf16 where native, else off), and why."""
+    if amp != "auto":
+        return amp, "as configured"
+    native, why = native_bf16(device)
+    return ("bf16" if native else "off"), f"amp auto: {why}"
+
+
+def amp_warning(amp: str, device: torch.device) -> str | None:
+    """A warning for an explicit bf16 on a device that only emulates it, else None."""
+    if amp == "bf16" and device.type == "cpu":
+        native, why = native_bf16(device)
+        if not native:
+            return (f"warning: train.amp bf16: {why}, so bf16 runs emulated and several times slower than "
+                    "float32; train.amp auto picks float32 here")
+    return None
+
+
+def machine(device: torch.device | str | None = None) -> dict:
+    """What a measurement ran on: CPU model and flags, cores, torch threads, torch version, device."""
+    info = {"cpu": cpu_features(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+    device = torch.device(device) if device is not None else resolve_device("auto")
+    info["device"] = str(device)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info["native_bf16"] = native_bf16(device)[0]
+    return info
+
+
+def describe_machine(info: dict) -> str:
+    """One line for a table: 'AMD EPYC (AVX2, no native bf16), 2 cores, 2 threads, torch 2.13.0, cpu'."""
+    cpu = info["cpu"]
+    isa = "AVX-512" if cpu["avx512_f"] else "AVX2" if cpu["avx2"] else "no AVX2"
+    bf16 = "+BF16" if cpu["avx512_bf16"] or cpu["amx_bf16"] else ", no native bf16"
+    where = info.get("gpu") or info["device"]
+    return f"{cpu['model']} ({isa}{bf16}), {cpu['cores']} cores, {info['threads']} threads, torch {info['torch']}, {where}"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -38,8 +131,9 @@ def autocast_for(amp: str, device: torch.device) -> Callable[[], contextlib.Abst
 
     Refuses, as a ConfigError, a precision that this torch cannot autocast on this device (rather than
     training in fp32 while claiming mixed precision)."""
+    amp = resolve_amp(amp, device)[0]
     if amp not in AMP_DTYPES:
-        raise ConfigError(f"train.amp {amp!r} is not one of {', '.join(map(repr, AMP_DTYPES))}")
+        raise ConfigError(f"train.amp {amp!r} is not one of {', '.join(map(repr, ['auto', *AMP_DTYPES]))}")
     dtype = AMP_DTYPES[amp]
     if dtype is None:
         return contextlib.nullcontext

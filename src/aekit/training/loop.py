@@ -31,7 +31,7 @@ from ..errors import AekitError, ConfigError
 from ..metrics import COLLAPSE_STD, code_small
 from ..pipeline import Pipeline
 from .data_init import data_init, wants_data_init
-from .devices import autocast_for, resolve_device
+from .devices import amp_warning, autocast_for, resolve_amp, resolve_device
 from .distributed import Distributed
 from .evaluate import evaluate
 from .history import EpochStats, History, format_epoch
@@ -88,18 +88,24 @@ def fit(
     return trainer.history
 
 
+def batch_size(config, n: int) -> int:
+    """The batch a step takes: ``train.batch_size``, or all ``n`` images when there are fewer (as
+    PyTorch's DataLoader and Keras do); the reference loop keeps its quirk and needs more than a batch."""
+    return config.batch_size if config.reference_loop else min(config.batch_size, n)
+
+
 def preflight(config, n: int, dist: Distributed | None = None) -> torch.device:
     """The device training runs on, once the settings are checked against ``n`` training images and the
     processes: what :func:`fit` refuses, found before anything is written (``aekit.train`` calls it first)."""
     dist = dist or Distributed.current()
     device = resolve_device(config.device)
-    if config.batch_size > n or len(batch_starts(n, config.batch_size, config.reference_loop)) == 0:
+    if n < 1 or len(batch_starts(n, batch_size(config, n), config.reference_loop)) == 0:
         raise ConfigError(
             f"train.batch_size {config.batch_size} is larger than the {n} training images"
             + (" (the reference loop needs more than one batch)" if config.reference_loop else ""),
             keys="train.batch_size",
         )
-    if config.batch_size < dist.world:
+    if batch_size(config, n) < dist.world:
         raise ConfigError(
             f"train.batch_size {config.batch_size} is smaller than the {dist.world} processes: "
             "every process needs at least one sample of each batch", keys="train.batch_size",
@@ -119,11 +125,21 @@ class _Trainer:
         self.pipeline = pipeline if pipeline is not None else Pipeline(hflip=config.hflip, shift=config.shift)
         self.dist = dist = Distributed.current()
         self.n = n = len(images)
-        self.starts = batch_starts(n, config.batch_size, config.reference_loop)
+        self.batch_size = batch_size(config, n)
+        self.starts = batch_starts(n, self.batch_size, config.reference_loop)
         self.device = device = preflight(config, n, dist)
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.autocast = autocast_for(config.amp, device)
+        self.print = (log or (lambda s: print(s, flush=True))) if dist.rank == 0 else (lambda s: None)
+        if self.batch_size < config.batch_size:
+            self.print(f"note: train.batch_size {config.batch_size} is larger than the {n} training images: "
+                       f"each step takes all {n}")
+        self.amp, why = resolve_amp(config.amp, device)
+        if config.amp == "auto":  # aekit.train resolves it first and says so; a direct fit() says it here
+            self.print(f"Precision: {'float32' if self.amp == 'off' else self.amp} ({why})")
+        if amp_warning(self.amp, device):
+            self.print(amp_warning(self.amp, device))
+        self.autocast = autocast_for(self.amp, device)
         model.to(device).train()
         if state is None and wants_data_init(model, config):  # before DDP wraps the model (it broadcasts rank 0's)
             data_init(model, images, pipeline=self.pipeline, seed=seed, device=device)
@@ -137,7 +153,7 @@ class _Trainer:
         steps = len(self.starts)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(config, step, steps))
         # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
-        self.scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
+        self.scaler = torch.amp.GradScaler(device.type) if self.amp == "fp16" else None
         self.shuffle = torch.Generator().manual_seed(seed)  # the same order on every process
         self.noise = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)  # per process
         # DDP averages gradients over processes; a summed loss must be summed over them too
@@ -146,7 +162,6 @@ class _Trainer:
         self.best, self.since_best, self.first_epoch = math.inf, 0, 1
         self.started = time.perf_counter()
         self.warned_collapse = False
-        self.print = (log or (lambda s: print(s, flush=True))) if dist.rank == 0 else (lambda s: None)
         self.log, self.bar = log, None
         if state is not None:
             self.restore(state)
@@ -203,7 +218,7 @@ class _Trainer:
     def train_epoch(self, epoch: int) -> EpochStats:
         """Shuffle, then one optimisation step per batch; the epoch's record (one host sync)."""
         t0 = time.perf_counter()
-        device, dist, bs = self.device, self.dist, self.config.batch_size
+        device, dist, bs = self.device, self.dist, self.batch_size
         order = torch.randperm(self.n, generator=self.shuffle).to(device)
         sums = torch.zeros(4, device=device)  # loss, code mean, code spread, small-code fraction
         batches = [order[start : start + bs] for start in self.starts]
