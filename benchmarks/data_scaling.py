@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -96,8 +94,9 @@ def main() -> None:
         print(json.dumps(measure(args.measure[0], args.measure[1], args.workers, args.image)))
         return
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{args.workers} workers, {args.image}x{args.image} RGB PNGs, batch 50")
+    from common import machine_line, save  # here, not at the top: --measure times `import aekit` itself
+
+    print(f"# {machine_line('cpu')}; {args.workers} workers, {args.image}x{args.image} RGB PNGs, batch 50")
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="aekit-scaling-"))
     try:
@@ -129,6 +128,7 @@ def main() -> None:
         print(f"| {r['images']:,} | {r['stream']} | {r['load_s']:.1f} | {r['epoch_s']:.1f} | "
               f"{r['images'] / r['epoch_s']:,.0f} | {r['base_mib']:.0f} | {r['peak_mib']:.0f} | "
               f"{r['worker_peak_mib']:.0f} | {r['decoded_mib']:.0f} |")
+    save("data_scaling", settings={k: v for k, v in vars(args).items() if k != "measure"}, rows=rows)
 
 
 if __name__ == "__main__":

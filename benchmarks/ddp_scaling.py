@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import machine_line, save
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_PER_EPOCH = 350  # the reference loop on 400 images: 7 batches of 50
@@ -52,14 +53,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(n, t, args.epochs, Path(tmp) / f"p{n}t{t}") for n, t in settings]
     base = rows[0]["samples_s"]
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; {args.epochs} epochs each, first left out\n")
+    print(f"{machine_line('cpu')}; load average {os.getloadavg()[0]:.1f}; {args.epochs} epochs each, first left out\n")
     print("| processes x threads | s / epoch | samples/s | speed-up | scaling efficiency |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         speedup = r["samples_s"] / base
         eff = f"{speedup / r['nproc']:.0%}" if r["threads"] == 1 else "-"
         print(f"| {r['nproc']} x {r['threads']} | {r['epoch_s']:.2f} | {r['samples_s']:.0f} | {speedup:.2f} | {eff} |")
+    save("ddp_scaling", settings=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from aekit.data import write_image
 from aekit.inference import reconstruct
 from aekit.models import load
 from aekit.latent import encode
+from common import machine_line, save
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,8 +116,7 @@ def main() -> None:
         bm3d(img, 0.1)
     bm3d_rate = args.bm3d / (time.perf_counter() - t)
 
-    print(f"\naekit {aekit.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads; {args.n} grayscale 64x64 images")
+    print(f"\n{machine_line('cpu')}; {args.n} grayscale 64x64 images")
     print("images/s: library = images already in memory; command = `aekit denoise|encode` on the folder of PNGs, "
           "process start and file reading/writing included")
     print(f"{'model':44} | {'GFLOP/img':>9} | {'denoise lib':>11} | {'denoise cmd':>11} | {'encode lib':>10} | {'encode cmd':>10}")
@@ -125,6 +124,8 @@ def main() -> None:
     for name, flops, a, b, c, d in rows:
         print(f"{name:44} | {flops:9.3f} | {fmt(a):>11} | {fmt(b):>11} | {fmt(c):>10} | {fmt(d):>10}")
     print(f"{'BM3D (sigma 0.1)':44} | {'':>9} | {bm3d_rate:11.2f} | {'':>11} | {'':>10} | {'':>10}")
+    keys = ("model", "gflop_per_image", "denoise_library", "denoise_command", "encode_library", "encode_command")
+    save("inference", settings=vars(args), rows=[dict(zip(keys, r)) for r in rows] + [{"model": "bm3d", "denoise_library": bm3d_rate}])
 
 
 def _working(model, batch: torch.Tensor) -> torch.Tensor:

@@ -9,14 +9,13 @@ and code means beside the reference's published numbers, and the wall time.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
-import torch
 
 import aekit
 from aekit.config import replace
+from common import machine_line, save
 
 ROOT = Path(__file__).resolve().parents[1]
 # Published numbers (docs/reference-experiments.md, section 2): epoch -> (loss per sample, code mean or None)
@@ -41,8 +40,7 @@ def main() -> None:
 
     by_epoch = {s.epoch: s for s in result.history}
     print()
-    print(f"aekit {aekit.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, device {args.device}, seed {args.seed}")
+    print(f"{machine_line(args.device)}, seed {args.seed}")
     print(f"{'epoch':>5} | {'reference loss':>14} | {'aekit loss':>10} | {'reference code mean':>19} | {'aekit code mean':>15}")
     for epoch in sorted(set(REFERENCE) | {args.epochs}):
         if epoch not in by_epoch:
@@ -55,6 +53,8 @@ def main() -> None:
     print(f"after training, all 400 faces in eval mode: loss per sample {tr['loss_per_sample']:.4f}, "
           f"PSNR {tr['psnr']:.2f} dB, SSIM {tr['ssim']:.4f}")
     print(f"wall time {wall / 60:.1f} min ({wall / args.epochs:.2f} s/epoch); run folder {result.out}")
+    save(f"reference-seed{args.seed}", settings=vars(args), device=args.device, rows={
+        "wall_seconds": wall, "history": [vars(s) for s in result.history], "final": result.metrics["train"]})
 
 
 if __name__ == "__main__":

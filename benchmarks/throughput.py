@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from aekit.training import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import naive_reference  # noqa: E402
+from common import machine_line, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per round and system")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", default="off", help="aekit only: off, bf16 or fp16")
+    ap.add_argument("--amp", default="auto", help="aekit only: auto (bf16 where native), off, bf16 or fp16")
     ap.add_argument("--compile", action="store_true", help="aekit only: torch.compile")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per system")
@@ -196,8 +196,7 @@ def main() -> None:
 
     cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
     overrides = {"train.device": args.device, "train.threads": args.threads}
-    if args.amp != "off":
-        overrides["train.amp"] = args.amp
+    overrides["train.amp"] = args.amp
     if args.compile:
         overrides["train.compile"] = True
     cfg = replace(cfg, **overrides)
@@ -224,10 +223,7 @@ def main() -> None:
     peak = matmul_peak(args.device)
     flops = train_flops_per_sample(x)
 
-    print(f"\naekit {aekit.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, device {args.device}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
-          + (f", aekit amp {args.amp}" if args.amp != "off" else "") + (", aekit compiled" if args.compile else ""))
+    print(f"\n{machine_line(args.device)}; aekit amp {args.amp}" + (", aekit compiled" if args.compile else ""))
     print(f"{args.rounds} interleaved rounds of {args.epochs} epochs ({samples_per_epoch} samples each) per system; "
           f"{flops / 1e9:.3f} GFLOP per training sample; fp32 matrix-product peak {peak:.0f} GFLOP/s")
     base = statistics.median(rates[systems[0].name])
@@ -237,6 +233,9 @@ def main() -> None:
         med = statistics.median(r)
         print(f"{s.name:40} | {med:9.1f} ({min(r):6.1f}-{max(r):6.1f}) | {med / base:7.2f}x | "
               f"{med * flops / 1e9:7.1f} | {med * flops / 1e9 / peak:6.0%}")
+    save("throughput", settings={k: v for k, v in vars(args).items() if k != "keras_worker"}, device=args.device,
+         rows=[{"system": s.name, "samples_per_s": rates[s.name], "gflop_per_sample": flops / 1e9,
+                "peak_gflops": peak} for s in systems])
     if args.profile:
         for s in systems[:2]:
             profile(s, s.name)

@@ -16,7 +16,6 @@ architecture with the same loss; this script measures, in one session:
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from aekit.config import replace
 from aekit.models import create_model
 from aekit.pipeline import prepare_data
 from aekit.training import evaluate, fit
+from common import machine_line, save
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.4636  # docs/reference-experiments.md: the reference's average loss per sample at epoch 600
@@ -109,8 +109,7 @@ def main() -> None:
         per_epoch += time_reference_epochs(ref, x, args.reference_epochs // 2 + 1)
         ref_wall = statistics.median(per_epoch) * REFERENCE_EPOCHS
 
-    print(f"\naekit {aekit.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads")
+    print(f"\n{machine_line('cpu')}")
     how = "measured, all 600 epochs" if ref_full else (
         f"median of {len(per_epoch)} timed epochs ({min(per_epoch):.2f}-{max(per_epoch):.2f} s) x 600")
     print(f"reference schedule ({ref.train.batch_size}/batch, lr {ref.train.lr:g}, 600 epochs): "
@@ -127,6 +126,9 @@ def main() -> None:
     else:
         print(f"target {TARGET} reached at epoch {epoch} after {seconds:.1f} s = "
               f"{seconds / ref_wall:.3f} of the reference's wall time ({ref_wall / seconds:.1f}x faster)")
+    save("time_to_quality", settings=vars(args), rows={
+        "reference_minutes": ref_wall / 60, "reference_epoch_seconds": per_epoch, "reference_full": ref_full,
+        "fast_trace": trace, "target": TARGET, "reached_seconds": seconds, "reached_epoch": epoch})
 
 
 if __name__ == "__main__":

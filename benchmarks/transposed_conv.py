@@ -17,6 +17,7 @@ import time
 import torch
 
 from aekit.models import create_model, layers
+from common import machine_line, save
 
 
 def median_ms(fn, steps: int, skip: int = 3) -> float:
@@ -74,7 +75,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast, batch 16")
+    print(f"{machine_line('cpu')}; bf16 autocast, batch 16")
+    rows = []
     cases = [("64 -> 32 at 32x32", (64, 32, 32)), ("128 -> 64 at 16x16", (128, 64, 16)),
              ("128 -> 128 at 8x8", (128, 128, 8))]
     print("| what | native ms | phase ms | native / phase |")
@@ -84,12 +86,15 @@ def main() -> None:
         phase = [median_ms(layer_step(cin, cout, size, True), args.steps) for _ in range(args.rounds)]
         n, p = statistics.median(native), statistics.median(phase)
         print(f"| {name}, fwd + bwd | {n:.1f} | {p:.1f} | {n / p:.2f} |", flush=True)
+        rows.append({"what": f"{name}, fwd + bwd", "native_ms": native, "phase_ms": phase})
     native, phase = [], []
     for _ in range(args.rounds):  # interleaved, so drift in the machine's speed hits both
         native.append(median_ms(model_step(False), args.steps, skip=5))
         phase.append(median_ms(model_step(True), args.steps, skip=5))
     n, p = statistics.median(native), statistics.median(phase)
     print(f"| fcn 64x64 training step | {n:.1f} | {p:.1f} | {n / p:.2f} |")
+    rows.append({"what": "fcn 64x64 training step", "native_ms": native, "phase_ms": phase})
+    save("transposed_conv", settings=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

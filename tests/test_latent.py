@@ -1,14 +1,12 @@
 """Using the codes: aekit encode / decode / sample / interpolate / map / score, and their errors."""
 
-import csv
 
 import numpy as np
 import pytest
 import torch
 
 import aekit
-from aekit import anomaly, latent
-from aekit.data import write_image
+from aekit import latent
 from aekit.models import create_model
 
 

@@ -1,6 +1,5 @@
 """The run report (report.html, `aekit report`), checked in headless Chromium, and --tensorboard."""
 
-import csv
 import fcntl
 import json
 import os

@@ -1,6 +1,5 @@
 """train.amp auto: bf16 only where the device runs it natively, float32 elsewhere; printed, recorded, kept."""
 
-import pytest
 import torch
 
 import aekit

@@ -1,0 +1,32 @@
+"""What every benchmark does at the end: say the machine it ran on, and keep its raw results as JSON.
+
+    from common import machine_line, save
+    print(machine_line("cpu"))                       # AMD EPYC (AVX2, no native bf16), 2 cores, ...
+    save("throughput", settings=vars(args), rows=rows, device="cpu")   # -> benchmarks/throughput.json
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aekit
+from aekit.files import write_json
+from aekit.training.devices import describe_machine, machine
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine_line(device: str = "cpu") -> str:
+    return f"aekit {aekit.__version__}; {describe_machine(machine(device))}"
+
+
+def save(name: str, *, settings: dict, rows, device: str = "cpu", path: Path | None = None) -> Path:
+    """``benchmarks/NAME.json``: the settings, the machine (CPU model and flags, cores, threads, torch,
+    device) and the rows, as measured."""
+    path = path or HERE / f"{name}.json"
+    write_json(path, {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "aekit": aekit.__version__,
+                      "machine": machine(device), "settings": {k: str(v) if isinstance(v, Path) else v
+                                                               for k, v in settings.items()}, "rows": rows})
+    print(f"Wrote {path}")
+    return path
