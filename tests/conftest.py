@@ -79,14 +79,15 @@ SMALL_CONV = {"model.encoder_channels": [4, 4, 4, 4], "model.decoder_channels": 
 def make_run(tmp_path_factory):
     """``make_run(config=None, **settings)``: a small run trained on the Olivetti faces (once per set of
     settings in the session) and its RunResult. ``settings`` are dotted config keys over ``config``
-    (a TOML file) or the defaults. Runs are shared: copy the folder before changing it."""
+    (a TOML file) or the defaults (here without the end-of-run comparison, ``train.compare``, unless
+    asked for). Runs are shared: copy the folder before changing it."""
     cache: dict = {}
 
     def make(config: str | Path | None = None, **settings):
         key = (str(config), repr(sorted(settings.items())))
         if key not in cache:
             cfg = aekit.load_config(config) if config else aekit.Config()
-            cfg = replace(cfg, **{"train.device": "cpu", **settings})
+            cfg = replace(cfg, **{"train.device": "cpu", "train.compare": False, **settings})
             out = tmp_path_factory.mktemp("run") / "run"
             cache[key] = aekit.train(cfg, out=out, progress=False, log=lambda s: None)
         return cache[key]

@@ -80,3 +80,31 @@ def test_flip_ensemble_is_scored_under_its_own_name(denoise_run):
     assert [r["method"] for r in both["results"]] == ["noisy input", "aekit (conv, flip ensemble)"]
     assert both["results"][0] == plain["results"][0]  # the same noisy images
     assert both["results"][1]["psnr"] != plain["results"][1]["psnr"]
+
+
+def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
+    import numpy as np
+
+    yy, xx = np.mgrid[0:40, 0:40] / 39
+    faces = np.stack([0.5 + 0.3 * np.sin(6 * xx * (1 + i % 3) + i) * np.cos(5 * yy) for i in range(12)])
+    np.save(tmp_path / "other.npy", faces.astype(np.float32))
+    r = cli("evaluate", denoise_run, "--data", tmp_path / "other.npy", "--baselines", "blur,pca")
+    assert r.code == 0, r.err
+    rep = evaluate_run(denoise_run, data=tmp_path / "other.npy", baselines=("blur",), write=False)
+    assert rep["images"] == 12 and rep["images_from"] == str(tmp_path / "other.npy") and rep["seen_in_training"] == 0
+    assert rep["working_size"] == [32, 32]  # the conv model's working size: fitted as in training
+    assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (conv)", "blur"]
+    assert "12 images (" in r.out
+
+
+def test_a_run_leads_with_the_comparison(make_run, tmp_path):
+    from aekit.report.page import comparison_line
+
+    run = make_run(**{"model.name": "hybrid", "model.code_length": 16, "train.epochs": 2, "train.compare": True})
+    c = run.metrics["comparison"]
+    assert c["baseline"]["method"] == "pca" and c["images"] == 80
+    assert c["margin_db"] == pytest.approx(c["aekit"]["psnr"] - c["baseline"]["psnr"])
+    assert (run.out / "evaluation.json").is_file()
+    text = (run.out / "report.html").read_text()
+    assert text.index(comparison_line(c).split(":")[0]) < text.index("<h2>Metrics</h2>")  # the first lines
+    assert run.metrics["selection"]["chosen_epoch"] in (0, 1, 2)

@@ -83,3 +83,13 @@ def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):
     assert "--steps must be at least 2" in cli("interpolate", vae_folder, folder / "face0.png", folder / "face1.png",
                                                "--steps", "1", "--out", tmp_path / "s.png").error
     assert "-n must be at least 1" in cli("sample", vae_folder, "-n", "0", "--out", tmp_path / "g.png").error
+
+
+def test_sampling_at_a_temperature(vae_folder, tmp_path, cli):
+    model = aekit.load(vae_folder)
+    hot, cold = latent.sample(model, 8, seed=1), latent.sample(model, 8, seed=1, temperature=0.1)
+    mean = latent.decode(model, torch.zeros(1, model.config.code_length))
+    assert float((cold - mean).abs().mean()) < float((hot - mean).abs().mean())  # nearer the prior's centre
+    assert cli("sample", vae_folder, "--temperature", "0.5", "--out", tmp_path / "t.png").code == 0
+    assert "temperature must be positive" in cli("sample", vae_folder, "--temperature", "0", "--out",
+                                                 tmp_path / "u.png").error

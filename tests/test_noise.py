@@ -92,7 +92,7 @@ def test_bad_spec_shows_the_grammar(spec, why):
 def test_noise_table_in_config(root):
     cfg = aekit.load_config(root / "configs" / "reference-denoising.toml")
     ref = aekit.load_config(root / "configs" / "reference.toml")
-    assert cfg.noise == NoiseConfig(kind="gaussian", sigma=0.2)
+    assert cfg.noise == NoiseConfig(kind="gaussian", sigma=0.2, where="native")  # added at 64x64, as the book
     # experiment B = experiment A + the noise
     assert (cfg.model, cfg.train, cfg.data, cfg.seed) == (ref.model, ref.train, ref.data, ref.seed)
 

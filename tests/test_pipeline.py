@@ -7,7 +7,7 @@ from aekit.pipeline import Pipeline, random_shift
 
 
 def test_noise_is_added_at_native_resolution_then_both_copies_resized():
-    pipeline = Pipeline(make_corruption(parse_noise("gaussian:0.2")), (32, 32), "resize", "legacy-bicubic")
+    pipeline = Pipeline(make_corruption(parse_noise("gaussian:0.2")), (32, 32), "resize", "legacy-bicubic", native=True)
     x = torch.rand(3, 1, 64, 64)
     noisy, clean = pipeline.view(x, torch.Generator().manual_seed(0))
     assert noisy.shape == clean.shape == (3, 1, 32, 32)
@@ -53,3 +53,13 @@ def test_random_shift_moves_each_image_by_whole_pixels_and_repeats_the_edges():
     assert len(seen) > 10  # offsets drawn per image, over the whole range
     assert torch.equal(y, random_shift(x, 2, torch.Generator().manual_seed(0)))  # seeded
     assert not torch.equal(y, random_shift(x, 2, torch.Generator().manual_seed(1)))
+
+
+def test_by_default_the_noise_is_added_at_the_working_size():
+    """sigma is the noise of the images the model denoises (a resize after the noise would shrink it)."""
+    pipeline = Pipeline(make_corruption(parse_noise("gaussian:0.2")), (32, 32), "resize", "bicubic")
+    x = torch.full((8, 1, 64, 64), 0.5)
+    noisy, clean = pipeline.view(x, torch.Generator().manual_seed(0))
+    assert noisy.shape == (8, 1, 32, 32) and float((noisy - clean).std()) > 0.19
+    shrunk, _ = Pipeline(pipeline.corrupt, (32, 32), "resize", "bicubic", native=True).view(x, torch.Generator())
+    assert float((shrunk - clean).std()) < 0.1  # the book's order: noise at 64x64, then the antialiased resize

@@ -59,7 +59,9 @@ def test_heldout_metrics_reported_beside_training(tmp_path, cli):
     assert r.code == 0, r.err
     assert "Held-out (80 images)" in r.out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["train"]["images"] == 320 and metrics["heldout"]["images"] == 80
+    selection = metrics["selection"]  # whole people of the 320 training faces, held out for model selection
+    assert metrics["train"]["images"] + selection["validation_images"] == 320 and metrics["heldout"]["images"] == 80
+    assert selection["how"].startswith("whole labels") and selection["chosen_epoch"] in (0, 1)
     for key in ("loss_per_sample", "psnr", "ssim", "mse", "code_mean"):
         assert key in metrics["train"] and key in metrics["heldout"]
     row = (out / "history.csv").read_text().splitlines()[1].split(",")
@@ -95,7 +97,8 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert sorted(line.split(":")[0].rsplit("/", 1)[-1] for line in skipped) == ["img-04.png", "notes.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "complete"
-    assert metrics["train"]["images"] == 7 and metrics["heldout"]["images"] == 8  # subject split: "dogs" held out
+    assert metrics["heldout"]["images"] == 8  # subject split: "dogs" held out
+    assert metrics["train"]["images"] == 6 and metrics["selection"]["validation_images"] == 1  # one label: random
     meta = json.loads((out / "model.json").read_text())
     assert meta["preprocess"] == {"size": [16, 16], "resize": "bicubic", "channels": 3, "fit": "resize"}
     assert Image.open(out / "reconstructions.png").mode == "RGB"

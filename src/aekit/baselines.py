@@ -9,8 +9,8 @@ Settings, documented and fair to the baselines:
     wavelet   BayesShrink soft thresholding (denoise_wavelet, rescale_sigma); no setting to pick
     nlmeans   non-local means (denoise_nl_means, fast mode, 5x5 patches, distance 6), sigma estimated
               per image (estimate_sigma), h = factor x sigma with the factor picked from NLM_FACTORS
-    bm3d      BM3D (bm3d.bm3d, per channel) given the true noise level, measured on the training
-              split as the std of (noisy - clean): an oracle setting, in BM3D's favour
+    bm3d      BM3D (bm3d.bm3d, per channel) given each image's true noise level, the std of its
+              (noisy - clean): an oracle setting, in BM3D's favour (it also gets the level of blind noise)
     pca       PCA fitted on the clean training images, as many components as the model's code
               (at most N_train - 1); the noisy image is projected and reconstructed, then clipped
 
@@ -22,6 +22,7 @@ scikit-image and bm3d are optional (``pip install 'aekit[baselines]'``), importe
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,7 +42,8 @@ TUNE_IMAGES = 16
 class Baseline:
     name: str
     setting: str
-    denoise: Callable[[np.ndarray], np.ndarray]  # (N, C, H, W) -> (N, C, H, W), values in [0, 1]
+    denoise: Callable[..., np.ndarray]  # (N, C, H, W) -> (N, C, H, W), values in [0, 1]
+    oracle: bool = False  # denoise(noisy, clean) is also given the clean images (to measure the true noise level)
 
 
 @dataclass
@@ -57,11 +59,6 @@ class Setup:
     def tune(self) -> tuple[np.ndarray, np.ndarray]:
         """(noisy, clean) images the settings are picked on."""
         return self.train_noisy[:TUNE_IMAGES], self.train_clean[:TUNE_IMAGES]
-
-    @property
-    def noise_sigma(self) -> float:
-        """The noise's standard deviation, measured on the training images."""
-        return float(np.std(self.train_noisy.astype(np.float64) - self.train_clean))
 
 
 BASELINES: dict[str, Callable[[Setup], Baseline]] = {}
@@ -157,14 +154,16 @@ def _bm3d(setup: Setup) -> Baseline:
         import bm3d
     except ImportError:
         raise AekitError("the bm3d baseline needs the bm3d package: pip install 'aekit[baselines]'") from None
-    sigma = max(setup.noise_sigma, 1e-4)
-
-    def one(im, ca):
+    def one(im, ca, sigma):
         if ca is None:
             return bm3d.bm3d(im, sigma_psd=sigma)
         return np.stack([bm3d.bm3d(im[..., c], sigma_psd=sigma) for c in range(im.shape[-1])], -1)
 
-    return Baseline("bm3d", f"sigma_psd={sigma:.4f} (true noise std, measured on training images)", _per_image(one))
+    def denoise(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        sigmas = np.maximum((noisy.astype(np.float64) - clean).reshape(len(noisy), -1).std(1), 1e-4)
+        return np.concatenate([_per_image(lambda im, ca, s=s: one(im, ca, s))(x[None]) for x, s in zip(noisy, sigmas)])
+
+    return Baseline("bm3d", "sigma_psd = each image's true noise std", denoise, oracle=True)
 
 
 @baseline("pca")
@@ -181,6 +180,19 @@ def _pca(setup: Setup) -> Baseline:
 
 
 ALL = tuple(BASELINES)
+CLASSICAL = ("blur", "tv", "wavelet", "nlmeans", "bm3d")  # the classical denoisers (scikit-image, bm3d)
+NEEDS = {"blur": "skimage", "tv": "skimage", "wavelet": "pywt", "nlmeans": "skimage", "bm3d": "bm3d"}
+
+
+def installed(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``names`` whose optional packages are installed (``pip install 'aekit[baselines]'``)."""
+    return tuple(n for n in names if n not in NEEDS or importlib.util.find_spec(NEEDS[n]) is not None)
+
+
+def rivals(denoising: bool) -> tuple[str, ...]:
+    """What a user would pick instead: the classical denoisers for a denoising run, PCA with the same
+    code length for a reconstruction (installed ones only)."""
+    return installed(CLASSICAL) if denoising else ("pca",)
 
 
 def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_noisy: np.ndarray,
@@ -194,8 +206,8 @@ def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_no
     return [BASELINES[n](setup) for n in names]
 
 
-def run_baseline(b: Baseline, noisy: np.ndarray) -> tuple[np.ndarray, float]:
-    """Denoise ``noisy`` with ``b``; returns the result and the seconds per image."""
+def run_baseline(b: Baseline, noisy: np.ndarray, clean: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Denoise ``noisy`` with ``b`` (an oracle baseline also sees ``clean``); the result and the seconds per image."""
     t0 = time.perf_counter()
-    y = b.denoise(noisy)
+    y = b.denoise(noisy, clean) if b.oracle else b.denoise(noisy)
     return y.astype(np.float32), (time.perf_counter() - t0) / max(len(noisy), 1)

@@ -24,7 +24,7 @@ import tomli_w
 
 from .data import FitMethod, ImageData, ResizeMethod, load_data
 from .errors import ConfigError
-from .models import ModelConfig, build_model_config, config_class, list_models
+from .models import ModelConfig, build_model_config, config_class, list_models, model_class
 from .noise import NoiseConfig, parse_noise
 from .typed import Option, build, drop_none, option, options, to_plain
 
@@ -74,7 +74,8 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(600, "passes over the training set", flag="--epochs", metavar="N", resume=True)
+    epochs: int = option(600, "passes over the training set (with train.select, the most it may take)", flag="--epochs",
+                         metavar="N", resume=True)
     batch_size: int = option(50, "samples per optimisation step", flag="--batch-size", metavar="N")
     lr: float = option(1e-3, "Adam learning rate", flag="--lr", metavar="LR")
     beta1: float = option(0.9, "Adam beta1 (TF1 default)")
@@ -93,16 +94,27 @@ class TrainConfig:
                                                      "decay to 0", flag="--schedule")
     warmup_epochs: int = option(0, "linear learning-rate warm-up over this many epochs", flag="--warmup-epochs",
                                 metavar="N")
-    hflip: bool = option(False, "augmentation: flip each training image left-right with probability 1/2",
-                         flag="--hflip")
+    hflip: Literal["auto", True, False] = option(
+        "auto", "augmentation: flip each training image left-right with probability 1/2; auto: where the data says "
+        "its mirror images are images of the same kind (the Olivetti faces: on; a folder or array: off)",
+        flag="--hflip")
     shift: int = option(0, "augmentation: move each training image by up to this many pixels along each axis "
                         "(edges repeated)", flag="--shift", metavar="PIXELS")
     max_minutes: float = option(0.0, "stop cleanly (with a checkpoint) after this many minutes of training; 0: no "
                                 "limit", flag="--max-time", metavar="MINUTES", resume=True)
-    early_stop: int = option(0, "stop when the held-out loss has not improved for this many evaluations; 0: never",
-                             flag="--early-stop", metavar="PATIENCE")
+    select: bool = option(True, "model selection: carve a validation split out of the training images (whole "
+                          "labels where the data has them), score the start and every epoch on it, end with the "
+                          "best weights, stop when it stops improving; off: train every epoch on every training "
+                          "image and keep the last weights (the reference)", flag="--select")
+    val_fraction: float = option(0.1, "train.select: the fraction of the training images (or of their labels) "
+                                 "held out for validation", flag="--val-fraction", metavar="F")
+    early_stop: int = option(20, "train.select: stop when the validation loss has not improved for this many epochs; "
+                             "0: never", flag="--early-stop", metavar="PATIENCE")
     checkpoint_every: int = option(0, "also keep a checkpoint every N epochs (besides 'last' and 'best', which are "
                                    "always kept)", flag="--checkpoint-every", metavar="N")
+    compare: bool = option(True, "end the run with aekit evaluate on the held-out images beside what a user would "
+                           "pick instead (PCA of the same code length; the classical denoisers for a denoising run): "
+                           "evaluation.json, metrics.json and the summary lead with the comparison", flag="--compare")
     checkpoint_seconds: float = option(60.0, "write the 'last' checkpoint at most this often (0: every epoch)")
     amp: Literal["auto", "off", "bf16", "fp16"] = option(
         "auto", "mixed precision: autocast the forward pass and loss to bf16 or fp16 (fp16 adds a GradScaler; weights "
@@ -132,9 +144,13 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "Config":
         raw = dict(raw)
-        tables = {key: build(sub, raw.pop(key, {}), f"{where}: [{key}]")
-                  for key, sub in (("data", DataConfig), ("train", TrainConfig), ("noise", NoiseConfig))}
-        tables["model"] = build_model_config(raw.pop("model", {}), f"{where}: [model]")
+        tables = {"model": build_model_config(raw.pop("model", {}), f"{where}: [model]")}
+        train = raw.pop("train", {})  # the architecture's own training defaults, where the table is silent
+        if isinstance(train, dict):
+            train = {**model_class(tables["model"].name).train_defaults, **train}
+        tables["train"] = build(TrainConfig, train, f"{where}: [train]")
+        tables.update({key: build(sub, raw.pop(key, {}), f"{where}: [{key}]")
+                       for key, sub in (("data", DataConfig), ("noise", NoiseConfig))})
         top = build(_TopLevel, raw, where)
         cfg = cls(name=top.name, seed=top.seed, **tables)
         validate(cfg, where)
@@ -165,6 +181,9 @@ def config_options() -> list[Option]:
         else:
             out.append(top)
     return out
+
+
+AUTO_KEYS = ("train.amp", "train.hflip")  # settings whose "auto" a run resolves (and writes down) before it trains
 
 
 def resumable_keys() -> set[str]:
@@ -199,9 +218,13 @@ def replace(cfg: Config, **overrides: Any) -> Config:
     every model has."""
     raw = cfg.to_dict()
     new_model = overrides.get("model.name")
-    if new_model is not None and new_model != cfg.model.name:
+    if new_model is not None and new_model != cfg.model.name:  # keep the shared fields set away from the defaults
+        old = to_plain(dataclasses.asdict(config_class(cfg.model.name)()))
         shared = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
-        raw["model"] = {"name": new_model, **{k: v for k, v in raw["model"].items() if k in shared}}
+        raw["model"] = {"name": new_model, **{k: v for k, v in raw["model"].items() if k in shared and v != old[k]}}
+        # training settings left at the old architecture's defaults take the new one's
+        before = {**to_plain(dataclasses.asdict(TrainConfig())), **model_class(cfg.model.name).train_defaults}
+        raw["train"] = {k: v for k, v in raw["train"].items() if v != before.get(k)}
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -231,6 +254,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         need(getattr(t, key) >= 0, f"train.{key}", f"must be 0 or more, got {getattr(t, key)}")
     need(t.shift >= 0, "train.shift", f"must be 0 or more pixels, got {t.shift}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
+    need(0 < t.val_fraction < 1, "train.val_fraction", f"must lie in (0, 1), got {t.val_fraction}")
     if d.size is not None:
         need(min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
     if d.workers is not None:

@@ -9,6 +9,7 @@ aekit | best baseline) in the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ import torch
 
 from .baselines import build_baselines, run_baseline
 from .config import replace
-from .data import map_batches, split_indices, take
+from .data import load_data, map_batches, split_indices, take
 from .errors import AekitError
 from .files import write_json
-from .inference import FlipEnsemble
+from .inference import FlipEnsemble, reconstruct
 from .metrics import image_metrics
 from .noise import NoiseConfig
 from .pipeline import Pipeline, prepare_data
@@ -35,6 +36,7 @@ GRID_IMAGES = 10  # images per row of evaluation.png
 def evaluate_run(
     run: str | Path | RunFolder,
     *,
+    data: str | Path | None = None,
     noise: NoiseConfig | None = None,
     split: str | None = None,
     test_fraction: float | None = None,
@@ -46,48 +48,64 @@ def evaluate_run(
     flip_ensemble: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
-    split), with ``noise`` (default: the run's own), beside ``baselines``; returns (and writes) the
-    results. With ``flip_ensemble`` the model's output averages its passes on each image and its mirror."""
+    split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
+    size as in training, or at its own size for a model that runs at any size), with ``noise``
+    (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
+    training images); returns (and writes) the results. With ``flip_ensemble`` the model's output
+    averages its passes on each image and its mirror."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     trained = folder.config()
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
     model = folder.model(device)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
+    fixed = not model.any_size
     if flip_ensemble:
         model = FlipEnsemble(model)
-    noise = trained.noise if noise is None else noise
+    noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
 
     # the evaluation split; a run trained on everything is evaluated on the default split, and we say
     # how many of those images it saw in training
     ev = replace(trained, **{"data.split": split, "data.test_fraction": test_fraction})
     if ev.data.split == "random" and ev.data.test_fraction == 0:
         ev = replace(ev, **{"data.test_fraction": 0.2})
-    data = prepare_data(ev)
-    trained_on, _ = split_indices(data.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
-    test_index = data.test_index[: limit or None]
-    if not test_index:
-        raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
-    seen = len(set(test_index) & set(int(i) for i in trained_on))
-
-    pipeline = Pipeline.for_run(ev, noise=noise)
+    own = prepare_data(ev)
+    train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
+    size = own.size
+    if data is None:
+        trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+        test_index = own.test_index[: limit or None]
+        if not test_index:
+            raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
+        seen = len(set(test_index) & set(int(i) for i in trained_on))
+        test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
+    else:
+        d = ev.data
+        other = load_data(str(data), seed=d.order_seed, size=size if fixed else None, fit=d.fit, method=d.resize,
+                          channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=d.skip_bad)
+        test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
+        size = size if fixed else tuple(test_native.shape[-2:])
+    pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=size)
     gen = torch.Generator().manual_seed(seed)
-    noisy, clean = pipeline.view(take(data.data.images, test_index), gen)
-    train_noisy, train_clean = pipeline.view(take(data.data.images, data.train_index[:BASELINE_TRAIN_IMAGES]), gen)
+    noisy, clean = pipeline.view(test_native, gen)
+    train_noisy, train_clean = pipeline.view(train_native, gen)
 
     results = []
     if pipeline.corrupt is not None:
         results.append({"method": "noisy input", "setting": noise.spec(), **image_metrics(noisy, clean),
                         "seconds_per_image": 0.0})
     t0 = time.perf_counter()
-    recon = map_batches(lambda x: model(x).recon, noisy, next(model.parameters()).device)
+    if fixed:
+        recon = map_batches(lambda x: model(x).recon, noisy, next(model.parameters()).device)
+    else:  # its own size may not be the working size it trained at: in one piece, or in tiles
+        recon = torch.stack(reconstruct(model, list(noisy)))
     results.append({"method": name, "setting": str(folder), **image_metrics(recon, clean),
                     "seconds_per_image": (time.perf_counter() - t0) / len(noisy)})
 
     outputs = {}
     for b in build_baselines(tuple(baselines), train_clean=train_clean.numpy(), train_noisy=train_noisy.numpy(),
                              code_length=model.config.code_length):
-        y, spi = run_baseline(b, noisy.numpy())
+        y, spi = run_baseline(b, noisy.numpy(), clean.numpy())
         outputs[b.name] = torch.from_numpy(y)
         results.append({"method": b.name, "setting": b.setting, **image_metrics(outputs[b.name], clean),
                         "seconds_per_image": spi})
@@ -96,12 +114,15 @@ def evaluate_run(
     best = max(base_rows, key=lambda r: r["psnr"])["method"] if base_rows else None
     report = {
         "run": str(folder),
+        "images_from": where,
         "noise": noise.spec(),
-        "split": ev.data.split,
-        "test_fraction": ev.data.test_fraction if ev.data.split == "random" else None,
-        "images": len(test_index),
+        "noise_where": noise.where,
+        "noise_std_at_working_size": float((noisy - clean).std()) if pipeline.corrupt is not None else 0.0,
+        "split": ev.data.split if data is None else None,
+        "test_fraction": ev.data.test_fraction if data is None and ev.data.split == "random" else None,
+        "images": len(test_native),
         "seen_in_training": seen,
-        "working_size": list(data.size),
+        "working_size": list(size),
         "seed": seed,
         "results": results,
         "best_baseline": best,
@@ -113,10 +134,23 @@ def evaluate_run(
     return report
 
 
+def comparison(report: dict[str, Any]) -> dict[str, Any] | None:
+    """aekit's row beside the best baseline's, and the margin in dB (None without a baseline)."""
+    if report["best_baseline"] is None:
+        return None
+    rows = {r["method"]: r for r in report["results"]}
+    ours = next(r for r in report["results"] if r["method"].startswith("aekit"))
+    base = rows[report["best_baseline"]]
+    keep = ("psnr", "ssim", "mse")
+    return {"images": report["images"], "aekit": {k: ours[k] for k in keep},
+            "baseline": {"method": base["method"], "setting": base["setting"], **{k: base[k] for k in keep}},
+            "margin_db": ours["psnr"] - base["psnr"]}
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The results as an aligned text table."""
     lines = [
-        f"{report['images']} held-out images ({report['split']} split), noise {report['noise']}, "
+        f"{report['images']} images ({report['images_from']}), noise {report['noise']}, "
         f"working size {report['working_size'][0]}x{report['working_size'][1]}"
         + (f"; WARNING: the model saw {report['seen_in_training']} of them in training" if report["seen_in_training"] else ""),
         f"{'method':<16} {'PSNR (dB)':>9} {'SSIM':>7} {'MSE':>9} {'s/image':>8}  setting",

@@ -17,9 +17,10 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
-from .data import find_images, fit_images, load_image, map_batches, take, write_image
+from .data import find_images, fit_images, load_image, take, write_image
 from .errors import AekitError
 from .files import save_npy, write_bytes, write_text
+from .codes import _need_decoder, decode, encode, interpolate_images
 from .models import load
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
@@ -30,18 +31,6 @@ def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
     if isinstance(run_or_model, torch.nn.Module):
         return run_or_model.eval()
     return load(run_or_model, device=device)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _need_decoder(model: torch.nn.Module, what: str) -> None:
-    if not model.decodes_codes:
-        raise AekitError(
-            f"{what}: the {model.config.name} model cannot decode a code on its own "
-            "(its decoder also reads the encoder's skip connections); use a model such as conv or vae"
-        )
 
 
 # --- images in ---------------------------------------------------------------------------------
@@ -61,21 +50,6 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path]) -> tuple[t
 
 
 # --- codes -------------------------------------------------------------------------------------
-
-def encode(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
-    """Codes (N, code length) of (N, C, H, W) images in [0, 1] (a VAE: the mean mu)."""
-    return map_batches(model.encode, images, _device(model)).numpy()
-
-
-def decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Images (N, C, H, W) decoded from codes (N, code length)."""
-    _need_decoder(model, "decode")
-    z = torch.as_tensor(np.asarray(codes, dtype=np.float32))
-    h, w = model.config.input_size
-    if z.ndim != 2 or z.shape[1] != model.code_size(h, w):
-        raise AekitError(f"codes of shape {tuple(z.shape)} do not fit the model: expected (N, {model.code_size(h, w)})")
-    return map_batches(model.decode, z, _device(model))
-
 
 def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu") -> tuple[Path, Path]:
     """Encode image files/folders into ``out`` (.npy, (N, code length)) and list the files, one per
@@ -131,11 +105,14 @@ def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = 
 
 # --- the prior and interpolation ---------------------------------------------------------------
 
-def sample(run, n: int = 64, *, seed: int = 0, device: str = "cpu") -> torch.Tensor:
-    """``n`` new images decoded from codes drawn from the model's prior (the VAE: N(0, I))."""
+def sample(run, n: int = 64, *, seed: int = 0, temperature: float = 1.0, device: str = "cpu") -> torch.Tensor:
+    """``n`` new images decoded from codes drawn from the model's prior (the VAE: N(0, I)), its spread
+    scaled by ``temperature`` (below 1: more typical, less varied images)."""
     model = as_model(run, device)
     if n < 1:
         raise AekitError(f"n must be at least 1, got {n}", keys="n")
+    if not temperature > 0:
+        raise AekitError(f"temperature must be positive, got {temperature}", keys="temperature")
     if model.prior != "normal":
         raise AekitError(
             f"sample: the {model.config.name} model has no prior to draw codes from; train a vae "
@@ -143,7 +120,7 @@ def sample(run, n: int = 64, *, seed: int = 0, device: str = "cpu") -> torch.Ten
         )
     _need_decoder(model, "sample")
     h, w = model.config.input_size
-    z = torch.randn(n, model.code_size(h, w), generator=torch.Generator().manual_seed(seed))
+    z = temperature * torch.randn(n, model.code_size(h, w), generator=torch.Generator().manual_seed(seed))
     return decode(model, z)
 
 
@@ -173,10 +150,7 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
     if steps < 2:
         raise AekitError(f"steps must be at least 2, got {steps}", keys="steps")
     x, _ = read_inputs(model, [a, b])
-    za, zb = torch.from_numpy(encode(model, x))
-    t = torch.linspace(0, 1, steps)[:, None]
-    between = decode(model, (1 - t) * za + t * zb)
-    return torch.cat([x[:1], between, x[1:]])
+    return interpolate_images(model, x[0], x[1], steps)
 
 
 # --- a 2-D map of the codes --------------------------------------------------------------------

@@ -47,6 +47,13 @@ COLLAPSE_STD = 1e-4  # mean per-unit std of the code across a batch below which 
 # (measured on the reference model: collapsed runs fall below 4e-6 by epoch 5, runs that recover stay above 8e-4)
 
 
+def collapse_warning(epoch: int, code_std: float) -> str:
+    return (f"warning: the code has collapsed (epoch {epoch}: every image gets almost the same code, "
+            f"mean per-unit spread {code_std:.1e}), so the decoder can only learn the mean image; "
+            "this happens to the reference model in about 1 run in 5: try another seed, or train.data_init "
+            "(calibrates the code layer on the images first)")
+
+
 def code_small(code: torch.Tensor, threshold: float = SMALL_ACTIVATION) -> torch.Tensor:
     """Fraction of the code's values whose magnitude is below ``threshold`` (a sparsity measure)."""
     return (code.abs() < threshold).float().mean()
@@ -57,5 +64,5 @@ def image_metrics(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     return {
         "mse": float(mse(x, y).mean()),
         "psnr": float(psnr(x, y).mean()),
-        "ssim": float(ssim(x, y).mean()),
+        "ssim": float(ssim(x, y).mean()) if min(x.shape[-2:]) >= 7 else float("nan"),  # SSIM's window is 7x7
     }

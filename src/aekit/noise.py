@@ -6,13 +6,17 @@ A corruption is described by a SPEC string (``--noise``) or the ``[noise]`` tabl
     gaussian:0.2         homoscedastic: x + N(0, 0.2^2) for every value, clipped to [0, 1] (the reference)
     gaussian:0.05-0.4    heteroscedastic: every value of every sample gets its own sigma, drawn
                          uniformly in [0.05, 0.4], then x + N(0, sigma^2), clipped
+    gaussian-image:0-0.4 blind: every image gets one sigma, uniform in [0, 0.4], for all its values
     gaussian-map:S.npy   a fixed per-pixel sigma map (H x W, or C x H x W), clipped
     mask:0.3             masking (dropout) noise: that fraction of pixels set to 0 (all channels)
     saltpepper:0.1       that fraction of pixels set to 0 or 1 (half each, all channels)
 
-A corruption is a pure function ``(x, generator) -> corrupted x`` of a (B, C, H, W) batch. Where
-it is applied (before or after resizing to the working size) is the input pipeline's business
-(:mod:`aekit.pipeline`). A new kind is one :class:`NoiseKind` in :data:`KINDS`.
+A corruption is a pure function ``(x, generator) -> corrupted x`` of a (B, C, H, W) batch. It is
+added to the images at the working size (``where = "working"``, the default: sigma is the noise of
+the images the model denoises, as denoising benchmarks define it), or at the data's native size
+before both copies are resized (``where = "native"``, the book's order, kept by the reference
+configs); the input pipeline applies it (:mod:`aekit.pipeline`). A new kind is one
+:class:`NoiseKind` in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ def gaussian(x: torch.Tensor, sigma: float | torch.Tensor, g: torch.Generator) -
 def heteroscedastic(x: torch.Tensor, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     """Every value gets its own sigma ~ U(lo, hi), then Gaussian noise, clipped."""
     sigma = lo + (hi - lo) * torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype)
+    return gaussian(x, sigma, g)
+
+
+def per_image(x: torch.Tensor, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    """Every image gets one sigma ~ U(lo, hi) for all its values (blind denoising), then Gaussian noise, clipped."""
+    sigma = lo + (hi - lo) * torch.rand((len(x), 1, 1, 1), generator=g, device=x.device, dtype=x.dtype)
     return gaussian(x, sigma, g)
 
 
@@ -102,6 +112,18 @@ def _parse_gaussian(arg: str) -> "NoiseConfig":
     return NoiseConfig(kind="gaussian", sigma=float(arg))
 
 
+def _parse_range(kind: str):
+    def parse(arg: str) -> "NoiseConfig":
+        lo, sep, hi = arg.lstrip("-").partition("-")
+        lo = float(("-" if arg.startswith("-") else "") + lo)
+        return NoiseConfig(kind=kind, sigma=lo, sigma_max=float(hi) if sep else None)
+    return parse
+
+
+def _check_range(c: "NoiseConfig") -> str | None:
+    return _check_gaussian(c) or (None if c.sigma_max is not None else f"noise kind {c.kind} needs a range MIN-MAX")
+
+
 def _check_gaussian(c: "NoiseConfig") -> str | None:
     if not (math.isfinite(c.sigma) and c.sigma >= 0):
         return f"noise sigma must be 0 or more, got {c.sigma}"
@@ -135,6 +157,11 @@ KINDS: dict[str, NoiseKind] = {
         else (lambda x, g: heteroscedastic(x, c.sigma, c.sigma_max, g)),
         _check_gaussian,
     ),
+    "gaussian-image": NoiseKind(
+        "gaussian-image:MIN-MAX", "blind denoising: every image draws one sigma, uniform in the range, for all its values",
+        _parse_range("gaussian-image"), lambda c: f"gaussian-image:{_num(c.sigma)}-{_num(c.sigma_max)}",
+        lambda c: lambda x, g: per_image(x, c.sigma, c.sigma_max, g), _check_range,
+    ),
     "gaussian-map": NoiseKind(
         "gaussian-map:PATH.npy", "a fixed per-pixel sigma map (H x W, or C x H x W)",
         lambda arg: NoiseConfig(kind="gaussian-map", map=arg), lambda c: f"gaussian-map:{c.map}", _with_map,
@@ -161,6 +188,10 @@ class NoiseConfig:
     sigma_max: float | None = option(None, "gaussian: upper end of a heteroscedastic sigma range")
     fraction: float = option(0.0, "mask / saltpepper: fraction of pixels hit")
     map: str | None = option(None, "gaussian-map: path of a .npy per-pixel sigma map")
+    where: Literal["working", "native"] = option(
+        "working", "where the noise is added: working: to the images at the working size, so sigma is the noise "
+        "of the images the model denoises; native: at the data's own size, then resized with the clean copy (the "
+        "book's order, which shrinks the noise: sigma 0.2 at 64x64 is about 0.08 at 32x32)")
 
     def spec(self) -> str:
         """The SPEC string of this corruption."""

@@ -4,21 +4,24 @@ One :class:`Pipeline` turns a batch of clean images into (model input, loss targ
 for held-out evaluation and for the baselines, so every consumer sees the same images:
 
     train_pair(x, g)   flip and shift (augmentation, training only), then view
-    view(x, g)         corrupt (seeded by ``g``), then fit both the corrupted and the clean copy to
-                       the working size (the reference adds noise at 64 x 64, then resizes to 32 x 32)
+    view(x, g)         fit to the working size and corrupt (seeded by ``g``); with ``native``, corrupt
+                       first and then fit both copies (the reference adds noise at 64 x 64, then
+                       resizes to 32 x 32)
 
-:func:`prepare_data` loads a run's source, splits it and fits it: without corruption the images are
-fitted once, up front (the fast path), and the pipeline's fit is a no-op on them.
+:func:`prepare_data` loads a run's source, splits it and fits it: the images are fitted once, up front
+(the fast path), and the pipeline's fit is a no-op on them, unless the noise is added at the native
+size (``noise.where = "native"``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .config import Config, load_from_config, working_size
-from .data import ImageData, fit_images, select, split_indices
+from .data import ImageData, fit_images, select, split_indices, validation_split
+from .models import model_class
 from .noise import Corruption, NoiseConfig, make_corruption
 
 
@@ -41,12 +44,19 @@ class Pipeline:
     method: str = "bicubic"  # resize method (data.resize)
     hflip: bool = False  # training: flip each image left-right with probability 1/2
     shift: int = 0  # training: move each image by up to this many pixels along each axis
+    native: bool = False  # corrupt at the images' native size, then fit both copies (noise.where = "native")
 
     @classmethod
     def for_run(cls, cfg: Config, *, noise: NoiseConfig | None = None) -> "Pipeline":
-        """The pipeline of a run's configuration: its noise (or ``noise``), working size, fit and augmentation."""
+        """The pipeline of a run's configuration: its noise (or ``noise``, added where the run adds
+        it), working size, fit and augmentation."""
         return cls(make_corruption(cfg.noise if noise is None else noise), working_size(cfg), cfg.data.fit,
-                   cfg.data.resize, cfg.train.hflip, cfg.train.shift)
+                   cfg.data.resize, cfg.train.hflip is True, cfg.train.shift, native=cfg.noise.where == "native")
+
+    @property
+    def takes_native(self) -> bool:
+        """Whether the pipeline wants the images at their native size (it corrupts before fitting)."""
+        return self.corrupt is not None and self.native
 
     def fitted(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.size is None else fit_images(x, self.size, self.fit, self.method)
@@ -61,11 +71,12 @@ class Pipeline:
         return x
 
     def view(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(model input, loss target) of clean images ``x``: corrupted with ``g``, both fitted."""
+        """(model input, loss target) of clean images ``x``: fitted, and corrupted with ``g`` (at the
+        working size, or first at the native size with ``native``)."""
         target = self.fitted(x)
         if self.corrupt is None:
             return target, target
-        return self.fitted(self.corrupt(x, g)), target
+        return (self.fitted(self.corrupt(x, g)) if self.native else self.corrupt(target, g)), target
 
     def train_pair(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.view(self.augment(x, g), g)
@@ -74,32 +85,48 @@ class Pipeline:
 @dataclass
 class RunData:
     data: ImageData  # the whole source at native resolution (a folder: at the working size)
-    train_index: list[int]
-    test_index: list[int]
-    train_x: torch.Tensor  # (N_train, C, H, W) at the working size; streaming: an ImageFiles dataset
-    test_x: torch.Tensor  # (N_test, C, H, W) at the working size (may be empty); streaming: ImageFiles
+    train_index: list[int]  # the images the model trains on (without the validation images)
+    test_index: list[int]  # the held-out split
+    fitted: torch.Tensor  # every image at the working size; streaming: an ImageFiles dataset
     size: tuple[int, int]  # the working size
+    val_index: list[int] = field(default_factory=list)  # train.select: carved from the training split
+    validation: str = "none"  # how the validation split was carved
+
+    def at(self, index: list[int], native: bool = False):
+        return select(self.data.images if native else self.fitted, index)
 
     @property
-    def train_native(self):
-        return select(self.data.images, self.train_index)
+    def train_x(self):
+        return self.at(self.train_index)
 
     @property
-    def test_native(self):
-        return select(self.data.images, self.test_index)
+    def test_x(self):
+        return self.at(self.test_index)
+
+    @property
+    def val_x(self):
+        return self.at(self.val_index)
 
     def model_inputs(self, pipeline: Pipeline):
-        """(training images, held-out images) as the pipeline takes them: at the native size when it
-        corrupts (noise first, then the fit), else already at the working size."""
-        if pipeline.corrupt is None:
-            return self.train_x, self.test_x
-        return self.train_native, self.test_native
+        """(training, held-out, validation) images as the pipeline takes them: at the native size when it
+        corrupts first and fits after, else at the working size."""
+        native = pipeline.takes_native
+        return self.at(self.train_index, native), self.at(self.test_index, native), self.at(self.val_index, native)
 
 
 def prepare_data(cfg: Config) -> RunData:
-    """Load the source, split it (seeded) and fit both parts to the working size."""
+    """Load the source, split it (seeded) and fit it to the working size (a model that runs at any size,
+    without a ``data.size``: the images' own, which they must then share); with ``train.select``, carve
+    the validation split out of the training images (seeded by the run's seed)."""
     size = working_size(cfg)
-    data = load_from_config(cfg.data, size=size)
+    own = cfg.data.size is None and model_class(cfg.model.name).any_size  # at the images' own size
+    data = load_from_config(cfg.data, size=None if own else size)
+    if own:
+        size = tuple(data.images.shape[-2:])
     tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)
     x = fit_images(data.images, size, cfg.data.fit, cfg.data.resize, name=data.source)
-    return RunData(data, list(tr), list(te), select(x, tr), select(x, te), size)
+    run = RunData(data, list(tr), list(te), x, size)
+    if cfg.train.select:
+        fit_index, val_index, how = validation_split(data, tr, fraction=cfg.train.val_fraction, seed=cfg.seed)
+        run.train_index, run.val_index, run.validation = list(fit_index), list(val_index), how
+    return run

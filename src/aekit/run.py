@@ -10,8 +10,11 @@ from typing import Callable
 
 import torch
 
+from .baselines import rivals
 from .config import Config, replace, working_size
+from .evaluation import comparison, evaluate_run
 from .errors import AekitError
+from .data import take
 from .files import write_json
 from .models import create_model, save
 from .models.losses import loss_unit
@@ -26,6 +29,9 @@ from .training.devices import machine, resolve_amp
 from .training.distributed import check_same_config
 from .typed import flatten
 from .version import __version__
+
+
+COMPARE_IMAGES = 500  # held-out images the end-of-run comparison scores at most
 
 
 @dataclass
@@ -68,6 +74,12 @@ def train(
         _, state = read_checkpoint(Path(out))
     data = prepare_data(cfg)
     cfg = replace(cfg, **{"model.in_channels": data.data.channels})  # data.channels decides
+    if data.size != tuple(cfg.model.input_size):  # a model for any size, at the images' own
+        cfg = replace(cfg, **{"data.size": data.size, "model.input_size": data.size})
+        if main_process:
+            (log or print)(f"Working size: {data.size[0]}x{data.size[1]}, the images' own ({cfg.model.name} runs at any size)")
+    if cfg.train.hflip == "auto":  # the data decides; written into config.toml
+        cfg = replace(cfg, **{"train.hflip": data.data.symmetric})
     device = preflight(cfg.train, len(data.train_x), dist)  # what fit() would refuse, before anything is written
     amp, why = resolve_amp(cfg.train.amp, device)
     if cfg.train.amp == "auto":  # the choice goes into config.toml: a resumed run keeps it, wherever it runs
@@ -87,17 +99,24 @@ def train(
     preprocess = {"size": list(working_size(cfg)), "resize": cfg.data.resize, "channels": cfg.model.in_channels,
                   "fit": cfg.data.fit}
     pipeline = Pipeline.for_run(cfg)
-    train_x, test_x = data.model_inputs(pipeline)
+    train_x, test_x, val_x = data.model_inputs(pipeline)
+    if main_process and len(val_x):
+        (log or print)(f"Validation split: {len(val_x)} training images held out for model selection ({data.validation})")
     tensorboard = TensorBoardLog.for_run(cfg, folder, model, data) if cfg.train.tensorboard and main_process else None
     recorder = _Recorder(cfg, folder, model, preprocess, main_process, tensorboard)
     history = fit(model, train_x, cfg.train, seed=cfg.seed, test_images=test_x if len(test_x) else None,
-                  pipeline=pipeline, on_epoch=recorder.on_epoch, progress=progress, log=log, state=state)
+                  val_images=val_x, pipeline=pipeline, on_epoch=recorder.on_epoch,
+                  progress=progress, log=log, state=state)
     recorder.finish()
     model.eval()
     if not main_process:
         return RunResult(out=folder.path, model=model, history=history, metrics={})
     save(model, folder.path, preprocess=preprocess)
     metrics = final_metrics(cfg, model, data, pipeline, history, time.perf_counter() - t_start)
+    if cfg.train.compare and len(test_x):  # what a user would pick instead, on the same held-out images
+        report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
+                              device=str(device))
+        metrics["comparison"] = comparison(report)
     write_run_pictures(folder, model, data, pipeline, history, title=cfg.name, seed=cfg.seed)
     write_report(folder, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(folder / folder.METRICS, metrics)  # last: marks the run complete
@@ -132,11 +151,11 @@ class _Recorder:
         due = ctx.agree(time.perf_counter() - self.saved_at >= t.checkpoint_seconds)
         if due or (t.checkpoint_every and stats.epoch % t.checkpoint_every == 0):
             pointers.append("last")
-        heldout = [h.heldout["loss_per_sample"] for h in ctx.history if h.heldout]
-        if stats.heldout and stats.heldout["loss_per_sample"] <= min(heldout):
-            pointers.append("best")
+        scored = [h.validation["loss_per_sample"] for h in ctx.history if h.validation]
+        if stats.validation and stats.validation["loss_per_sample"] <= min(scored):
+            pointers.append("best")  # by the validation loss: the model selection's choice so far
         if pointers:
-            extra = {"heldout_loss_per_sample": stats.heldout["loss_per_sample"]} if "best" in pointers else None
+            extra = {"validation_loss_per_sample": stats.validation["loss_per_sample"]} if "best" in pointers else None
             self.checkpoint(ctx, tuple(pointers), extra)
         if self.main:
             self.folder.write_history(ctx.history)
@@ -151,15 +170,28 @@ class _Recorder:
             self.tensorboard.close()
 
 
+NOISE_SAMPLE = 64  # training images the measured noise level is taken from
+
+
+def noise_std(pipeline: Pipeline, images, seed: int) -> float:
+    """The standard deviation of (model input - target) at the working size: the noise the model sees
+    (0 without noise; below the nominal sigma where clipping to [0, 1] cuts it, or a resize shrinks it)."""
+    if pipeline.corrupt is None:
+        return 0.0
+    x, target = pipeline.view(take(images, range(min(len(images), NOISE_SAMPLE))), torch.Generator().manual_seed(seed))
+    return float((x - target).std())
+
+
 def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history, seconds: float) -> dict:
     """metrics.json: the last epoch's figures, the model on every training image, the held-out figures."""
     last = history[-1]
-    train_x, _ = data.model_inputs(pipeline)
+    train_x, test_x, _ = data.model_inputs(pipeline)
     # denoising: corrupted inputs (seeded), scored against the clean images; else the images themselves
-    train_eval = evaluate(model, train_x, pipeline=pipeline if pipeline.corrupt else None, seed=cfg.seed + 2)
-    heldout = dict(last.heldout) if last.heldout else None
-    if heldout is not None:
-        heldout["images"] = len(data.test_x)
+    scored = pipeline if pipeline.corrupt else None
+    train_eval = evaluate(model, train_x, pipeline=scored, seed=cfg.seed + 2)
+    heldout = None
+    if len(test_x):  # the final model's (with train.select: the chosen weights, not the last epoch's)
+        heldout = {**evaluate(model, test_x, pipeline=scored, seed=cfg.seed + 2), "images": len(test_x)}
     return {
         "status": "complete",
         "aekit_version": __version__,
@@ -168,6 +200,8 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
         "seconds": round(seconds, 2),
         "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size),
         "noise": cfg.noise.spec(),
+        "noise_where": cfg.noise.where,
+        "noise_std_at_working_size": noise_std(pipeline, train_x, cfg.seed),
         "precision": "float32" if cfg.train.amp == "off" else cfg.train.amp,
         "machine": machine(next(model.parameters()).device),
         "train": {
@@ -178,5 +212,6 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
             **train_eval,  # after training, in eval mode, over every training image
         },
         "heldout": heldout,
+        "selection": None if history.selection is None else {**history.selection, "how": data.validation},
         "stopped": history.stopped,
     }

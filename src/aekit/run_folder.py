@@ -26,12 +26,12 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, dump_config, load_config, resumable_keys
+from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
 from .errors import AekitError
 from .files import read_json, write_text
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load
 from .training.checkpoints import FOLDER as CHECKPOINTS
-from .training.history import HISTORY_COLUMNS, EpochStats, history_row
+from .training.history import EpochStats, history_columns, history_row
 from .typed import flatten
 
 
@@ -143,10 +143,12 @@ class RunFolder:
 
     def write_history(self, history: list[EpochStats]) -> None:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        columns = history_columns(history)
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         for s in history:
-            w.writerow({k: ("" if v is None else v) for k, v in history_row(s).items()})
+            row = history_row(s)
+            w.writerow({k: ("" if row[k] is None else row[k]) for k in columns})
         write_text(self / self.HISTORY, buf.getvalue())
 
     def write_skipped(self, lines: list[str]) -> None:
@@ -159,7 +161,7 @@ class RunFolder:
         own = flatten(self.config().to_dict())
         may = resumable_keys()
         for key, value in flatten(cfg.to_dict()).items():
-            if key not in may and own.get(key) != value:
+            if key not in may and own.get(key) != value and not (key in AUTO_KEYS and value == "auto"):
                 raise AekitError(
                     f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
                     f"{value!r} now); a resume may only change {', '.join(sorted(may))}", keys="resume",

@@ -40,7 +40,9 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
         (rows whose length is not a square are padded with zeros into the smallest square, and cropped
         back by inverse_transform).
-    epochs, batch_size, lr : training (Adam).
+    epochs, batch_size, lr : training (Adam); ``epochs`` is the most it may take when ``select``.
+    select : model selection: a seeded tenth of X is held out, the start and every epoch are scored on it,
+        the best weights are kept and training stops when it stops improving (``train.select``).
     loss : l2, mse, bce or psnr (the model's reconstruction loss); None: the model's default.
     scale : "none": X must lie in [0, 1] (a ValueError otherwise); "minmax": X's minimum and maximum
         seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.
@@ -49,8 +51,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     random_state : seed of the initialisation and shuffling.
     """
 
-    def __init__(self, model="hybrid", code_length=64, image_shape=None, epochs=20, batch_size=50, lr=1e-3,
-                 loss=None, scale="none", model_params=None, device="cpu", random_state=0):
+    def __init__(self, model="hybrid", code_length=64, image_shape=None, epochs=300, batch_size=50, lr=1e-3,
+                 loss=None, select=True, scale="none", model_params=None, device="cpu", random_state=0):
         self.model = model
         self.code_length = code_length
         self.image_shape = image_shape
@@ -58,6 +60,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.loss = loss
+        self.select = select
         self.scale = scale
         self.model_params = model_params
         self.device = device
@@ -127,7 +130,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         torch.manual_seed(self.random_state)
         self.model_ = create_model(self.model, in_channels=c, input_size=(h, w), code_length=self.code_length,
                                    **({"loss": self.loss} if self.loss is not None else {}), **(self.model_params or {}))
-        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, select=self.select,
                              device=self.device, eval_every=0, checkpoint_seconds=0)
         self.history_ = fit_model(self.model_, x, config, seed=self.random_state, progress=False,
                                   log=lambda s: None)

@@ -15,7 +15,7 @@ from helpers import aekit_process
         (["--code-length", "0"], "model.code_length must be at least 1"),
         (["--config", "missing.toml"], "missing.toml: config file not found"),
         (["--data", "nowhere"], "--data 'nowhere': unknown data source"),
-        (["--batch-size", "500"], "--batch-size 500 is larger than the 320 training images"),
+        (["--batch-size", "0"], "train.batch_size must be at least 1"),
         (["--device", "cuda:0"], "--device cuda:0: CUDA is not available"),
         (["--split", "subjet"], "--split: 'subjet' is not one of 'random', 'subject' (did you mean 'subject'?)"),
     ],

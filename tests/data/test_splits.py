@@ -3,7 +3,7 @@
 import pytest
 
 import aekit
-from aekit.data import load_data, load_olivetti, split_indices
+from aekit.data import load_data, load_olivetti, split_indices, validation_split
 from helpers import make_folder
 
 
@@ -34,3 +34,26 @@ def test_subject_split_holds_out_whole_labels(tmp_path):
     flat = load_data(str(make_folder(tmp_path / "h", 4, subfolders=())), workers=0)
     with pytest.raises(aekit.DataError, match="own subfolder"):
         split_indices(flat, split="subject")
+
+
+def test_validation_is_carved_from_the_training_images_never_the_test_split():
+    data = load_olivetti()
+    tr, te = split_indices(data, split="subject")
+    fit, val, how = validation_split(data, tr, fraction=0.1, seed=3)
+    assert set(val).isdisjoint(te) and set(fit) | set(val) == set(tr) and not set(fit) & set(val)
+    assert how.startswith("whole labels") and set(data.labels[val]).isdisjoint(data.labels[fit])  # whole people
+    assert len(set(data.labels[val])) == 3  # a tenth of the 32 training people
+    again = validation_split(data, tr, fraction=0.1, seed=3)[1]
+    assert list(again) == list(val) and list(validation_split(data, tr, fraction=0.1, seed=4)[1]) != list(val)
+
+
+def test_without_enough_labels_the_validation_split_is_a_random_tenth(tmp_path):
+    flat = load_data(str(make_folder(tmp_path / "flat", 20, subfolders=())), workers=0)
+    fit, val, how = validation_split(flat, range(20), fraction=0.1, seed=0)
+    assert len(val) == 2 and len(fit) == 18 and how.startswith("a random 2 of 20")
+    two = load_data(str(make_folder(tmp_path / "two", 20, subfolders=("a", "b"))), workers=0)
+    assert validation_split(two, range(20), fraction=0.1, seed=0)[2].startswith("a random")  # 2 labels: too few
+    five = load_data(str(make_folder(tmp_path / "five", 20, subfolders=tuple("abcde"))), workers=0)
+    fit, val, how = validation_split(five, range(20), fraction=0.2, seed=0)
+    assert how.startswith("whole labels") and len({five.label_names[i] for i in five.labels[val]}) == 1
+    assert len(validation_split(flat, [0], seed=0)[1]) == 0  # one image: nothing to spare

@@ -98,7 +98,7 @@ def test_fit_starts_from_pca_unless_told_otherwise(init):
     def first_loss():
         torch.manual_seed(0)
         model = _linear(init=init)
-        hist = aekit.fit(model, train, aekit.TrainConfig(epochs=1, batch_size=8, lr=0.0, threads=1),
+        hist = aekit.fit(model, train, aekit.TrainConfig(epochs=1, batch_size=8, lr=0.0, threads=1, select=False),
                          progress=False, log=lambda s: None)
         return hist[0].loss_per_sample
 
@@ -126,7 +126,7 @@ def test_the_linear_parts_learn_at_their_own_fraction_of_the_learning_rate():
                                linear_lr=0.0)
     data_init(model, train)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    aekit.fit(model, train, aekit.TrainConfig(epochs=2, batch_size=8, lr=1e-2, threads=1), progress=False,
+    aekit.fit(model, train, aekit.TrainConfig(epochs=2, batch_size=8, lr=1e-2, threads=1, select=False), progress=False,
               log=lambda s: None)
     moved = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
     assert not any(k.startswith(("encoder.", "decoder.")) for k in moved)  # frozen at the PCA start

@@ -82,3 +82,43 @@ def test_code_statistics_in_the_run_folder(tiny_run):
     assert 0 <= metrics["train"]["code_small"] <= 1 and 0 <= metrics["heldout"]["code_small"] <= 1
     assert (tiny_run.out / "code_histogram.png").stat().st_size > 0
     assert "code_histogram.png" in (tiny_run.out / "report.html").read_text()
+
+
+def test_the_default_vae_has_a_small_latent_projected_to_the_decoder():
+    model = create_model("vae")
+    assert model.config.code_length == 32 and model.to_map.dense is not None and model.start_shape == (16, 8, 8)
+
+
+def test_the_kl_weight_rises_over_the_warm_up_and_evaluation_uses_the_whole_beta(tiny_images):
+    x = tiny_images[:4]
+    model = create_model("vae", kl_warmup=4, beta=2.0)
+    weights = []
+    for _ in range(6):
+        torch.manual_seed(0)
+        out = model(x)
+        weights.append(float(((out.per_sample - out.parts["reconstruction"]).sum() / out.parts["kl"].sum()).detach()))
+    assert weights == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0], rel=1e-3)
+    assert int(model.steps) == 6 and "steps" in model.state_dict()  # saved: a resumed run keeps the ramp
+    model.eval()
+    out = model(x)
+    assert torch.allclose(out.per_sample, out.parts["reconstruction"] + 2.0 * out.parts["kl"])
+
+
+def test_a_vae_is_scored_as_a_generative_model(tiny_images):
+    model = create_model("vae").eval()
+    h = aekit.evaluate(model, tiny_images)
+    assert h["nelbo"] == pytest.approx(h["reconstruction"] + h["kl"])
+    assert h["bits_per_dim"] == pytest.approx(h["nelbo"] / (32 * 32 * 0.6931471805599453))
+    assert 0 <= h["active_units"] <= 32
+    assert "nelbo" not in aekit.evaluate(create_model("conv").eval(), tiny_images)
+
+
+def test_a_vae_run_writes_samples_an_interpolation_and_the_generative_figures(make_run):
+    run = make_run(**{"model.name": "vae", "model.encoder_channels": [4, 4, 4], "model.decoder_channels": [4, 4, 4],
+                      "train.epochs": 1})
+    assert (run.out / "samples.png").is_file() and (run.out / "interpolation.png").is_file()
+    h = run.metrics["heldout"]
+    assert {"nelbo", "bits_per_dim", "kl", "reconstruction", "active_units"} <= set(h)
+    history = (run.out / "history.csv").read_text().splitlines()
+    assert "heldout_nelbo" in history[0] and "heldout_active_units" in history[0]
+    assert "samples.png" in (run.out / "report.html").read_text()

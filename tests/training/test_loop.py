@@ -21,7 +21,7 @@ def test_fit_with_the_quirk_trains_on_350_of_400_and_divides_by_400():
                                decoder_channels=(4,), decoder_strides=(2,))
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    cfg = aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, lr=0.0)  # lr 0: the losses are the start's
+    cfg = aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, lr=0.0, select=False)  # lr 0: the losses are the start's
     hist = fit(model, x, cfg, seed=7, progress=False, log=lambda s: None)
     assert calls == [50] * 7
     seen = torch.randperm(400, generator=torch.Generator().manual_seed(7))[:350]  # the epoch's shuffled order
@@ -78,7 +78,8 @@ def test_a_batch_larger_than_the_training_set_takes_the_whole_set_with_a_notice(
     model = aekit.create_model("conv")
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    fit(model, tiny_images[:12], aekit.TrainConfig(epochs=2, batch_size=50), progress=False, log=said.append)
+    fit(model, tiny_images[:12], aekit.TrainConfig(epochs=2, batch_size=50, select=False), progress=False,
+        log=said.append)
     assert calls == [12, 12]
     assert "note: train.batch_size 50 is larger than the 12 training images: each step takes all 12" in said
 
@@ -86,5 +87,5 @@ def test_a_batch_larger_than_the_training_set_takes_the_whole_set_with_a_notice(
 def test_the_reference_loop_still_needs_more_than_one_batch(tiny_images):
     with pytest.raises(aekit.ConfigError, match="train.batch_size 50 is larger than the 24 training images "
                                                 r"\(the reference loop needs more than one batch\)"):
-        fit(aekit.create_model("conv"), tiny_images, aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True),
+        fit(aekit.create_model("conv"), tiny_images, aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, select=False),
             progress=False)

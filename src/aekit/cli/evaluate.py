@@ -21,6 +21,7 @@ def add_commands(sub) -> None:
         aekit evaluate runs/denoise                                   # the run's own noise and split
         aekit evaluate runs/denoise --noise gaussian:0.2 --baselines  # beside every baseline
         aekit evaluate runs/denoise --split subject --baselines blur,bm3d --limit 20
+        aekit evaluate runs/denoise --data other-faces/ --baselines         # on images the run never saw
         """, cmd_evaluate,
         description="Score a run's model on held-out images: MSE, PSNR (dB, peak 1, mean of per-image PSNR) and "
         "SSIM, for the noisy input, the model and (with --baselines) " + ", ".join(ALL) + ". Every method sees "
@@ -28,6 +29,9 @@ def add_commands(sub) -> None:
         "baseline) into the run folder.",
     )
     e.add_argument("run", metavar="RUN", help="run folder written by `aekit train`")
+    e.add_argument("--data", metavar="SOURCE", help="score every image of this folder or .npy/.npz array instead of the "
+                   "run's held-out split (fitted to the working size as in training; a model for any size takes "
+                   "them at their own); the baselines are set up on the run's training images")
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
     e.add_argument("--split", choices=["random", "subject"], help="random: last 20%% of the seeded order; "
                    "subject: whole labels (people) never seen (default: the run's split)")
@@ -69,6 +73,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         names = ALL if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
         args.run,
+        data=args.data,
         noise=parse_noise(args.noise) if args.noise is not None else None,
         split=args.split,
         baselines=names,

@@ -25,9 +25,12 @@ def add_commands(sub) -> None:
     p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
     p = command("sample", "draw new images from a VAE's prior N(0, I): a PNG grid and a .npy of the images",
-                "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy", cmd_sample)
+                "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy\n"
+                "aekit sample runs/vae --temperature 0.8 --seed 3 --out typical.png", cmd_sample)
     p.add_argument("-n", type=int, default=64, metavar="N", help="images to draw (default 64)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the drawn codes (default 0)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="scale the prior's spread: below 1, more typical and less varied images (default 1)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="grid to write")
     p = command("interpolate", "decode the straight line between the codes of two images: a strip "
                 "A | STEPS decodings | B (and a .npy)",
@@ -69,7 +72,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    out = write_grid(sample(args.run, args.n, seed=args.seed, device=args.device), args.out)
+    out = write_grid(sample(args.run, args.n, seed=args.seed, temperature=args.temperature, device=args.device),
+                     args.out)
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
     return 0
 

@@ -81,7 +81,7 @@ def add_config_options(parser: argparse.ArgumentParser, keys: set[str] | None = 
         values = choices(o.type)
         if o.meta("parse") is not None:
             kwargs.update(metavar=o.meta("metavar") or "VALUE")
-        elif tp is bool:
+        elif tp is bool or (values is not None and set(values) == {"auto", True, False}):
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif values is not None:
             kwargs.update(type=_literal_converter(values), metavar="{" + ",".join(map(str, values)) + "}")

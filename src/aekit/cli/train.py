@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
+from ..report.page import comparison_line
 from ..run import train
 from ..run_folder import RunFolder
 from ..training.distributed import DEFAULT_TIMEOUT, launch, launched, process_group
@@ -94,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not m:  # not rank 0 of several processes: rank 0 reports
         return 0
     print(f"Run folder: {result.out}")
+    if m.get("comparison"):
+        print(comparison_line(m["comparison"]))
     tr = m["train"]
     print(f"Training ({tr['images']} images): loss per sample {tr['loss_per_sample']:.4f}, "
           f"PSNR {tr['psnr']:.2f} dB, SSIM {tr['ssim']:.4f}, code mean {tr['code_mean']:.4f}")
@@ -101,6 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         h = m["heldout"]
         print(f"Held-out ({h['images']} images): loss per sample {h['loss_per_sample']:.4f}, "
               f"PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}, code mean {h['code_mean']:.4f}")
+        if "nelbo" in h:  # a generative model
+            print(f"Held-out as a generative model: -ELBO {h['nelbo']:.1f} nats per image ({h['bits_per_dim']:.4f} "
+                  f"bits/dim; reconstruction {h['reconstruction']:.1f} + KL {h['kl']:.1f}), "
+                  f"{h['active_units']} active latent units; samples.png, interpolation.png")
     else:
         print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
     return 0

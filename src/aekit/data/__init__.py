@@ -19,11 +19,11 @@ from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read
 from .olivetti import load_olivetti
 from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
 from .sources import load_data
-from .splits import split_indices
+from .splits import split_indices, validation_split
 
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
     "convert_channels", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
     "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "probe_image",
-    "read_image", "resize", "select", "split_indices", "take", "write_image",
+    "read_image", "resize", "select", "split_indices", "take", "validation_split", "write_image",
 ]

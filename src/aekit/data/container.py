@@ -18,6 +18,7 @@ class ImageData:
     source: str = ""  # where the images came from
     label_names: list[str] | None = None  # the name of each label value (folders: subfolder paths)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (skip_bad), as "path: reason"
+    symmetric: bool = False  # mirror images are images of the same kind (aligned faces): train.hflip "auto" flips them
 
     def __len__(self) -> int:
         return len(self.images)
@@ -35,6 +36,7 @@ class ImageData:
             source=self.source,
             label_names=self.label_names,
             skipped=self.skipped,
+            symmetric=self.symmetric,
         )
 
 

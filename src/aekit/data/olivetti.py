@@ -30,6 +30,7 @@ def load_olivetti(*, seed: int = 1000, data_home: str | None = None) -> ImageDat
         labels=labels.copy(),
         names=[f"olivetti-{i:03d}" for i in range(len(images))],
         source="olivetti",
+        symmetric=True,  # aligned frontal faces: a mirror image is another plausible face
     )
 
 

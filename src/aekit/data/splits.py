@@ -43,3 +43,35 @@ def split_indices(
         is_test = np.isin(data.labels, test_people)
         return np.flatnonzero(~is_test), np.flatnonzero(is_test)
     raise DataError(f"unknown data.split {split!r} (known: random, subject)", keys="data.split")
+
+
+MIN_LABELS_FOR_WHOLE = 5  # fewer labels among the training images: a random validation split instead
+
+
+def validation_split(data: ImageData, train_index, *, fraction: float = 0.1, seed: int = 0,
+                     by_labels: bool | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(fit, validation, how): a validation split carved from the training images ``train_index``,
+    never from the test split, for model selection.
+
+    Whole labels (people, subfolders) when the data has at least five of them among the training
+    images (``by_labels``: force or forbid it): a seeded ``fraction`` of the labels, at least one;
+    else a seeded random ``fraction`` of the images, at least one. Empty when fewer than two
+    training images (nothing can be spared).
+    """
+    train_index = np.asarray(train_index, dtype=np.int64)
+    rng = np.random.RandomState(seed)
+    if len(train_index) < 2 or fraction <= 0:
+        return train_index, train_index[:0], "none"
+    labels = None if data.labels is None else data.labels[train_index]
+    whole = labels is not None and len(np.unique(labels)) >= MIN_LABELS_FOR_WHOLE if by_labels is None else by_labels
+    if whole and labels is not None and len(np.unique(labels)) >= 2:
+        values = np.unique(labels)
+        n_val = min(len(values) - 1, max(1, int(round(len(values) * fraction))))
+        held = rng.permutation(values)[:n_val]
+        is_val = np.isin(labels, held)
+        names = [data.label_names[v] if data.label_names else str(v) for v in sorted(held)]
+        return train_index[~is_val], train_index[is_val], f"whole labels: {', '.join(names)}"
+    n_val = min(len(train_index) - 1, max(1, int(round(len(train_index) * fraction))))
+    is_val = np.zeros(len(train_index), bool)
+    is_val[rng.permutation(len(train_index))[:n_val]] = True
+    return train_index[~is_val], train_index[is_val], f"a random {n_val} of {len(train_index)} training images"

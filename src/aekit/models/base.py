@@ -51,17 +51,23 @@ class Autoencoder(nn.Module):
     - ``decodes_codes``: ``decode(code)`` works on a code alone (False when the decoder also reads
       skip connections);
     - ``prior``: the distribution new codes are drawn from (``"normal"`` for the VAE), or None;
+    - ``any_size``: the model runs at any image size (fully convolutional), so a run without a
+      ``data.size`` works at the images' own size;
     - ``needs_data_init``: the trainer always runs :meth:`data_init` before the first step (else
       only with ``train.data_init``); ``data_init_images``: how many training images it looks at;
     - :meth:`param_groups`: the optimiser's parameter groups and their learning rates;
+    - ``train_defaults``: training settings (``[train]`` fields) this architecture trains best with,
+      used where a config or the command line does not set them;
     - ``preprocess``: how images reach the model's working size (``aekit.load`` sets it from model.json).
     """
 
     registered_name: str = ""
     decodes_codes: bool = True
     prior: str | None = None
+    any_size: bool = False
     needs_data_init: bool = False
     data_init_images: int = 256
+    train_defaults: dict = {}
 
     def __init__(self, config):
         super().__init__()

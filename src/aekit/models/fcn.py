@@ -55,6 +55,7 @@ class FCNAutoencoder(Autoencoder):
     """Fully convolutional U-Net-style autoencoder for denoising images of any size."""
 
     decodes_codes = False  # the decoder also reads the encoder's skip connections
+    any_size = True  # fully convolutional: trains and runs at the images' own size unless data.size says otherwise
 
     def __init__(self, config: FCNConfig):
         super().__init__(config)

@@ -12,8 +12,9 @@ last layers start a thousand times smaller than usual. So training starts from P
 the best linear one, and only has to learn what PCA cannot: the MLP bends the decoder's linear
 subspace, the convolutional refiner restores local detail (edges, eyes) that a few components blur. The linear
 parts learn at a tenth of the learning rate (``linear_lr``).
-With a few hundred images the MLP soon learns the training faces themselves; stop it on held-out
-images (``benchmarks/compression.py`` picks the number of epochs on a validation split).
+With a few hundred images the MLP soon learns the training faces themselves, so it is off by default
+(``hidden = 0``): model selection on whole held-out people rejected it every time (benchmarks/README.md);
+the training run's own selection (``train.select``) picks the epoch, the PCA start included.
 Dense layers over every pixel: meant for small images (the faces at 32x32 or 64x64), like PCA itself.
 """
 
@@ -40,7 +41,8 @@ class HybridConfig(ModelConfig):
     name: str = option("hybrid", "registered architecture")
     code_length: int = option(64, "length of the code: as many components as PCA would keep")
     loss: LossName = option("mse", "reconstruction loss")
-    hidden: int = option(512, "width of the MLP correction of the decoder; 0: none")
+    hidden: int = option(0, "width of an MLP correction of the decoder; 0 (the default): none (it learns the "
+                         "training subjects: worth it only for new images of the same subjects, e.g. 512 at 32 values)")
     refine_channels: int = option(32, "channels of the convolutional refiner; 0: none")
     refine_layers: int = option(5, "3x3 convolutions in the refiner (the middle one dilated by 2)")
     init: Literal["pca", "random"] = option("pca", "pca: the linear parts start at the training images' PCA")

@@ -17,16 +17,17 @@ class CodeToMap(nn.Module):
     """A code (B, code_length) as the decoder's first feature map (B, C0, H/up, W/up).
 
     reshape: the reference's view (code_length must be C0 x the map's cells); dense: a linear layer to
-    ceil(code_length / cells) channels, for any code length; auto: reshape when it fits, else dense.
+    ``channels`` (at least ceil(code_length / cells)) channels, for any code length; auto: reshape when it
+    fits, else dense.
     """
 
-    def __init__(self, code_length: int, size: tuple[int, int], strides, mode: str = "auto"):
+    def __init__(self, code_length: int, size: tuple[int, int], strides, mode: str = "auto", channels: int = 1):
         super().__init__()
         up = math.prod(strides)
         h, w = size[0] // up, size[1] // up
         cells = h * w
         dense = mode == "dense" or (mode == "auto" and code_length % cells != 0)
-        self.shape = (-(-code_length // cells) if dense else code_length // cells, h, w)
+        self.shape = (max(channels, -(-code_length // cells)) if dense else code_length // cells, h, w)
         self.dense = nn.Linear(code_length, math.prod(self.shape)) if dense else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,22 @@
 """A convolutional variational autoencoder (docs/reference-experiments.md, section 4, the book's VAE).
 
-Default configuration, grayscale 32 x 32 input, a Gaussian latent of 1024 values:
+Default configuration, grayscale 32 x 32 input, a Gaussian latent of 32 values:
 
     encoder  conv 32 s2 -> conv 64 s2 -> conv 128           (3x3, 'same', ReLU)   (B, 128, 8, 8)
-             flatten -> dense 1024 (mu), dense 1024 (log variance)
+             flatten -> dense 32 (mu), dense 32 (log variance)
     sample   z = mu + exp(log_var / 2) * eps, eps ~ N(0, I)  (training only; eval mode uses mu)
-    decoder  reshape 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
+    decoder  dense 32 -> 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
+
+The book's VAE (configs/reference-vae.toml) has a latent of 1024 values reshaped to 16x8x8 directly
+(``decoder_input = "reshape"``). That latent is a map of independent local features: samples from the
+prior decode to textured noise, not faces, and a run escapes the all-prior start (no active unit)
+only after tens of epochs. A small latent projected by a dense layer is global: its samples are faces
+(benchmarks/README.md#variational-autoencoder).
 
 The loss of one sample is its reconstruction loss (``bce``: the summed sigmoid cross-entropy,
-computed from the logits; or ``l2`` / ``mse``) plus ``beta`` x KL(q(z|x) || N(0, I)).
+computed from the logits; or ``l2`` / ``mse``) plus ``beta`` x KL(q(z|x) || N(0, I)); in training the
+KL's weight rises linearly from 0 over the first ``kl_warmup`` steps (a counter saved with the weights),
+against a slow start; evaluation always uses the whole ``beta``, so held-out losses are -ELBO.
 ``AEOutput.code`` is the mean mu; the noise eps comes from torch's global generator, which
 ``aekit.train`` seeds (and checkpoints), so training is reproducible from the seed.
 """
@@ -33,7 +41,7 @@ from .registry import register
 @dataclass
 class VAEConfig(ModelConfig):
     name: str = option("vae", "registered architecture")
-    code_length: int = option(1024, "latent values (the book: 32 x 32)")
+    code_length: int = option(32, "latent values (the book: 1024 = 32 x 32)")
     loss: LossName = option("bce", "reconstruction: bce (summed sigmoid cross-entropy, the book's)")
     beta: float = option(1.0, "vae: weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)",
                          flag="--beta", metavar="B")
@@ -43,6 +51,9 @@ class VAEConfig(ModelConfig):
     decoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each of those (the output layer has stride 1)")
     decoder_input: DecoderInput = option("auto", "how the latent becomes the decoder's first feature map: reshape "
                                          "(the book's), dense (a linear layer), auto: reshape when it fits, else dense")
+    start_channels: int = option(16, "channels of the decoder's first feature map when the latent is projected to it")
+    kl_warmup: int = option(300, "training steps over which the KL weight rises linearly from 0 to beta (against a "
+                            "slow start); 0: the whole beta from the first step (the book)")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""
@@ -72,7 +83,8 @@ class VAE(Autoencoder):
         self.mu = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
         self.log_var = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
 
-        self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input)  # (B, 1024) -> (B, 16, 8, 8)
+        self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input,
+                                channels=c.start_channels)  # (B, 32) -> (B, 16, 8, 8)
         self.start_shape = self.to_map.shape
         layers = []
         cin = self.start_shape[0]
@@ -82,6 +94,7 @@ class VAE(Autoencoder):
         layers.append(SameConvTranspose2d(cin, c.in_channels, 3, 1))  # logits
         self.decoder = nn.Sequential(*layers)  # (B, 16, 8, 8) -> (B, C, 32, 32)
         init_tf_defaults(self)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken (the KL warm-up)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log variance of q(z | x), each (B, code_length)."""
@@ -110,4 +123,12 @@ class VAE(Autoencoder):
         else:
             rec = reconstruction_loss(recon, target, self.config.loss)
         kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1).sum(1)  # KL(N(mu, var) || N(0, I)), (B,)
-        return self.output(recon, mu, rec + self.config.beta * kl, {"reconstruction": rec, "kl": kl})
+        return self.output(recon, mu, rec + self.kl_weight() * kl, {"reconstruction": rec, "kl": kl})
+
+    def kl_weight(self) -> float | torch.Tensor:
+        """beta, ramped over the first kl_warmup training steps (each training forward counts one)."""
+        beta, warm = self.config.beta, self.config.kl_warmup
+        if not self.training or not warm:
+            return beta
+        self.steps += 1
+        return beta * torch.clamp(self.steps.float() / warm, max=1.0)

@@ -42,6 +42,7 @@ table { border-collapse: collapse; margin: 0.6em 0; } td, th { border: 1px solid
 th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; } img { max-width: 100%; image-rendering: pixelated; }
 img.plot { image-rendering: auto; } .note { color: #555; } .warn { color: #a40000; font-weight: bold; }
+.lead { font-size: 1.15em; font-weight: bold; }
 """
 
 
@@ -68,6 +69,9 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
         f"<h1>{_esc(name)}</h1>",
         f"<p class=\"note\">aekit run folder {_esc(run.path.resolve())}; {_esc(status)}; "
         f"report built {_esc(datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
+        *([f"<p class=\"lead\">{_esc(comparison_line(metrics['comparison']))}</p>"]
+          if metrics and metrics.get("comparison") else []),
+        *([f"<p>{_esc(selection_line(metrics['selection']))}</p>"] if metrics and metrics.get("selection") else []),
         _section("Metrics", json_html(metrics) if metrics else _missing("metrics.json")),
     ]
     if evaluation is not None:
@@ -85,6 +89,21 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
         "<link rel=\"icon\" href=\"data:,\">\n"  # no favicon request
         f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
+
+
+def comparison_line(c: dict) -> str:
+    """'Held-out (80 images): aekit 25.60 dB, SSIM 0.831; PCA (64 components ...) 24.84 dB, SSIM 0.808: +0.76 dB'."""
+    a, b = c["aekit"], c["baseline"]
+    return (f"Held-out ({c['images']} images): aekit {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}; the best of what a "
+            f"user would pick instead, {b['method']} ({b['setting']}), {b['psnr']:.2f} dB, SSIM {b['ssim']:.3f}: "
+            f"{c['margin_db']:+.2f} dB")
+
+
+def selection_line(s: dict) -> str:
+    chosen = "the start (before any training step)" if s["chosen_epoch"] == 0 else f"epoch {s['chosen_epoch']}"
+    return (f"Model selection on {s['validation_images']} validation images ({s.get('how', '')}): the weights of "
+            f"{chosen} of {s['epochs_run']}, validation loss {s['validation_loss']:.5g}"
+            + (f" (the start: {s['start']['loss_per_sample']:.5g})" if s.get("start") else ""))
 
 
 def pictures_html(run: RunFolder) -> str:

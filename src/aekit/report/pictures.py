@@ -59,7 +59,7 @@ def figure(*, figsize: tuple[float, float], ncols: int = 1, dpi: int = 100):
 
 
 def loss_figure(history: Sequence[dict], *, title: str = ""):
-    """A matplotlib figure of the training (and held-out) loss per sample by epoch, log scale when
+    """A matplotlib figure of the training (held-out, validation) loss per sample by epoch, log scale when
     the loss is positive."""
     epochs = [h["epoch"] for h in history]
     fig, ax = figure(figsize=(7, 4))
@@ -67,6 +67,12 @@ def loss_figure(history: Sequence[dict], *, title: str = ""):
     held = [(h["epoch"], h["heldout_loss_per_sample"]) for h in history if h.get("heldout_loss_per_sample") is not None]
     if held:
         ax.plot(*zip(*held), "o-", label="held-out", markersize=3)
+    val = [(h["epoch"], h["val_loss_per_sample"]) for h in history if h.get("val_loss_per_sample") is not None]
+    if val:  # train.select: the curve the model was chosen on, and its choice
+        ax.plot(*zip(*val), label="validation")
+        chosen = min(val, key=lambda p: p[1])
+        ax.plot([chosen[0]], [chosen[1]], "k*", markersize=10, label=f"chosen (epoch {chosen[0]:g})")
+        held += val
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("average loss per sample")

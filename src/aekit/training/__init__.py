@@ -14,11 +14,12 @@ from .data_init import data_init, wants_data_init
 from .devices import autocast_for, resolve_device
 from .distributed import Distributed
 from .evaluate import evaluate
-from .history import HISTORY_COLUMNS, EpochStats, History, format_epoch, history_row
-from .loop import EpochContext, fit, preflight
+from .history import HISTORY_COLUMNS, EpochStats, History, format_epoch, history_columns, history_row
+from .loop import EpochContext, fit
+from .preflight import preflight
 from .optim import batch_starts, lr_factor, make_adam
 
 __all__ = [
     "HISTORY_COLUMNS", "Distributed", "EpochContext", "EpochStats", "History", "autocast_for", "batch_starts", "data_init",
-    "evaluate", "fit", "format_epoch", "history_row", "preflight", "lr_factor", "make_adam", "resolve_device", "wants_data_init",
+    "evaluate", "fit", "format_epoch", "history_columns", "history_row", "preflight", "lr_factor", "make_adam", "resolve_device", "wants_data_init",
 ]

@@ -28,6 +28,7 @@ from torch.distributed.run import get_args_parser, run
 
 from ..errors import AekitError, ConfigError
 
+BACKEND_ENV = "AEKIT_DIST_BACKEND"  # a torch.distributed backend to force (nccl, gloo); unset: torch's choice
 DEFAULT_TIMEOUT = 300.0  # seconds to join the group, and the longest any one collective may wait
 
 PER_PROCESS = ("train.threads", "data.data_home")  # settings that may differ between processes (machines)
@@ -91,8 +92,8 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
         raise ConfigError(f"WORLD_SIZE is set but {e.args[0]} is not: start the processes with torchrun") from None
     except ValueError:
         raise ConfigError("RANK and WORLD_SIZE must be integers (start the processes with torchrun)") from None
-    if torch.cuda.is_available():  # each process on its own GPU of the machine
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():  # each process on its own GPU of the machine (shared when there are fewer)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     deadline = time.monotonic() + timeout
     if rank != 0 and not _reachable(os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"], deadline):
         raise AekitError(
@@ -100,8 +101,9 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
             "(is rank 0 running there, and reachable from here? dist_timeout sets the wait)", keys="dist_timeout",
         )
     try:
-        # no backend named: gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is present
-        dist.init_process_group(timeout=timedelta(seconds=timeout))
+        # no backend named: gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is present.
+        # AEKIT_DIST_BACKEND=gloo forces gloo (NCCL refuses two processes on one GPU).
+        dist.init_process_group(backend=os.environ.get(BACKEND_ENV) or None, timeout=timedelta(seconds=timeout))
     except (RuntimeError, TimeoutError, ValueError) as e:  # DistNetworkError, DistStoreError, ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise AekitError(f"rank {rank} of {world}: could not join the process group at {endpoint}: {reason}") from None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..data import in_batches, inference_batch_size
 from ..metrics import code_small, image_metrics
 from ..pipeline import Pipeline
+
+ACTIVE_VARIANCE = 0.01  # a latent unit is active when its posterior mean varies this much across images
 
 
 @torch.no_grad()
@@ -24,6 +28,11 @@ def evaluate(
     With a ``pipeline`` the model sees its view of the images (e.g. corrupted, then resized) and is
     scored against its target; the corruption's generator is seeded with ``seed``, so every call sees
     the same inputs, and the corrupted input itself is scored too (``input_psnr`` ...).
+
+    A generative model (one with a ``prior``, the VAE) is also scored as one: ``nelbo`` (the negative
+    ELBO per image in nats: the reconstruction term of the posterior mean's decoding plus the KL, at
+    beta 1), ``bits_per_dim`` (nelbo / (C x H x W x ln 2)), its parts ``reconstruction`` and ``kl``, and
+    ``active_units`` (latent dimensions whose posterior mean varies across the images: variance > 0.01).
     """
     corrupted = pipeline is not None and pipeline.corrupt is not None
     pipeline = pipeline or Pipeline()
@@ -32,6 +41,8 @@ def evaluate(
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     total, code_sum, n_codes, sums, small = 0.0, 0.0, 0, {}, 0.0
+    parts: dict[str, float] = {}
+    moments = None  # per code unit: sum and sum of squares over the images (active units)
     for batch in in_batches(images, batch_size or inference_batch_size(device)):
         x, target = pipeline.view(batch.to(device), gen)
         out = model(x, target)
@@ -39,6 +50,12 @@ def evaluate(
         code_sum += float(out.code.sum())
         small += float(code_small(out.code)) * out.code.numel()
         n_codes += out.code.numel()
+        if model.prior is not None:
+            for k, v in out.parts.items():
+                parts[k] = parts.get(k, 0.0) + float(v.sum())
+            c = out.code.double()
+            m = torch.stack([c.sum(0), c.square().sum(0)])
+            moments = m if moments is None else moments + m
         scored = {"": out.recon}
         if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
             scored["input_"] = x
@@ -47,9 +64,17 @@ def evaluate(
                 sums[prefix + k] = sums.get(prefix + k, 0.0) + v * len(x)
     model.train(was_training)
     n = len(images)
-    return {
+    result = {
         "loss_per_sample": total / n,
         "code_mean": code_sum / n_codes,
         "code_small": small / n_codes,
         **{k: v / n for k, v in sums.items()},
     }
+    if model.prior is not None and "kl" in parts:
+        result.update({k: v / n for k, v in parts.items()})
+        result["nelbo"] = result["reconstruction"] + result["kl"]
+        c, h, w = target.shape[1:]
+        result["bits_per_dim"] = result["nelbo"] / (c * h * w * math.log(2))
+        variance = moments[1] / n - (moments[0] / n).square()
+        result["active_units"] = int((variance > ACTIVE_VARIANCE).sum())
+    return result

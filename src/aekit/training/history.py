@@ -14,11 +14,21 @@ class EpochStats:
     seconds: float  # wall time of the epoch's training steps
     heldout: dict[str, float] = field(default_factory=dict)  # loss_per_sample, code_mean, mse, psnr, ssim
     code_small: float | None = None  # fraction of code values with |value| < metrics.SMALL_ACTIVATION (0.1)
+    validation: dict[str, float] = field(default_factory=dict)  # train.select: the same figures on the validation split
 
 
-HELDOUT_COLUMNS = ("loss_per_sample", "code_mean", "mse", "psnr", "ssim")  # held-out figures in history.csv
+GENERATIVE_COLUMNS = ("nelbo", "bits_per_dim", "kl", "active_units")  # held-out figures of a generative model (VAE)
+HELDOUT_COLUMNS = ("loss_per_sample", "code_mean", "mse", "psnr", "ssim", *GENERATIVE_COLUMNS)  # in history.csv
+VALIDATION_COLUMNS = ("loss_per_sample", "psnr", "ssim")  # validation figures in history.csv (train.select)
 HISTORY_COLUMNS = ["epoch", "loss_per_sample", "code_mean", "code_std", *(f"heldout_{k}" for k in HELDOUT_COLUMNS),
-                   "seconds", "code_small"]
+                   "seconds", "code_small", *(f"val_{k}" for k in VALIDATION_COLUMNS)]
+
+
+def history_columns(history: list[EpochStats]) -> list[str]:
+    """history.csv's columns for ``history``: the generative and validation ones only where some epoch has them."""
+    optional = {f"heldout_{k}" for k in GENERATIVE_COLUMNS if not any(k in s.heldout for s in history)}
+    optional |= {f"val_{k}" for k in VALIDATION_COLUMNS if not any(k in s.validation for s in history)}
+    return [c for c in HISTORY_COLUMNS if c not in optional]
 
 
 def history_row(s: EpochStats) -> dict:
@@ -26,6 +36,7 @@ def history_row(s: EpochStats) -> dict:
     row = {"epoch": s.epoch, "loss_per_sample": s.loss_per_sample, "code_mean": s.code_mean, "code_std": s.code_std,
            "seconds": round(s.seconds, 4), "code_small": s.code_small}
     row.update({f"heldout_{k}": s.heldout.get(k) for k in HELDOUT_COLUMNS})
+    row.update({f"val_{k}": s.validation.get(k) for k in VALIDATION_COLUMNS})
     return {k: row[k] for k in HISTORY_COLUMNS}
 
 
@@ -33,10 +44,11 @@ class History(list):
     """The records of every epoch so far; ``stopped`` says why training ended early, if it did."""
 
     stopped: str | None = None
+    selection: dict | None = None  # train.select: the chosen epoch (0: the start), its validation loss, the start's
 
 
 def format_epoch(s: EpochStats) -> str:
-    """The reference's line, plus held-out figures when they were computed."""
+    """The reference's line, plus held-out and validation figures when they were computed."""
     line = f"Epoch {s.epoch}) Average loss per sample: {s.loss_per_sample:.4f} (Code mean: {s.code_mean:.4f})"
     if s.heldout:
         h = s.heldout
@@ -44,4 +56,6 @@ def format_epoch(s: EpochStats) -> str:
             f"  [held-out: loss per sample {h['loss_per_sample']:.4f}, "
             f"PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}]"
         )
+    if s.validation:
+        line += f"  [validation: {s.validation['loss_per_sample']:.4f}, {s.validation['psnr']:.2f} dB]"
     return line

@@ -28,14 +28,16 @@ from tqdm.auto import tqdm
 
 from ..data import epoch_batches
 from ..errors import AekitError, ConfigError
-from ..metrics import COLLAPSE_STD, code_small
+from ..metrics import COLLAPSE_STD, code_small, collapse_warning
 from ..pipeline import Pipeline
 from .data_init import data_init, wants_data_init
-from .devices import amp_warning, autocast_for, resolve_amp, resolve_device
+from .devices import amp_warning, autocast_for, resolve_amp
 from .distributed import Distributed
 from .evaluate import evaluate
 from .history import EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
+from .preflight import batch_size, preflight
+from .selection import Selection, carve
 
 
 @dataclass
@@ -62,6 +64,7 @@ def fit(
     *,
     seed: int = 1000,
     test_images=None,
+    val_images=None,
     pipeline: Pipeline | None = None,
     on_epoch: Callable[[EpochContext], None] | None = None,
     progress: bool = True,
@@ -74,55 +77,36 @@ def fit(
     ``pipeline`` is what the model sees of each clean batch (augmentation, corruption, fitting to the
     working size; default: the config's flips and shifts of the images as they are); its generator is
     seeded from ``seed``, like the shuffling, so a run is reproducible. Held-out metrics on
-    ``test_images`` are computed every ``config.eval_every`` epochs and after the last one.
-    ``on_epoch(context)`` is the one hook (:class:`EpochContext`). ``state`` (a snapshot) continues a
-    run exactly where it stopped.
+    ``test_images`` are computed every ``config.eval_every`` epochs and after the last one, for the
+    record only. With ``config.select`` the model is selected on ``val_images`` (default: a seeded
+    random ``config.val_fraction`` of ``train_images``, held out from training)
+    (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
+    ``config.early_stop`` epochs without improvement, and ``model`` ends with the best weights
+    (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`).
+    ``state`` (a snapshot) continues a run exactly where it stopped.
     """
-    trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state)
+    if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
+        train_images, val_images = carve(train_images, config.val_fraction, seed)
+    trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
+                       val_images=val_images)
     with trainer.progress_bar(progress):
         for epoch in range(trainer.first_epoch, config.epochs + 1):
             stats = trainer.train_epoch(epoch)
             trainer.after_epoch(stats, test_images, on_epoch)
             if trainer.history.stopped:
                 break
+    trainer.finish()
     return trainer.history
-
-
-def batch_size(config, n: int) -> int:
-    """The batch a step takes: ``train.batch_size``, or all ``n`` images when there are fewer (as
-    PyTorch's DataLoader and Keras do); the reference loop keeps its quirk and needs more than a batch."""
-    return config.batch_size if config.reference_loop else min(config.batch_size, n)
-
-
-def preflight(config, n: int, dist: Distributed | None = None) -> torch.device:
-    """The device training runs on, once the settings are checked against ``n`` training images and the
-    processes: what :func:`fit` refuses, found before anything is written (``aekit.train`` calls it first)."""
-    dist = dist or Distributed.current()
-    device = resolve_device(config.device)
-    if n < 1 or len(batch_starts(n, batch_size(config, n), config.reference_loop)) == 0:
-        raise ConfigError(
-            f"train.batch_size {config.batch_size} is larger than the {n} training images"
-            + (" (the reference loop needs more than one batch)" if config.reference_loop else ""),
-            keys="train.batch_size",
-        )
-    if batch_size(config, n) < dist.world:
-        raise ConfigError(
-            f"train.batch_size {config.batch_size} is smaller than the {dist.world} processes: "
-            "every process needs at least one sample of each batch", keys="train.batch_size",
-        )
-    autocast_for(config.amp, device)
-    if dist.world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
-    return device
 
 
 class _Trainer:
     """The state of one :func:`fit` call, and its steps."""
 
-    def __init__(self, model, images, config, *, seed: int, pipeline: Pipeline | None, log, state: dict | None):
+    def __init__(self, model, images, config, *, seed: int, pipeline: Pipeline | None, log, state: dict | None,
+                 val_images=None):
         # --- set up ---------------------------------------------------------------------------
         self.model, self.config, self.seed = model, config, seed
-        self.pipeline = pipeline if pipeline is not None else Pipeline(hflip=config.hflip, shift=config.shift)
+        self.pipeline = pipeline if pipeline is not None else Pipeline(hflip=config.hflip is True, shift=config.shift)
         self.dist = dist = Distributed.current()
         self.n = n = len(images)
         self.batch_size = batch_size(config, n)
@@ -151,20 +135,30 @@ class _Trainer:
         self.images = images.to(device) if isinstance(images, torch.Tensor) else images
         self.opt = make_adam(model.param_groups(config.lr), config, device)
         steps = len(self.starts)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(config, step, steps))
+        self.started = time.perf_counter()
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(config, step, steps,
+                                                                                        self.time_spent()))
         # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == "fp16" else None
         self.shuffle = torch.Generator().manual_seed(seed)  # the same order on every process
         self.noise = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)  # per process
         # DDP averages gradients over processes; a summed loss must be summed over them too
         self.loss_scale = dist.world if model.loss_is_sum else 1
-        self.history = History()
-        self.best, self.since_best, self.first_epoch = math.inf, 0, 1
-        self.started = time.perf_counter()
-        self.warned_collapse = False
-        self.log, self.bar = log, None
+        self.history, self.first_epoch, self.final_state = History(), 1, None
+        self.warned_collapse, self.log, self.bar, self.selection = False, log, None, None
+        if config.select and val_images is not None and len(val_images):
+            self.selection = Selection(model, val_images, self.pipeline, seed=seed, patience=config.early_stop)
         if state is not None:
             self.restore(state)
+        elif self.selection is not None:
+            start = self.selection.score_start()
+            self.print(f"Model selection on {len(val_images)} validation images: the start scores "
+                       f"{start['loss_per_sample']:.4f} (PSNR {start['psnr']:.2f} dB)")
+
+    def time_spent(self) -> float:
+        """The fraction of ``train.max_minutes`` used so far (0 without a time limit)."""
+        c = self.config
+        return (time.perf_counter() - self.started) / 60 / c.max_minutes if c.max_minutes else 0.0
 
     def restore(self, state: dict) -> None:
         """Continue exactly where a snapshot was taken: weights, optimiser, schedule, random streams."""
@@ -181,23 +175,27 @@ class _Trainer:
             )
         self.noise.set_state(state["noise_rng"][self.dist.rank].to(self.noise.get_state().device))
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng"):  # dropout, a VAE's draws: the device's own stream
+            torch.cuda.set_rng_state(state["cuda_rng"][self.dist.rank].cpu(), self.device)
         self.history.extend(EpochStats(**h) for h in state["history"])
-        self.best, self.since_best = float(state["best"]), int(state["since_best"])
+        if self.selection is not None and state.get("selection"):
+            self.selection.restore(state["selection"])
         self.first_epoch = int(state["epoch"]) + 1
 
     def snapshot(self) -> dict:
         """Everything needed to continue exactly (tensors and plain values: loads with weights_only)."""
         return {
             "epoch": self.history[-1].epoch,
-            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "model": self.final_state or {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
             "noise_rng": self.dist.gather(self.noise.get_state(), self.device),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": (self.dist.gather(torch.cuda.get_rng_state(self.device), self.device)
+                         if self.device.type == "cuda" else None),
             "history": [vars(h) for h in self.history],
-            "best": self.best,
-            "since_best": self.since_best,
+            "selection": self.selection.state() if self.selection is not None else None,
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 
@@ -268,29 +266,25 @@ class _Trainer:
         """Held-out metrics when due, the stopping rules, the epoch line, the collapse warning, the hook."""
         c, epoch = self.config, stats.epoch
         out_of_time = self.dist.agree(
-            bool(c.max_minutes) and (time.perf_counter() - self.started) / 60 >= c.max_minutes, self.device
+            bool(c.max_minutes) and (time.perf_counter() - self.started + stats.seconds) / 60 >= c.max_minutes,
+            self.device,  # stops when another epoch like this one would pass the limit: the run ends within it
         )
         last = epoch == c.epochs or out_of_time
         if test_images is not None and len(test_images) and (last or (c.eval_every and epoch % c.eval_every == 0)):
             stats.heldout = evaluate(self.model, test_images, pipeline=self.pipeline, seed=self.seed + 2)
-            if stats.heldout["loss_per_sample"] < self.best:
-                self.best, self.since_best = stats.heldout["loss_per_sample"], 0
-            else:
-                self.since_best += 1
+        if self.selection is not None:
+            stats.validation = self.selection.score()
+            self.selection.consider(epoch, stats.validation)
         self.history.append(stats)
         self.print(format_epoch(stats))
         if epoch >= 5 and stats.code_std < COLLAPSE_STD and not self.warned_collapse:
             self.warned_collapse = True
-            self.print(
-                f"warning: the code has collapsed (epoch {epoch}: every image gets almost the same code, "
-                f"mean per-unit spread {stats.code_std:.1e}), so the decoder can only learn the mean image; "
-                "this happens to the reference model in about 1 run in 5: try another seed, or train.data_init "
-                "(calibrates the code layer on the images first)"
-            )
+            self.print(collapse_warning(epoch, stats.code_std))
         if out_of_time:
             self.history.stopped = f"time limit of {c.max_minutes:g} minutes reached after epoch {epoch}"
-        elif c.early_stop and self.since_best >= c.early_stop:
-            self.history.stopped = f"early stop after epoch {epoch}: no better held-out loss in {self.since_best} evaluations"
+        elif self.selection is not None and self.selection.exhausted:
+            self.history.stopped = (f"early stop after epoch {epoch}: no better validation loss in "
+                                    f"{self.selection.since_best} epochs")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{stats.loss_per_sample:.4f}", refresh=False)
             self.bar.update(1)
@@ -298,3 +292,15 @@ class _Trainer:
             on_epoch(EpochContext(stats, self.history, self))
         if self.history.stopped:
             self.print(self.history.stopped)
+
+    def finish(self) -> None:
+        """End with the selected weights (the last ones stay in the snapshot, for a resume)."""
+        if self.selection is None or self.selection.best_state is None:
+            return
+        self.final_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.selection.best_state)
+        self.history.selection = self.selection.summary(len(self.history))
+        chosen = self.selection.best_epoch
+        self.print(f"Model selection: the weights of {'the start' if chosen == 0 else f'epoch {chosen}'} "
+                   f"(validation loss {self.selection.best:.4f}"
+                   + (f"; the start: {self.selection.start['loss_per_sample']:.4f})" if self.selection.start else ")"))

@@ -21,14 +21,17 @@ def make_adam(params, config, device: torch.device) -> torch.optim.Adam:
     return torch.optim.Adam(params, **kwargs)
 
 
-def lr_factor(config, step: int, steps_per_epoch: int) -> float:
-    """Multiplier of the base learning rate at optimisation step ``step`` (0-based)."""
+def lr_factor(config, step: int, steps_per_epoch: int, time_spent: float = 0.0) -> float:
+    """Multiplier of the base learning rate at optimisation step ``step`` (0-based). The cosine decays
+    over the run's epochs, or over its time limit (``time_spent``: the fraction of ``train.max_minutes``
+    used) when that comes first, so a run with a time budget ends its decay within the budget."""
     warm = config.warmup_epochs * steps_per_epoch
     if warm and step < warm:
         return (step + 1) / warm
     if config.schedule == "cosine":
         total = max(config.epochs * steps_per_epoch - warm, 1)
-        return 0.5 * (1 + math.cos(math.pi * min(step - warm, total) / total))
+        progress = max(min(step - warm, total) / total, min(time_spent, 1.0))
+        return 0.5 * (1 + math.cos(math.pi * progress))
     return 1.0
 
 

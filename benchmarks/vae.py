@@ -1,0 +1,168 @@
+"""The VAE as a generative model: the default command against probabilistic PCA and pythae's VAE.
+
+Runs the command a user types, ``aekit train --model vae --max-time 10`` (the Olivetti faces at 32x32,
+the last 80 of the seeded order held out; model selection on people carved from the first 320), then
+scores on the 80 held-out faces: -ELBO (summed BCE of the posterior mean's decoding + KL, nats and
+bits/dim), active units, the reconstruction PSNR of the posterior mean, the median SSIM of 64 prior
+samples to their closest training face (real unseen faces score about 0.76 this way), and
+interpolations between pairs of held-out faces of different people (SSIM between consecutive frames).
+Beside it: probabilistic PCA samples (16 components), and with ``--pythae`` (pythae 0.1.2 in the same
+environment) pythae's VAE with its default MLP nets (latent 16) on the same split, for as many
+epochs and then for the same CPU time.
+
+    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py [--pythae] [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import aekit
+from aekit.codes import decode, encode
+from aekit.metrics import psnr, ssim
+from common import machine_line, save
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ssim_to_closest(images: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """For each image, the SSIM to its closest face (by SSIM)."""
+    return torch.stack([ssim(img.expand_as(faces), faces).max() for img in images])
+
+
+def faces_split():
+    data = aekit.load_data("olivetti")
+    x = aekit.resize(data.images, (32, 32), "bicubic")
+    return x[:320], x[320:], data.labels[:320], data.labels[320:]
+
+
+def generative_checks(sampler, encoder, decoder, train, test, test_labels, seed: int = 0) -> dict:
+    """Sample quality and interpolations, the same for every system."""
+    z = sampler(64, seed)
+    samples = decoder(z)
+    g = np.random.default_rng(seed)
+    consecutive, pairs = [], 0
+    while pairs < 10:
+        i, j = g.choice(len(test), 2, replace=False)
+        if test_labels[i] == test_labels[j]:
+            continue
+        pairs += 1
+        za, zb = encoder(test[[i, j]])
+        t = torch.linspace(0, 1, 8)[:, None]
+        frames = decoder((1 - t) * za + t * zb)
+        consecutive.append(float(ssim(frames[:-1], frames[1:]).mean()))
+    return {"sample_ssim_to_closest_training_face": float(ssim_to_closest(samples, train).median()),
+            "interpolation_consecutive_ssim": float(np.mean(consecutive))}, samples
+
+
+def ppca(train: torch.Tensor, test, test_labels, k: int = 16) -> dict:
+    from sklearn.decomposition import PCA
+
+    flat = train.flatten(1).double().numpy()
+    pca = PCA(n_components=k).fit(flat)
+    noise = pca.noise_variance_
+    std = np.sqrt(np.maximum(pca.explained_variance_ - noise, 1e-12))
+
+    def sampler(n, seed):
+        return torch.from_numpy(np.random.default_rng(seed).standard_normal((n, k)) * std)
+
+    def decoder(z):
+        return torch.from_numpy(np.clip(pca.mean_ + z.numpy() @ pca.components_, 0, 1)).float().view(-1, 1, 32, 32)
+
+    def encoder(x):
+        return torch.from_numpy(pca.transform(x.flatten(1).double().numpy()))
+
+    checks, _ = generative_checks(sampler, encoder, decoder, train, test, test_labels)
+    recon = decoder(encoder(test))
+    return {"system": f"probabilistic PCA, {k} components", **checks, "psnr": float(psnr(recon, test).mean())}
+
+
+def pythae_rows(train, test, test_labels, epochs: int, seconds: float) -> list[dict]:
+    """pythae's VAE (its default MLP nets, latent 16, bce) on the same 320 faces: as many epochs as aekit
+    ran, then as many as fit aekit's CPU time (pythae's own trainer, Adam lr 1e-3, batch 64)."""
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    rows, per_epoch = [], None
+    for n_epochs in (epochs, None):
+        n_epochs = n_epochs or max(1, int(seconds / per_epoch))
+        torch.manual_seed(8)
+        model = VAE(VAEConfig(input_dim=(1, 32, 32), latent_dim=16, reconstruction_loss="bce"))
+        t0 = time.perf_counter()
+        BaseTrainer(model=model, train_dataset=BaseDataset(train, torch.zeros(len(train))),
+                    training_config=BaseTrainerConfig(output_dir="/tmp/aekit-pythae", num_epochs=n_epochs,
+                                                      learning_rate=1e-3, per_device_train_batch_size=64,
+                                                      no_cuda=True, steps_saving=None, seed=8)).train()
+        took = time.perf_counter() - t0
+        per_epoch = per_epoch or took / n_epochs
+        model.eval()
+        with torch.no_grad():
+            out = model.encoder(test)
+            mu, log_var = out.embedding, out.log_covariance
+            recon = model.decoder(mu).reconstruction.clamp(1e-7, 1 - 1e-7)
+            bce = torch.nn.functional.binary_cross_entropy(recon, test, reduction="none").flatten(1).sum(1)
+            kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1).sum(1)
+            checks, _ = generative_checks(lambda n, s: torch.randn(n, 16, generator=torch.Generator().manual_seed(s)),
+                                          lambda x: model.encoder(x).embedding,
+                                          lambda z: model.decoder(z).reconstruction.clamp(0, 1), train, test, test_labels)
+        rows.append({"system": f"pythae 0.1.2 VAE, its MLP nets, latent 16, {n_epochs} epochs",
+                     "nelbo": float((bce + kl).mean()), "active_units": int((mu.var(0) > 0.01).sum()),
+                     "psnr": float(psnr(recon, test).mean()), "seconds": took, **checks})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--pythae", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "vae")
+    ap.add_argument("--config", default=None, help="e.g. configs/reference-vae.toml (the book's, on all 400 faces)")
+    args = ap.parse_args()
+    cmd = ["aekit", "train", "--model", "vae", "--max-time", f"{args.minutes:g}", "--out", str(args.out)]
+    if args.config:
+        cmd = ["aekit", "train", "--config", args.config, "--out", str(args.out)]
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "aekit", *cmd[1:], "--overwrite", "--no-progress"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    seconds = time.perf_counter() - t0
+    metrics = json.loads((args.out / "metrics.json").read_text())
+    model = aekit.load(args.out)
+    train, test, _, test_labels = faces_split()
+    h = metrics["heldout"] or aekit.evaluate(model, test)  # the book's trains on all 400: scored on the last 80
+    sampler = lambda n, s: torch.randn(n, model.config.code_length, generator=torch.Generator().manual_seed(s))  # noqa: E731
+    checks, samples = generative_checks(sampler, lambda x: torch.from_numpy(encode(model, x)),
+                                        lambda z: decode(model, z), train, test, test_labels)
+    rows = [{"system": "aekit: " + shlex.join(cmd), "nelbo": h["nelbo"], "bits_per_dim": h["bits_per_dim"],
+             "reconstruction": h["reconstruction"], "kl": h["kl"], "active_units": h["active_units"],
+             "psnr": h["psnr"], "seconds": seconds, "epochs": metrics["epochs"],
+             "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}]
+    rows.append(ppca(train, test, test_labels))
+    real = float(ssim_to_closest(test, train).median())
+    if args.pythae:
+        rows += pythae_rows(train, test, test_labels, metrics["epochs"], seconds)
+    print(f"\n{machine_line('cpu')}; unseen real faces score {real:.3f} against their closest training face\n")
+    print("| system | -ELBO (nats) | active units | PSNR | samples: SSIM to closest training face | "
+          "interpolation: consecutive-frame SSIM | seconds |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        fmt = lambda k, f: format(row[k], f) if k in row else "-"  # noqa: E731
+        print(f"| {row['system']} | {fmt('nelbo', '.1f')} | {fmt('active_units', 'd')} | {fmt('psnr', '.2f')} | "
+              f"{fmt('sample_ssim_to_closest_training_face', '.3f')} | {fmt('interpolation_consecutive_ssim', '.3f')} "
+              f"| {fmt('seconds', '.0f')} |")
+    save("vae" + ("-book" if args.config else ""), settings=vars(args), rows={"rows": rows, "real_faces": real})
+
+
+if __name__ == "__main__":
+    main()
