@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget per cell (--max-time)")
     ap.add_argument("--no-lfw", action="store_true", help="skip the cross-collection cells")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks")
+    ap.add_argument("--name", default="denoising", help="results file: benchmarks/NAME.json")
     args = ap.parse_args()
     rows = []
     for split in args.splits:
@@ -108,7 +109,7 @@ def main() -> None:
         b = r["best_baseline"]
         print(f"| {r['where']} | {r['noise']} | **{r['aekit']['psnr']:.2f} / {r['aekit']['ssim']:.3f}** | "
               f"{b['method']} {b['psnr']:.2f} / {b['ssim']:.3f} | {r['margin_db']:+.2f} dB | `{r['command']}` |")
-    save("denoising", settings=vars(args), rows=rows)
+    save(args.name, settings=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def step_tests(a) -> dict:
         for compile_ in (False, True):
             out = a.work / f"mode-{amp}-{'compile' if compile_ else 'eager'}"
             r = sh(aekit_cmd("train", "--config", "configs/fast.toml", "--device", a.device, "--amp", amp,
-                             "--compile" if compile_ else "--no-compile", "--epochs", "2", "--no-progress",
+                             "--compile" if compile_ else "--no-compile", "--epochs", str(a.short), "--no-progress",
                              "--no-compare", "--out", str(out), "--overwrite"), timeout=a.budget(90))
             metrics = _read_json(out / "metrics.json")
             modes.append({"amp": amp, "compile": compile_, "rc": r["rc"], "seconds": r["seconds"],
@@ -82,7 +82,7 @@ def step_distributed(a) -> dict:
         out = a.work / f"ddp-{backend}"
         env = {"AEKIT_DIST_BACKEND": backend}
         r = sh(["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "aekit", "train", "--config",
-                "configs/fast.toml", "--device", a.device, "--epochs", "2", "--no-progress", "--no-compare",
+                "configs/fast.toml", "--device", a.device, "--epochs", str(a.short), "--no-progress", "--no-compare",
                 "--out", str(out), "--overwrite"], timeout=a.budget(120), env=env)
         tries.append({"backend": backend, **r})
         if r["rc"] == 0:
@@ -94,7 +94,7 @@ def step_throughput(a) -> dict:
     rows = []
     for extra in ([], ["--amp", "bf16"], ["--compile"]):
         r = sh([PY, "benchmarks/throughput.py", "--device", a.device, "--no-keras", "--rounds", str(a.rounds),
-                "--epochs", "2", *(["--amp", "off"] if not extra else extra)], timeout=a.budget(150))
+                "--epochs", str(a.short), *(["--amp", "off"] if not extra else extra)], timeout=a.budget(150))
         rows.append({"mode": " ".join(extra) or "fp32 eager", **r})
     return {"rows": rows}
 
@@ -163,7 +163,7 @@ def main() -> None:
     a.device = "cpu" if a.tiny else "cuda"
     if not a.tiny and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); --tiny runs it on the CPU")
-    a.reference_epochs, a.seed_epochs, a.rounds = (3, 3, 1) if a.tiny else (600, None, 3)
+    a.reference_epochs, a.seed_epochs, a.rounds, a.short = (3, 3, 1, 1) if a.tiny else (600, None, 3, 2)
     if a.tiny:
         a.seeds = min(a.seeds, 2)
     out_root = Path(os.environ["OUT"]) if os.environ.get("OUT") else HERE

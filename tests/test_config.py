@@ -42,6 +42,20 @@ def test_overrides():
     assert (cfg.seed, cfg.train.epochs, cfg.model.code_length, cfg.data.test_fraction) == (3, 7, 512, 0.1)
 
 
+def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
+    """unet trains with batch 16, lr 1e-3 and a cosine schedule, the VAE for at most 200 epochs with a
+    patience of 50; a config file or an override still wins, and switching back restores the defaults."""
+    unet = replace(Config(), **{"model.name": "unet"})
+    assert (unet.train.batch_size, unet.train.lr, unet.train.schedule) == (16, 1e-3, "cosine")
+    assert replace(Config(), **{"model.name": "unet", "train.batch_size": 8}).train.batch_size == 8
+    vae = replace(Config(), **{"model.name": "vae"})
+    assert (vae.train.epochs, vae.train.early_stop) == (200, 50)
+    assert replace(vae, **{"model.name": "conv"}).train.epochs == Config().train.epochs
+    path = tmp_path / "v.toml"
+    path.write_text('[model]\nname = "vae"\n[train]\nepochs = 30\n')
+    assert (load_config(path).train.epochs, load_config(path).train.early_stop) == (30, 50)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

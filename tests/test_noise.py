@@ -102,3 +102,13 @@ def test_the_grammar_and_the_config_choices_come_from_the_table():
     import typing
 
     assert typing.get_args(typing.get_type_hints(NoiseConfig)["kind"]) == tuple(KINDS)
+
+
+def test_blind_gaussian_draws_one_sigma_per_image_within_the_range():
+    x = torch.full((64, 1, 32, 32), 0.5)
+    d = (_apply("gaussian-image:0.05-0.15", x) - x).flatten(1)  # 3.3 sigma from the clip at most: ~no clipping
+    per_image = d.std(1)
+    assert float(per_image.min()) > 0.04 and float(per_image.max()) < 0.16
+    assert float(per_image.std()) > 0.02  # different images, different levels (U(0.05, 0.15): std 0.029)
+    assert torch.equal(_apply("gaussian-image:0.05-0.15", x, seed=3), _apply("gaussian-image:0.05-0.15", x, seed=3))
+    assert parse_noise("gaussian-image:0-0.4").spec() == "gaussian-image:0-0.4"

@@ -22,10 +22,11 @@ def test_olivetti_shape_dtype_range_and_order():
     assert not torch.equal(data.images, other.images)
 
 
-def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypatch, tmp_path, recwarn):
+def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypatch, tmp_path, recwarn, capsys):
     def offline(**kwargs):
         import warnings
 
+        print("downloading Olivetti faces from https://ndownloader.figshare.com/files/5976027")
         warnings.warn("Retry downloading from url: https://ndownloader.figshare.com/files/5976027")
         raise OSError("network unreachable")
 
@@ -36,3 +37,4 @@ def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypa
     olivetti._fetch_olivetti.cache_clear()
     assert "\n" not in str(e.value)
     assert [str(w.message) for w in recwarn] == []  # scikit-learn's retry warnings are not shown
+    assert capsys.readouterr().out == ""  # nor its "downloading ..." line

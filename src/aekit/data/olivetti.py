@@ -7,6 +7,9 @@ scikit-learn's cache (``$SCIKIT_LEARN_DATA`` or ``data_home``); without a cache 
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +42,8 @@ def _fetch_olivetti(seed: int, data_home: str | None) -> tuple[np.ndarray, np.nd
     home = get_data_home(data_home)  # honours $SCIKIT_LEARN_DATA when data_home is None
     cached = Path(home) / OLIVETTI_FILE
     try:
-        with warnings.catch_warnings():  # scikit-learn warns before each retry of a download: aekit's error says it
+        # scikit-learn prints "downloading ..." and warns before each retry of a download: aekit's error says it
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             faces = fetch_olivetti_faces(data_home=data_home, shuffle=True, random_state=seed,
                                          download_if_missing=True)
