@@ -24,7 +24,6 @@ end before the GPU time is spent.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -33,6 +32,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from aekit.run_folder import RunFolder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, save  # noqa: E402
@@ -70,7 +71,7 @@ def step_tests(a) -> dict:
             r = sh(aekit_cmd("train", "--config", "configs/fast.toml", "--device", a.device, "--amp", amp,
                              "--compile" if compile_ else "--no-compile", "--epochs", str(a.short), "--no-progress",
                              "--no-compare", "--out", str(out), "--overwrite"), timeout=a.budget(90))
-            metrics = _read_json(out / "metrics.json")
+            metrics = RunFolder(out).metrics()
             modes.append({"amp": amp, "compile": compile_, "rc": r["rc"], "seconds": r["seconds"],
                           "final_loss": (metrics or {}).get("train", {}).get("loss_per_sample"),
                           "precision": (metrics or {}).get("precision"), **({"tail": r["tail"]} if r["rc"] else {})})
@@ -137,22 +138,12 @@ def step_seeds(a) -> dict:
 
 def _losses(out: Path) -> dict:
     """Epoch-1 and final training loss and code mean of a finished run folder (empty when missing)."""
-    try:
-        with open(out / "history.csv", newline="") as f:
-            hist = list(csv.DictReader(f))
-    except OSError:
+    hist = RunFolder(out).history()
+    if not hist:
         return {}
-    pick = lambda row, k: float(row[k]) if row.get(k) not in (None, "") else None  # noqa: E731
-    return {"epoch1_loss": pick(hist[0], "loss_per_sample"), "epoch1_code_mean": pick(hist[0], "code_mean"),
-            "final_epoch": int(hist[-1]["epoch"]), "final_loss": pick(hist[-1], "loss_per_sample"),
-            "final_code_mean": pick(hist[-1], "code_mean")}
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return {"epoch1_loss": hist[0]["loss_per_sample"], "epoch1_code_mean": hist[0]["code_mean"],
+            "final_epoch": int(hist[-1]["epoch"]), "final_loss": hist[-1]["loss_per_sample"],
+            "final_code_mean": hist[-1]["code_mean"]}
 
 
 def main() -> None:

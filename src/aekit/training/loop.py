@@ -37,7 +37,7 @@ from .evaluate import evaluate
 from .history import EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
 from .preflight import batch_size, preflight
-from .selection import Selection, carve
+from .selection import Selection, carve, weights_copy
 
 
 @dataclass
@@ -186,7 +186,7 @@ class _Trainer:
         """Everything needed to continue exactly (tensors and plain values: loads with weights_only)."""
         return {
             "epoch": self.history[-1].epoch,
-            "model": self.final_state or {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "model": self.final_state or weights_copy(self.model),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
@@ -297,7 +297,7 @@ class _Trainer:
         """End with the selected weights (the last ones stay in the snapshot, for a resume)."""
         if self.selection is None or self.selection.best_state is None:
             return
-        self.final_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        self.final_state = weights_copy(self.model)
         self.model.load_state_dict(self.selection.best_state)
         self.history.selection = self.selection.summary(len(self.history))
         chosen = self.selection.best_epoch

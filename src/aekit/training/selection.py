@@ -20,6 +20,11 @@ VALIDATION_SEED = 4  # offset from the run's seed of the validation images' corr
 MIN_IMAGES = 10  # fewer training images than this: fit() carves no validation split of its own
 
 
+def weights_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s weights on the CPU (kept while training goes on)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def carve(images, fraction: float, seed: int):
     """(fit images, validation images): a seeded random ``fraction`` of ``images`` (a tensor or a
     streaming Dataset) held out, at least one; (images, None) when there are fewer than MIN_IMAGES."""
@@ -46,7 +51,7 @@ class Selection:
         """Keep the weights when ``figures`` (the current model's) beat the best so far; True when they do."""
         if figures["loss_per_sample"] < self.best:
             self.best, self.best_epoch, self.since_best = figures["loss_per_sample"], epoch, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = weights_copy(self.model)
             return True
         self.since_best += 1
         return False
