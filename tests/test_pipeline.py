@@ -3,7 +3,7 @@
 import torch
 
 from aekit.noise import make_corruption, parse_noise
-from aekit.pipeline import Pipeline, random_shift
+from aekit.pipeline import Pipeline, random_affine, random_intensity, random_shift
 
 
 def test_noise_is_added_at_native_resolution_then_both_copies_resized():
@@ -63,3 +63,40 @@ def test_by_default_the_noise_is_added_at_the_working_size():
     assert noisy.shape == (8, 1, 32, 32) and float((noisy - clean).std()) > 0.19
     shrunk, _ = Pipeline(pipeline.corrupt, (32, 32), "resize", "bicubic", native=True).view(x, torch.Generator())
     assert float((shrunk - clean).std()) < 0.1  # the book's order: noise at 64x64, then the antialiased resize
+
+
+def test_rotations_zooms_and_intensity_are_training_only_seeded_and_stay_in_range():
+    x = torch.rand(32, 1, 12, 12)
+    p = Pipeline(rotate=10, zoom=0.15, intensity=0.3)
+    a, target = p.train_pair(x, torch.Generator().manual_seed(0))
+    b, _ = p.train_pair(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a is target and not torch.allclose(a, x, atol=1e-3)
+    assert a.shape == x.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert torch.equal(p.view(x, torch.Generator().manual_seed(0))[0], x)  # evaluation never augments
+    c, _ = p.train_pair(x, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, c)
+
+
+def test_random_affine_without_angle_or_zoom_is_the_identity_and_zoom_scales_a_square():
+    x = torch.rand(4, 2, 10, 9)
+    assert torch.allclose(random_affine(x, 0.0, 0.0, torch.Generator().manual_seed(0)), x, atol=1e-5)
+    square = torch.zeros(64, 1, 40, 40)
+    square[..., 12:28, 12:28] = 1.0  # 256 bright pixels about the centre
+    zoomed = random_affine(square, 0.0, 0.25, torch.Generator().manual_seed(0))
+    area = (zoomed > 0.5).flatten(1).sum(1).float() / 256
+    assert float(area.min()) >= 1 / 1.25**2 - 0.1 and float(area.max()) <= 1.25**2 + 0.1  # scaled by at most 1.25
+    assert float(area.max()) > 1.2 and float(area.min()) < 0.8  # both ways, per image
+    disk = ((torch.arange(40) - 19.5)[:, None] ** 2 + (torch.arange(40) - 19.5) ** 2 < 100).float()[None, None]
+    rotated = random_affine(disk.expand(8, 1, 40, 40), 30.0, 0.0, torch.Generator().manual_seed(0))
+    assert float((rotated - disk).abs().mean()) < 0.01  # a disk about the centre is unchanged by rotation
+    bar = torch.zeros(8, 1, 40, 40)
+    bar[..., 18:22, 4:36] = 1.0
+    assert float((random_affine(bar, 30.0, 0.0, torch.Generator().manual_seed(0)) - bar).abs().mean()) > 0.02
+
+
+def test_random_intensity_keeps_each_images_pixel_order():
+    x = torch.rand(16, 1, 8, 8) * 0.5 + 0.25  # away from the clamps
+    y = random_intensity(x, 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(x.flatten(1).argsort(1), y.flatten(1).argsort(1))  # gamma and contrast are monotone
+    assert not torch.allclose(x, y, atol=1e-3)
+    assert torch.allclose(random_intensity(x, 0.0, torch.Generator().manual_seed(0)), x, atol=1e-6)

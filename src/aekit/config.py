@@ -100,6 +100,15 @@ class TrainConfig:
         flag="--hflip")
     shift: int = option(0, "augmentation: move each training image by up to this many pixels along each axis "
                         "(edges repeated)", flag="--shift", metavar="PIXELS")
+    rotate: float = option(0.0, "augmentation: rotate each training image by a random angle of up to this many "
+                           "degrees (and zoom it, train.zoom; edges mirrored)", flag="--rotate", metavar="DEGREES")
+    zoom: float = option(0.0, "augmentation: scale each training image by a random factor between 1/(1 + ZOOM) and "
+                         "1 + ZOOM", flag="--zoom", metavar="ZOOM")
+    intensity: float = option(0.0, "augmentation: a random gamma (exp of up to +-F) and contrast (1 +- F) for each "
+                              "training image", flag="--intensity", metavar="F")
+    ema: float = option(0.0, "weight averaging: validate, select and keep an exponential moving average of the "
+                        "weights with this decay per step (e.g. 0.999); 0: off, the weights of the last step",
+                        flag="--ema", metavar="DECAY")
     max_minutes: float = option(0.0, "stop cleanly (with a checkpoint) after this many minutes of training; 0: no "
                                 "limit", flag="--max-time", metavar="MINUTES", resume=True)
     select: bool = option(True, "model selection: carve a validation split out of the training images (whole "
@@ -253,6 +262,10 @@ def validate(cfg: Config, where: str = "config") -> None:
                 "checkpoint_seconds"):
         need(getattr(t, key) >= 0, f"train.{key}", f"must be 0 or more, got {getattr(t, key)}")
     need(t.shift >= 0, "train.shift", f"must be 0 or more pixels, got {t.shift}")
+    need(0 <= t.rotate <= 180, "train.rotate", f"must lie in [0, 180] degrees, got {t.rotate}")
+    need(0 <= t.zoom < 1 and 0 <= t.intensity < 1, "train.zoom/intensity",
+         f"must lie in [0, 1), got {t.zoom}/{t.intensity}")
+    need(0 <= t.ema < 1, "train.ema", f"must lie in [0, 1) (e.g. 0.999; 0: off), got {t.ema}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     need(0 < t.val_fraction < 1, "train.val_fraction", f"must lie in (0, 1), got {t.val_fraction}")
     if d.size is not None:

@@ -1,9 +1,9 @@
-"""What the model sees: augment (flip, shift), corrupt at the native size, fit to the working size.
+"""What the model sees: augment (flip, shift, rotate and zoom, intensity), corrupt, fit to the working size.
 
 One :class:`Pipeline` turns a batch of clean images into (model input, loss target) for training,
 for held-out evaluation and for the baselines, so every consumer sees the same images:
 
-    train_pair(x, g)   flip and shift (augmentation, training only), then view
+    train_pair(x, g)   flip, shift, rotate/zoom, gamma/contrast (augmentation, training only), then view
     view(x, g)         fit to the working size and corrupt (seeded by ``g``); with ``native``, corrupt
                        first and then fit both copies (the reference adds noise at 64 x 64, then
                        resizes to 32 x 32)
@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from .config import Config, load_from_config, working_size
 from .data import ImageData, fit_images, select, split_indices, validation_split
@@ -36,6 +39,29 @@ def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> to
     return x[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+def random_affine(x: torch.Tensor, degrees: float, zoom: float, generator: torch.Generator) -> torch.Tensor:
+    """Rotate each image of ``x`` (B, C, H, W) by its own random angle in [-degrees, degrees] and scale
+    it by a random factor in [1/(1 + zoom), 1 + zoom] (log-uniform) about its centre; bicubic, the
+    edges mirrored, values kept in [0, 1]."""
+    b = len(x)
+    u = (torch.rand(2, b, generator=generator, device=generator.device) * 2 - 1).to(x.device)
+    angle, scale = u[0] * math.radians(degrees), torch.exp(-u[1] * math.log1p(zoom))  # output -> source scale
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
+
+
+def random_intensity(x: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """A random gamma (x ** exp(u), |u| <= amount) and then a random contrast about the image's mean
+    (a factor in [1 - amount, 1 + amount]) for each image of ``x``; values kept in [0, 1]."""
+    u = (torch.rand(2, len(x), 1, 1, 1, generator=generator, device=generator.device) * 2 - 1).to(x.device)
+    x = x.clamp(1e-6, 1) ** torch.exp(u[0] * amount)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return ((x - mean) * (1 + u[1] * amount) + mean).clamp(0, 1)
+
+
 @dataclass
 class Pipeline:
     corrupt: Corruption | None = None  # (x, generator) -> corrupted x; None: the clean images are the input
@@ -44,6 +70,9 @@ class Pipeline:
     method: str = "bicubic"  # resize method (data.resize)
     hflip: bool = False  # training: flip each image left-right with probability 1/2
     shift: int = 0  # training: move each image by up to this many pixels along each axis
+    rotate: float = 0.0  # training: rotate each image by up to this many degrees (train.rotate)
+    zoom: float = 0.0  # training: scale each image by up to 1 + zoom, or down to 1 / (1 + zoom) (train.zoom)
+    intensity: float = 0.0  # training: random gamma and contrast of up to this much (train.intensity)
     native: bool = False  # corrupt at the images' native size, then fit both copies (noise.where = "native")
 
     @classmethod
@@ -51,7 +80,12 @@ class Pipeline:
         """The pipeline of a run's configuration: its noise (or ``noise``, added where the run adds
         it), working size, fit and augmentation."""
         return cls(make_corruption(cfg.noise if noise is None else noise), working_size(cfg), cfg.data.fit,
-                   cfg.data.resize, cfg.train.hflip is True, cfg.train.shift, native=cfg.noise.where == "native")
+                   cfg.data.resize, native=cfg.noise.where == "native", **augmentation(cfg.train))
+
+    @classmethod
+    def for_training(cls, train) -> "Pipeline":
+        """The augmentation of a :class:`~aekit.TrainConfig` alone, on clean images as they are (fit()'s default)."""
+        return cls(**augmentation(train))
 
     @property
     def takes_native(self) -> bool:
@@ -62,12 +96,16 @@ class Pipeline:
         return x if self.size is None else fit_images(x, self.size, self.fit, self.method)
 
     def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Random flips, then random shifts, drawn from ``g`` (training only)."""
+        """Random flips, shifts, rotations and zooms, then gamma and contrast, drawn from ``g`` (training only)."""
         if self.hflip:
             flip = torch.rand(len(x), generator=g, device=g.device).to(x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.shift:
             x = random_shift(x, self.shift, g)
+        if self.rotate or self.zoom:
+            x = random_affine(x, self.rotate, self.zoom, g)
+        if self.intensity:
+            x = random_intensity(x, self.intensity, g)
         return x
 
     def view(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +118,12 @@ class Pipeline:
 
     def train_pair(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.view(self.augment(x, g), g)
+
+
+def augmentation(train) -> dict:
+    """The :class:`Pipeline` fields of a :class:`~aekit.TrainConfig`'s augmentation."""
+    return {"hflip": train.hflip is True, "shift": train.shift, "rotate": train.rotate, "zoom": train.zoom,
+            "intensity": train.intensity}
 
 
 @dataclass

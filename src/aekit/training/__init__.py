@@ -1,7 +1,9 @@
 """Training: the loop and what it stands on.
 
     loop          fit, in named steps (set up, restore, one epoch, after the epoch)
-    history       EpochStats, History, the epoch line, history.csv's columns
+    history       EpochStats, History, EpochContext (what the hook sees), the epoch line, history.csv's columns
+    averaging     weight averaging (train.ema)
+    selection     model selection on a validation split (train.select)
     evaluate      held-out metrics of a model
     data_init     the data-dependent start before the first step
     devices       the device and mixed precision (autocast)
@@ -14,8 +16,8 @@ from .data_init import data_init, wants_data_init
 from .devices import autocast_for, resolve_device
 from .distributed import Distributed
 from .evaluate import evaluate
-from .history import HISTORY_COLUMNS, EpochStats, History, format_epoch, history_columns, history_row
-from .loop import EpochContext, fit
+from .history import HISTORY_COLUMNS, EpochContext, EpochStats, History, format_epoch, history_columns, history_row
+from .loop import fit
 from .preflight import preflight
 from .optim import batch_starts, lr_factor, make_adam
 

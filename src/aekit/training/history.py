@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -59,3 +60,20 @@ def format_epoch(s: EpochStats) -> str:
     if s.validation:
         line += f"  [validation: {s.validation['loss_per_sample']:.4f}, {s.validation['psnr']:.2f} dB]"
     return line
+
+
+@dataclass
+class EpochContext:
+    """What the ``on_epoch`` hook of :func:`~aekit.training.fit` sees after every epoch."""
+
+    stats: EpochStats  # this epoch's record (also the last item of ``history``)
+    history: History  # every epoch so far, a resumed run's earlier epochs included
+    trainer: Any  # the loop's state (aekit.training.loop._Trainer)
+
+    def snapshot(self) -> dict:
+        """The full training state (for a checkpoint): collective under torch.distributed."""
+        return self.trainer.snapshot()
+
+    def agree(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is true on any (decisions that depend on a clock)."""
+        return self.trainer.dist.agree(flag, self.trainer.device)

@@ -19,7 +19,6 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -30,31 +29,15 @@ from ..data import epoch_batches
 from ..errors import AekitError, ConfigError
 from ..metrics import COLLAPSE_STD, code_small, collapse_warning
 from ..pipeline import Pipeline
+from .averaging import averaged, averaging
 from .data_init import data_init, wants_data_init
 from .devices import amp_warning, autocast_for, resolve_amp
 from .distributed import Distributed
 from .evaluate import evaluate
-from .history import EpochStats, History, format_epoch
+from .history import EpochContext, EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
 from .preflight import batch_size, preflight
 from .selection import Selection, carve, weights_copy
-
-
-@dataclass
-class EpochContext:
-    """What the ``on_epoch`` hook of :func:`fit` sees after every epoch."""
-
-    stats: EpochStats  # this epoch's record (also the last item of ``history``)
-    history: History  # every epoch so far, a resumed run's earlier epochs included
-    trainer: "_Trainer"
-
-    def snapshot(self) -> dict:
-        """The full training state (for a checkpoint): collective under torch.distributed."""
-        return self.trainer.snapshot()
-
-    def agree(self, flag: bool) -> bool:
-        """True on every process when ``flag`` is true on any (decisions that depend on a clock)."""
-        return self.trainer.dist.agree(flag, self.trainer.device)
 
 
 def fit(
@@ -106,7 +89,7 @@ class _Trainer:
                  val_images=None):
         # --- set up ---------------------------------------------------------------------------
         self.model, self.config, self.seed = model, config, seed
-        self.pipeline = pipeline if pipeline is not None else Pipeline(hflip=config.hflip is True, shift=config.shift)
+        self.pipeline = pipeline if pipeline is not None else Pipeline.for_training(config)
         self.dist = dist = Distributed.current()
         self.n = n = len(images)
         self.batch_size = batch_size(config, n)
@@ -148,6 +131,7 @@ class _Trainer:
         self.warned_collapse, self.log, self.bar, self.selection = False, log, None, None
         if config.select and val_images is not None and len(val_images):
             self.selection = Selection(model, val_images, self.pipeline, seed=seed, patience=config.early_stop)
+        self.average = averaging(model, config.ema)  # train.ema: the weights validated, evaluated and kept
         if state is not None:
             self.restore(state)
         elif self.selection is not None:
@@ -178,6 +162,8 @@ class _Trainer:
         if self.device.type == "cuda" and state.get("cuda_rng"):  # dropout, a VAE's draws: the device's own stream
             torch.cuda.set_rng_state(state["cuda_rng"][self.dist.rank].cpu(), self.device)
         self.history.extend(EpochStats(**h) for h in state["history"])
+        if self.average is not None and state.get("average"):
+            self.average.restore(state["average"])
         if self.selection is not None and state.get("selection"):
             self.selection.restore(state["selection"])
         self.first_epoch = int(state["epoch"]) + 1
@@ -196,6 +182,7 @@ class _Trainer:
                          if self.device.type == "cuda" else None),
             "history": [vars(h) for h in self.history],
             "selection": self.selection.state() if self.selection is not None else None,
+            "average": self.average.state() if self.average is not None else None,
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 
@@ -251,6 +238,8 @@ class _Trainer:
         with warnings.catch_warnings():  # the schedule follows the step count, also past a skipped fp16 step
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             self.sched.step()
+        if self.average is not None:
+            self.average.update(self.model)
         code = out.code.detach().float()  # accumulated in float32, whatever the autocast dtype
         share = len(code) / size  # 1 on one process: the shares' sum over processes is the batch mean
         zero = torch.zeros((), device=code.device)
@@ -270,11 +259,12 @@ class _Trainer:
             self.device,  # stops when another epoch like this one would pass the limit: the run ends within it
         )
         last = epoch == c.epochs or out_of_time
-        if test_images is not None and len(test_images) and (last or (c.eval_every and epoch % c.eval_every == 0)):
-            stats.heldout = evaluate(self.model, test_images, pipeline=self.pipeline, seed=self.seed + 2)
-        if self.selection is not None:
-            stats.validation = self.selection.score()
-            self.selection.consider(epoch, stats.validation)
+        with averaged(self.average, self.model):  # the weights that are kept: the average, with train.ema
+            if test_images is not None and len(test_images) and (last or (c.eval_every and epoch % c.eval_every == 0)):
+                stats.heldout = evaluate(self.model, test_images, pipeline=self.pipeline, seed=self.seed + 2)
+            if self.selection is not None:
+                stats.validation = self.selection.score()
+                self.selection.consider(epoch, stats.validation)
         self.history.append(stats)
         self.print(format_epoch(stats))
         if epoch >= 5 and stats.code_std < COLLAPSE_STD and not self.warned_collapse:
@@ -294,8 +284,11 @@ class _Trainer:
             self.print(self.history.stopped)
 
     def finish(self) -> None:
-        """End with the selected weights (the last ones stay in the snapshot, for a resume)."""
+        """End with the selected (or else the averaged) weights; the last ones stay in the snapshot, for a resume."""
         if self.selection is None or self.selection.best_state is None:
+            if self.average is not None:
+                self.final_state = weights_copy(self.model)
+                self.model.load_state_dict(self.average.average)
             return
         self.final_state = weights_copy(self.model)
         self.model.load_state_dict(self.selection.best_state)
