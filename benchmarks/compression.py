@@ -12,6 +12,7 @@ benchmarks/compression.json.
 
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/compression.py      # 8 cells
     python benchmarks/compression.py --codes 64 --splits subject --epochs 30                 # one cell
+    python benchmarks/compression.py --splits --estimator --codes 128 256 --name compression-estimator
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def estimator_rows(codes: list[int]) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--splits", nargs="+", default=["random", "subject"])
+    ap.add_argument("--splits", nargs="*", default=["random", "subject"], help="none: only the estimator's rows")
     ap.add_argument("--codes", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--epochs", type=int, default=None, help="an epoch count, as a user may give one (default: none)")
     ap.add_argument("--data", default="olivetti")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks")
     ap.add_argument("--estimator", action="store_true", help="also the scikit-learn estimator with its defaults")
+    ap.add_argument("--name", default=None, help="results file: benchmarks/NAME.json (default: compression[-epochsN])")
     args = ap.parse_args()
     rows = []
     for split in args.splits:
@@ -104,7 +106,7 @@ def main() -> None:
         print(f"| {r['split']} | {r['code']} | {r['pca']['psnr']:.2f} / {r['pca']['ssim']:.3f} | "
               f"**{r['aekit']['psnr']:.2f} / {r['aekit']['ssim']:.3f}** | {r['margin_db']:+.2f} dB | "
               f"{r['chosen_epoch']} ({r['epochs_run']}) | {r['minutes']:.1f} | `{r['command']}` |")
-    save("compression" + (f"-epochs{args.epochs}" if args.epochs else ""), settings=vars(args), rows=rows)
+    save(args.name or "compression" + (f"-epochs{args.epochs}" if args.epochs else ""), settings=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

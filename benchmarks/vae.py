@@ -7,8 +7,9 @@ bits/dim), active units, the reconstruction PSNR of the posterior mean, the medi
 samples to their closest training face (real unseen faces score about 0.76 this way), and
 interpolations between pairs of held-out faces of different people (SSIM between consecutive frames).
 Beside it: probabilistic PCA samples (16 components), and with ``--pythae`` (pythae 0.1.2 in the same
-environment) pythae's VAE with its default MLP nets (latent 16) on the same split, for as many
-epochs and then for the same CPU time.
+environment) pythae's VAE with its default MLP nets (latent 16) on the same split for as many
+epochs (``--pythae-equal-time``: also for the same CPU time), and pythae's VAE with aekit's default
+encoder and decoder (the same latent size) for as many epochs.
 
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py [--pythae] [--minutes 10]
 """
@@ -86,18 +87,53 @@ def ppca(train: torch.Tensor, test, test_labels, k: int = 16) -> dict:
     return {"system": f"probabilistic PCA, {k} components", **checks, "psnr": float(psnr(recon, test).mean())}
 
 
-def pythae_rows(train, test, test_labels, epochs: int, seconds: float) -> list[dict]:
-    """pythae's VAE (its default MLP nets, latent 16, bce) on the same 320 faces: as many epochs as aekit
-    ran, then as many as fit aekit's CPU time (pythae's own trainer, Adam lr 1e-3, batch 64)."""
+def aekit_nets(latent: int):
+    """aekit's default VAE encoder and decoder (its initialisation) as pythae networks."""
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    net = aekit.create_model("vae", code_length=latent)
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.mu, self.log_var = net.encoder, net.mu, net.log_var
+
+        def forward(self, x):
+            h = self.encoder(x).flatten(1)
+            return ModelOutput(embedding=self.mu(h), log_covariance=self.log_var(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.to_map, self.decoder = net.to_map, net.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.decoder(self.to_map(z))))
+
+    return Encoder(), Decoder()
+
+
+def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: int, equal_time: bool) -> list[dict]:
+    """pythae's VAE (bce) on the same 320 faces with pythae's own trainer (Adam lr 1e-3, batch 64):
+    its default MLP nets, latent 16, for as many epochs as aekit ran (and with ``equal_time`` for as
+    many as fit aekit's CPU time); and aekit's own encoder and decoder (latent as aekit's) for as many
+    epochs as aekit ran."""
     from pythae.data.datasets import BaseDataset
     from pythae.models import VAE, VAEConfig
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     rows, per_epoch = [], None
-    for n_epochs in (epochs, None):
+    for n_epochs, nets in ((epochs, "mlp"), *([(None, "mlp")] if equal_time else []), (epochs, "aekit")):
         n_epochs = n_epochs or max(1, int(seconds / per_epoch))
         torch.manual_seed(8)
-        model = VAE(VAEConfig(input_dim=(1, 32, 32), latent_dim=16, reconstruction_loss="bce"))
+        dim = 16 if nets == "mlp" else latent
+        cfg = VAEConfig(input_dim=(1, 32, 32), latent_dim=dim, reconstruction_loss="bce")
+        if nets == "mlp":
+            model = VAE(cfg)
+        else:
+            encoder, decoder = aekit_nets(dim)
+            model = VAE(cfg, encoder=encoder, decoder=decoder)
         t0 = time.perf_counter()
         BaseTrainer(model=model, train_dataset=BaseDataset(train, torch.zeros(len(train))),
                     training_config=BaseTrainerConfig(output_dir="/tmp/aekit-pythae", num_epochs=n_epochs,
@@ -112,10 +148,11 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float) -> list[d
             recon = model.decoder(mu).reconstruction.clamp(1e-7, 1 - 1e-7)
             bce = torch.nn.functional.binary_cross_entropy(recon, test, reduction="none").flatten(1).sum(1)
             kl = 0.5 * (mu.square() + log_var.exp() - log_var - 1).sum(1)
-            checks, _ = generative_checks(lambda n, s: torch.randn(n, 16, generator=torch.Generator().manual_seed(s)),
+            checks, _ = generative_checks(lambda n, s: torch.randn(n, dim, generator=torch.Generator().manual_seed(s)),
                                           lambda x: model.encoder(x).embedding,
                                           lambda z: model.decoder(z).reconstruction.clamp(0, 1), train, test, test_labels)
-        rows.append({"system": f"pythae 0.1.2 VAE, its MLP nets, latent 16, {n_epochs} epochs",
+        what = "its MLP nets" if nets == "mlp" else "aekit's default encoder and decoder"
+        rows.append({"system": f"pythae 0.1.2 VAE, {what}, latent {dim}, {n_epochs} epochs",
                      "nelbo": float((bce + kl).mean()), "active_units": int((mu.var(0) > 0.01).sum()),
                      "psnr": float(psnr(recon, test).mean()), "seconds": took, **checks})
     return rows
@@ -125,6 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--pythae", action="store_true")
+    ap.add_argument("--pythae-equal-time", action="store_true", help="with --pythae: also its MLP VAE for aekit's CPU time")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "vae")
     ap.add_argument("--config", default=None, help="e.g. configs/reference-vae.toml (the book's, on all 400 faces)")
     args = ap.parse_args()
@@ -151,7 +189,8 @@ def main() -> None:
     rows.append(ppca(train, test, test_labels))
     real = float(ssim_to_closest(test, train).median())
     if args.pythae:
-        rows += pythae_rows(train, test, test_labels, metrics["epochs"], seconds)
+        rows += pythae_rows(train, test, test_labels, metrics["epochs"], seconds, model.config.code_length,
+                           args.pythae_equal_time)
     print(f"\n{machine_line('cpu')}; unseen real faces score {real:.3f} against their closest training face\n")
     print("| system | -ELBO (nats) | active units | PSNR | samples: SSIM to closest training face | "
           "interpolation: consecutive-frame SSIM | seconds |")

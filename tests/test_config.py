@@ -16,6 +16,13 @@ def test_reference_config_is_experiment_a(root):
     assert cfg.seed == 1002 and cfg.data.order_seed == 1000
 
 
+@pytest.mark.parametrize("name", ["reference", "reference-denoising", "reference-sparse", "reference-vae"])
+def test_the_reference_configs_train_as_the_book_does(root, name):
+    """No flips, no validation split, float32: none of the defaults' choices reach the book's runs."""
+    t = load_config(root / "configs" / f"{name}.toml").train
+    assert (t.hflip, t.select, t.amp, t.shift, t.rotate, t.zoom, t.intensity, t.ema) == (False, False, "off", 0, 0, 0, 0, 0)
+
+
 def test_fast_config_changes_only_the_schedule_of_the_reference(root):
     """benchmarks/time_to_quality.py compares the two: same data, architecture and loss, same Adam."""
     ref = load_config(root / "configs" / "reference.toml")
@@ -23,6 +30,7 @@ def test_fast_config_changes_only_the_schedule_of_the_reference(root):
     assert fast.data == ref.data and fast.model == ref.model and fast.noise == ref.noise
     assert (fast.train.beta1, fast.train.beta2, fast.train.eps) == (ref.train.beta1, ref.train.beta2, ref.train.eps)
     assert fast.train.data_init and not ref.train.data_init
+    assert fast.train.hflip is False and fast.train.select is False
 
 
 def test_defaults_hold_out_a_fifth_and_use_the_plain_loop():

@@ -8,6 +8,7 @@ import torch
 import aekit
 from aekit.baselines import ALL, BASELINES
 from aekit.evaluation import evaluate_run
+from aekit.noise import NoiseConfig
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,25 @@ def test_flip_ensemble_is_scored_under_its_own_name(denoise_run):
     assert [r["method"] for r in both["results"]] == ["noisy input", "aekit (conv, flip ensemble)"]
     assert both["results"][0] == plain["results"][0]  # the same noisy images
     assert both["results"][1]["psnr"] != plain["results"][1]["psnr"]
+
+
+def test_a_denoiser_trained_with_flips_is_scored_and_run_as_its_flip_ensemble(denoise_run, make_run, root, tmp_path, cli):
+    from aekit.inference import flips_by_default
+
+    flipped = make_run(root / "configs" / "reference-denoising.toml", **{
+        "train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False, "train.hflip": True,
+        "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1], "model.decoder_channels": [4],
+        "model.decoder_strides": [2]}).out
+    assert flips_by_default(flipped) and not flips_by_default(denoise_run)
+    auto = evaluate_run(flipped, limit=4, write=False)
+    assert [r["method"] for r in auto["results"]] == ["noisy input", "aekit (conv, flip ensemble)"]
+    off = evaluate_run(flipped, limit=4, write=False, flip_ensemble=False)
+    assert off["results"][1]["method"] == "aekit (conv)" and off["results"][1]["psnr"] != auto["results"][1]["psnr"]
+    # without noise (a reconstruction: one code per image) the output is the plain model's
+    clean = evaluate_run(flipped, limit=4, write=False, noise=NoiseConfig())
+    assert [r["method"] for r in clean["results"]] == ["aekit (conv)"]
+    r = cli("evaluate", flipped, "--limit", "2", "--no-flip-ensemble")
+    assert r.code == 0 and "aekit (conv) " in r.out and "flip ensemble" not in r.out
 
 
 def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):

@@ -104,8 +104,8 @@ def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_pa
         torch.testing.assert_close(FlipEnsemble(model)(x.flip(-1)).recon, both.flip(-1), atol=1e-6, rtol=0)
     torch.testing.assert_close(both, by_hand)
     assert (both - model(x).recon).abs().max() > 1e-4  # a different output from the plain model
-    out, plain = tmp_path / "ens", tmp_path / "plain"
-    for folder, extra in ((out, ["--flip-ensemble"]), (plain, [])):
+    out, plain, default = tmp_path / "ens", tmp_path / "plain", tmp_path / "default"
+    for folder, extra in ((out, ["--flip-ensemble"]), (plain, ["--no-flip-ensemble"]), (default, [])):
         r = cli("denoise", fcn_run, images / "gray.png", "--out", folder, *extra)
         assert r.code == 0, r.err
     pixels = np.asarray(Image.open(images / "gray.png"), dtype=np.float32) / 255
@@ -114,6 +114,8 @@ def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_pa
     got = np.asarray(Image.open(out / "gray.png"), dtype=np.float32) / 255
     assert np.abs(got - want).max() <= 1 / 255 + 1e-6  # the file holds the ensemble, to 8-bit rounding
     assert not np.array_equal(got, np.asarray(Image.open(plain / "gray.png"), dtype=np.float32) / 255)
+    # the run trained with flips (hflip auto: the Olivetti faces), so its default is the ensemble
+    assert np.array_equal(got, np.asarray(Image.open(default / "gray.png"), dtype=np.float32) / 255)
 
 
 @pytest.mark.slow

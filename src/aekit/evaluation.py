@@ -21,7 +21,7 @@ from .config import replace
 from .data import load_data, map_batches, split_indices, take
 from .errors import AekitError
 from .files import write_json
-from .inference import FlipEnsemble, reconstruct
+from .inference import FlipEnsemble, flips_by_default, reconstruct
 from .metrics import image_metrics
 from .noise import NoiseConfig
 from .pipeline import Pipeline, prepare_data
@@ -45,23 +45,21 @@ def evaluate_run(
     seed: int = 0,
     device: str = "cpu",
     write: bool = True,
-    flip_ensemble: bool = False,
+    flip_ensemble: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
     size as in training, or at its own size for a model that runs at any size), with ``noise``
     (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
     training images); returns (and writes) the results. With ``flip_ensemble`` the model's output
-    averages its passes on each image and its mirror."""
+    averages its passes on each image and its mirror; by default (None) it does where the images are
+    corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     trained = folder.config()
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
     model = folder.model(device)
-    name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
     fixed = not model.any_size
-    if flip_ensemble:
-        model = FlipEnsemble(model)
     noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
 
     # the evaluation split; a run trained on everything is evaluated on the default split, and we say
@@ -86,6 +84,11 @@ def evaluate_run(
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
         size = size if fixed else tuple(test_native.shape[-2:])
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=size)
+    if flip_ensemble is None:
+        flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
+    name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
+    if flip_ensemble:
+        model = FlipEnsemble(model)
     gen = torch.Generator().manual_seed(seed)
     noisy, clean = pipeline.view(test_native, gen)
     train_noisy, train_clean = pipeline.view(train_native, gen)

@@ -22,6 +22,7 @@ from .errors import AekitError
 from .models import load
 from .noise import NoiseConfig, make_corruption
 from .pipeline import Pipeline
+from .run_folder import RunFolder
 from .report.pictures import image_grid, save_png
 
 GRID_IMAGES = 8  # images shown in the --add-noise grid
@@ -34,6 +35,14 @@ class Item:
     name: Path  # where the output goes, relative to --out
     pixels: torch.Tensor  # (C, H, W) float32 in [0, 1], the model's channel count
     info: ImageInfo  # the original's format, mode, bit depth and size
+
+
+def flips_by_default(run) -> bool:
+    """Whether a run denoises with its flip ensemble by default: where it trained with left-right flips
+    (``train.hflip``), the mirror image of an image is one of the kind it learnt, and averaging the two
+    passes is a little better (benchmarks/README.md#denoising). A model folder without config.toml: no."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    return folder.has_config() and folder.config().train.hflip is True
 
 
 class FlipEnsemble(torch.nn.Module):
@@ -145,17 +154,18 @@ def denoise_files(
     tile: int = 256,
     overlap: int = 32,
     device: str = "cpu",
-    flip_ensemble: bool = False,
+    flip_ensemble: bool | None = None,
 ) -> dict:
     """Denoise image files with the model of ``run``; returns what was written (and skipped).
 
     With ``flip_ensemble`` each output averages the model's passes on the image and on its mirror
-    image (:class:`FlipEnsemble`). With ``skip_bad`` unreadable files are skipped and listed instead
+    image (:class:`FlipEnsemble`); by default (None) it does for a run trained with flips
+    (:func:`flips_by_default`). With ``skip_bad`` unreadable files are skipped and listed instead
     of stopping everything. With ``add_noise`` the inputs are corrupted first (seeded; for
     demonstrations) and a grid ``OUT/grid.png`` shows clean | noisy | denoised for up to 8 of them.
     """
     model = load(run, device=device)
-    if flip_ensemble:
+    if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)
     files = find_images(inputs)
     names = [str(n) for _, n in files]

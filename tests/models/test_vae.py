@@ -86,7 +86,7 @@ def test_code_statistics_in_the_run_folder(tiny_run):
 
 def test_the_default_vae_has_a_small_latent_projected_to_the_decoder():
     model = create_model("vae")
-    assert model.config.code_length == 32 and model.to_map.dense is not None and model.start_shape == (16, 8, 8)
+    assert model.config.code_length == 16 and model.to_map.dense is not None and model.start_shape == (16, 8, 8)
 
 
 def test_the_kl_weight_rises_over_the_warm_up_and_evaluation_uses_the_whole_beta(tiny_images):

@@ -12,7 +12,8 @@ from ..training import resolve_device
 from .options import add_command
 
 FLIP_HELP = ("average the model's passes on each image and on its mirror image, mirrored back (two passes; a "
-             "little more accurate for models trained with flips)")
+             "little more accurate for models trained with flips); default: on for a run trained with flips "
+             "(train.hflip)")
 
 
 def add_commands(sub) -> None:
@@ -40,7 +41,7 @@ def add_commands(sub) -> None:
     e.add_argument("--limit", type=int, metavar="N", help="only the first N held-out images")
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
-    e.add_argument("--flip-ensemble", action="store_true", help=FLIP_HELP)
+    e.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
 
     d = add_command(
         sub, "denoise", "denoise image files with a trained run", """
@@ -63,7 +64,7 @@ def add_commands(sub) -> None:
     d.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
-    d.add_argument("--flip-ensemble", action="store_true", help=FLIP_HELP)
+    d.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
     d.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
 
 

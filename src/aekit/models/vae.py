@@ -1,11 +1,11 @@
 """A convolutional variational autoencoder (docs/reference-experiments.md, section 4, the book's VAE).
 
-Default configuration, grayscale 32 x 32 input, a Gaussian latent of 32 values:
+Default configuration, grayscale 32 x 32 input, a Gaussian latent of 16 values:
 
     encoder  conv 32 s2 -> conv 64 s2 -> conv 128           (3x3, 'same', ReLU)   (B, 128, 8, 8)
-             flatten -> dense 32 (mu), dense 32 (log variance)
+             flatten -> dense 16 (mu), dense 16 (log variance)
     sample   z = mu + exp(log_var / 2) * eps, eps ~ N(0, I)  (training only; eval mode uses mu)
-    decoder  dense 32 -> 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
+    decoder  dense 16 -> 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
 
 The book's VAE (configs/reference-vae.toml) has a latent of 1024 values reshaped to 16x8x8 directly
 (``decoder_input = "reshape"``). That latent is a map of independent local features: samples from the
@@ -41,7 +41,7 @@ from .registry import register
 @dataclass
 class VAEConfig(ModelConfig):
     name: str = option("vae", "registered architecture")
-    code_length: int = option(32, "latent values (the book: 1024 = 32 x 32)")
+    code_length: int = option(16, "latent values (the book: 1024 = 32 x 32)")
     loss: LossName = option("bce", "reconstruction: bce (summed sigmoid cross-entropy, the book's)")
     beta: float = option(1.0, "vae: weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)",
                          flag="--beta", metavar="B")
@@ -87,7 +87,7 @@ class VAE(Autoencoder):
         self.log_var = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
 
         self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input,
-                                channels=c.start_channels)  # (B, 32) -> (B, 16, 8, 8)
+                                channels=c.start_channels)  # (B, 16) -> (B, 16, 8, 8)
         self.start_shape = self.to_map.shape
         layers = []
         cin = self.start_shape[0]
