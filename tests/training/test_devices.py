@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.training import fit
+from aekit.training import devices, fit
 
 
 def _small_model():
@@ -46,7 +46,11 @@ def test_fp16_with_a_grad_scaler_trains_on_the_cpu():
     assert 0 < snapshots[-1]["scaler"]["scale"] < 2.0**16  # backed off, and saved for resume
 
 
-def test_amp_off_is_the_exact_fp32_run():
+def test_amp_off_is_the_exact_fp32_run(monkeypatch):
+    """On a CPU without native bf16 the default (auto) is float32: bit for bit the run of amp off.
+    (Pretended here: on a CPU with AVX512-BF16 auto is bf16, test_precision.py.)"""
+    monkeypatch.setattr(devices, "native_bf16", lambda device: (False, "pretend: no native bf16"))
+
     def run(**amp):
         torch.manual_seed(5)
         model = _small_model()

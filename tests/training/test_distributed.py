@@ -120,8 +120,13 @@ def test_two_processes_of_25_match_one_process_of_50(runs):
         for key in ("loss_per_sample", "code_mean", "heldout_loss_per_sample"):
             assert b[key] == pytest.approx(a[key], rel=1e-4), (a["epoch"], key)
     assert both[0]["loss_per_sample"] != both[2]["loss_per_sample"]  # it did train
+    # The weights agree as tensors, not element by element: two half-batches sum their gradients in
+    # another order, and Adam turns a rounding-level gradient (a parameter the loss barely touches)
+    # into a step of full size lr whose sign is the rounding's (seen: 0.3% of one layer's entries
+    # off by 1e-3 on an AVX-512 CPU, every tensor within 1% in norm).
     w1, w2 = load_file(tmp / "one" / "model.safetensors"), load_file(tmp / "two" / "model.safetensors")
-    assert all(torch.allclose(w1[k], w2[k], rtol=1e-3, atol=1e-4) for k in w1)
+    for k in w1:
+        assert float((w1[k] - w2[k]).norm() / w1[k].norm()) < 0.02, k
 
 
 def test_rank_0_alone_prints_and_the_resumed_run_is_complete(runs):

@@ -21,7 +21,8 @@ def test_fit_with_the_quirk_trains_on_350_of_400_and_divides_by_400():
                                decoder_channels=(4,), decoder_strides=(2,))
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
-    cfg = aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, lr=0.0, select=False)  # lr 0: the losses are the start's
+    # lr 0: the losses are the start's; float32 like the check below (auto is bf16 on an AVX512-BF16 CPU)
+    cfg = aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, lr=0.0, select=False, amp="off")
     hist = fit(model, x, cfg, seed=7, progress=False, log=lambda s: None)
     assert calls == [50] * 7
     seen = torch.randperm(400, generator=torch.Generator().manual_seed(7))[:350]  # the epoch's shuffled order

@@ -31,6 +31,7 @@ from ..errors import AekitError, ConfigError
 BACKEND_ENV = "AEKIT_DIST_BACKEND"  # a torch.distributed backend to force (nccl, gloo); unset: torch's choice
 DEFAULT_TIMEOUT = 300.0  # seconds to join the group, and the longest any one collective may wait
 
+LEFT_KEY = "aekit/left"  # in the rendezvous store: how many processes other than rank 0 have left the group
 PER_PROCESS = ("train.threads", "data.data_home")  # settings that may differ between processes (machines)
 
 
@@ -109,8 +110,33 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
         raise AekitError(f"rank {rank} of {world}: could not join the process group at {endpoint}: {reason}") from None
     try:
         yield
-    finally:
+    except BaseException:
+        dist.destroy_process_group()  # no barrier: the others may never reach one
+        raise
+    _leave_together(rank, world, timeout)
+
+
+def _leave_together(rank: int, world: int, timeout: float) -> None:
+    """Leave the group after every process has finished, and keep the process that serves the
+    rendezvous store (rank 0 when started by hand) alive until the others have left it: a process
+    whose store or peers vanish while it tears down its own half aborts (std::terminate)."""
+    store = dist.distributed_c10d._get_default_store()
+    try:
+        dist.barrier()
+    except (RuntimeError, TimeoutError):  # DistError, a closed connection: a peer failed after its last step
         dist.destroy_process_group()
+        raise AekitError(f"rank {rank} of {world}: another process stopped before the end of the run "
+                         "(its own message says why)") from None
+    dist.destroy_process_group()
+    try:
+        if rank != 0:
+            store.add(LEFT_KEY, 1)
+            return
+        deadline = time.monotonic() + min(timeout, 30.0)
+        while store.add(LEFT_KEY, 0) < world - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except (RuntimeError, TimeoutError):  # the store went first (torchrun's agent serves it): nothing to wait for
+        pass
 
 
 def _reachable(host: str, port: str, deadline: float) -> bool:

@@ -111,7 +111,8 @@ class _Trainer:
         if state is None and wants_data_init(model, config):  # before DDP wraps the model (it broadcasts rank 0's)
             data_init(model, images, pipeline=self.pipeline, seed=seed, device=device)
         self.net = model  # the module of the training forward; `model` itself is saved, evaluated, checkpointed
-        if dist.world > 1:
+        if dist.world > 1:  # a 1-channel conv's gradient has strides DDP's check calls different, harmlessly
+            warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides", UserWarning)
             self.net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         if config.compile:  # the DDP module itself, as PyTorch recommends (DDPOptimizer splits at its buckets)
             self.net = torch.compile(self.net)
