@@ -9,9 +9,12 @@ interpolations between pairs of held-out faces of different people (SSIM between
 Beside it: probabilistic PCA samples (16 components), and with ``--pythae`` (pythae 0.1.2 in the same
 environment) pythae's VAE with its default MLP nets (latent 16) on the same split for as many
 epochs (``--pythae-equal-time``: also for the same CPU time), and pythae's VAE with aekit's default
-encoder and decoder (the same latent size) for as many epochs.
+encoder and decoder (the same latent size) for as many epochs; and aekit's trainer on pythae's data
+(``aekit train --model vae --no-select --epochs N``: all 320 faces, no validation carved out, as many
+epochs), so the two trainers are compared on the same faces, nets and epochs (``--seeds 0 1 2``:
+both once per seed, the seed-to-seed spread beside the difference).
 
-    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py [--pythae] [--minutes 10]
+    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py [--pythae [--seeds 0 1 2]] [--minutes 10]
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ def aekit_nets(latent: int):
     return Encoder(), Decoder()
 
 
-def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: int, equal_time: bool) -> list[dict]:
+def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: int, equal_time: bool,
+                seeds: tuple[int, ...] = (8,)) -> list[dict]:
     """pythae's VAE (bce) on the same 320 faces with pythae's own trainer (Adam lr 1e-3, batch 64):
     its default MLP nets, latent 16, for as many epochs as aekit ran (and with ``equal_time`` for as
     many as fit aekit's CPU time); and aekit's own encoder and decoder (latent as aekit's) for as many
@@ -124,9 +128,10 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: i
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     rows, per_epoch = [], None
-    for n_epochs, nets in ((epochs, "mlp"), *([(None, "mlp")] if equal_time else []), (epochs, "aekit")):
+    runs = [(epochs, "mlp", 8), *([(None, "mlp", 8)] if equal_time else []), *((epochs, "aekit", s) for s in seeds)]
+    for n_epochs, nets, seed in runs:
         n_epochs = n_epochs or max(1, int(seconds / per_epoch))
-        torch.manual_seed(8)
+        torch.manual_seed(seed)
         dim = 16 if nets == "mlp" else latent
         cfg = VAEConfig(input_dim=(1, 32, 32), latent_dim=dim, reconstruction_loss="bce")
         if nets == "mlp":
@@ -138,7 +143,7 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: i
         BaseTrainer(model=model, train_dataset=BaseDataset(train, torch.zeros(len(train))),
                     training_config=BaseTrainerConfig(output_dir="/tmp/aekit-pythae", num_epochs=n_epochs,
                                                       learning_rate=1e-3, per_device_train_batch_size=64,
-                                                      no_cuda=True, steps_saving=None, seed=8)).train()
+                                                      no_cuda=True, steps_saving=None, seed=seed)).train()
         took = time.perf_counter() - t0
         per_epoch = per_epoch or took / n_epochs
         model.eval()
@@ -152,10 +157,31 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: i
                                           lambda x: model.encoder(x).embedding,
                                           lambda z: model.decoder(z).reconstruction.clamp(0, 1), train, test, test_labels)
         what = "its MLP nets" if nets == "mlp" else "aekit's default encoder and decoder"
-        rows.append({"system": f"pythae 0.1.2 VAE, {what}, latent {dim}, {n_epochs} epochs",
+        rows.append({"system": f"pythae 0.1.2 VAE, {what}, latent {dim}, {n_epochs} epochs, seed {seed}",
                      "nelbo": float((bce + kl).mean()), "active_units": int((mu.var(0) > 0.01).sum()),
                      "psnr": float(psnr(recon, test).mean()), "seconds": took, **checks})
     return rows
+
+
+def aekit_row(cmd: list[str], out: Path, train, test, test_labels) -> tuple[dict, dict]:
+    """Run an ``aekit train`` command (a fresh process) and score its model on the held-out faces."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "aekit", *cmd[1:], "--overwrite", "--no-progress"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    seconds = time.perf_counter() - t0
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = aekit.load(out)
+    h = metrics["heldout"] or aekit.evaluate(model, test)  # the book's trains on all 400: scored on the last 80
+    sampler = lambda n, s: torch.randn(n, model.config.code_length, generator=torch.Generator().manual_seed(s))  # noqa: E731
+    checks, _ = generative_checks(sampler, lambda x: torch.from_numpy(encode(model, x)),
+                                  lambda z: decode(model, z), train, test, test_labels)
+    return {"system": "aekit: " + shlex.join(cmd), "nelbo": h["nelbo"], "bits_per_dim": h["bits_per_dim"],
+            "reconstruction": h["reconstruction"], "kl": h["kl"], "active_units": h["active_units"],
+            "psnr": h["psnr"], "seconds": seconds, "epochs": metrics["epochs"],
+            "precision": metrics.get("precision"),
+            "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}, metrics
 
 
 def main() -> None:
@@ -163,34 +189,28 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--pythae", action="store_true")
     ap.add_argument("--pythae-equal-time", action="store_true", help="with --pythae: also its MLP VAE for aekit's CPU time")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None,
+                    help="with --pythae: the two trainers on the same faces, nets and epochs, once per seed")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "vae")
     ap.add_argument("--config", default=None, help="e.g. configs/reference-vae.toml (the book's, on all 400 faces)")
     args = ap.parse_args()
     cmd = ["aekit", "train", "--model", "vae", "--max-time", f"{args.minutes:g}", "--out", str(args.out)]
     if args.config:
         cmd = ["aekit", "train", "--config", args.config, "--out", str(args.out)]
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "aekit", *cmd[1:], "--overwrite", "--no-progress"], cwd=ROOT,
-                       capture_output=True, text=True)
-    if r.returncode:
-        raise SystemExit(r.stderr)
-    seconds = time.perf_counter() - t0
-    metrics = json.loads((args.out / "metrics.json").read_text())
-    model = aekit.load(args.out)
     train, test, _, test_labels = faces_split()
-    h = metrics["heldout"] or aekit.evaluate(model, test)  # the book's trains on all 400: scored on the last 80
-    sampler = lambda n, s: torch.randn(n, model.config.code_length, generator=torch.Generator().manual_seed(s))  # noqa: E731
-    checks, samples = generative_checks(sampler, lambda x: torch.from_numpy(encode(model, x)),
-                                        lambda z: decode(model, z), train, test, test_labels)
-    rows = [{"system": "aekit: " + shlex.join(cmd), "nelbo": h["nelbo"], "bits_per_dim": h["bits_per_dim"],
-             "reconstruction": h["reconstruction"], "kl": h["kl"], "active_units": h["active_units"],
-             "psnr": h["psnr"], "seconds": seconds, "epochs": metrics["epochs"],
-             "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}]
+    row, metrics = aekit_row(cmd, args.out, train, test, test_labels)
+    rows = [row]
+    if args.pythae:  # aekit's trainer on pythae's data: all 320 faces (no validation carved), as many epochs
+        for seed in args.seeds or [None]:
+            out = args.out.with_name(args.out.name + "-all-320" + (f"-seed{seed}" if seed is not None else ""))
+            same = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(metrics["epochs"]),
+                    *(["--seed", str(seed)] if seed is not None else []), "--out", str(out)]
+            rows.append(aekit_row(same, out, train, test, test_labels)[0])
     rows.append(ppca(train, test, test_labels))
     real = float(ssim_to_closest(test, train).median())
     if args.pythae:
-        rows += pythae_rows(train, test, test_labels, metrics["epochs"], seconds, model.config.code_length,
-                           args.pythae_equal_time)
+        rows += pythae_rows(train, test, test_labels, metrics["epochs"], row["seconds"],
+                            aekit.load(args.out).config.code_length, args.pythae_equal_time, tuple(args.seeds or [8]))
     print(f"\n{machine_line('cpu')}; unseen real faces score {real:.3f} against their closest training face\n")
     print("| system | -ELBO (nats) | active units | PSNR | samples: SSIM to closest training face | "
           "interpolation: consecutive-frame SSIM | seconds |")
@@ -200,7 +220,7 @@ def main() -> None:
         print(f"| {row['system']} | {fmt('nelbo', '.1f')} | {fmt('active_units', 'd')} | {fmt('psnr', '.2f')} | "
               f"{fmt('sample_ssim_to_closest_training_face', '.3f')} | {fmt('interpolation_consecutive_ssim', '.3f')} "
               f"| {fmt('seconds', '.0f')} |")
-    save("vae" + ("-book" if args.config else ""), settings=vars(args), rows={"rows": rows, "real_faces": real})
+    save("vae" + ("-book" if args.config else "") + ("-seeds" if args.seeds else ""), settings=vars(args), rows={"rows": rows, "real_faces": real})
 
 
 if __name__ == "__main__":
