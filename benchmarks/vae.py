@@ -163,8 +163,9 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: i
     return rows
 
 
-def aekit_row(cmd: list[str], out: Path, train, test, test_labels) -> tuple[dict, dict]:
-    """Run an ``aekit train`` command (a fresh process) and score its model on the held-out faces."""
+def aekit_row(cmd: list[str], out: Path, train, test, test_labels) -> tuple[dict, aekit.Autoencoder]:
+    """Run an ``aekit train`` command (a fresh process) and score its model on the held-out faces:
+    the row, and the model."""
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "aekit", *cmd[1:], "--overwrite", "--no-progress"], cwd=ROOT,
                        capture_output=True, text=True)
@@ -181,7 +182,7 @@ def aekit_row(cmd: list[str], out: Path, train, test, test_labels) -> tuple[dict
             "reconstruction": h["reconstruction"], "kl": h["kl"], "active_units": h["active_units"],
             "psnr": h["psnr"], "seconds": seconds, "epochs": metrics["epochs"],
             "precision": metrics.get("precision"),
-            "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}, metrics
+            "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}, model
 
 
 def main() -> None:
@@ -198,19 +199,19 @@ def main() -> None:
     if args.config:
         cmd = ["aekit", "train", "--config", args.config, "--out", str(args.out)]
     train, test, _, test_labels = faces_split()
-    row, metrics = aekit_row(cmd, args.out, train, test, test_labels)
+    row, model = aekit_row(cmd, args.out, train, test, test_labels)
     rows = [row]
     if args.pythae:  # aekit's trainer on pythae's data: all 320 faces (no validation carved), as many epochs
         for seed in args.seeds or [None]:
             out = args.out.with_name(args.out.name + "-all-320" + (f"-seed{seed}" if seed is not None else ""))
-            same = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(metrics["epochs"]),
+            same = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(row["epochs"]),
                     *(["--seed", str(seed)] if seed is not None else []), "--out", str(out)]
             rows.append(aekit_row(same, out, train, test, test_labels)[0])
     rows.append(ppca(train, test, test_labels))
     real = float(ssim_to_closest(test, train).median())
     if args.pythae:
-        rows += pythae_rows(train, test, test_labels, metrics["epochs"], row["seconds"],
-                            aekit.load(args.out).config.code_length, args.pythae_equal_time, tuple(args.seeds or [8]))
+        rows += pythae_rows(train, test, test_labels, row["epochs"], row["seconds"], model.config.code_length,
+                            args.pythae_equal_time, tuple(args.seeds or [8]))
     print(f"\n{machine_line('cpu')}; unseen real faces score {real:.3f} against their closest training face\n")
     print("| system | -ELBO (nats) | active units | PSNR | samples: SSIM to closest training face | "
           "interpolation: consecutive-frame SSIM | seconds |")
@@ -220,7 +221,8 @@ def main() -> None:
         print(f"| {row['system']} | {fmt('nelbo', '.1f')} | {fmt('active_units', 'd')} | {fmt('psnr', '.2f')} | "
               f"{fmt('sample_ssim_to_closest_training_face', '.3f')} | {fmt('interpolation_consecutive_ssim', '.3f')} "
               f"| {fmt('seconds', '.0f')} |")
-    save("vae" + ("-book" if args.config else "") + ("-seeds" if args.seeds else ""), settings=vars(args), rows={"rows": rows, "real_faces": real})
+    name = "vae" + ("-book" if args.config else "") + ("-seeds" if args.seeds else "")
+    save(name, settings=vars(args), rows={"rows": rows, "real_faces": real})
 
 
 if __name__ == "__main__":
