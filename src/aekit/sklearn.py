@@ -42,7 +42,9 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         back by inverse_transform).
     epochs, batch_size, lr : training (Adam); ``epochs`` is the most it may take when ``select``.
     select : model selection: a seeded tenth of X is held out, the start and every epoch are scored on it,
-        the best weights are kept and training stops when it stops improving (``train.select``).
+        the best weights are kept and training stops when it stops improving (``train.select``); a model
+        that starts from the data (``hybrid``) also decides there whether to train with left-right flips
+        (its start with the mirror images against the start without them).
     loss : l2, mse, bce or psnr (the model's reconstruction loss); None: the model's default.
     scale : "none": X must lie in [0, 1] (a ValueError otherwise); "minmax": X's minimum and maximum
         seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.

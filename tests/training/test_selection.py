@@ -91,3 +91,47 @@ def test_a_resumed_run_with_selection_is_the_uninterrupted_run(tmp_path):
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [h.loss_per_sample for h in resumed.history] == [h.loss_per_sample for h in full.history]
+
+
+@pytest.mark.parametrize("left_only", [True, False])
+def test_with_flips_the_start_with_or_without_mirror_images_is_chosen_on_validation(left_only):
+    x = _images(60)
+    if left_only:  # every blob on the left: mirror images are of another kind, and their PCA start is worse
+        x = torch.cat([x[..., :8], torch.zeros_like(x[..., 8:])], -1)
+    fit_x, val_x = carve(x, 0.1, 1)
+    scores = {}
+    for mirrors in (True, False):
+        torch.manual_seed(0)
+        start = _model()
+        aekit.training.data_init(start, fit_x, seed=1, mirrors=mirrors)
+        scores[mirrors] = aekit.evaluate(start, val_x)["loss_per_sample"]
+    torch.manual_seed(0)
+    model = _model()
+    said = []
+    hist = fit(model, x, aekit.TrainConfig(epochs=1, batch_size=8, hflip=True), seed=1, progress=False,
+               log=said.append)
+    assert hist.selection["start"]["loss_per_sample"] == pytest.approx(min(scores.values()), rel=1e-5)
+    if left_only:
+        assert scores[False] < scores[True]
+    line = next(s for s in said if s.startswith("The start: hybrid set up on the training images"))
+    assert ("alone" in line) == (scores[False] < scores[True])
+    assert hist.selection["start_setup"] == line.removeprefix("The start: ")  # in metrics.json's selection
+
+
+@pytest.mark.parametrize("left_only", [True, False])
+def test_fit_with_hflip_auto_flips_exactly_when_the_mirrored_start_wins_on_validation(left_only):
+    x = _images(20)  # few images: the mirror images of blobs anywhere are more of the same
+    if left_only:
+        x = torch.cat([x[..., :8], torch.zeros_like(x[..., 8:])], -1)
+    said, seen = [], []
+    model = aekit.create_model("hybrid", input_size=(16, 16), code_length=8, refine_channels=4)
+    model.register_forward_pre_hook(lambda m, i: seen.append(i[0].clone()) if m.training else None)
+    hist = fit(model, x, aekit.TrainConfig(epochs=1, batch_size=20), seed=1, progress=False, log=said.append)
+    start = next(s for s in said if s.startswith("The start:"))
+    flips = next(s for s in said if s.startswith("Left-right flips:"))
+    mirrored = "and their mirror images" in start
+    assert flips.startswith("Left-right flips: on" if mirrored else "Left-right flips: off")
+    assert mirrored != left_only  # blobs anywhere: mirror images are more of the same; on the left only: not
+    right_half = float(torch.cat(seen)[..., 8:].abs().sum())
+    assert (right_half > 0) == mirrored  # training flipped some of the left-only images only when it chose to
+    assert hist.selection["chosen_epoch"] is not None

@@ -30,7 +30,7 @@ from ..errors import AekitError, ConfigError
 from ..metrics import COLLAPSE_STD, code_small, collapse_warning
 from ..pipeline import Pipeline
 from .averaging import averaged, averaging
-from .data_init import data_init, wants_data_init
+from .data_init import choose_start, wants_data_init
 from .devices import amp_warning, autocast_for, resolve_amp
 from .distributed import Distributed
 from .evaluate import evaluate
@@ -108,8 +108,13 @@ class _Trainer:
             self.print(amp_warning(self.amp, device))
         self.autocast = autocast_for(self.amp, device)
         model.to(device).train()
+        self.selection = None
+        if config.select and val_images is not None and len(val_images):
+            self.selection = Selection(model, val_images, self.pipeline, seed=seed, patience=config.early_stop)
         if state is None and wants_data_init(model, config):  # before DDP wraps the model (it broadcasts rank 0's)
-            data_init(model, images, pipeline=self.pipeline, seed=seed, device=device)
+            for line in choose_start(model, images, self.selection, pipeline=self.pipeline, seed=seed, device=device,
+                                     decide_flips=pipeline is None and config.hflip == "auto"):  # fit()'s own
+                self.print(line)
         self.net = model  # the module of the training forward; `model` itself is saved, evaluated, checkpointed
         if dist.world > 1:  # a 1-channel conv's gradient has strides DDP's check calls different, harmlessly
             warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides", UserWarning)
@@ -129,9 +134,7 @@ class _Trainer:
         # DDP averages gradients over processes; a summed loss must be summed over them too
         self.loss_scale = dist.world if model.loss_is_sum else 1
         self.history, self.first_epoch, self.final_state = History(), 1, None
-        self.warned_collapse, self.log, self.bar, self.selection = False, log, None, None
-        if config.select and val_images is not None and len(val_images):
-            self.selection = Selection(model, val_images, self.pipeline, seed=seed, patience=config.early_stop)
+        self.warned_collapse, self.log, self.bar = False, log, None
         self.average = averaging(model, config.ema)  # train.ema: the weights validated, evaluated and kept
         if state is not None:
             self.restore(state)
@@ -167,6 +170,7 @@ class _Trainer:
             self.average.restore(state["average"])
         if self.selection is not None and state.get("selection"):
             self.selection.restore(state["selection"])
+        self.pipeline.hflip = bool(state.get("hflip", self.pipeline.hflip))  # with train.hflip auto, fit() decided
         self.first_epoch = int(state["epoch"]) + 1
 
     def snapshot(self) -> dict:
@@ -184,6 +188,7 @@ class _Trainer:
             "history": [vars(h) for h in self.history],
             "selection": self.selection.state() if self.selection is not None else None,
             "average": self.average.state() if self.average is not None else None,
+            "hflip": self.pipeline.hflip,
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 

@@ -43,6 +43,7 @@ class Selection:
         self.best, self.best_epoch, self.since_best = float("inf"), None, 0
         self.best_state: dict | None = None
         self.start: dict | None = None  # the validation figures of the start (epoch 0)
+        self.start_setup = ""  # how a data-dependent start was set up (data_init.choose_start), in words
 
     def score(self) -> dict[str, float]:
         return evaluate(self.model, self.images, pipeline=self.pipeline, seed=self.seed)
@@ -67,12 +68,13 @@ class Selection:
 
     def state(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "since_best": self.since_best,
-                "best_state": self.best_state, "start": self.start}
+                "best_state": self.best_state, "start": self.start, "start_setup": self.start_setup}
 
     def restore(self, state: dict) -> None:
         self.best, self.best_epoch = float(state["best"]), state["best_epoch"]
         self.since_best, self.best_state, self.start = int(state["since_best"]), state["best_state"], state["start"]
+        self.start_setup = state.get("start_setup", "")
 
     def summary(self, epochs: int) -> dict:
         return {"chosen_epoch": self.best_epoch, "validation_loss": self.best, "epochs_run": epochs,
-                "start": self.start, "validation_images": len(self.images)}
+                "start": self.start, "start_setup": self.start_setup, "validation_images": len(self.images)}
