@@ -74,6 +74,8 @@ def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
         ("[train]\nema = 1.5\n", r"train\.ema must lie in \[0, 1\) \(e\.g\. 0\.999; 0: off\), got 1\.5"),
         ("[train]\nrotate = -5\n", r"train\.rotate must lie in \[0, 180\] degrees, got -5"),
         ("[train]\nzoom = 2\n", r"train\.zoom/intensity must lie in \[0, 1\)"),
+        ("[train]\ncrop = 16\n", r"train\.crop needs a model for any size \(fcn, unet\), not conv"),
+        ("[model]\nname = 'unet'\n[train]\ncrop = -1\n", r"train\.crop must be 0 or more pixels, got -1"),
         ("[train]\namp = 'fp8'\n", r"\[train\]\.amp: 'fp8' is not one of 'auto', 'off', 'bf16', 'fp16'"),
         ("[model]\nname = 'conv'\ncode_length = 100\ndecoder_input = 'reshape'\n", "code_length 100 does not fit"),
         ("[model]\nname = 'transformer'\n", "unknown model 'transformer'"),

@@ -100,3 +100,20 @@ def test_random_intensity_keeps_each_images_pixel_order():
     assert torch.equal(x.flatten(1).argsort(1), y.flatten(1).argsort(1))  # gamma and contrast are monotone
     assert not torch.allclose(x, y, atol=1e-3)
     assert torch.allclose(random_intensity(x, 0.0, torch.Generator().manual_seed(0)), x, atol=1e-6)
+
+
+def test_crop_takes_the_same_seeded_window_of_input_and_target_after_the_noise():
+    from aekit.pipeline import random_crop
+
+    x = torch.rand(16, 1, 20, 24)
+    p = Pipeline(make_corruption(parse_noise("gaussian:0.2")), crop=8)
+    noisy, clean = p.train_pair(x, torch.Generator().manual_seed(0))
+    assert noisy.shape == clean.shape == (16, 1, 8, 8)
+    for n, c, full in zip(noisy, clean, x):  # each target is a window of its own image; the input, that window noisy
+        hits = [(i, j) for i in range(13) for j in range(17) if torch.equal(c, full[:, i:i + 8, j:j + 8])]
+        assert len(hits) == 1 and float((n - c).std()) > 0.1
+    again, _ = p.train_pair(x, torch.Generator().manual_seed(0))
+    assert torch.equal(again, noisy)
+    assert p.view(x, torch.Generator())[0].shape == x.shape  # evaluation sees whole images
+    a, b = random_crop((x, x), 32, torch.Generator())  # a window larger than the image keeps it whole
+    assert torch.equal(a, x) and torch.equal(b, x)

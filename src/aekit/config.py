@@ -106,6 +106,8 @@ class TrainConfig:
                          "1 + ZOOM", flag="--zoom", metavar="ZOOM")
     intensity: float = option(0.0, "augmentation: a random gamma (exp of up to +-F) and contrast (1 +- F) for each "
                               "training image", flag="--intensity", metavar="F")
+    crop: int = option(0, "train on a random PIXELS x PIXELS window of each (augmented, corrupted) image, for models "
+                       "that run at any size (patches: cheaper steps); 0: whole images", flag="--crop", metavar="PIXELS")
     ema: float = option(0.0, "weight averaging: validate, select and keep an exponential moving average of the "
                         "weights with this decay per step (e.g. 0.999); 0: off, the weights of the last step",
                         flag="--ema", metavar="DECAY")
@@ -265,6 +267,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= t.rotate <= 180, "train.rotate", f"must lie in [0, 180] degrees, got {t.rotate}")
     need(0 <= t.zoom < 1 and 0 <= t.intensity < 1, "train.zoom/intensity",
          f"must lie in [0, 1), got {t.zoom}/{t.intensity}")
+    need(t.crop >= 0, "train.crop", f"must be 0 or more pixels, got {t.crop}")
+    any_size = [n for n in list_models() if model_class(n).any_size]
+    need(not t.crop or m.name in any_size, "train.crop", f"needs a model for any size ({', '.join(any_size)}), not {m.name}")
     need(0 <= t.ema < 1, "train.ema", f"must lie in [0, 1) (e.g. 0.999; 0: off), got {t.ema}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     need(0 < t.val_fraction < 1, "train.val_fraction", f"must lie in (0, 1), got {t.val_fraction}")

@@ -3,7 +3,8 @@
 One :class:`Pipeline` turns a batch of clean images into (model input, loss target) for training,
 for held-out evaluation and for the baselines, so every consumer sees the same images:
 
-    train_pair(x, g)   flip, shift, rotate/zoom, gamma/contrast (augmentation, training only), then view
+    train_pair(x, g)   flip, shift, rotate/zoom, gamma/contrast (augmentation, training only), then view,
+                       then a random window of both copies (train.crop)
     view(x, g)         fit to the working size and corrupt (seeded by ``g``); with ``native``, corrupt
                        first and then fit both copies (the reference adds noise at 64 x 64, then
                        resizes to 32 x 32)
@@ -62,6 +63,21 @@ def random_intensity(x: torch.Tensor, amount: float, generator: torch.Generator)
     return ((x - mean) * (1 + u[1] * amount) + mean).clamp(0, 1)
 
 
+def random_crop(pair: tuple[torch.Tensor, torch.Tensor], size: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``size`` x ``size`` window of each image of both tensors of ``pair`` (B, C, H, W)
+    (``train.crop``); a side no larger than ``size`` is kept whole."""
+    x, y = pair
+    b, _, h, w = x.shape
+    ch, cw = min(size, h), min(size, w)
+    top = torch.randint(0, h - ch + 1, (b,), generator=generator, device=generator.device).to(x.device)
+    left = torch.randint(0, w - cw + 1, (b,), generator=generator, device=generator.device).to(x.device)
+    rows = (top[:, None] + torch.arange(ch, device=x.device))[:, :, None]  # (B, ch, 1)
+    cols = (left[:, None] + torch.arange(cw, device=x.device))[:, None, :]  # (B, 1, cw)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return tuple(t[batch, :, rows, cols].permute(0, 3, 1, 2) for t in (x, y))
+
+
 @dataclass
 class Pipeline:
     corrupt: Corruption | None = None  # (x, generator) -> corrupted x; None: the clean images are the input
@@ -73,6 +89,7 @@ class Pipeline:
     rotate: float = 0.0  # training: rotate each image by up to this many degrees (train.rotate)
     zoom: float = 0.0  # training: scale each image by up to 1 + zoom, or down to 1 / (1 + zoom) (train.zoom)
     intensity: float = 0.0  # training: random gamma and contrast of up to this much (train.intensity)
+    crop: int = 0  # training: a random window of this side of each image and its target (train.crop); 0: whole
     native: bool = False  # corrupt at the images' native size, then fit both copies (noise.where = "native")
 
     @classmethod
@@ -117,13 +134,18 @@ class Pipeline:
         return (self.fitted(self.corrupt(x, g)) if self.native else self.corrupt(target, g)), target
 
     def train_pair(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.view(self.augment(x, g), g)
+        """(model input, loss target) of a clean training batch: augmented, viewed, and cropped
+        (a window of both, after the corruption: a noise map stays aligned with the image)."""
+        pair = self.view(self.augment(x, g), g)
+        if self.crop and max(pair[0].shape[-2:]) > self.crop:
+            pair = random_crop(pair, self.crop, g)
+        return pair
 
 
 def augmentation(train) -> dict:
     """The :class:`Pipeline` fields of a :class:`~aekit.TrainConfig`'s augmentation."""
     return {"hflip": train.hflip is True, "shift": train.shift, "rotate": train.rotate, "zoom": train.zoom,
-            "intensity": train.intensity}
+            "intensity": train.intensity, "crop": train.crop}
 
 
 @dataclass

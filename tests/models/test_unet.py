@@ -29,3 +29,26 @@ def test_without_a_size_a_unet_run_works_at_the_images_own_size(tmp_path):
     result = aekit.train(cfg, out=tmp_path / "run", progress=False, log=lines.append)
     assert tuple(result.model.config.input_size) == (20, 28)
     assert any(line.startswith("Working size: 20x28") for line in lines)
+
+
+def test_the_noise_level_estimate_follows_the_noise_and_ignores_smooth_content():
+    from aekit.models.unet import noise_level
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    smooth = (0.3 + 0.4 * torch.sin(3 * xx) * yy)[None, None].expand(8, 1, 64, 64)
+    assert float(noise_level(smooth).max()) < 0.005
+    g = torch.Generator().manual_seed(0)
+    for sigma in (0.02, 0.1, 0.3):
+        est = noise_level(smooth + sigma * torch.randn(smooth.shape, generator=g)).flatten()
+        assert torch.allclose(est, torch.full_like(est, sigma), rtol=0.15)
+
+
+def test_level_input_is_one_more_input_channel_and_padding_repeats_the_edges():
+    model = create_model("unet", channels=4, levels=2, blocks=1, code_length=16, level_input=True).eval()
+    assert model.head.in_channels == 2
+    x = torch.rand(3, 1, 10, 13)
+    assert model(x).recon.shape == x.shape
+    inputs = model._inputs(x)
+    assert inputs.shape == (3, 2, 12, 16)
+    assert torch.equal(inputs[:, :1, :10, :13], x) and torch.equal(inputs[:, :1, 11, :13], x[:, :, 9])
+    assert torch.equal(inputs[:, 1:], inputs[:, 1:, :1, :1].expand(-1, -1, 12, 16))  # a constant map per image
