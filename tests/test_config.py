@@ -57,7 +57,7 @@ def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
     assert (unet.train.batch_size, unet.train.lr, unet.train.schedule) == (16, 1e-3, "cosine")
     assert replace(Config(), **{"model.name": "unet", "train.batch_size": 8}).train.batch_size == 8
     vae = replace(Config(), **{"model.name": "vae"})
-    assert (vae.train.epochs, vae.train.early_stop) == (200, 50)
+    assert (vae.train.epochs, vae.train.early_stop, vae.train.hflip) == (200, 50, False)
     assert replace(vae, **{"model.name": "conv"}).train.epochs == Config().train.epochs
     path = tmp_path / "v.toml"
     path.write_text('[model]\nname = "vae"\n[train]\nepochs = 30\n')
