@@ -107,3 +107,15 @@ def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatc
 def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, cli):
     fill = {"tmp": tmp_path, "run": tiny_run.out}
     assert cli("export", *(a.format(**fill) for a in args)).error == "aekit: error: " + message.format(**fill)
+
+
+def test_a_unet_that_estimates_its_noise_level_exports_to_onnx(tmp_path):
+    import onnxruntime
+
+    model = aekit.create_model("unet", channels=4, levels=2, blocks=1, code_length=16, level_input=True).eval()
+    result = export(model, tmp_path / "m.onnx")
+    assert result.max_abs_diff < TOLERANCE
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = (torch.rand(3, 1, 32, 32) * 0.5 + 0.25 + 0.1 * torch.randn(3, 1, 32, 32)).clamp(0, 1)
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert (torch.from_numpy(y) - reference_output(model, "all", x)).abs().max() < TOLERANCE

@@ -62,8 +62,9 @@ def noise_level(x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     a, b = x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]
     c, d = x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
-    diagonal = (a - b - c + d) / 2  # orthonormal: white noise of std s gives coefficients of std s
-    return (diagonal.flatten(1).abs().median(1).values / MAD_TO_SIGMA).view(-1, 1, 1, 1)
+    diagonal = ((a - b - c + d) / 2).flatten(1).abs()  # orthonormal: white noise of std s gives std s
+    median = diagonal.sort(1).values[:, (diagonal.shape[1] - 1) // 2]  # torch.median's, in ops ONNX has
+    return (median / MAD_TO_SIGMA).view(-1, 1, 1, 1)
 
 
 class ResBlock(nn.Module):
