@@ -12,9 +12,12 @@ epochs (``--pythae-equal-time``: also for the same CPU time), and pythae's VAE w
 encoder and decoder (the same latent size) for as many epochs; and aekit's trainer on pythae's data
 (``aekit train --model vae --no-select --epochs N``: all 320 faces, no validation carved out, as many
 epochs), so the two trainers are compared on the same faces, nets and epochs (``--seeds 0 1 2``:
-both once per seed, the seed-to-seed spread beside the difference).
+both once per seed, the seed-to-seed spread beside the difference). ``--beta B --epochs N`` compares a
+beta-VAE the same way, and only that: ``aekit train --model vae --no-select --beta B`` against pythae's
+``BetaVAE`` with aekit's nets, both N epochs on all 320 faces, once per seed.
 
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py [--pythae [--seeds 0 1 2]] [--minutes 10]
+    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/vae.py --beta 4 --epochs 165 --seeds 0
 """
 
 from __future__ import annotations
@@ -118,27 +121,29 @@ def aekit_nets(latent: int):
 
 
 def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: int, equal_time: bool,
-                seeds: tuple[int, ...] = (8,)) -> list[dict]:
+                seeds: tuple[int, ...] = (8,), beta: float | None = None) -> list[dict]:
     """pythae's VAE (bce) on the same 320 faces with pythae's own trainer (Adam lr 1e-3, batch 64):
     its default MLP nets, latent 16, for as many epochs as aekit ran (and with ``equal_time`` for as
     many as fit aekit's CPU time); and aekit's own encoder and decoder (latent as aekit's) for as many
-    epochs as aekit ran."""
+    epochs as aekit ran. With ``beta``: only pythae's ``BetaVAE`` with aekit's nets, once per seed."""
     from pythae.data.datasets import BaseDataset
-    from pythae.models import VAE, VAEConfig
+    from pythae.models import VAE, BetaVAE, BetaVAEConfig, VAEConfig
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     rows, per_epoch = [], None
-    runs = [(epochs, "mlp", 8), *([(None, "mlp", 8)] if equal_time else []), *((epochs, "aekit", s) for s in seeds)]
+    runs = [*([] if beta else [(epochs, "mlp", 8)]), *([(None, "mlp", 8)] if equal_time else []),
+            *((epochs, "aekit", s) for s in seeds)]
     for n_epochs, nets, seed in runs:
         n_epochs = n_epochs or max(1, int(seconds / per_epoch))
         torch.manual_seed(seed)
         dim = 16 if nets == "mlp" else latent
-        cfg = VAEConfig(input_dim=(1, 32, 32), latent_dim=dim, reconstruction_loss="bce")
+        common = {"input_dim": (1, 32, 32), "latent_dim": dim, "reconstruction_loss": "bce"}
+        kind, cfg = (BetaVAE, BetaVAEConfig(**common, beta=beta)) if beta else (VAE, VAEConfig(**common))
         if nets == "mlp":
-            model = VAE(cfg)
+            model = kind(cfg)
         else:
             encoder, decoder = aekit_nets(dim)
-            model = VAE(cfg, encoder=encoder, decoder=decoder)
+            model = kind(cfg, encoder=encoder, decoder=decoder)
         t0 = time.perf_counter()
         BaseTrainer(model=model, train_dataset=BaseDataset(train, torch.zeros(len(train))),
                     training_config=BaseTrainerConfig(output_dir="/tmp/aekit-pythae", num_epochs=n_epochs,
@@ -157,8 +162,9 @@ def pythae_rows(train, test, test_labels, epochs: int, seconds: float, latent: i
                                           lambda x: model.encoder(x).embedding,
                                           lambda z: model.decoder(z).reconstruction.clamp(0, 1), train, test, test_labels)
         what = "its MLP nets" if nets == "mlp" else "aekit's default encoder and decoder"
-        rows.append({"system": f"pythae 0.1.2 VAE, {what}, latent {dim}, {n_epochs} epochs, seed {seed}",
-                     "nelbo": float((bce + kl).mean()), "active_units": int((mu.var(0) > 0.01).sum()),
+        name = f"BetaVAE (beta {beta:g})" if beta else "VAE"
+        rows.append({"system": f"pythae 0.1.2 {name}, {what}, latent {dim}, {n_epochs} epochs, seed {seed}",
+                     "nelbo": float((bce + kl).mean()), "kl": float(kl.mean()), "active_units": int((mu.var(0) > 0.01).sum()),
                      "psnr": float(psnr(recon, test).mean()), "seconds": took, **checks})
     return rows
 
@@ -194,7 +200,12 @@ def main() -> None:
                     help="with --pythae: the two trainers on the same faces, nets and epochs, once per seed")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "vae")
     ap.add_argument("--config", default=None, help="e.g. configs/reference-vae.toml (the book's, on all 400 faces)")
+    ap.add_argument("--beta", type=float, default=None,
+                    help="only a beta-VAE on the same faces, nets and epochs: aekit --beta B against pythae's BetaVAE")
+    ap.add_argument("--epochs", type=int, default=165, help="with --beta: the epochs of both trainers")
     args = ap.parse_args()
+    if args.beta is not None:
+        return beta_vae(args)
     cmd = ["aekit", "train", "--model", "vae", "--max-time", f"{args.minutes:g}", "--out", str(args.out)]
     if args.config:
         cmd = ["aekit", "train", "--config", args.config, "--out", str(args.out)]
@@ -223,6 +234,28 @@ def main() -> None:
               f"| {fmt('seconds', '.0f')} |")
     name = "vae" + ("-book" if args.config else "") + ("-seeds" if args.seeds else "")
     save(name, settings=vars(args), rows={"rows": rows, "real_faces": real})
+
+
+def beta_vae(args) -> None:
+    """aekit's trainer and pythae's on a beta-VAE, the same faces (all 320), nets and epochs, per seed."""
+    train, test, _, test_labels = faces_split()
+    rows = []
+    for seed in args.seeds or [0]:
+        out = args.out.with_name(f"{args.out.name}-beta{args.beta:g}-seed{seed}")
+        cmd = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(args.epochs), "--beta",
+               f"{args.beta:g}", "--seed", str(seed), "--out", str(out)]
+        row, model = aekit_row(cmd, out, train, test, test_labels)
+        rows.append(row)
+    rows += pythae_rows(train, test, test_labels, args.epochs, 0.0, model.config.code_length, False,
+                        tuple(args.seeds or [0]), beta=args.beta)
+    print(f"\n{machine_line('cpu')}\n")
+    print("| system | -ELBO (nats) | KL | active units | PSNR | samples | seconds |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        kl = f"{r['kl']:.1f}" if "kl" in r else "-"
+        print(f"| {r['system']} | {r['nelbo']:.1f} | {kl} | {r['active_units']} | {r['psnr']:.2f} | "
+              f"{r['sample_ssim_to_closest_training_face']:.3f} | {r['seconds']:.0f} |")
+    save(f"vae-beta{args.beta:g}", settings=vars(args), rows={"rows": rows})
 
 
 if __name__ == "__main__":
