@@ -191,6 +191,20 @@ def aekit_row(cmd: list[str], out: Path, train, test, test_labels) -> tuple[dict
             "chosen_epoch": (metrics.get("selection") or {}).get("chosen_epoch"), **checks}, model
 
 
+def all_faces_command(epochs: int, seed: int | None, out: Path, *extra: str) -> list[str]:
+    """aekit's trainer on pythae's data: all 320 faces (no validation carved out), ``epochs`` epochs."""
+    return ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(epochs), *extra,
+            *(["--seed", str(seed)] if seed is not None else []), "--out", str(out)]
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """A markdown table of ``rows``: the system, then each (header, key, format) column; "-" where a row lacks it."""
+    print("| system | " + " | ".join(h for h, _, _ in columns) + " |")
+    print("| --- |" + " ---: |" * len(columns))
+    for row in rows:
+        print(f"| {row['system']} | " + " | ".join(format(row[k], f) if k in row else "-" for _, k, f in columns) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -215,23 +229,17 @@ def main() -> None:
     if args.pythae:  # aekit's trainer on pythae's data: all 320 faces (no validation carved), as many epochs
         for seed in args.seeds or [None]:
             out = args.out.with_name(args.out.name + "-all-320" + (f"-seed{seed}" if seed is not None else ""))
-            same = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(row["epochs"]),
-                    *(["--seed", str(seed)] if seed is not None else []), "--out", str(out)]
-            rows.append(aekit_row(same, out, train, test, test_labels)[0])
+            rows.append(aekit_row(all_faces_command(row["epochs"], seed, out), out, train, test, test_labels)[0])
     rows.append(ppca(train, test, test_labels))
     real = float(ssim_to_closest(test, train).median())
     if args.pythae:
         rows += pythae_rows(train, test, test_labels, row["epochs"], row["seconds"], model.config.code_length,
                             args.pythae_equal_time, tuple(args.seeds or [8]))
     print(f"\n{machine_line('cpu')}; unseen real faces score {real:.3f} against their closest training face\n")
-    print("| system | -ELBO (nats) | active units | PSNR | samples: SSIM to closest training face | "
-          "interpolation: consecutive-frame SSIM | seconds |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in rows:
-        fmt = lambda k, f: format(row[k], f) if k in row else "-"  # noqa: E731
-        print(f"| {row['system']} | {fmt('nelbo', '.1f')} | {fmt('active_units', 'd')} | {fmt('psnr', '.2f')} | "
-              f"{fmt('sample_ssim_to_closest_training_face', '.3f')} | {fmt('interpolation_consecutive_ssim', '.3f')} "
-              f"| {fmt('seconds', '.0f')} |")
+    print_table(rows, [("-ELBO (nats)", "nelbo", ".1f"), ("active units", "active_units", "d"), ("PSNR", "psnr", ".2f"),
+                       ("samples: SSIM to closest training face", "sample_ssim_to_closest_training_face", ".3f"),
+                       ("interpolation: consecutive-frame SSIM", "interpolation_consecutive_ssim", ".3f"),
+                       ("seconds", "seconds", ".0f")])
     name = "vae" + ("-book" if args.config else "") + ("-seeds" if args.seeds else "")
     save(name, settings=vars(args), rows={"rows": rows, "real_faces": real})
 
@@ -242,19 +250,15 @@ def beta_vae(args) -> None:
     rows = []
     for seed in args.seeds or [0]:
         out = args.out.with_name(f"{args.out.name}-beta{args.beta:g}-seed{seed}")
-        cmd = ["aekit", "train", "--model", "vae", "--no-select", "--epochs", str(args.epochs), "--beta",
-               f"{args.beta:g}", "--seed", str(seed), "--out", str(out)]
+        cmd = all_faces_command(args.epochs, seed, out, "--beta", f"{args.beta:g}")
         row, model = aekit_row(cmd, out, train, test, test_labels)
         rows.append(row)
     rows += pythae_rows(train, test, test_labels, args.epochs, 0.0, model.config.code_length, False,
                         tuple(args.seeds or [0]), beta=args.beta)
     print(f"\n{machine_line('cpu')}\n")
-    print("| system | -ELBO (nats) | KL | active units | PSNR | samples | seconds |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        kl = f"{r['kl']:.1f}" if "kl" in r else "-"
-        print(f"| {r['system']} | {r['nelbo']:.1f} | {kl} | {r['active_units']} | {r['psnr']:.2f} | "
-              f"{r['sample_ssim_to_closest_training_face']:.3f} | {r['seconds']:.0f} |")
+    print_table(rows, [("-ELBO (nats)", "nelbo", ".1f"), ("KL", "kl", ".1f"), ("active units", "active_units", "d"),
+                       ("PSNR", "psnr", ".2f"), ("samples", "sample_ssim_to_closest_training_face", ".3f"),
+                       ("seconds", "seconds", ".0f")])
     save(f"vae-beta{args.beta:g}", settings=vars(args), rows={"rows": rows})
 
 
