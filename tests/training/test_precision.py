@@ -15,8 +15,12 @@ def test_auto_is_float32_on_a_cpu_without_native_bf16_and_bf16_where_it_is_nativ
     assert devices.resolve_amp("auto", cpu)[0] == "off"
     assert "no native bf16" in devices.resolve_amp("auto", cpu)[1]
     assert "several times slower" in devices.amp_warning("bf16", cpu)
-    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": True})
+    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": True, "amx_bf16": False})
     assert devices.resolve_amp("auto", cpu) == ("bf16", f"amp auto: the CPU, {features['model']}, has AVX512-BF16")
+    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": True, "amx_bf16": True})
+    assert devices.resolve_amp("auto", cpu)[1].endswith("has AVX512-BF16 and AMX-BF16")
+    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": False, "amx_bf16": True})
+    assert devices.resolve_amp("auto", cpu) == ("bf16", f"amp auto: the CPU, {features['model']}, has AMX-BF16")
     assert devices.amp_warning("bf16", cpu) is None
     assert devices.resolve_amp("fp16", cpu)[0] == "fp16"  # an explicit choice stays
 
