@@ -1,5 +1,6 @@
 """train.amp auto: bf16 only where the device runs it natively, float32 elsewhere; printed, recorded, kept."""
 
+import pytest
 import torch
 
 import aekit
@@ -8,19 +9,27 @@ from aekit.run_folder import RunFolder
 from aekit.training import devices, fit
 
 
-def test_auto_is_float32_on_a_cpu_without_native_bf16_and_bf16_where_it_is_native(monkeypatch):
+def pretend_cpu(monkeypatch, avx512_bf16: bool, amx_bf16: bool) -> dict:
+    """This machine's CPU description with both bf16 flags set as given (never the machine's own)."""
+    features = {**devices.cpu_features(), "avx512_bf16": avx512_bf16, "amx_bf16": amx_bf16}
+    monkeypatch.setattr(devices, "cpu_features", lambda: features)
+    return features
+
+
+def test_auto_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     cpu = torch.device("cpu")
-    features = devices.cpu_features()
-    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": False, "amx_bf16": False})
+    pretend_cpu(monkeypatch, avx512_bf16=False, amx_bf16=False)
     assert devices.resolve_amp("auto", cpu)[0] == "off"
     assert "no native bf16" in devices.resolve_amp("auto", cpu)[1]
     assert "several times slower" in devices.amp_warning("bf16", cpu)
-    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": True, "amx_bf16": False})
-    assert devices.resolve_amp("auto", cpu) == ("bf16", f"amp auto: the CPU, {features['model']}, has AVX512-BF16")
-    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": True, "amx_bf16": True})
-    assert devices.resolve_amp("auto", cpu)[1].endswith("has AVX512-BF16 and AMX-BF16")
-    monkeypatch.setattr(devices, "cpu_features", lambda: {**features, "avx512_bf16": False, "amx_bf16": True})
-    assert devices.resolve_amp("auto", cpu) == ("bf16", f"amp auto: the CPU, {features['model']}, has AMX-BF16")
+
+
+@pytest.mark.parametrize("avx512_bf16, amx_bf16, native", [
+    (True, False, "AVX512-BF16"), (False, True, "AMX-BF16"), (True, True, "AVX512-BF16 and AMX-BF16")])
+def test_auto_is_bf16_where_the_cpu_runs_it_natively(monkeypatch, avx512_bf16, amx_bf16, native):
+    cpu = torch.device("cpu")
+    features = pretend_cpu(monkeypatch, avx512_bf16, amx_bf16)
+    assert devices.resolve_amp("auto", cpu) == ("bf16", f"amp auto: the CPU, {features['model']}, has {native}")
     assert devices.amp_warning("bf16", cpu) is None
     assert devices.resolve_amp("fp16", cpu)[0] == "fp16"  # an explicit choice stays
 
