@@ -20,7 +20,7 @@ from torch import nn
 
 from ..typed import option
 from .base import Autoencoder, ModelConfig
-from .layers import ACTIVATIONS, CodeToMap, DecoderInput, SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .layers import ACTIVATIONS, CodeToMap, DecoderInput, Linear, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .registry import register
 
 Activation = Literal["relu", "sigmoid", "tanh", "linear"]
@@ -90,7 +90,7 @@ class ConvAutoencoder(Autoencoder):
         self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 16, 16)
         down = math.prod(c.encoder_strides)
         self.code = nn.Sequential(  # (B, 128*16*16) -> (B, 256)
-            nn.Linear(cin * (h // down) * (w // down), c.code_length),
+            Linear(cin * (h // down) * (w // down), c.code_length),
             ACTIVATIONS[c.code_activation](),
         )
 

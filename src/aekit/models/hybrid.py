@@ -29,6 +29,7 @@ from torch import nn
 
 from ..typed import option
 from .base import Autoencoder, ModelConfig
+from .layers import Linear
 from .losses import LossName
 from .registry import register
 
@@ -87,11 +88,11 @@ class HybridAutoencoder(Autoencoder):
         h, w = c.input_size
         self.shape = (c.in_channels, h, w)
         d = math.prod(self.shape)
-        self.encoder = nn.Linear(d, c.code_length)
-        self.decoder = nn.Linear(c.code_length, d)
+        self.encoder = Linear(d, c.code_length)
+        self.decoder = Linear(c.code_length, d)
         self.mlp = None
         if c.hidden:
-            self.mlp = nn.Sequential(nn.Linear(c.code_length, c.hidden), nn.ReLU(inplace=True), nn.Linear(c.hidden, d))
+            self.mlp = nn.Sequential(Linear(c.code_length, c.hidden), nn.ReLU(inplace=True), Linear(c.hidden, d))
             _start_small(self.mlp[-1])
         self.refine = None
         if c.refine_channels:

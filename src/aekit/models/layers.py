@@ -28,12 +28,32 @@ class CodeToMap(nn.Module):
         cells = h * w
         dense = mode == "dense" or (mode == "auto" and code_length % cells != 0)
         self.shape = (max(channels, -(-code_length // cells)) if dense else code_length // cells, h, w)
-        self.dense = nn.Linear(code_length, math.prod(self.shape)) if dense else None
+        self.dense = Linear(code_length, math.prod(self.shape)) if dense else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.dense is not None:
             z = self.dense(z)
         return z.view(z.shape[0], *self.shape)
+
+
+# oneDNN's bf16 matrix product on CPUs with AMX (torch 2.13's) dies with SIGFPE, killing the process, for
+# some shapes with a long reduction and few rows: measured on an Intel Xeon with AMX, (M x K) @ (K x N) for
+# M <= 32 and M * K = 1,572,864 (M = 12 at K = 128 x 32 x 32 = 131072, the reference encoder's dense layer
+# at 64x64: a batch of 12 crashed the default `aekit train` on a folder of 16 images). Dense layers this
+# wide run in float32 under bf16 on the CPU (tests/models/test_layers.py).
+WIDE_DENSE = 16384
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (the same parameters and state dict) that computes in float32 when it is wide (in or
+    out features >= ``WIDE_DENSE``) and would otherwise run in bf16 on the CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if max(self.in_features, self.out_features) >= WIDE_DENSE and x.device.type == "cpu" and _bf16_on_cpu(x):
+            with torch.autocast("cpu", enabled=False):
+                bias = None if self.bias is None else self.bias.float()
+                return F.linear(x.float(), self.weight.float(), bias)
+        return super().forward(x)
 
 
 def tf_same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -33,7 +33,7 @@ from torch import nn
 from ..typed import option
 from .base import AEOutput, Autoencoder, ModelConfig
 from .conv import check_conv
-from .layers import CodeToMap, DecoderInput, SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .layers import CodeToMap, DecoderInput, Linear, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .losses import LossName, reconstruction_loss
 from .registry import register
 
@@ -85,8 +85,8 @@ class VAE(Autoencoder):
         self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 8, 8)
         down = math.prod(c.encoder_strides)
         features = cin * (h // down) * (w // down)
-        self.mu = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
-        self.log_var = nn.Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
+        self.mu = Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
+        self.log_var = Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
 
         self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input,
                                 channels=c.start_channels)  # (B, 16) -> (B, 16, 8, 8)
