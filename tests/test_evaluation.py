@@ -117,6 +117,36 @@ def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
     assert "12 images (" in r.out
 
 
+def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run, tmp_path, cli):
+    """--data on a folder: an unreadable file stops it with a pointer to --skip-bad; images of different
+    sizes need --size for a model that runs at any size (the conv model only takes its own)."""
+    from PIL import Image
+
+    from helpers import picture
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(20, 28)] * 3 + [(24, 24)] * 3):
+        Image.fromarray(picture(i, h, w, colour=False)).save(folder / f"img-{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    unet = make_run(**{"model.name": "unet", "model.channels": 4, "model.levels": 2, "model.blocks": 1,
+                       "model.code_length": 16, "model.input_size": [16, 16], "data.size": [16, 16], "train.epochs": 1,
+                       "noise.kind": "gaussian", "noise.sigma": 0.1}).out
+    err = cli("evaluate", unet, "--data", folder).error
+    assert "broken.png: not an image" in err and err.endswith("(--skip-bad skips unreadable files)")
+    err = cli("evaluate", unet, "--data", folder, "--skip-bad").error
+    assert "--data " in err and "images differ in size" in err and err.endswith("give a working size (--size HxW)")
+    assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "big").error == (
+        "aekit: error: --size: 'big' is not a size HxW (e.g. 64x64, or 64)")
+    r = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "24x20", "--baselines", "blur")
+    assert r.code == 0, r.err
+    rep = json.loads((unet / "evaluation.json").read_text())
+    assert rep["images"] == 6 and rep["working_size"] == [24, 20]
+    assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (unet, flip ensemble)", "blur"]
+    err = cli("evaluate", denoise_run, "--data", folder, "--skip-bad", "--size", "24x20").error
+    assert err.endswith("the conv model works at its training size, 32x32, only (leave --size out)")
+
+
 def test_a_run_leads_with_the_comparison(make_run, tmp_path):
     from aekit.report.page import comparison_line
 

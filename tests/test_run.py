@@ -125,6 +125,9 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert report["split"] == "subject" and report["images"] == 8 and report["seen_in_training"] == 0
     assert [r["method"] for r in report["results"]] == ["noisy input", "aekit (conv)", "blur", "pca"]
     assert Image.open(out / "evaluation.png").mode == "RGB"
+    r = cli("denoise", out, root / "dogs", "--out", tmp_path / "clean", "--add-noise", "gaussian:0.1")
+    assert r.code == 2 and "notes.png: not an image" in r.err and r.err.rstrip().endswith("(--skip-bad skips unreadable files)")
+    assert not (tmp_path / "clean").exists()
     r = cli("denoise", out, root / "dogs", "--out", tmp_path / "clean", "--add-noise", "gaussian:0.1", "--skip-bad")
     assert r.code == 0 and "skipped 1 unreadable files" in r.out
     written = sorted(p.name for p in (tmp_path / "clean").iterdir())

@@ -37,6 +37,8 @@ def evaluate_run(
     run: str | Path | RunFolder,
     *,
     data: str | Path | None = None,
+    size: tuple[int, int] | None = None,
+    skip_bad: bool = False,
     noise: NoiseConfig | None = None,
     split: str | None = None,
     test_fraction: float | None = None,
@@ -49,7 +51,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
-    size as in training, or at its own size for a model that runs at any size), with ``noise``
+    size as in training, or at its own size for a model that runs at any size: then ``size`` fits
+    them to a common size, which images of different sizes need; ``skip_bad`` skips unreadable files), with ``noise``
     (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
     training images); returns (and writes) the results. With ``flip_ensemble`` the model's output
     averages its passes on each image and its mirror; by default (None) it does where the images are
@@ -69,7 +72,7 @@ def evaluate_run(
         ev = replace(ev, **{"data.test_fraction": 0.2})
     own = prepare_data(ev)
     train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
-    size = own.size
+    work = own.size  # the working size of the scored images
     if data is None:
         trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
         test_index = own.test_index[: limit or None]
@@ -78,12 +81,16 @@ def evaluate_run(
         seen = len(set(test_index) & set(int(i) for i in trained_on))
         test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
     else:
+        if fixed and size is not None and tuple(size) != tuple(own.size):
+            raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
+                             f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
         d = ev.data
-        other = load_data(str(data), seed=d.order_seed, size=size if fixed else None, fit=d.fit, method=d.resize,
-                          channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=d.skip_bad)
+        fit_to = own.size if fixed else size
+        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
+                          channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
-        size = size if fixed else tuple(test_native.shape[-2:])
-    pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=size)
+        work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
+    pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
     if flip_ensemble is None:
         flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
@@ -125,7 +132,7 @@ def evaluate_run(
         "test_fraction": ev.data.test_fraction if data is None and ev.data.split == "random" else None,
         "images": len(test_native),
         "seen_in_training": seen,
-        "working_size": list(size),
+        "working_size": list(work),
         "seed": seed,
         "results": results,
         "best_baseline": best,

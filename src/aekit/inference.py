@@ -188,7 +188,7 @@ def denoise_files(
             pixels, info = read_image(path)
         except AekitError as e:
             if not skip_bad:
-                raise
+                raise type(e)(f"{e} (skip_bad skips unreadable files)", keys=(*e.keys, "skip_bad")) from None
             skipped.append(str(e))
             continue
         x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], model.config.in_channels)[0]

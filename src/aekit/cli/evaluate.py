@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..baselines import ALL
+from ..config import parse_size
+from ..errors import ConfigError
 from ..evaluation import evaluate_run, format_table
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
@@ -30,9 +32,13 @@ def add_commands(sub) -> None:
         "baseline) into the run folder.",
     )
     e.add_argument("run", metavar="RUN", help="run folder written by `aekit train`")
-    e.add_argument("--data", metavar="SOURCE", help="score every image of this folder or .npy/.npz array instead of the "
-                   "run's held-out split (fitted to the working size as in training; a model for any size takes "
-                   "them at their own); the baselines are set up on the run's training images")
+    e.add_argument("--data", dest="data.source", metavar="SOURCE", help="score every image of this folder or "
+                   ".npy/.npz array instead of the run's held-out split (fitted to the working size as in training; "
+                   "a model for any size takes them at their own); the baselines are set up on the run's training images")
+    e.add_argument("--size", dest="data.size", metavar="HxW", help="with --data and a model for any "
+                   "size: fit the images to HxW first (images of different sizes need it)")
+    e.add_argument("--skip-bad", dest="data.skip_bad", action="store_true", help="with --data: skip unreadable files "
+                   "instead of stopping")
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
     e.add_argument("--split", choices=["random", "subject"], help="random: last 20%% of the seeded order; "
                    "subject: whole labels (people) never seen (default: the run's split)")
@@ -69,12 +75,20 @@ def add_commands(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    size = getattr(args, "data.size")
+    if size is not None:
+        try:
+            size = parse_size(size)
+        except ValueError as e:
+            raise ConfigError(f"data.size: {e}", keys="data.size") from None
     names: tuple[str, ...] = ()
     if args.baselines:
         names = ALL if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
         args.run,
-        data=args.data,
+        data=getattr(args, "data.source"),
+        size=size,
+        skip_bad=getattr(args, "data.skip_bad"),
         noise=parse_noise(args.noise) if args.noise is not None else None,
         split=args.split,
         baselines=names,
