@@ -64,6 +64,24 @@ def test_map_pca_and_tsne(tiny_run, faces, tmp_path, cli):
     assert drawn["coordinates"].shape == (6, 2) and drawn["images"] == 6
 
 
+@pytest.mark.parametrize("command, out", [("encode", "codes.npy"), ("score", "scores.csv")])
+def test_an_unreadable_file_stops_encode_and_score_unless_skipped(tiny_run, faces, tmp_path, cli, command, out):
+    import shutil
+
+    folder = tmp_path / "with-bad"
+    shutil.copytree(faces[0], folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    err = cli(command, tiny_run.out, folder, "--out", tmp_path / out).error
+    assert "broken.png: not an image" in err and err.endswith("(--skip-bad skips unreadable files)")
+    assert not (tmp_path / out).exists()
+    r = cli(command, tiny_run.out, folder, "--out", tmp_path / out, "--skip-bad")
+    assert r.code == 0, r.err
+    assert r.out.startswith("skipped ") and "broken.png: not an image" in r.out.splitlines()[0]
+    listed = (tmp_path / "codes.txt").read_text().splitlines() if command == "encode" else \
+        [line.split(",")[0] for line in (tmp_path / out).read_text().splitlines()[1:]]
+    assert len(listed) == 6 and not any("broken" in f for f in listed)
+
+
 def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):
     folder, _ = faces
     fcn = aekit.save(create_model("fcn").eval(), tmp_path / "fcn")

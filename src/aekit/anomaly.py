@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +27,7 @@ class Scores:
     threshold: float  # errors above it are flagged
     quantile: float | None  # the held-out quantile the threshold came from (None: given)
     heldout_images: int  # held-out images the threshold was computed on (0: given)
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (skip_bad)
 
     @property
     def flags(self) -> np.ndarray:
@@ -55,20 +56,21 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
 
 
 def score(run, inputs: Sequence[str | Path], *, quantile: float = 0.99, threshold: float | None = None,
-          device: str = "cpu") -> Scores:
+          device: str = "cpu", skip_bad: bool = False) -> Scores:
     """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
-    given, else the ``quantile`` of the errors on the run's held-out images."""
+    given, else the ``quantile`` of the errors on the run's held-out images (``skip_bad``: unreadable
+    files are left out, listed in ``Scores.skipped``)."""
     if not 0 < quantile <= 1:
         raise AekitError(f"quantile must lie in (0, 1], got {quantile}", keys="quantile")
     if isinstance(run, torch.nn.Module) and threshold is None:
         raise AekitError("score: a model without its run folder needs a threshold", keys="threshold")
     model = as_model(run, device)
-    x, files = read_inputs(model, inputs)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad)
     errors = reconstruction_errors(model, x)
     if threshold is not None:
-        return Scores(files, errors, float(threshold), None, 0)
+        return Scores(files, errors, float(threshold), None, 0, skipped)
     t, n = heldout_threshold(run, model, quantile)
-    return Scores(files, errors, t, quantile, n)
+    return Scores(files, errors, t, quantile, n, skipped)
 
 
 def write_scores(scores: Scores, out: str | Path) -> Path:

@@ -35,6 +35,11 @@ class DataError(AekitError):
     """Data that cannot be found, read or used."""
 
 
+def skip_bad_hint(e: AekitError) -> AekitError:
+    """``e``, an unreadable input file, pointing to the ``skip_bad`` option that skips such files."""
+    return type(e)(f"{e} (skip_bad skips unreadable files)", keys=(*e.keys, "skip_bad"))
+
+
 def did_you_mean(word: object, choices: Iterable[object]) -> str:
     """" (did you mean 'x'?)" for the closest of ``choices`` to ``word``, or "" when none is close."""
     names = {str(c): c for c in choices}

@@ -18,7 +18,7 @@ import torch
 
 from .data import convert_channels, find_images, inference_batch_size, read_image, resize, write_image
 from .data.image_file import ImageInfo
-from .errors import AekitError
+from .errors import AekitError, skip_bad_hint
 from .models import load
 from .noise import NoiseConfig, make_corruption
 from .pipeline import Pipeline
@@ -188,7 +188,7 @@ def denoise_files(
             pixels, info = read_image(path)
         except AekitError as e:
             if not skip_bad:
-                raise type(e)(f"{e} (skip_bad skips unreadable files)", keys=(*e.keys, "skip_bad")) from None
+                raise skip_bad_hint(e) from None
             skipped.append(str(e))
             continue
         x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], model.config.in_channels)[0]

@@ -18,7 +18,7 @@ from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, take, write_image
-from .errors import AekitError
+from .errors import AekitError, skip_bad_hint
 from .files import save_npy, write_bytes, write_text
 from .codes import _need_decoder, decode, encode, interpolate_images
 from .models import load
@@ -35,32 +35,45 @@ def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
 
 # --- images in ---------------------------------------------------------------------------------
 
-def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path]) -> tuple[torch.Tensor, list[Path]]:
+def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *,
+                skip_bad: bool | None = None) -> tuple[torch.Tensor, list[Path], list[str]]:
     """The images of ``inputs`` (files, or folders searched recursively) at the model's working size,
-    (N, C, H, W), and their files."""
-    files = [f for f, _ in find_images(inputs)]
+    (N, C, H, W), their files, and the unreadable files skipped: with ``skip_bad`` they are left out and
+    listed; without, the first one stops it (False: its error points to ``skip_bad``)."""
     pre = model.preprocess or {}
     size = tuple(pre.get("size") or model.config.input_size)
-    x = torch.stack([
-        load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
-                   channels=pre.get("channels", model.config.in_channels))
-        for f in files
-    ])
-    return x, files
+    images, files, skipped = [], [], []
+    for f, _ in find_images(inputs):
+        try:
+            images.append(load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
+                                     channels=pre.get("channels", model.config.in_channels)))
+        except AekitError as e:
+            if skip_bad is None:
+                raise
+            if not skip_bad:
+                raise skip_bad_hint(e) from None
+            skipped.append(str(e))
+            continue
+        files.append(f)
+    if not images:
+        raise AekitError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
+    return torch.stack(images), files, skipped
 
 
 # --- codes -------------------------------------------------------------------------------------
 
-def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu") -> tuple[Path, Path]:
+def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu",
+                 skip_bad: bool = False) -> tuple[Path, Path, list[str]]:
     """Encode image files/folders into ``out`` (.npy, (N, code length)) and list the files, one per
-    line in the order of the codes, in the .txt beside it. Returns both paths."""
+    line in the order of the codes, in the .txt beside it (``skip_bad``: unreadable files are left
+    out). Returns both paths and the unreadable files skipped."""
     model = as_model(run, device)
-    x, files = read_inputs(model, inputs)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad)
     out = Path(out)
     save_npy(out, encode(model, x))
     names = out.with_suffix(".txt")
     write_text(names, "".join(f"{f}\n" for f in files))
-    return out, names
+    return out, names, skipped
 
 
 def read_codes(path: str | Path) -> np.ndarray:
@@ -149,7 +162,7 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
     _need_decoder(model, "interpolate")
     if steps < 2:
         raise AekitError(f"steps must be at least 2, got {steps}", keys="steps")
-    x, _ = read_inputs(model, [a, b])
+    x, _, _ = read_inputs(model, [a, b])
     return interpolate_images(model, x[0], x[1], steps)
 
 

@@ -20,6 +20,7 @@ def add_commands(sub) -> None:
                 "aekit encode runs/ref a.png b.png --out ab.npy", cmd_encode)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
                 "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
     p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
@@ -55,13 +56,16 @@ def add_commands(sub) -> None:
                    help="threshold = this quantile of the held-out errors (default 0.99)")
     p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
         sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    codes, names = encode_files(args.run, args.inputs, args.out, device=args.device)
-    print(f"Wrote {codes} and {names}")
+    codes, names, skipped = encode_files(args.run, args.inputs, args.out, device=args.device, skip_bad=args.skip_bad)
+    for line in skipped:
+        print(f"skipped {line}")
+    print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
     return 0
 
 
@@ -92,8 +96,11 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device)
+    s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
+              skip_bad=args.skip_bad)
     write_scores(s, args.out)
+    for line in s.skipped:
+        print(f"skipped {line}")
     where = f"the {s.quantile:g} quantile of {s.heldout_images} held-out images" if s.quantile else "given"
     print(f"Threshold {s.threshold:.6g} (MSE, {where}); {int(s.flags.sum())} of {len(s.errors)} images flagged")
     print(f"Wrote {args.out}")
