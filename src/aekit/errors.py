@@ -35,9 +35,9 @@ class DataError(AekitError):
     """Data that cannot be found, read or used."""
 
 
-def skip_bad_hint(e: AekitError) -> AekitError:
-    """``e``, an unreadable input file, pointing to the ``skip_bad`` option that skips such files."""
-    return type(e)(f"{e} (skip_bad skips unreadable files)", keys=(*e.keys, "skip_bad"))
+def skip_bad_hint(e: AekitError, key: str = "skip_bad") -> AekitError:
+    """``e``, an unreadable input file, pointing to the option ``key`` that skips such files."""
+    return type(e)(f"{e} ({key} skips unreadable files)", keys=(*e.keys, key))
 
 
 def did_you_mean(word: object, choices: Iterable[object]) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, skip_bad_hint
 from .container import ImageData
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
@@ -98,7 +98,7 @@ def load_folder(
 
     def bad(problem: str) -> None:
         if not skip_bad:
-            raise DataError(f"{problem} (data.skip_bad skips unreadable files)", keys="data.skip_bad")
+            raise skip_bad_hint(DataError(problem), "data.skip_bad")
         skipped.append(problem)
 
     infos: list[ImageInfo] = []
