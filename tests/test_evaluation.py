@@ -136,8 +136,11 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     assert "broken.png: not an image" in err and err.endswith("(--skip-bad skips unreadable files)")
     err = cli("evaluate", unet, "--data", folder, "--skip-bad").error
     assert "--data " in err and "images differ in size" in err and err.endswith("give a working size (--size HxW)")
-    assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "big").error == (
-        "aekit: error: --size: 'big' is not a size HxW (e.g. 64x64, or 64)")
+    for size in ("big", "16x"):
+        assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", size).error == (
+            f"aekit: error: --size: '{size}' is not a size HxW (e.g. 64x64, or 64)")
+    assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "0x8").error.endswith(
+        "--size must be positive, got 0x8")
     r = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "24x20", "--baselines", "blur")
     assert r.code == 0, r.err
     rep = json.loads((unet / "evaluation.json").read_text())

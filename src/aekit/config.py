@@ -31,9 +31,9 @@ from .typed import Option, build, drop_none, option, options, to_plain
 
 def parse_size(text: str) -> tuple[int, int]:
     """ "64x48" -> (64, 48); "64" -> (64, 64)."""
-    h, _, w = text.lower().partition("x")
+    h, x, w = text.lower().partition("x")
     try:
-        return (int(h), int(w or h))
+        return (int(h), int(w if x else h))
     except ValueError:
         raise ValueError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
 

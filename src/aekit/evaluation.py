@@ -81,6 +81,8 @@ def evaluate_run(
         seen = len(set(test_index) & set(int(i) for i in trained_on))
         test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
     else:
+        if size is not None and min(size) < 1:
+            raise AekitError(f"data.size must be positive, got {size[0]}x{size[1]}", keys="data.size")
         if fixed and size is not None and tuple(size) != tuple(own.size):
             raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
                              f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
