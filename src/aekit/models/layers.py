@@ -49,7 +49,7 @@ class Linear(nn.Linear):
     out features >= ``WIDE_DENSE``) and would otherwise run in bf16 on the CPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if max(self.in_features, self.out_features) >= WIDE_DENSE and x.device.type == "cpu" and _bf16_on_cpu(x):
+        if max(self.in_features, self.out_features) >= WIDE_DENSE and _bf16_on_cpu(x):
             with torch.autocast("cpu", enabled=False):
                 bias = None if self.bias is None else self.bias.float()
                 return F.linear(x.float(), self.weight.float(), bias)
@@ -114,7 +114,7 @@ class SameConvTranspose2d(nn.Module):
                 top = left = self.conv.padding[0]
             if x.device.type == "cpu" and x.shape[1] <= SUBPIXEL_MAX_CHANNELS:
                 return subpixel_conv_transpose2d(x, self.conv.weight, self.conv.bias, s, (top, left), (h, w))
-            if x.device.type == "cpu" and _bf16_on_cpu(x):
+            if _bf16_on_cpu(x):
                 return phase_conv_transpose2d(x, self.conv.weight, self.conv.bias, s, (top, left), (h, w))
             if self.tf_padding:
                 return self.conv(x)[..., top : top + h, left : left + w]
@@ -169,7 +169,9 @@ def subpixel_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch
 
 
 def _bf16_on_cpu(x: torch.Tensor) -> bool:
-    """Whether a CPU convolution on ``x`` runs in bfloat16 (a bf16 tensor, or under bf16 autocast)."""
+    """Whether an operation on ``x`` runs in bfloat16 on the CPU (a bf16 CPU tensor, or under CPU bf16 autocast)."""
+    if x.device.type != "cpu":
+        return False
     if x.dtype == torch.bfloat16:
         return True
     if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
