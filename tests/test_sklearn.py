@@ -52,7 +52,7 @@ def test_in_a_pipeline_in_place_of_pca(tiny_images):
     back = ae.inverse_transform(codes)
     assert back.shape == flat.shape and 0 <= back.min() and back.max() <= 1
     assert ae.fit(x).inverse_transform(ae.transform(x)).shape == x.shape  # (N, H, W) in, (N, H, W) out
-    assert ae.score(x) < 0
+    assert ae.score(x) == pytest.approx(-np.mean((ae.inverse_transform(ae.transform(x)) - x) ** 2), rel=1e-5)
     assert ae.get_params()["code_length"] == 64
     assert ae.set_params(epochs=3).epochs == 3
 
@@ -88,3 +88,15 @@ def test_the_defaults_fit_images_of_any_shape(shape):
     assert est.inverse_transform(est.transform(X)).shape == X.shape
     square = AutoencoderTransformer(epochs=1).fit(X[:, : 24 * 24])  # rows of a square image
     assert square.transform(X[:, : 24 * 24]).shape == (40, 64)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_score_is_the_reconstructions_mse_in_the_units_of_x_whatever_the_loss(loss):
+    """score is -MSE per value of inverse_transform(transform(X)) in X's own units (here minmax-scaled
+    0-16 values, rows padded into a square and cropped back), so a grid search over losses or models
+    compares like with like."""
+    X = np.random.default_rng(0).integers(0, 17, (40, 50)).astype(np.float64)
+    ae = AutoencoderTransformer(code_length=6, epochs=2, loss=loss, scale="minmax").fit(X)
+    expected = -np.mean((ae.inverse_transform(ae.transform(X)) - X) ** 2)
+    assert ae.score(X) == pytest.approx(expected, rel=1e-5)
+    assert -ae.score(X) > 1  # in the 0-16 units, not in [0, 1]

@@ -9,7 +9,7 @@
 
 ``X`` holds images with values in [0, 1] (or any values with ``scale="minmax"``): (N, H*W) rows of
 square grayscale images (or of ``image_shape``), (N, H, W) or (N, C, H, W). ``transform`` gives the codes, ``inverse_transform``
-the images (in the input's layout), ``score`` the negative mean reconstruction loss per sample.
+the images (in the input's layout), ``score`` the negative mean squared error of the reconstructions.
 Constructor arguments are only stored (scikit-learn's convention); everything happens in ``fit``.
 """
 
@@ -157,11 +157,13 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
 
     @torch.no_grad()
     def score(self, X, y=None):
-        """Negative mean reconstruction loss per sample (higher is better), in the model's loss unit."""
+        """Negative mean squared error of the reconstructions, per value and in X's units (higher is
+        better): scikit-learn's ``neg_mean_squared_error`` of ``inverse_transform(transform(X))``, so a
+        grid search can compare models, losses and code lengths on one scale."""
         check_is_fitted(self)
         x = self._images(X, reset=False)
-        losses = map_batches(lambda b: self.model_(b).per_sample, x, next(self.model_.parameters()).device)
-        return -float(losses.sum()) / len(x)
+        recon = map_batches(lambda b: self.model_(b).recon.float(), x, next(self.model_.parameters()).device)
+        return -float(np.mean(np.square(self._out_layout(recon) - self._out_layout(x))))
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
