@@ -124,8 +124,8 @@ def train(
 
 
 class _Recorder:
-    """The run's ``on_epoch`` hook: checkpoints ('last' on a clock, 'best' on the held-out loss, every
-    N epochs), history.csv and TensorBoard, written by rank 0 (snapshots are taken on every process)."""
+    """The run's ``on_epoch`` hook: checkpoints ('last' on a clock and whenever a checkpoint is written,
+    'best' on the held-out loss, every N epochs), history.csv and TensorBoard, written by rank 0 (snapshots are taken on every process)."""
 
     def __init__(self, cfg: Config, folder: RunFolder, model, preprocess: dict, main_process: bool,
                  tensorboard: TensorBoardLog | None):
@@ -141,8 +141,7 @@ class _Recorder:
                              extra=extra)
             prune(self.folder.path, self.cfg.train.checkpoint_every)
         self.saved_at = time.perf_counter()
-        if "last" in pointers:  # a 'best'-only checkpoint leaves 'last' behind
-            self.saved_epoch = st["epoch"]
+        self.saved_epoch = st["epoch"]
 
     def on_epoch(self, ctx: EpochContext) -> None:
         self.latest = ctx
@@ -154,6 +153,8 @@ class _Recorder:
         scored = [h.validation["loss_per_sample"] for h in ctx.history if h.validation]
         if stats.validation and stats.validation["loss_per_sample"] <= min(scored):
             pointers.append("best")  # by the validation loss: the model selection's choice so far
+            if "last" not in pointers:  # the newest complete state, so --resume continues from it
+                pointers.append("last")
         if pointers:
             extra = {"validation_loss_per_sample": stats.validation["loss_per_sample"]} if "best" in pointers else None
             self.checkpoint(ctx, tuple(pointers), extra)
