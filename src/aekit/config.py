@@ -126,7 +126,8 @@ class TrainConfig:
     compare: bool = option(True, "end the run with aekit evaluate on the held-out images beside what a user would "
                            "pick instead (PCA of the same code length; the classical denoisers for a denoising run): "
                            "evaluation.json, metrics.json and the summary lead with the comparison", flag="--compare")
-    checkpoint_seconds: float = option(60.0, "write the 'last' checkpoint at most this often (0: every epoch)")
+    checkpoint_seconds: float = option(60.0, "write the 'last' checkpoint at most this often (0: every epoch); "
+                                       "a new 'best' checkpoint is also the new 'last'")
     amp: Literal["auto", "off", "bf16", "fp16"] = option(
         "auto", "mixed precision: autocast the forward pass and loss to bf16 or fp16 (fp16 adds a GradScaler; weights "
         "stay float32); auto: bf16 where the device runs it natively (CPUs with AVX512-BF16 or AMX, recent GPUs), "
