@@ -97,7 +97,8 @@ def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):
     for argv, message in cases:
         assert message in cli(*argv).error, argv
     np.save(tmp_path / "bad.npy", np.zeros((2, 7), dtype=np.float32))
-    assert "do not fit" in cli("decode", tiny_run.out, tmp_path / "bad.npy", "--out", tmp_path / "d").error
+    error = cli("decode", tiny_run.out, tmp_path / "bad.npy", "--out", tmp_path / "d").error
+    assert "bad.npy: codes of shape" in error and "do not fit" in error and "aekit encode" in error
     assert "--steps must be at least 2" in cli("interpolate", vae_folder, folder / "face0.png", folder / "face1.png",
                                                "--steps", "1", "--out", tmp_path / "s.png").error
     assert "-n must be at least 1" in cli("sample", vae_folder, "-n", "0", "--out", tmp_path / "g.png").error

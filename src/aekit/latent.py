@@ -113,7 +113,11 @@ def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = 
     names = listing.read_text(encoding="utf-8").splitlines() if listing.is_file() else None
     if names is not None and len(names) != len(codes):
         names = None
-    return write_pngs(decode(model, codes), out, names)
+    try:
+        images = decode(model, codes)
+    except AekitError as e:  # the codes' shape: name the file they came from
+        raise AekitError(f"{codes_path}: {e}; encode with this run (aekit encode RUN IMAGES --out FILE.npy)") from None
+    return write_pngs(images, out, names)
 
 
 # --- the prior and interpolation ---------------------------------------------------------------
