@@ -23,7 +23,7 @@ else:  # pragma: no cover
 import tomli_w
 
 from .data import FitMethod, ImageData, ResizeMethod, load_data
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
 from .noise import NoiseConfig, parse_noise
 from .typed import Option, build, drop_none, option, options, to_plain
@@ -156,6 +156,11 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "Config":
         raw = dict(raw)
+        known = {f.name for f in dataclasses.fields(_TopLevel)} | TABLES
+        unknown = sorted(k for k in raw if k not in known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], known)} (known: "
+                              f"{', '.join(sorted(known - TABLES))}; tables: {', '.join(f'[{t}]' for t in sorted(TABLES))})")
         tables = {"model": build_model_config(raw.pop("model", {}), f"{where}: [model]")}
         train = raw.pop("train", {})  # the architecture's own training defaults, where the table is silent
         if isinstance(train, dict):
@@ -167,6 +172,9 @@ class Config:
         cfg = cls(name=top.name, seed=top.seed, **tables)
         validate(cfg, where)
         return cfg
+
+
+TABLES = {"data", "model", "train", "noise"}
 
 
 @dataclass
