@@ -256,14 +256,18 @@ def replace(cfg: Config, **overrides: Any) -> Config:
     return Config.from_dict(raw, where="options")
 
 
+MAX_SEED = 2**31 - 1  # numpy's seeds are 32-bit, and the run adds offsets to its seed
+
+
 def validate(cfg: Config, where: str = "config") -> None:
     """Impossible values raise a ConfigError naming the key."""
     t, d, m = cfg.train, cfg.data, cfg.model
 
     def need(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            raise ConfigError(f"{where}: {key} {msg}")
+        if not ok:  # from the command line, the key is shown as its flag (errors.AekitError.keys)
+            raise ConfigError(f"{where}: {key} {msg}", keys=key if where == "options" else ())
 
+    need(0 <= cfg.seed <= MAX_SEED, "seed", f"must lie in [0, {MAX_SEED}], got {cfg.seed}")
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
     need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
     need(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
