@@ -68,7 +68,7 @@ def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
     "text, message",
     [
         ("[train]\nepochz = 3\n", r"\[train\]: unknown key 'epochz' \(did you mean 'epochs'\?\)"),
-        ("[trian]\nepochs = 3\n", r"unknown key 'trian' \(did you mean 'train'\?\) \(known: name, seed; tables: \[data\]"),
+        ("[trian]\nepochs = 3\n", r"unknown key 'trian' \(did you mean 'train'\?\) \(known: name, seed, \[data\], \[model\]"),
         ("[train]\nepochs = 'many'\n", r"train\]\.epochs: expected an integer"),
         ("[train]\nepochs = -1\n", r"train\.epochs must be at least 1"),
         ("[train]\nshift = -2\n", r"train\.shift must be 0 or more pixels, got -2"),

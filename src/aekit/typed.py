@@ -16,7 +16,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import MISSING, dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 from .errors import ConfigError, did_you_mean
 
@@ -81,17 +81,18 @@ def _strip_none(tp: Any) -> Any:
     return tp
 
 
-def build(cls: type, raw: dict[str, Any], where: str):
-    """An instance of the dataclass ``cls`` from plain data; wrong keys, types and values name the key."""
+def build(cls: type, raw: dict[str, Any], where: str, *, tables: Iterable[str] = ()):
+    """An instance of the dataclass ``cls`` from plain data; wrong keys, types and values name the key.
+    ``tables``: the tables beside these keys (a file's top level), suggested for an unknown key too."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], known)} (known: {', '.join(sorted(known))})"
-        )
+        listed = ", ".join(sorted(known)) + "".join(f", [{t}]" for t in sorted(tables))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], known | set(tables))} "
+                          f"(known: {listed})")
     values = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
     return cls(**values)
 
