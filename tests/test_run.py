@@ -168,7 +168,7 @@ def _folder(tmp_path, how):
         (lambda p: _array(p, "f.npy", np.full((6, 8, 8), 2.0)), [], r"f\.npy: float values lie in \[2, 2\], outside \[0, 1\]"),
         (lambda p: _array(p, "z.npy", np.zeros((0, 8, 8))), [], r"z\.npy: holds zero images"),
         (lambda p: "olivetti", ["--stream", "on"], "only folders stream"),
-        (lambda p: "olivetti", ["--workers", "-1"], "data.workers must be 0 or more"),
+        (lambda p: "olivetti", ["--workers", "-1"], "--workers must be 0 or more"),
         (lambda p: "olivetti", ["--size", "33x33"], "input_size 33x33 is not divisible by the encoder's total stride 2"),
     ],
 )
