@@ -100,3 +100,30 @@ def test_score_is_the_reconstructions_mse_in_the_units_of_x_whatever_the_loss(lo
     expected = -np.mean((ae.inverse_transform(ae.transform(X)) - X) ** 2)
     assert ae.score(X) == pytest.approx(expected, rel=1e-5)
     assert -ae.score(X) > 1  # in the 0-16 units, not in [0, 1]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"code_length": 0}, "code_length must be at least 1, got 0"),
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"lr": -1.0}, "lr must be 0 or more"),
+    ({"random_state": -1}, "random_state must lie in [0, 2147483647]"),
+    ({"model": "hybird"}, "model: unknown model 'hybird' (did you mean 'hybrid'?)"),
+    ({"model_params": {"hiden": 3}}, "model_params: unknown key 'hiden' (did you mean 'hidden'?)"),
+    ({"device": "tpu"}, "device 'tpu': not a device"),
+])
+def test_impossible_parameters_are_a_value_error_naming_the_parameter(params, message):
+    X = np.random.default_rng(0).random((20, 16))
+    with pytest.raises(ValueError) as e:
+        AutoencoderTransformer(**{"epochs": 1, **params}).fit(X)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.RandomState(0), np.int64(3)])
+def test_random_state_takes_what_scikit_learn_estimators_take(random_state):
+    X = np.random.default_rng(0).random((20, 16))
+    assert AutoencoderTransformer(code_length=4, epochs=1, random_state=random_state).fit(X).transform(X).shape == (20, 4)
+    if isinstance(random_state, np.integer):  # an integer is the seed itself
+        a = AutoencoderTransformer(code_length=4, epochs=2, random_state=random_state).fit(X).transform(X)
+        b = AutoencoderTransformer(code_length=4, epochs=2, random_state=int(random_state)).fit(X).transform(X)
+        np.testing.assert_array_equal(a, b)

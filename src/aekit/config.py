@@ -258,7 +258,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= cfg.seed < 2**31, "seed", f"must lie in [0, {2**31 - 1}], got {cfg.seed}")  # numpy's: 32-bit, + offsets
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
     need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
-    need(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    need(t.lr >= 0, "train.lr", f"must be 0 or more (0: the start is kept), got {t.lr}")
     need(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1/beta2", "must lie in [0, 1)")
     need(t.eps > 0, "train.eps", f"must be positive, got {t.eps}")
     for key in ("eval_every", "threads", "warmup_epochs", "max_minutes", "early_stop", "checkpoint_every",

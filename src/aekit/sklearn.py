@@ -16,17 +16,34 @@ Constructor arguments are only stored (scikit-learn's convention); everything ha
 from __future__ import annotations
 
 import math
+import numbers
+import re
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .config import TrainConfig
+from .config import Config, TrainConfig, validate
 from .data import map_batches
+from .errors import ConfigError
 from .latent import decode, encode
-from .models import create_model
+from .models import build_model_config, create_model
 from .training import fit as fit_model
+
+
+_PARAMS = {"train.epochs": "epochs", "train.batch_size": "batch_size", "train.lr": "lr", "train.device": "device",
+           "model.code_length": "code_length", "model.loss": "loss", "model.name": "model",
+           "seed": "random_state"}  # config key -> parameter
+
+
+def _parameter_error(e: ConfigError) -> ValueError:
+    """A configuration error as scikit-learn raises one, naming the estimator's parameter."""
+    message = re.sub(r"^model: unknown key", "model_params: unknown key", str(e))
+    for key, param in _PARAMS.items():
+        message = re.sub(rf"(?<![\w.]){re.escape(key)}\b", param, message)
+    return ValueError(message)
 
 
 class AutoencoderTransformer(TransformerMixin, BaseEstimator):
@@ -50,7 +67,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.
     model_params : further architecture fields (e.g. ``{"decoder_strides": [2, 2, 1]}``).
     device : torch device for training and inference.
-    random_state : seed of the initialisation and shuffling.
+    random_state : seed of the initialisation, shuffling and validation split (an int; None or a ``RandomState``
+        draw one). Impossible parameters raise a ValueError naming the parameter when ``fit`` starts.
     """
 
     def __init__(self, model="hybrid", code_length=64, image_shape=None, epochs=300, batch_size=50, lr=1e-3,
@@ -129,13 +147,20 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         """Train a new model on the images X; y is ignored."""
         x = self._images(X, reset=True)
         c, h, w = self.image_shape_
-        torch.manual_seed(self.random_state)
-        self.model_ = create_model(self.model, in_channels=c, input_size=(h, w), code_length=self.code_length,
-                                   **({"loss": self.loss} if self.loss is not None else {}), **(self.model_params or {}))
-        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, select=self.select,
-                             device=self.device, eval_every=0, checkpoint_seconds=0)
-        self.history_ = fit_model(self.model_, x, config, seed=self.random_state, progress=False,
-                                  log=lambda s: None)
+        rs = self.random_state  # an int is the seed itself; None or a RandomState draw one (scikit-learn's way)
+        seed = int(rs) if isinstance(rs, numbers.Integral) else int(check_random_state(rs).randint(2**31 - 1))
+        try:  # the CLI's checks, each error naming the parameter (a ValueError, as scikit-learn's own)
+            model_config = build_model_config({"name": self.model, "in_channels": c, "input_size": (h, w),
+                                               "code_length": self.code_length, **({"loss": self.loss} if self.loss
+                                               is not None else {}), **(self.model_params or {})}, where="model")
+            config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, select=self.select,
+                                 device=self.device, eval_every=0, checkpoint_seconds=0)
+            validate(Config(seed=seed, model=model_config, train=config), where=type(self).__name__)
+            torch.manual_seed(seed)
+            self.model_ = create_model(model_config)
+            self.history_ = fit_model(self.model_, x, config, seed=seed, progress=False, log=lambda s: None)
+        except ConfigError as e:
+            raise _parameter_error(e) from None
         self.model_.eval()
         self.n_features_out_ = self.model_.code_size(h, w)
         return self

@@ -17,7 +17,7 @@ from helpers import aekit_process
         (["--data", "nowhere"], "--data 'nowhere': unknown data source"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--seed", "-1"], "--seed must lie in [0, 2147483647], got -1"),
-        (["--lr", "-1"], "--lr must be positive"),
+        (["--lr", "-1"], "--lr must be 0 or more"),
         (["--device", "cuda:0"], "--device cuda:0: CUDA is not available"),
         (["--split", "subjet"], "--split: 'subjet' is not one of 'random', 'subject' (did you mean 'subject'?)"),
     ],
