@@ -93,6 +93,8 @@ def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):
          "no such image"),
         (["decode", str(tiny_run.out), str(tmp_path / "none.npy"), "--out", str(tmp_path / "d")], "no such codes"),
         (["score", str(vae_folder), str(folder), "--out", str(tmp_path / "s.csv")], "config.toml"),
+        (["map", str(tiny_run.out), "--data", str(folder / "face0.png"), "--out", str(tmp_path / "m.png")],
+         "--data '"),
     ]
     for argv, message in cases:
         assert message in cli(*argv).error, argv

@@ -43,7 +43,7 @@ def add_commands(sub) -> None:
     p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
                 "aekit map runs/ref --out map.png                       # the run's own data\n"
                 "aekit map runs/ref --data photos/ --method tsne --out map.png", cmd_map)
-    p.add_argument("--data", metavar="SOURCE", help="images to map (default: the run's data source)")
+    p.add_argument("--data", dest="data.source", metavar="SOURCE", help="images to map (default: the run's data source)")
     p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
     p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
@@ -90,7 +90,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    drawn = write_map(args.run, args.out, source=args.data, method=args.method, device=args.device)
+    drawn = write_map(args.run, args.out, source=getattr(args, "data.source"), method=args.method, device=args.device)
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
