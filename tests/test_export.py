@@ -83,6 +83,10 @@ def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(t
     run = copy_run(tiny_run, tmp_path)  # the default file goes into the run folder: a private copy
     assert cli("export", run, "--part", "encoder", "--format", "torchscript").code == 0
     assert (run / "model-encoder.pt").is_file()
+    # without --format, the suffix of --out chooses it
+    r = cli("export", run, "--part", "decoder", "--out", tmp_path / "decoder.pt")
+    assert r.code == 0 and "(torchscript, decoder)" in r.out, r.err
+    torch.jit.load(str(tmp_path / "decoder.pt"))
 
 
 def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monkeypatch):

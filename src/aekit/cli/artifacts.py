@@ -18,14 +18,15 @@ def add_commands(sub) -> None:
         sub, "export", "export a trained model to ONNX or TorchScript, verified against PyTorch", """
         aekit export runs/ref --out ref.onnx                              # images -> reconstructions
         aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
-        aekit export runs/ref --part decoder --format torchscript --out decoder.pt
+        aekit export runs/ref --part decoder --out decoder.pt           # TorchScript, by the suffix
         """, cmd_export,
         description="Export a run's model (or its encoder or decoder) with a dynamic batch axis, then reload the "
         "file, run it on the run's own images and print the largest absolute difference from PyTorch (the file is "
         "kept only when it is below 1e-4). ONNX needs pip install 'aekit[export]'.",
     )
     e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
-    e.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default: onnx)")
+    e.add_argument("--format", choices=FORMATS, help="file format (default: from --out's suffix, .pt/.pth/.ts "
+                   "torchscript, else onnx)")
     e.add_argument("--part", choices=PARTS, default="all",
                    help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
     e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx or .pt)")
@@ -39,10 +40,15 @@ def add_commands(sub) -> None:
                 cmd_models, description="List the registered architectures and their default settings.")
 
 
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[args.format]
+    fmt = args.format or ("torchscript" if args.out and Path(args.out).suffix.lower() in TORCHSCRIPT_SUFFIXES
+                          else "onnx")
+    suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[fmt]
     out = args.out or Path(args.run) / f"model{suffix}"
-    result = export(args.run, out, format=args.format, part=args.part)
+    result = export(args.run, out, format=fmt, part=args.part)
     print(f"Wrote {result.path} ({result.format}, {result.part})")
     print(f"Largest absolute difference from PyTorch: {result.max_abs_diff:.3g} (on {result.checked_on})")
     return 0
