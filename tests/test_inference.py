@@ -41,6 +41,12 @@ def test_denoise_keeps_name_size_format_mode_and_depth(fcn_run, images, tmp_path
         assert dst.is_file(), dst
         a, b = Image.open(src), Image.open(dst)
         assert (b.size, b.mode, b.format) == (a.size, a.mode, a.format), src.name
+    red = np.zeros((48, 48, 3), np.uint8)
+    red[..., 0] = 230
+    Image.fromarray(red).save(tmp_path / "red.png")
+    assert cli("denoise", fcn_run, tmp_path / "red.png", "--out", out).code == 0
+    red_out = np.asarray(Image.open(out / "red.png"), dtype=float)  # the gray model took each channel on its own:
+    assert abs(red_out[..., 0].mean() - red_out[..., 1].mean()) > 5  # not one gray image (the model is untrained)
     # the 16-bit file stays 16-bit with values spread over the 16-bit range
     assert np.asarray(Image.open(out / "deep16.png")).max() > 255
 
@@ -123,3 +129,20 @@ def test_denoise_as_a_real_process(fcn_run, images, tmp_path):
     r = aekit_process("denoise", fcn_run, images / "gray.png", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
     assert "Wrote 1 denoised images" in r.stdout
+
+
+@pytest.mark.parametrize("model_channels, image_channels", [(1, 3), (3, 1), (1, 1), (3, 3)])
+def test_denoise_keeps_the_files_colours_whatever_the_models_channels(model_channels, image_channels):
+    """A grayscale model denoises each colour channel as an image of its own (the colours stay); a
+    colour model takes a gray image as three equal channels and gives back their mean."""
+    from aekit.inference import reconstruct_channels
+    torch.manual_seed(0)
+    model = aekit.create_model("fcn", in_channels=model_channels, channels=[4, 4], code_length=4).eval()
+    x = torch.rand(image_channels, 24, 40)
+    (y,) = reconstruct_channels(model, [x])
+    assert y.shape == x.shape
+    if model_channels == 1:
+        for c in range(image_channels):  # channel c alone, through the model
+            torch.testing.assert_close(y[c:c + 1], reconstruct(model, [x[c:c + 1]])[0])
+    elif image_channels == 1:
+        torch.testing.assert_close(y, reconstruct(model, [x.expand(3, -1, -1)])[0].mean(0, keepdim=True))

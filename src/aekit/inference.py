@@ -29,11 +29,36 @@ GRID_IMAGES = 8  # images shown in the --add-noise grid
 GRID_SIDE = 96  # pixels per image in that grid
 
 
+def grid_view(x: torch.Tensor) -> torch.Tensor:
+    """(C, GRID_SIDE, GRID_SIDE) of a (C, H, W) image for the grid: the centre at the image's own pixels
+    when it is large enough (shrinking it would hide the noise and the denoising), else enlarged."""
+    h, w = x.shape[-2:]
+    if min(h, w) >= GRID_SIDE:
+        top, left = (h - GRID_SIDE) // 2, (w - GRID_SIDE) // 2
+        return x[:, top:top + GRID_SIDE, left:left + GRID_SIDE]
+    return resize(x[None], (GRID_SIDE, GRID_SIDE), "bicubic")[0]
+
+
+def reconstruct_channels(model: torch.nn.Module, images: list[torch.Tensor], **kwargs) -> list[torch.Tensor]:
+    """:func:`reconstruct` for (C, H, W) images of 1 or 3 channels whatever the model's: a grayscale model
+    takes each colour channel as its own image (the colours are kept), a colour model takes a gray image
+    as three equal channels and gives back their mean."""
+    want = model.config.in_channels
+    pieces = [list(x[:, None]) if want == 1 else [x.expand(want, -1, -1) if len(x) != want else x] for x in images]
+    flat = reconstruct(model, [p for piece in pieces for p in piece], **kwargs)
+    out, i = [], 0
+    for x, piece in zip(images, pieces):
+        y = torch.cat(flat[i:i + len(piece)])  # a gray model: the channels back together
+        out.append(y.mean(0, keepdim=True) if len(x) < len(y) else y)  # a colour model on a gray image
+        i += len(piece)
+    return out
+
+
 @dataclass
 class Item:
     path: Path  # the input file
     name: Path  # where the output goes, relative to --out
-    pixels: torch.Tensor  # (C, H, W) float32 in [0, 1], the model's channel count
+    pixels: torch.Tensor  # (C, H, W) float32 in [0, 1], C = 1 or 3 as the file has them
     info: ImageInfo  # the original's format, mode, bit depth and size
 
 
@@ -191,7 +216,7 @@ def denoise_files(
                 raise skip_bad_hint(e) from None
             skipped.append(str(e))
             continue
-        x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], model.config.in_channels)[0]
+        x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], 3 if pixels.shape[2] > 1 else 1)[0]
         items.append(Item(path, name, x.contiguous(), info))
     if not items:
         raise AekitError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
@@ -200,7 +225,7 @@ def denoise_files(
     if add_noise is not None:  # at each image's own size, as it comes
         pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed)
         noisy = [pipeline.view(x[None], gen)[0][0] for x in clean]
-    results = reconstruct(model, noisy, tile=tile, overlap=overlap)
+    results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -211,8 +236,10 @@ def denoise_files(
         write_image(target, y.permute(1, 2, 0).numpy().astype(np.float32), like=it.info)
     report = {"written": [str(out / it.name) for it in items], "grid": None, "skipped": skipped}
     if add_noise is not None and pipeline.corrupt is not None:
-        def shown(xs: list[torch.Tensor]) -> torch.Tensor:  # every picture at one display size
-            return torch.stack([resize(x[None], (GRID_SIDE, GRID_SIDE), "bicubic")[0] for x in xs[:GRID_IMAGES]])
+        colour = 3 if any(len(x) == 3 for x in clean[:GRID_IMAGES]) else 1
+
+        def shown(xs: list[torch.Tensor]) -> torch.Tensor:  # every picture at one display size, in one mode
+            return torch.stack([convert_channels(grid_view(x)[None], colour)[0] for x in xs[:GRID_IMAGES]])
 
         save_png(image_grid([shown(clean), shown(noisy), shown(results)], scale=1), out / "grid.png")
         report["grid"] = str(out / "grid.png")

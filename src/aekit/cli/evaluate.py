@@ -56,9 +56,10 @@ def add_commands(sub) -> None:
         aekit denoise runs/reference-denoising faces/*.png --out clean/ --overwrite
         """, cmd_denoise,
         description="Denoise image files (PNG, JPEG, PGM/PPM, BMP, TIFF, GIF, WebP) or folders of them with a run's "
-        "model. Every output keeps its input's file name, size, format, mode and bit depth. Fixed-size models (conv) "
-        "work at their training size (each image is resized in and out); fully convolutional models (fcn) run at "
-        "the image's own size, in overlapping tiles when it is large.",
+        "model. Every output keeps its input's file name, size, format, mode, bit depth and colours (a grayscale model "
+        "denoises each colour channel on its own). Fixed-size models (conv) work at their training size (each image "
+        "is resized in and out); fully convolutional models (unet, fcn) run at the image's own size, in overlapping "
+        "tiles when it is large.",
     )
     d.add_argument("run", metavar="RUN", help="run folder (or a model folder saved by aekit.save)")
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
