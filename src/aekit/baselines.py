@@ -170,7 +170,8 @@ def _bm3d(setup: Setup) -> Baseline:
 def _pca(setup: Setup) -> Baseline:
     clean = setup.train_clean
     k = max(1, min(setup.code_length, len(clean) - 1))
-    pca = PCA(n_components=k, random_state=0).fit(clean.reshape(len(clean), -1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # one training image: no variance to explain, only a mean
+        pca = PCA(n_components=k, random_state=0).fit(clean.reshape(len(clean), -1))
 
     def project(x: np.ndarray) -> np.ndarray:
         y = pca.inverse_transform(pca.transform(x.reshape(len(x), -1).astype(np.float64)))

@@ -15,6 +15,13 @@ def test_random_split_is_first_and_last_part_of_the_order():
     assert len(tr) == 400 and len(te) == 0
 
 
+def test_a_single_image_cannot_be_split_and_the_error_says_what_can(tmp_path):
+    data = load_data(make_folder(tmp_path / "one", 1, subfolders=()))
+    with pytest.raises(aekit.AekitError, match=r"leaves no training images out of 1 \(data.test_fraction 0 trains"):
+        split_indices(data, split="random", test_fraction=0.2)
+    assert [len(i) for i in split_indices(data, split="random", test_fraction=0.0)] == [1, 0]
+
+
 def test_subject_split_holds_out_unseen_people():
     data = load_olivetti()
     tr, te = split_indices(data, split="subject")

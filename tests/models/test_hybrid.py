@@ -91,6 +91,16 @@ def test_fewer_images_than_code_units_keeps_the_rest_random_and_reconstructs_the
     torch.testing.assert_close(exact, train, atol=1e-5, rtol=0)
 
 
+def test_one_image_starts_at_that_image():
+    """A single training image (a folder of two, one held out): the start is its mean, the image itself."""
+    train = _faces(1)
+    torch.manual_seed(0)
+    model = _linear(k=1)
+    data_init(model, train)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(train).recon, train, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("init", ["pca", "random"])
 def test_fit_starts_from_pca_unless_told_otherwise(init):
     train = _faces(40)

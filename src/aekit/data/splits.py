@@ -24,8 +24,8 @@ def split_indices(
         if test_fraction > 0 and n_test == 0:
             n_test = 1
         if n_test >= n:
-            raise DataError(f"data.test_fraction {test_fraction} leaves no training images out of {n}",
-                           keys="data.test_fraction")
+            raise DataError(f"data.test_fraction {test_fraction} leaves no training images out of {n} (data.test_fraction "
+                            "0 trains on all of them, with no held-out score)", keys="data.test_fraction")
         idx = np.arange(n)
         return idx[: n - n_test], idx[n - n_test :]
     if split == "subject":

@@ -116,9 +116,9 @@ class HybridAutoencoder(Autoencoder):
         """Set the linear encoder and decoder to the PCA of ``target`` (the clean images; ``x`` when
         None): the decoder's columns are the leading principal components, its bias the mean image,
         and the encoder projects onto them. With fewer images than code units the remaining units
-        keep their random start."""
+        keep their random start (one image: its mean is itself, and no direction carries variance)."""
         t = (x if target is None else target).flatten(1)
-        if len(t) < 2:
+        if not len(t):
             return False
         dtype = torch.float64 if t.numel() <= PCA_FLOAT64_VALUES else torch.float32
         t = t.to(dtype)
