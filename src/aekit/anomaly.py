@@ -62,6 +62,8 @@ def score(run, inputs: Sequence[str | Path], *, quantile: float = 0.99, threshol
     files are left out, listed in ``Scores.skipped``)."""
     if not 0 < quantile <= 1:
         raise AekitError(f"quantile must lie in (0, 1], got {quantile}", keys="quantile")
+    if threshold is not None and not threshold >= 0:  # a mean squared error: below 0 would flag every image
+        raise AekitError(f"threshold must be 0 or more (a mean squared error), got {threshold}", keys="threshold")
     if isinstance(run, torch.nn.Module) and threshold is None:
         raise AekitError("score: a model without its run folder needs a threshold", keys="threshold")
     model = as_model(run, device)
