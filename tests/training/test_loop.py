@@ -90,3 +90,15 @@ def test_the_reference_loop_still_needs_more_than_one_batch(tiny_images):
                                                 r"\(the reference loop needs more than one batch\)"):
         fit(aekit.create_model("conv"), tiny_images, aekit.TrainConfig(epochs=1, batch_size=50, reference_loop=True, select=False),
             progress=False)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "fit: train.epochs must be at least 1, got 0"),
+    ("batch_size", 0, "fit: train.batch_size must be at least 1"),
+    ("ema", 1.0, "fit: train.ema must lie in [0, 1)"),
+])
+def test_fit_refuses_what_the_command_line_refuses(tiny_images, field, value, message):
+    """aekit.fit checks its TrainConfig as aekit train checks its options (it trained 0 epochs silently)."""
+    with pytest.raises(aekit.AekitError) as e:
+        aekit.fit(aekit.create_model("conv"), tiny_images[:8], aekit.TrainConfig(**{field: value}), progress=False)
+    assert message in str(e.value)

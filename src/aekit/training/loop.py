@@ -25,6 +25,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from ..config import Config, validate
 from ..data import epoch_batches
 from ..errors import AekitError, ConfigError
 from ..metrics import COLLAPSE_STD, code_small, collapse_warning
@@ -68,6 +69,7 @@ def fit(
     (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`).
     ``state`` (a snapshot) continues a run exactly where it stopped.
     """
+    validate(Config(seed=seed, model=model.config, train=config), where="fit")  # what the CLI refuses, refused here
     if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
         train_images, val_images = carve(train_images, config.val_fraction, seed)
     trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
