@@ -134,11 +134,13 @@ class _Recorder:
         self.saved_epoch, self.saved_at = 0, time.perf_counter()
         self.latest: EpochContext | None = None
 
-    def checkpoint(self, ctx: EpochContext, pointers: tuple[str, ...], extra: dict | None = None) -> None:
+    def checkpoint(self, ctx: EpochContext, best: bool = False, extra: dict | None = None) -> None:
+        """Write the epoch's checkpoint as 'last' (the newest complete state, what --resume reads), and as
+        'best' too when ``best``."""
         st = ctx.snapshot()  # collective under torch.distributed: every process takes part
         if self.main:
-            write_checkpoint(self.folder.path, self.model, st, preprocess=self.preprocess, pointers=pointers,
-                             extra=extra)
+            write_checkpoint(self.folder.path, self.model, st, preprocess=self.preprocess,
+                             pointers=("last", "best") if best else ("last",), extra=extra)
             prune(self.folder.path, self.cfg.train.checkpoint_every)
         self.saved_at = time.perf_counter()
         self.saved_epoch = st["epoch"]
@@ -146,18 +148,13 @@ class _Recorder:
     def on_epoch(self, ctx: EpochContext) -> None:
         self.latest = ctx
         t, stats = self.cfg.train, ctx.stats
-        pointers = []
         due = ctx.agree(time.perf_counter() - self.saved_at >= t.checkpoint_seconds)
-        if due or (t.checkpoint_every and stats.epoch % t.checkpoint_every == 0):
-            pointers.append("last")
         scored = [h.validation["loss_per_sample"] for h in ctx.history if h.validation]
-        if stats.validation and stats.validation["loss_per_sample"] <= min(scored):
-            pointers.append("best")  # by the validation loss: the model selection's choice so far
-            if "last" not in pointers:  # the newest complete state, so --resume continues from it
-                pointers.append("last")
-        if pointers:
-            extra = {"validation_loss_per_sample": stats.validation["loss_per_sample"]} if "best" in pointers else None
-            self.checkpoint(ctx, tuple(pointers), extra)
+        best = bool(stats.validation) and stats.validation["loss_per_sample"] <= min(scored)  # the selection's choice
+        if best:
+            self.checkpoint(ctx, best=True, extra={"validation_loss_per_sample": stats.validation["loss_per_sample"]})
+        elif due or (t.checkpoint_every and stats.epoch % t.checkpoint_every == 0):
+            self.checkpoint(ctx)
         if self.main:
             self.folder.write_history(ctx.history)
             if self.tensorboard is not None:
@@ -166,7 +163,7 @@ class _Recorder:
     def finish(self) -> None:
         """The final state as 'last' (for --resume --epochs N), unless it was just written."""
         if self.latest is not None and self.saved_epoch != self.latest.history[-1].epoch:
-            self.checkpoint(self.latest, ("last",))
+            self.checkpoint(self.latest)
         if self.tensorboard is not None:
             self.tensorboard.close()
 
