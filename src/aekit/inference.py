@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import convert_channels, find_images, inference_batch_size, read_image, resize, write_image
+from .data import convert_channels, find_images, inference_batch_size, read_each, read_image, resize, write_image
 from .data.image_file import ImageInfo
-from .errors import AekitError, skip_bad_hint
+from .errors import AekitError
 from .models import load
 from .noise import NoiseConfig, make_corruption
 from .pipeline import Pipeline
@@ -207,19 +207,9 @@ def denoise_files(
     if tile < 16 or overlap < 0:
         raise AekitError(f"tile must be at least 16 and overlap 0 or more (got {tile}, {overlap})",
                          keys=("tile", "overlap"))
-    items, skipped = [], []
-    for path, name in files:
-        try:
-            pixels, info = read_image(path)
-        except AekitError as e:
-            if not skip_bad:
-                raise skip_bad_hint(e) from None
-            skipped.append(str(e))
-            continue
-        x = convert_channels(torch.from_numpy(pixels).permute(2, 0, 1)[None], 3 if pixels.shape[2] > 1 else 1)[0]
-        items.append(Item(path, name, x.contiguous(), info))
-    if not items:
-        raise AekitError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
+    read, kept, skipped = read_each(files, read_image, skip_bad=skip_bad, inputs=inputs)
+    items = [Item(path, name, torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), info)
+             for (path, name), (pixels, info) in zip(kept, read)]
     clean = [it.pixels for it in items]
     noisy = clean
     if add_noise is not None:  # at each image's own size, as it comes

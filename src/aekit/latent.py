@@ -17,8 +17,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
-from .data import find_images, fit_images, load_image, take, write_image
-from .errors import AekitError, skip_bad_hint
+from .data import find_images, fit_images, load_image, read_each, take, write_image
+from .errors import AekitError
 from .files import save_npy, write_bytes, write_text
 from .codes import _need_decoder, decode, encode, interpolate_images
 from .models import load
@@ -42,22 +42,12 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *,
     listed; without, the first one stops it (False: its error points to ``skip_bad``)."""
     pre = model.preprocess or {}
     size = tuple(pre.get("size") or model.config.input_size)
-    images, files, skipped = [], [], []
-    for f, _ in find_images(inputs):
-        try:
-            images.append(load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
-                                     channels=pre.get("channels", model.config.in_channels)))
-        except AekitError as e:
-            if skip_bad is None:
-                raise
-            if not skip_bad:
-                raise skip_bad_hint(e) from None
-            skipped.append(str(e))
-            continue
-        files.append(f)
-    if not images:
-        raise AekitError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
-    return torch.stack(images), files, skipped
+    def read(f: Path) -> torch.Tensor:
+        return load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
+                          channels=pre.get("channels", model.config.in_channels))
+
+    images, kept, skipped = read_each(find_images(inputs), read, skip_bad=skip_bad, inputs=inputs)
+    return torch.stack(images), [f for f, _ in kept], skipped
 
 
 # --- codes -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 from .arrays import load_array
 from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
 from .container import ImageData, select, take
-from .folders import ImageFiles, find_images, image_files, load_folder
+from .folders import ImageFiles, find_images, image_files, load_folder, read_each
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
 from .olivetti import load_olivetti
 from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
@@ -25,5 +25,5 @@ __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
     "convert_channels", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
     "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "probe_image",
-    "read_image", "resize", "select", "split_indices", "take", "validation_split", "write_image",
+    "read_each", "read_image", "resize", "select", "split_indices", "take", "validation_split", "write_image",
 ]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, skip_bad_hint
+from ..errors import AekitError, DataError, skip_bad_hint
 from .container import ImageData
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
@@ -174,6 +174,27 @@ def find_images(inputs) -> list[tuple[Path, Path]]:
     if not found:
         raise DataError("no input images given")
     return found
+
+
+def read_each(found: list[tuple[Path, Path]], read, *, skip_bad: bool | None, inputs) -> tuple[list, list, list[str]]:
+    """``read(file)`` for each (file, name) of ``found`` (:func:`find_images` of ``inputs``): the results, the
+    (file, name) pairs read, and the unreadable files skipped. An unreadable file is left out and listed with
+    ``skip_bad``; without, it stops everything (False: its error points to ``skip_bad``). None readable: an error."""
+    results, kept, skipped = [], [], []
+    for file, name in found:
+        try:
+            results.append(read(file))
+        except AekitError as e:
+            if skip_bad is None:
+                raise
+            if not skip_bad:
+                raise skip_bad_hint(e) from None
+            skipped.append(str(e))
+            continue
+        kept.append((file, name))
+    if not results:
+        raise DataError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
+    return results, kept, skipped
 
 
 def _no_usable_image(folder: Path, usable: list, skipped: list[str]) -> None:
