@@ -1,12 +1,14 @@
-"""What every benchmark does at the end: say the machine it ran on, and keep its raw results as JSON.
+"""What every benchmark does at the end: say the machine it ran on, and keep its raw results as JSON;
+and the timer of the step benchmarks.
 
-    from common import machine_line, save
+    from common import machine_line, median_ms, save
     print(machine_line("cpu"))                       # AMD EPYC (AVX2, no native bf16), 2 cores, ...
     save("throughput", settings=vars(args), rows=rows, device="cpu")   # -> benchmarks/throughput.json
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -15,6 +17,16 @@ from aekit.files import write_json
 from aekit.training.devices import describe_machine, machine
 
 HERE = Path(__file__).resolve().parent
+
+
+def median_ms(fn, steps: int, skip: int = 3) -> float:
+    """The median wall time of ``fn()`` in milliseconds over ``steps`` calls, after ``skip`` warm-up calls."""
+    times = []
+    for _ in range(steps + skip):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[skip:]) * 1000
 
 
 def machine_line(device: str = "cpu") -> str:

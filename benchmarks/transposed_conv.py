@@ -12,21 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from aekit.models import create_model, layers
-from common import machine_line, save
-
-
-def median_ms(fn, steps: int, skip: int = 3) -> float:
-    times = []
-    for _ in range(steps + skip):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[skip:]) * 1000
+from common import machine_line, median_ms, save
 
 
 def layer_step(cin: int, cout: int, size: int, phase: bool):

@@ -133,6 +133,28 @@ def test_the_model_contract_has_its_defaults(name):
     assert model.loss_is_sum == (model.config.loss in ("l2", "bce"))
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_the_weight_layout_changes_speed_not_results(name, tiny_images, tmp_path):
+    """Models that declare channels_last get NHWC convolution weights, kept through a save and load;
+    the same weights in the default layout give the same outputs and gradients (to float rounding)."""
+    model = create_model(name).eval()
+    layout = torch.channels_last if model.channels_last else torch.contiguous_format
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=layout) for p in convs)
+    aekit.save(model, tmp_path / "m")
+    assert all(p.is_contiguous(memory_format=layout) for p in aekit.load(tmp_path / "m").parameters() if p.dim() == 4)
+    other = create_model(name).eval()
+    other.load_state_dict(model.state_dict())
+    other.to(memory_format=torch.contiguous_format if model.channels_last else torch.channels_last)
+    x = tiny_images[:4]
+    a, b = model(x), other(x)
+    torch.testing.assert_close(a.recon, b.recon, rtol=1e-4, atol=1e-5)
+    a.loss.backward()
+    b.loss.backward()
+    for p, q in zip(model.parameters(), other.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5)
+
+
 @pytest.mark.parametrize("size, code", [((32, 32), 64), ((64, 64), 64), ((64, 48), 100), ((32, 32), 300)])
 def test_the_conv_model_takes_any_code_length_through_a_dense_layer(size, code):
     model = create_model("conv", input_size=size, code_length=code, encoder_channels=(4, 4), encoder_strides=(2, 1),

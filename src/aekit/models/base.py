@@ -58,7 +58,9 @@ class Autoencoder(nn.Module):
     - :meth:`param_groups`: the optimiser's parameter groups and their learning rates;
     - ``train_defaults``: training settings (``[train]`` fields) this architecture trains best with,
       used where a config or the command line does not set them;
-    - ``preprocess``: how images reach the model's working size (``aekit.load`` sets it from model.json).
+    - ``preprocess``: how images reach the model's working size (``aekit.load`` sets it from model.json);
+    - ``channels_last``: :func:`create_model` stores its convolution weights channels-last (NHWC), where
+      that was measured faster (benchmarks/README.md#performance); the math is the same.
     """
 
     registered_name: str = ""
@@ -68,6 +70,7 @@ class Autoencoder(nn.Module):
     needs_data_init: bool = False
     data_init_images: int = 256
     train_defaults: dict = {}
+    channels_last: bool = False
 
     def __init__(self, config):
         super().__init__()

@@ -56,6 +56,7 @@ class FCNAutoencoder(Autoencoder):
 
     decodes_codes = False  # the decoder also reads the encoder's skip connections
     any_size = True  # fully convolutional: trains and runs at the images' own size unless data.size says otherwise
+    channels_last = True  # NHWC convolutions: faster training steps on CPU (benchmarks/README.md#performance)
 
     def __init__(self, config: FCNConfig):
         super().__init__(config)

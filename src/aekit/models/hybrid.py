@@ -81,6 +81,7 @@ class HybridAutoencoder(Autoencoder):
     """Linear (PCA-initialised) encoder and decoder plus an MLP and a convolutional correction."""
 
     data_init_images = 4096  # PCA looks at up to this many training images
+    channels_last = True  # NHWC convolutions: faster training steps on CPU (benchmarks/README.md#performance)
 
     def __init__(self, config: HybridConfig):
         super().__init__(config)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import torch
+
 from ..errors import ConfigError, did_you_mean
 from ..typed import build
 from .base import ModelConfig
@@ -74,4 +76,7 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     problem = config.check()
     if problem:
         raise ConfigError(problem)
-    return model_class(config.name)(config)
+    model = model_class(config.name)(config)
+    if model.channels_last:  # every later .to() and load_state_dict keeps the layout
+        model.to(memory_format=torch.channels_last)
+    return model

@@ -82,6 +82,7 @@ class UNetDenoiser(Autoencoder):
 
     decodes_codes = False  # the decoder also reads the encoder's features
     any_size = True
+    channels_last = True  # NHWC convolutions: faster training steps on CPU (benchmarks/README.md#performance)
     # what trains it (benchmarks/README.md#denoising): a few hundred faces overfit within 20 epochs without
     # augmentation (shifts, rotations, zooms, gamma and contrast) and weight averaging
     train_defaults = {"batch_size": 16, "lr": 1e-3, "schedule": "cosine", "shift": 3, "rotate": 10.0, "zoom": 0.15,
