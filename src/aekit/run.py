@@ -103,10 +103,15 @@ def train(
     if main_process and len(val_x):
         (log or print)(f"Validation split: {len(val_x)} training images held out for model selection ({data.validation})")
     tensorboard = TensorBoardLog.for_run(cfg, folder, model, data) if cfg.train.tensorboard and main_process else None
-    recorder = _Recorder(cfg, folder, model, preprocess, main_process, tensorboard)
-    history = fit(model, train_x, cfg.train, seed=cfg.seed, test_images=test_x if len(test_x) else None,
-                  val_images=val_x, pipeline=pipeline, on_epoch=recorder.on_epoch,
-                  progress=progress, log=log, state=state)
+    recorder = _Recorder(cfg, folder, model, preprocess, main_process, tensorboard, resumed_at=state and state["epoch"])
+    try:
+        history = fit(model, train_x, cfg.train, seed=cfg.seed, test_images=test_x if len(test_x) else None,
+                      val_images=val_x, pipeline=pipeline, on_epoch=recorder.on_epoch,
+                      progress=progress, log=log, state=state)
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept, then stop as interrupted
+        if main_process:
+            (log or print)(recorder.interrupted())
+        raise
     recorder.finish()
     model.eval()
     if not main_process:
@@ -128,10 +133,10 @@ class _Recorder:
     'best' on the held-out loss, every N epochs), history.csv and TensorBoard, written by rank 0 (snapshots are taken on every process)."""
 
     def __init__(self, cfg: Config, folder: RunFolder, model, preprocess: dict, main_process: bool,
-                 tensorboard: TensorBoardLog | None):
+                 tensorboard: TensorBoardLog | None, resumed_at: int | None = None):
         self.cfg, self.folder, self.model, self.preprocess = cfg, folder, model, preprocess
         self.main, self.tensorboard = main_process, tensorboard
-        self.saved_epoch, self.saved_at = 0, time.perf_counter()
+        self.saved_epoch, self.saved_at = resumed_at or 0, time.perf_counter()  # the newest checkpoint's epoch
         self.latest: EpochContext | None = None
 
     def checkpoint(self, ctx: EpochContext, best: bool = False, extra: dict | None = None) -> None:
@@ -159,6 +164,14 @@ class _Recorder:
             self.folder.write_history(ctx.history)
             if self.tensorboard is not None:
                 self.tensorboard.log_epoch(stats)
+
+    def interrupted(self) -> str:
+        """What a run stopped by Ctrl-C keeps: the newest checkpoint, which ``--resume`` continues."""
+        done = self.latest.history[-1].epoch if self.latest is not None else 0
+        if not self.saved_epoch:
+            return f"Interrupted after epoch {done}, before the first checkpoint: nothing to resume"
+        return (f"Interrupted after epoch {done}; the newest checkpoint is epoch {self.saved_epoch}: "
+                f"aekit train --resume {self.folder.path} continues from it")
 
     def finish(self) -> None:
         """The final state as 'last' (for --resume --epochs N), unless it was just written."""

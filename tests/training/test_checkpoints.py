@@ -107,6 +107,34 @@ def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tiny_config, 
     assert figures(full) == figures(killed)
 
 
+@pytest.mark.slow
+def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_path, uninterrupted_run):
+    """SIGINT (Ctrl-C) in epoch 5: exit 130, a line naming the newest checkpoint and the command that
+    continues from it; that command ends bit-identical to the run never interrupted."""
+    tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "aekit", "train", "--config", str(tiny_config), "--out",
+                             str(stopped), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Epoch 4)"):
+            break
+    time.sleep(0.15)  # into epoch 5
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("aekit: interrupted"), err
+    last = json.loads((stopped / "checkpoints" / "last.json").read_text())["epoch"]
+    assert last >= 4  # the newest 'best' (the clock's 'last' was not due)
+    said = [line for line in lines + out.splitlines() if line.startswith("Interrupted")]
+    assert said and said[0].strip().endswith(f"the newest checkpoint is epoch {last}: "
+                                             f"aekit train --resume {stopped} continues from it"), said
+    r = aekit_process("train", "--resume", stopped, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    a, b = weights(uninterrupted_run), weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_checkpoints_last_best_and_every_n(tiny_config, tmp_path, cli):
     run = tmp_path / "run"
     r = cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--checkpoint-every", "4", "--epochs", "6")
