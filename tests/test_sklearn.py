@@ -127,3 +127,24 @@ def test_random_state_takes_what_scikit_learn_estimators_take(random_state):
         a = AutoencoderTransformer(code_length=4, epochs=2, random_state=random_state).fit(X).transform(X)
         b = AutoencoderTransformer(code_length=4, epochs=2, random_state=int(random_state)).fit(X).transform(X)
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model, code", [("hybrid", 64), ("unet", 192 * 2 * 2), ("fcn", None)])
+def test_every_model_fits_with_its_own_default_code_length(model, code):
+    """code_length=None (the default) is the model's own; a model whose decoder also reads the encoder's
+    features (fcn, unet) transforms and scores but has no inverse_transform, as scikit-learn says of a
+    method an estimator lacks."""
+    X = np.random.default_rng(0).random((24, 256))  # 16x16 images
+    ae = AutoencoderTransformer(model=model, epochs=1, batch_size=8)
+    assert hasattr(ae, "inverse_transform") == (model == "hybrid")
+    ae.fit(X)
+    codes = ae.transform(X)
+    assert codes.shape == (24, ae.model_.code_size(16, 16)) and np.isfinite(ae.score(X))
+    if code is not None:
+        assert codes.shape[1] == code
+    if model == "hybrid":
+        assert ae.inverse_transform(codes).shape == X.shape
+    else:
+        with pytest.raises(AttributeError) as e:
+            ae.inverse_transform(codes)
+        assert "cannot decode a code on its own" in str(e.value.__cause__)

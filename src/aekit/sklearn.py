@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .config import Config, TrainConfig, validate
 from .data import map_batches
 from .errors import ConfigError
 from .latent import decode, encode
-from .models import build_model_config, create_model
+from .models import build_model_config, create_model, model_class
 from .training import fit as fit_model
 
 
@@ -52,8 +53,10 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     model : registered architecture name (``aekit.list_models()``); the default, ``hybrid``, starts at PCA and
-        works at any image size; ``fcn`` cannot decode codes.
-    code_length : length of the code (``n_components`` of PCA).
+        works at any image size; ``fcn`` and ``unet`` cannot decode codes (their decoders also read the
+        encoder's features), so they have no ``inverse_transform``.
+    code_length : length of the code (``n_components`` of PCA); None: the model's own default (hybrid 64,
+        conv 256, vae 16; unet's is its code channels, 192).
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
         (rows whose length is not a square are padded with zeros into the smallest square, and cropped
         back by inverse_transform).
@@ -71,7 +74,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         draw one). Impossible parameters raise a ValueError naming the parameter when ``fit`` starts.
     """
 
-    def __init__(self, model="hybrid", code_length=64, image_shape=None, epochs=300, batch_size=50, lr=1e-3,
+    def __init__(self, model="hybrid", code_length=None, image_shape=None, epochs=300, batch_size=50, lr=1e-3,
                  loss=None, select=True, scale="none", model_params=None, device="cpu", random_state=0):
         self.model = model
         self.code_length = code_length
@@ -150,9 +153,10 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         rs = self.random_state  # an int is the seed itself; None or a RandomState draw one (scikit-learn's way)
         seed = int(rs) if isinstance(rs, numbers.Integral) else int(check_random_state(rs).randint(2**31 - 1))
         try:  # the CLI's checks, each error naming the parameter (a ValueError, as scikit-learn's own)
+            given = {"code_length": self.code_length, "loss": self.loss}
             model_config = build_model_config({"name": self.model, "in_channels": c, "input_size": (h, w),
-                                               "code_length": self.code_length, **({"loss": self.loss} if self.loss
-                                               is not None else {}), **(self.model_params or {})}, where="model")
+                                               **{k: v for k, v in given.items() if v is not None},
+                                               **(self.model_params or {})}, where="model")
             config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, select=self.select,
                                  device=self.device, eval_every=0, checkpoint_seconds=0)
             validate(Config(seed=seed, model=model_config, train=config), where=type(self).__name__)
@@ -171,6 +175,18 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return encode(self.model_, self._images(X, reset=False))
 
+    def _decodes_codes(self) -> bool:
+        """Whether ``inverse_transform`` exists: the model decodes a code on its own."""
+        try:
+            decodes = model_class(self.model).decodes_codes
+        except ConfigError:
+            return True  # fit names the unknown model
+        if not decodes:
+            raise AttributeError(f"model {self.model!r} cannot decode a code on its own (its decoder also reads the "
+                                 "encoder's features): it has no inverse_transform; hybrid, conv and vae have one")
+        return True
+
+    @available_if(_decodes_codes)
     @torch.no_grad()
     def inverse_transform(self, X):
         """Images decoded from codes X, in the layout of the training input."""
