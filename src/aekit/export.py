@@ -32,7 +32,6 @@ from torch import nn
 
 from .errors import AekitError, DataError
 from .files import write_with
-from .models import load
 from .pipeline import prepare_data
 from .run_folder import RunFolder
 
@@ -82,7 +81,7 @@ def export(
         raise AekitError(f"part {part!r}: not one of {', '.join(PARTS)}", keys="part")
     if isinstance(model, (str, Path)):
         folder = Path(model)
-        model = load(folder)
+        model = RunFolder(folder).model()
         images, checked_on = run_images(folder, model)
     else:
         images, checked_on = random_images(model)

@@ -19,7 +19,6 @@ import torch
 from .data import convert_channels, find_images, inference_batch_size, read_each, read_image, resize, write_image
 from .data.image_file import ImageInfo
 from .errors import AekitError
-from .models import load
 from .noise import NoiseConfig, make_corruption
 from .pipeline import Pipeline
 from .run_folder import RunFolder
@@ -189,7 +188,7 @@ def denoise_files(
     of stopping everything. With ``add_noise`` the inputs are corrupted first (seeded; for
     demonstrations) and a grid ``OUT/grid.png`` shows clean | noisy | denoised for up to 8 of them.
     """
-    model = load(run, device=device)
+    model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)
     files = find_images(inputs)

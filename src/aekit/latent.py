@@ -21,7 +21,6 @@ from .data import find_images, fit_images, load_image, read_each, take, write_im
 from .errors import AekitError
 from .files import save_npy, write_bytes, write_text
 from .codes import _need_decoder, decode, encode, interpolate_images
-from .models import load
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
 
@@ -30,7 +29,7 @@ def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
     """A model in eval mode: loaded from a run folder, or the given model."""
     if isinstance(run_or_model, torch.nn.Module):
         return run_or_model.eval()
-    return load(run_or_model, device=device)
+    return RunFolder(run_or_model).model(device)
 
 
 # --- images in ---------------------------------------------------------------------------------

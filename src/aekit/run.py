@@ -167,7 +167,7 @@ class _Recorder:
 
     def interrupted(self) -> str:
         """What a run stopped by Ctrl-C keeps: the newest checkpoint, which ``--resume`` continues."""
-        done = self.latest.history[-1].epoch if self.latest is not None else 0
+        done = self.latest.history[-1].epoch if self.latest is not None else self.saved_epoch
         if not self.saved_epoch:
             return f"Interrupted after epoch {done}, before the first checkpoint: nothing to resume"
         return (f"Interrupted after epoch {done}; the newest checkpoint is epoch {self.saved_epoch}: "

@@ -85,6 +85,12 @@ class RunFolder:
         return load_config(self / self.CONFIG)
 
     def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """The run's model (or the saved model's); a run that has not finished says what it has instead."""
+        last = read_json(self.checkpoints / "last.json") if self.path.is_dir() and not (self / MODEL_JSON).is_file() else None
+        if isinstance(last, dict) and "dir" in last:
+            raise AekitError(f"{self.path}: the run has not finished (no {MODEL_JSON}); aekit train --resume "
+                             f"{self.path} finishes it, and its newest checkpoint, {self.checkpoints / str(last['dir'])}, "
+                             "is a model folder that denoise, encode, export and aekit.load take meanwhile")
         return load(self.path, device=device)
 
     def metrics(self) -> dict | None:

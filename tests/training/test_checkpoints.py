@@ -110,7 +110,8 @@ def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tiny_config, 
 @pytest.mark.slow
 def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_path, uninterrupted_run):
     """SIGINT (Ctrl-C) in epoch 5: exit 130, a line naming the newest checkpoint and the command that
-    continues from it; that command ends bit-identical to the run never interrupted."""
+    continues from it; the commands that need a finished run say the same; that command ends
+    bit-identical to the run never interrupted."""
     tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
     stopped = tmp_path / "stopped"
     proc = subprocess.Popen([sys.executable, "-m", "aekit", "train", "--config", str(tiny_config), "--out",
@@ -129,6 +130,9 @@ def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_pat
     said = [line for line in lines + out.splitlines() if line.startswith("Interrupted")]
     assert said and said[0].strip().endswith(f"the newest checkpoint is epoch {last}: "
                                              f"aekit train --resume {stopped} continues from it"), said
+    r = aekit_process("evaluate", stopped)  # the unfinished run: what to do instead, not just "no model.json"
+    assert r.returncode == 2 and f"the run has not finished (no model.json); aekit train --resume {stopped} " \
+        f"finishes it, and its newest checkpoint, {stopped / 'checkpoints' / f'epoch-{last:06d}'}, is a model" in r.stderr
     r = aekit_process("train", "--resume", stopped, "--no-progress")
     assert r.returncode == 0, r.stderr
     a, b = weights(uninterrupted_run), weights(stopped)
