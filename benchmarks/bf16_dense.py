@@ -11,14 +11,13 @@ threshold raised out of reach; batch 50 does not crash), interleaved rounds in o
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 
 from aekit.models import create_model, layers
-from common import machine_line, save
+from common import machine_line, save, step_options
 
 
 def step_ms(model, opt, x, steps: int, wide: int, skip: int = 2) -> float:
@@ -41,13 +40,7 @@ PRODUCT = layers.WIDE_DENSE
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = step_options(__doc__, rounds=5, steps=8)
     print(f"{machine_line('cpu')}; conv model at 64x64, batch 50, bf16 autocast")
     torch.manual_seed(0)
     model = create_model("conv", input_size=(64, 64))

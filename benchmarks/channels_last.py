@@ -11,14 +11,13 @@ NCHW / NHWC (> 1: channels-last faster), and which layout the product uses.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
 
 from aekit.models import create_model, model_class
 from aekit.training.devices import autocast_for, resolve_amp
-from common import machine_line, median_ms, save
+from common import machine_line, median_ms, save, step_options
 
 CASES = [("unet", 32, 16), ("unet", 64, 16), ("fcn", 64, 16), ("hybrid", 64, 50), ("conv", 64, 50), ("vae", 64, 50)]
 
@@ -41,13 +40,7 @@ def training_step(name: str, size: int, batch: int, amp: str, layout: torch.memo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = step_options(__doc__, rounds=3, steps=6)
     auto = resolve_amp("auto", torch.device("cpu"))[0]
     print(machine_line("cpu"))
     print("| model | size, batch | precision | NCHW ms | NHWC ms | NCHW / NHWC | the product |")

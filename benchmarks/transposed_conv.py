@@ -10,13 +10,12 @@ interleaved rounds in one process. Prints medians and the ratio native / phase (
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
 
 from aekit.models import create_model, layers
-from common import machine_line, median_ms, save
+from common import machine_line, median_ms, save, step_options
 
 
 def layer_step(cin: int, cout: int, size: int, phase: bool):
@@ -58,13 +57,7 @@ real = layers._bf16_on_cpu
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = step_options(__doc__, rounds=3, steps=25)
     print(f"{machine_line('cpu')}; bf16 autocast, batch 16")
     rows = []
     cases = [("64 -> 32 at 32x32", (64, 32, 32)), ("128 -> 64 at 16x16", (128, 64, 16)),

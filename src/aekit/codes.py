@@ -16,12 +16,14 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def cannot_decode(name: str) -> str:
+    """Why a model whose class has ``decodes_codes = False`` has no decoding of codes."""
+    return f"the {name} model cannot decode a code on its own (its decoder also reads the encoder's skip connections)"
+
+
 def _need_decoder(model: torch.nn.Module, what: str) -> None:
     if not model.decodes_codes:
-        raise AekitError(
-            f"{what}: the {model.config.name} model cannot decode a code on its own "
-            "(its decoder also reads the encoder's skip connections); use a model such as conv or vae"
-        )
+        raise AekitError(f"{what}: {cannot_decode(model.config.name)}; use a model such as conv or vae")
 
 
 def encode(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:

@@ -30,7 +30,7 @@ from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
 from .errors import AekitError
 from .files import read_json, write_text
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load
-from .training.checkpoints import FOLDER as CHECKPOINTS
+from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
 from .training.history import EpochStats, history_columns, history_row
 from .typed import flatten
 
@@ -86,7 +86,8 @@ class RunFolder:
 
     def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The run's model (or the saved model's); a run that has not finished says what it has instead."""
-        last = read_json(self.checkpoints / "last.json") if self.path.is_dir() and not (self / MODEL_JSON).is_file() else None
+        unfinished = self.path.is_dir() and not (self / MODEL_JSON).is_file()
+        last = read_json(pointer(self.path)) if unfinished else None
         if isinstance(last, dict) and "dir" in last:
             raise AekitError(f"{self.path}: the run has not finished (no {MODEL_JSON}); aekit train --resume "
                              f"{self.path} finishes it, and its newest checkpoint, {self.checkpoints / str(last['dir'])}, "

@@ -26,6 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .codes import cannot_decode
 from .config import Config, TrainConfig, validate
 from .data import map_batches
 from .errors import ConfigError
@@ -182,8 +183,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         except ConfigError:
             return True  # fit names the unknown model
         if not decodes:
-            raise AttributeError(f"model {self.model!r} cannot decode a code on its own (its decoder also reads the "
-                                 "encoder's features): it has no inverse_transform; hybrid, conv and vae have one")
+            raise AttributeError(f"{cannot_decode(self.model)}: it has no inverse_transform; hybrid, conv and vae have one")
         return True
 
     @available_if(_decodes_codes)

@@ -35,6 +35,11 @@ FOLDER = "checkpoints"
 STATE = "state.pt"
 
 
+def pointer(run: Path, which: str = "last") -> Path:
+    """The file naming checkpoint ``which`` ("last" or "best") of the run folder ``run``."""
+    return run / FOLDER / f"{which}.json"
+
+
 def _name(epoch: int) -> str:
     return f"epoch-{epoch:06d}"
 
@@ -61,7 +66,7 @@ def write_checkpoint(run: Path, model: torch.nn.Module, state: dict[str, Any], *
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     for p in pointers:
-        write_json(root / f"{p}.json", {"dir": final.name, "epoch": epoch, **(extra or {})})
+        write_json(pointer(run, p), {"dir": final.name, "epoch": epoch, **(extra or {})})
     return final
 
 
@@ -95,16 +100,16 @@ def prune(run: Path, keep_every: int = 0) -> None:
 
 def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
     """The folder and the full training state (model weights included) of checkpoint ``which``."""
-    pointer = run / FOLDER / f"{which}.json"
+    path = pointer(run, which)
     try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
         folder = run / FOLDER / str(info["dir"])
     except FileNotFoundError:
-        raise AekitError(f"{run}: no checkpoint to resume from ({pointer} is missing)") from None
+        raise AekitError(f"{run}: no checkpoint to resume from ({path} is missing)") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise AekitError(f"{pointer}: unreadable checkpoint pointer ({e})") from None
+        raise AekitError(f"{path}: unreadable checkpoint pointer ({e})") from None
     if folder.parent != run / FOLDER:
-        raise AekitError(f"{pointer}: points outside {run / FOLDER}")
+        raise AekitError(f"{path}: points outside {run / FOLDER}")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
             warnings.simplefilter("ignore")
