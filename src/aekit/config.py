@@ -106,6 +106,8 @@ class TrainConfig:
                          "1 + ZOOM", flag="--zoom", metavar="ZOOM")
     intensity: float = option(0.0, "augmentation: a random gamma (exp of up to +-F) and contrast (1 +- F) for each "
                               "training image", flag="--intensity", metavar="F")
+    synthetic: float = option(0.0, "augmentation: replace this fraction of each training batch by synthetic dead-leaves "
+                              "images (discs of every size: images in general)", flag="--synthetic", metavar="F")
     crop: int = option(0, "train on a random PIXELS x PIXELS window of each (augmented, corrupted) image, for models "
                        "that run at any size (patches: cheaper steps); 0: whole images", flag="--crop", metavar="PIXELS")
     ema: float = option(0.0, "weight averaging: validate, select and keep an exponential moving average of the "
@@ -266,8 +268,8 @@ def validate(cfg: Config, where: str = "config") -> None:
         need(getattr(t, key) >= 0, f"train.{key}", f"must be 0 or more, got {getattr(t, key)}")
     need(t.shift >= 0, "train.shift", f"must be 0 or more pixels, got {t.shift}")
     need(0 <= t.rotate <= 180, "train.rotate", f"must lie in [0, 180] degrees, got {t.rotate}")
-    need(0 <= t.zoom < 1 and 0 <= t.intensity < 1, "train.zoom/intensity",
-         f"must lie in [0, 1), got {t.zoom}/{t.intensity}")
+    for key in ("zoom", "intensity", "synthetic"):
+        need(0 <= getattr(t, key) < 1, f"train.{key}", f"must lie in [0, 1), got {getattr(t, key)}")
     need(t.crop >= 0, "train.crop", f"must be 0 or more pixels, got {t.crop}")
     any_size = [n for n in list_models() if model_class(n).any_size]
     need(not t.crop or m.name in any_size, "train.crop", f"needs a model for any size ({', '.join(any_size)}), not {m.name}")
@@ -282,11 +284,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
     need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")
     need(m.sparsity >= 0, "model.sparsity", f"must be 0 or more, got {m.sparsity}")
-    problem = cfg.noise.check()
-    if problem:
+    if problem := cfg.noise.check():
         raise ConfigError(f"{where}: [noise] {problem}")
-    problem = m.check()
-    if problem:
+    if problem := m.check():
         raise ConfigError(f"{where}: {problem}")
 
 

@@ -1,9 +1,10 @@
-"""What the model sees: augment (flip, shift, rotate and zoom, intensity), corrupt, fit to the working size.
+"""What the model sees: augment (flip, shift, rotate and zoom, intensity, synthetic images), corrupt, fit to the working size.
 
 One :class:`Pipeline` turns a batch of clean images into (model input, loss target) for training,
 for held-out evaluation and for the baselines, so every consumer sees the same images:
 
-    train_pair(x, g)   flip, shift, rotate/zoom, gamma/contrast (augmentation, training only), then view,
+    train_pair(x, g)   flip, shift, rotate/zoom, gamma/contrast, a fraction of dead leaves (augmentation,
+                       training only), then view,
                        then a random window of both copies (train.crop)
     view(x, g)         fit to the working size and corrupt (seeded by ``g``); with ``native``, corrupt
                        first and then fit both copies (the reference adds noise at 64 x 64, then
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import Config, load_from_config, working_size
-from .data import ImageData, fit_images, select, split_indices, validation_split
+from .data import ImageData, fit_images, mix_synthetic, select, split_indices, validation_split
 from .models import model_class
 from .noise import Corruption, NoiseConfig, make_corruption
 
@@ -89,6 +90,7 @@ class Pipeline:
     rotate: float = 0.0  # training: rotate each image by up to this many degrees (train.rotate)
     zoom: float = 0.0  # training: scale each image by up to 1 + zoom, or down to 1 / (1 + zoom) (train.zoom)
     intensity: float = 0.0  # training: random gamma and contrast of up to this much (train.intensity)
+    synthetic: float = 0.0  # training: this fraction of each batch replaced by dead leaves (train.synthetic)
     crop: int = 0  # training: a random window of this side of each image and its target (train.crop); 0: whole
     native: bool = False  # corrupt at the images' native size, then fit both copies (noise.where = "native")
 
@@ -113,7 +115,8 @@ class Pipeline:
         return x if self.size is None else fit_images(x, self.size, self.fit, self.method)
 
     def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Random flips, shifts, rotations and zooms, then gamma and contrast, drawn from ``g`` (training only)."""
+        """Random flips, shifts, rotations and zooms, then gamma and contrast, then a fraction of the batch
+        replaced by synthetic dead-leaves images, drawn from ``g`` (training only)."""
         if self.hflip:
             flip = torch.rand(len(x), generator=g, device=g.device).to(x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -123,6 +126,8 @@ class Pipeline:
             x = random_affine(x, self.rotate, self.zoom, g)
         if self.intensity:
             x = random_intensity(x, self.intensity, g)
+        if self.synthetic:
+            x = mix_synthetic(x, self.synthetic, g)
         return x
 
     def view(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +150,7 @@ class Pipeline:
 def augmentation(train) -> dict:
     """The :class:`Pipeline` fields of a :class:`~aekit.TrainConfig`'s augmentation."""
     return {"hflip": train.hflip is True, "shift": train.shift, "rotate": train.rotate, "zoom": train.zoom,
-            "intensity": train.intensity, "crop": train.crop}
+            "intensity": train.intensity, "synthetic": train.synthetic, "crop": train.crop}
 
 
 @dataclass

@@ -42,6 +42,7 @@ shift = 1
 rotate = 5.0
 zoom = 0.1
 intensity = 0.1
+synthetic = 0.25
 ema = 0.9
 schedule = "cosine"
 checkpoint_seconds = 0

@@ -8,6 +8,7 @@
     folders     folders of image files: checked up front, held in memory or streamed (ImageFiles)
     sources     load_data: any of the above by name
     splits      split_indices: random or by subject
+    synthetic   dead_leaves: synthetic images (train.synthetic)
     batches     epoch_batches (the training loop's), map_batches (a model over many images)
 """
 
@@ -20,10 +21,11 @@ from .olivetti import load_olivetti
 from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
 from .sources import load_data
 from .splits import split_indices, validation_split
+from .synthetic import dead_leaves, mix_synthetic
 
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
-    "convert_channels", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
-    "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "probe_image",
+    "convert_channels", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
+    "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
     "read_each", "read_image", "resize", "select", "split_indices", "take", "validation_split", "write_image",
 ]
