@@ -10,7 +10,6 @@ little more and its training collection a little less (benchmarks/README.md#deno
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def dead_leaves(n: int, channels: int, size: tuple[int, int], generator: torch.Generator, *, discs: int = 120,
