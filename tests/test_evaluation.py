@@ -119,7 +119,8 @@ def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
 
 def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run, tmp_path, cli):
     """--data on a folder: an unreadable file stops it with a pointer to --skip-bad; images of different
-    sizes need --size for a model that runs at any size (the conv model only takes its own)."""
+    sizes need --size for a model that runs at any size (the conv model only takes its own), fitted as
+    the run was or as --fit says; a denoiser trains on such a folder's native-resolution windows."""
     from PIL import Image
 
     from helpers import picture
@@ -135,7 +136,8 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     err = cli("evaluate", unet, "--data", folder).error
     assert "broken.png: not an image" in err and err.endswith("(--skip-bad skips unreadable files)")
     err = cli("evaluate", unet, "--data", folder, "--skip-bad").error
-    assert "--data " in err and "images differ in size" in err and err.endswith("give a working size (--size HxW)")
+    assert "--data " in err and "images differ in size" in err and err.endswith(
+        "give a working size (--size HxW; with --fit window a denoiser keeps the native resolution)")
     for size in ("big", "16x"):
         assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", size).error == (
             f"aekit: error: --size: '{size}' is not a size HxW (e.g. 64x64, or 64)")
@@ -146,6 +148,18 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     rep = json.loads((unet / "evaluation.json").read_text())
     assert rep["images"] == 6 and rep["working_size"] == [24, 20]
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (unet, flip ensemble)", "blur"]
+    windows = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "20x20", "--fit", "window")
+    assert windows.code == 0, windows.err  # the centre 20x20 of every image, none resampled
+    assert json.loads((unet / "evaluation.json").read_text())["working_size"] == [20, 20]
+    err = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "24x24", "--fit", "window").error
+    assert err.endswith("20x28 is smaller than the working size 24x24, which --fit window cannot fill without "
+                        "enlarging (use --fit pad or resize, or a smaller --size)")
+    trained = make_run(**{"model.name": "unet", "model.channels": 4, "model.levels": 2, "model.blocks": 1,
+                          "model.code_length": 16, "data.source": str(folder), "data.skip_bad": True,
+                          "model.input_size": [20, 20], "data.size": [20, 20], "data.fit": "window",
+                          "train.crop": 12, "train.epochs": 1, "noise.kind": "gaussian", "noise.sigma": 0.1})
+    assert 'fit = "window"' in (trained.out / "config.toml").read_text()  # native-resolution windows
+    assert trained.metrics["heldout"]["psnr"] > 0
     err = cli("evaluate", denoise_run, "--data", folder, "--skip-bad", "--size", "24x20").error
     assert err.endswith("the conv model works at its training size, 32x32, only (leave --size out)")
 

@@ -56,8 +56,8 @@ class DataConfig:
                                                  flag="--split")
     test_fraction: float = option(0.2, "held-out fraction for the random split (0 trains on everything)",
                                   flag="--test-fraction", metavar="F")
-    fit: FitMethod = option("resize", "to the working size: resize (stretch), crop (fill, cut the centre; keeps "
-                            "the aspect), pad (fit, black borders)", flag="--fit")
+    fit: FitMethod = option("resize", "to the working size: resize (stretch), crop (fill, cut the centre), pad (fit, "
+                            "black borders), window (the centre, native resolution: for denoisers)", flag="--fit")
     channels: Literal["auto", 1, 3] = option("auto", "auto: 1 when every image is grayscale, else 3 (the model "
                                              "follows)", flag="--channels")
     layout: Literal["auto", "nhwc", "nchw"] = option("auto", "axis order of a 4-d array; auto: the channel axis is "

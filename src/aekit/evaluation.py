@@ -38,6 +38,7 @@ def evaluate_run(
     *,
     data: str | Path | None = None,
     size: tuple[int, int] | None = None,
+    fit: str | None = None,
     skip_bad: bool = False,
     noise: NoiseConfig | None = None,
     split: str | None = None,
@@ -52,7 +53,8 @@ def evaluate_run(
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
     size as in training, or at its own size for a model that runs at any size: then ``size`` fits
-    them to a common size, which images of different sizes need; ``skip_bad`` skips unreadable files), with ``noise``
+    them to a common size, which images of different sizes need, the way ``fit`` says (default: the run's
+    data.fit); ``skip_bad`` skips unreadable files), with ``noise``
     (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
     training images); returns (and writes) the results. With ``flip_ensemble`` the model's output
     averages its passes on each image and its mirror; by default (None) it does where the images are
@@ -88,11 +90,13 @@ def evaluate_run(
                              f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
         d = ev.data
         fit_to = own.size if fixed else size
-        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
+        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=fit or d.fit, method=d.resize,
                           channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
+    if data is not None and fit:
+        pipeline = dataclasses.replace(pipeline, fit=fit)
     if flip_ensemble is None:
         flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"

@@ -53,9 +53,15 @@ def test_channels_auto_follows_the_files_and_can_be_forced(tmp_path):
 def test_images_of_several_sizes_need_a_working_size(tmp_path):
     root = make_folder(tmp_path / "f", 2, subfolders=())
     Image.fromarray(picture(3, 40, 30)).save(root / "big.png")
-    with pytest.raises(aekit.DataError, match=r"images differ in size .*data.size HxW"):
+    with pytest.raises(aekit.DataError, match=r"images differ in size .*data.size HxW; with data.fit window"):
         load_data(str(root), workers=0)
     assert load_data(str(root), size=(16, 16), workers=0).images.shape == (3, 3, 16, 16)
+    windows = load_data(str(root), size=(16, 16), fit="window", workers=0)  # native pixels, the centre of each
+    i = windows.names.index("big.png")
+    np.testing.assert_allclose(windows.images[i].permute(1, 2, 0).numpy() * 255, picture(3, 40, 30)[12:28, 7:23],
+                               atol=1e-3)
+    streamed = load_data(str(root), size=(16, 16), fit="window", stream="on", workers=0)
+    torch.testing.assert_close(streamed.images[i], windows.images[i])
 
 
 def test_crop_refuses_a_file_smaller_than_the_working_size(tmp_path):

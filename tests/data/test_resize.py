@@ -51,7 +51,7 @@ def test_resize_keeps_constants_and_range(method):
     assert torch.allclose(y, torch.full_like(y, 0.3), atol=1e-5)
 
 
-def test_fit_resize_crop_pad():
+def test_fit_resize_crop_pad_window():
     x = torch.rand(2, 3, 40, 20)
     assert fit_images(x, (16, 16), "resize").shape == (2, 3, 16, 16)
     crop = fit_images(x, (16, 16), "crop")  # 40x20 -> 32x16, centre 16 rows
@@ -63,3 +63,8 @@ def test_fit_resize_crop_pad():
     torch.testing.assert_close(pad[..., 4:12], aekit.resize(x, (16, 8)))
     with pytest.raises(aekit.DataError, match=r"faces: 40x20 is smaller than the working size 48x48.*data.fit crop"):
         fit_images(x, (48, 48), "crop", name="faces")
+
+    window = fit_images(x, (16, 16), "window")  # the centre 16x16 at the native resolution, not resampled
+    torch.testing.assert_close(window, x[..., 12:28, 2:18])
+    with pytest.raises(aekit.DataError, match=r"faces: 40x20 is smaller than the working size 24x24.*data.fit window"):
+        fit_images(x, (24, 24), "window", name="faces")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from ..baselines import ALL
 from ..config import parse_size
+from ..data import FitMethod
 from ..errors import ConfigError
 from ..evaluation import evaluate_run, format_table
 from ..inference import denoise_files
@@ -37,6 +39,8 @@ def add_commands(sub) -> None:
                    "a model for any size takes them at their own); the baselines are set up on the run's training images")
     e.add_argument("--size", dest="data.size", metavar="HxW", help="with --data and a model for any "
                    "size: fit the images to HxW first (images of different sizes need it)")
+    e.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod), help="with --size: how (default: the run's "
+                   "own; window: the centre at the native resolution)")
     e.add_argument("--skip-bad", dest="data.skip_bad", action="store_true", help="with --data: skip unreadable files "
                    "instead of stopping")
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
@@ -89,6 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.run,
         data=getattr(args, "data.source"),
         size=size,
+        fit=getattr(args, "data.fit"),
         skip_bad=getattr(args, "data.skip_bad"),
         noise=parse_noise(args.noise) if args.noise is not None else None,
         split=args.split,

@@ -112,9 +112,9 @@ def load_folder(
     _no_usable_image(folder, readable, skipped)
     channels = (1 if all(i.channels == 1 for i in infos) else 3) if channels == "auto" else channels
     size = _common_size(folder, readable, infos) if size is None else tuple(size)
-    if fit == "crop":
+    if fit in ("crop", "window"):
         for f, info in zip(readable, infos):
-            check_crop(f, info.size, size)
+            check_crop(f, info.size, size, fit)
 
     dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
     streaming = stream == "on" or (stream == "auto" and np.prod(dataset.shape) * 4 > STREAM_ABOVE_BYTES)
@@ -211,8 +211,9 @@ def _common_size(folder: Path, files: list[str], infos: list[ImageInfo]) -> tupl
         if info.size != first:
             raise DataError(
                 f"data.source {folder}: images differ in size ({files[0]} is {first[0]}x{first[1]}, "
-                f"{f} is {info.size[0]}x{info.size[1]}); give a working size (data.size HxW)",
-                keys=("data.source", "data.size"),
+                f"{f} is {info.size[0]}x{info.size[1]}); give a working size (data.size HxW; with data.fit "
+                "window a denoiser keeps the native resolution)",
+                keys=("data.source", "data.size", "data.fit"),
             )
     return first
 

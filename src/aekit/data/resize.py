@@ -1,8 +1,8 @@
 """Bringing images to the working size and channel count, on (N, C, H, W) tensors in [0, 1].
 
 ``resize`` scales (``legacy-bicubic`` is TensorFlow 1's kernel, for the reference); ``fit_images``
-resizes, crops or pads to a size; ``convert_channels`` turns RGB into gray (ITU-R 601 luma) or gray
-into RGB.
+resizes, crops, pads or cuts a native-resolution window to a size; ``convert_channels`` turns RGB
+into gray (ITU-R 601 luma) or gray into RGB.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 
 ResizeMethod = Literal["legacy-bicubic", "bicubic", "bilinear", "area", "nearest"]
-FitMethod = Literal["resize", "crop", "pad"]
+FitMethod = Literal["resize", "crop", "pad", "window"]
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB -> gray weights (ITU-R 601, as Pillow's "L")
 
 
@@ -63,7 +63,9 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
     resize: scale each axis (the aspect ratio may change);
     crop:   scale, keeping the aspect ratio, until the image covers the size, then cut the centre;
             it never enlarges, so an image smaller than the size is an error naming ``name``;
-    pad:    scale, keeping the aspect ratio, until the image fits, then pad with black around it.
+    pad:    scale, keeping the aspect ratio, until the image fits, then pad with black around it;
+    window: cut the centre window of the size at the native resolution, no resampling (a denoiser's
+            noise and detail stay the image's own); an image smaller than the size is an error.
     A streaming dataset (not a tensor) is fitted as it reads, and is returned as it is.
     """
     h, w = size
@@ -72,8 +74,12 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
         return images
     if fit == "resize":
         return resize(images, size, method)
+    if fit == "window":
+        check_crop(name, (height, width), size, fit)
+        top, left = (height - h) // 2, (width - w) // 2
+        return images[..., top : top + h, left : left + w].contiguous()
     if fit == "crop":
-        check_crop(name, (height, width), size)
+        check_crop(name, (height, width), size, fit)
         scale = max(h / height, w / width)
         sh, sw = max(h, round(height * scale)), max(w, round(width * scale))
         top, left = (sh - h) // 2, (sw - w) // 2
@@ -83,15 +89,16 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
         sh, sw = min(h, max(1, round(height * scale))), min(w, max(1, round(width * scale)))
         top, left = (h - sh) // 2, (w - sw) // 2
         return F.pad(resize(images, (sh, sw), method), (left, w - sw - left, top, h - sh - top))
-    raise DataError(f"unknown fit {fit!r} (known: resize, crop, pad)")
+    raise DataError(f"unknown fit {fit!r} (known: resize, crop, pad, window)")
 
 
-def check_crop(name: str, image_size: tuple[int, int], size: tuple[int, int]) -> None:
-    """``fit = "crop"`` never enlarges: an image smaller than the working size is an error naming it."""
+def check_crop(name: str, image_size: tuple[int, int], size: tuple[int, int], fit: str = "crop") -> None:
+    """``fit = "crop"`` and ``"window"`` never enlarge: an image smaller than the working size is an error
+    naming it."""
     (height, width), (h, w) = image_size, size
     if height < h or width < w:
         raise DataError(
-            f"{name}: {height}x{width} is smaller than the working size {h}x{w}, which data.fit crop "
+            f"{name}: {height}x{width} is smaller than the working size {h}x{w}, which data.fit {fit} "
             "cannot fill without enlarging (use data.fit pad or resize, or a smaller data.size)",
             keys=("data.fit", "data.size"),
         )
