@@ -23,10 +23,10 @@ from .config import Config, DataConfig, TrainConfig, dump_config, load_config, l
 from .data import ImageData, ImageInfo, load_data, load_image, read_image, resize, split_indices, write_image
 from .errors import AekitError, ConfigError, DataError
 from .metrics import image_metrics, mse, psnr, ssim
-from .models import AEOutput, Autoencoder, ModelConfig, create_model, list_models, load, register, save
+from .models import AEOutput, Autoencoder, ModelConfig, create_model, list_models, register, save
 from .pipeline import Pipeline
 from .run import RunResult, train
-from .run_folder import RunFolder
+from .run_folder import RunFolder, load
 from .training import evaluate, fit
 from .version import __version__
 

@@ -29,7 +29,7 @@ import torch
 from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
 from .errors import AekitError
 from .files import read_json, write_text
-from .models.io import MODEL_JSON, MODEL_WEIGHTS, load
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
 from .training.history import EpochStats, history_columns, history_row
 from .typed import flatten
@@ -92,7 +92,7 @@ class RunFolder:
             raise AekitError(f"{self.path}: the run has not finished (no {MODEL_JSON}); aekit train --resume "
                              f"{self.path} finishes it, and its newest checkpoint, {self.checkpoints / str(last['dir'])}, "
                              "is a model folder that denoise, encode, export and aekit.load take meanwhile")
-        return load(self.path, device=device)
+        return load_model_folder(self.path, device=device)
 
     def metrics(self) -> dict | None:
         return read_json(self / self.METRICS)
@@ -173,3 +173,9 @@ class RunFolder:
                     f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
                     f"{value!r} now); a resume may only change {', '.join(sorted(may))}", keys="resume",
                 )
+
+
+def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """``aekit.load``: the model of a folder written by :func:`aekit.save`, a finished run or a checkpoint,
+    in eval mode; a run that has not finished says how to finish it and which checkpoint to load meanwhile."""
+    return RunFolder(folder).model(device)

@@ -134,6 +134,9 @@ def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_pat
     r = aekit_process("evaluate", stopped)  # the unfinished run: what to do instead, not just "no model.json"
     assert r.returncode == 2 and f"the run has not finished (no model.json); aekit train --resume {stopped} " \
         f"finishes it, and its newest checkpoint, {stopped / 'checkpoints' / f'epoch-{last:06d}'}, is a model" in r.stderr
+    with pytest.raises(aekit.AekitError, match="the run has not finished"):  # and in Python
+        aekit.load(stopped)
+    assert aekit.load(stopped / "checkpoints" / f"epoch-{last:06d}").training is False  # meanwhile
     r = aekit_process("train", "--resume", stopped, "--no-progress")
     assert r.returncode == 0, r.stderr
     a, b = weights(uninterrupted_run), weights(stopped)
