@@ -148,6 +148,10 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     rep = json.loads((unet / "evaluation.json").read_text())
     assert rep["images"] == 6 and rep["working_size"] == [24, 20]
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (unet, flip ensemble)", "blur"]
+    for option in (["--size", "20x20"], ["--fit", "window"]):  # without --data: nothing to fit
+        assert cli("evaluate", unet, *option).error == (f"aekit: error: {option[0]}: fits the images of --data (a "
+                                                        "folder or array to score); the run's own held-out images "
+                                                        "are scored as it was trained")
     windows = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "20x20", "--fit", "window")
     assert windows.code == 0, windows.err  # the centre 20x20 of every image, none resampled
     assert json.loads((unet / "evaluation.json").read_text())["working_size"] == [20, 20]

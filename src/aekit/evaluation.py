@@ -63,6 +63,10 @@ def evaluate_run(
     trained = folder.config()
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
+    for key, given in (("data.size", size), ("data.fit", fit)):
+        if data is None and given is not None:
+            raise AekitError(f"{key}: fits the images of data.source (a folder or array to score); the run's own "
+                             "held-out images are scored as it was trained", keys=(key, "data.source"))
     model = folder.model(device)
     fixed = not model.any_size
     noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
