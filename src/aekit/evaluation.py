@@ -92,15 +92,15 @@ def evaluate_run(
         if fixed and size is not None and tuple(size) != tuple(own.size):
             raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
                              f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
+        if fit is not None:  # the pipeline below fits arrays the same way
+            ev = replace(ev, **{"data.fit": fit})
         d = ev.data
         fit_to = own.size if fixed else size
-        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=fit or d.fit, method=d.resize,
+        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
                           channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
-    if data is not None and fit:
-        pipeline = dataclasses.replace(pipeline, fit=fit)
     if flip_ensemble is None:
         flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
