@@ -115,6 +115,8 @@ def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
     assert rep["working_size"] == [32, 32]  # the conv model's working size: fitted as in training
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (conv)", "blur"]
     assert "12 images (" in r.out
+    lfw = evaluate_run(denoise_run, data="lfw-subset", write=False)  # another face collection, built in
+    assert lfw["images"] == 100 and lfw["images_from"] == "lfw-subset" and lfw["working_size"] == [32, 32]
 
 
 def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run, tmp_path, cli):

@@ -57,6 +57,23 @@ def test_interpolate_strip(vae_folder, faces, tmp_path, cli):
     np.testing.assert_allclose(strip[[1, -2]], ends.numpy(), atol=1e-5)  # t = 0 and 1 decode A and B
 
 
+def test_data_writes_the_built_in_faces_as_files_to_try_the_commands_on(vae_folder, tmp_path, cli):
+    r = cli("data", "olivetti", "--out", tmp_path / "faces")
+    assert r.code == 0 and r.out.strip() == f"Wrote 400 images (64x64) in 40 label folders to {tmp_path / 'faces'}"
+    a, b = sorted((tmp_path / "faces" / "03").glob("*.png"))[:2]
+    faces = aekit.load_data("olivetti")
+    pixels, info = aekit.read_image(a)
+    assert info.bits == 16 and faces.labels[faces.names.index(a.stem)] == 3
+    np.testing.assert_allclose(pixels[..., 0], faces.images[faces.names.index(a.stem), 0].numpy(), atol=1e-5)
+    assert cli("interpolate", vae_folder, a, b, "--steps", "2", "--out", tmp_path / "s.png").code == 0
+    assert cli("data", "olivetti", "--out", tmp_path / "faces").err.endswith(
+        "already exists (add --overwrite to replace it)\n")
+    r = cli("data", "lfw-subset", "--size", "32x32", "--fit", "pad", "--out", tmp_path / "lfw")
+    assert r.code == 0 and "Wrote 100 images (32x32) to" in r.out
+    assert aekit.read_image(tmp_path / "lfw" / "lfw-000.png")[0].shape == (32, 32, 1)
+    assert cli("data", "lfw-subset", "--size", "big", "--out", tmp_path / "x").err.startswith("aekit: error: --size: ")
+
+
 def test_map_pca_and_tsne(tiny_run, faces, tmp_path, cli):
     assert cli("map", tiny_run.out, "--out", tmp_path / "map.png").code == 0
     assert (tmp_path / "map.png").stat().st_size > 0

@@ -40,8 +40,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @dataclass
 class DataConfig:
-    source: str = option("olivetti", "data source: olivetti (scikit-learn's Olivetti faces), a folder of images, "
-                         "or a .npy/.npz file", flag="--data", metavar="SOURCE")
+    source: str = option("olivetti", "data source: olivetti (scikit-learn's Olivetti faces), lfw-subset (scikit-image's "
+                         "100 LFW faces), a folder of images, or a .npy/.npz file", flag="--data", metavar="SOURCE")
     order_seed: int = option(1000, "fixes the data order, hence the split (Olivetti: random_state; 1000 is the "
                              "reference's)")
     data_home: str | None = option(None, "scikit-learn data folder (default: $SCIKIT_LEARN_DATA or "

@@ -165,3 +165,44 @@ def test_a_file_broken_during_training_is_a_one_line_error(tmp_path):
     with pytest.raises(aekit.DataError) as e:
         list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 8)]))
     assert str(e.value).startswith(victim) and "\n" not in str(e.value)
+
+
+def test_save_folder_writes_a_folder_that_reads_back_as_the_same_images_and_labels(tmp_path):
+    """Gray as 16-bit PNG, one subfolder per label (numbered, or the label's name), names from the images."""
+    g = torch.Generator().manual_seed(0)
+    gray = aekit.data.ImageData(images=torch.rand(6, 1, 9, 7, generator=g), labels=np.array([0, 1, 0, 11, 1, 0]),
+                                names=[f"x.npy[{i}]" for i in range(6)], source="x.npy")
+    written = folders.save_folder(gray, tmp_path / "g")
+    assert [p.relative_to(tmp_path / "g").as_posix() for p in written][:4] == [
+        "00/x.npy-0.png", "01/x.npy-1.png", "00/x.npy-2.png", "11/x.npy-3.png"]
+    back = load_data(str(tmp_path / "g"), workers=0)
+    assert back.label_names == ["00", "01", "11"] and back.images.shape == (6, 1, 9, 7)
+    for name, image, label in zip(back.names, back.images, back.labels):
+        i = int(name.split("-")[-1][:-4])
+        assert back.label_names[label] == f"{gray.labels[i]:02d}"
+        assert float((image - gray.images[i]).abs().max()) <= 0.5 / 65535 + 1e-7
+    # a colour folder comes back as itself: 8-bit files, its subfolders, its file names (as .png)
+    src = make_folder(tmp_path / "pets", 6, suffix="jpg")
+    pets = load_data(str(src), workers=0)
+    folders.save_folder(pets, tmp_path / "p")
+    again = load_data(str(tmp_path / "p"), workers=0)
+    assert sorted(again.names) == sorted(n.replace(".jpg", ".png") for n in pets.names)
+    assert again.label_names == pets.label_names
+    i, j = pets.names.index("cats/img-00.jpg"), again.names.index("cats/img-00.png")
+    assert float((again.images[j] - pets.images[i]).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_save_folder_keeps_existing_files_unless_told_and_refuses_two_images_on_one_file(tmp_path):
+    data = aekit.data.ImageData(images=torch.full((2, 1, 4, 4), 0.5), names=["a.png", "b.png"])
+    folders.save_folder(data, tmp_path / "o")
+    data.images[:] = 0.25
+    with pytest.raises(aekit.errors.DataError) as e:
+        folders.save_folder(data, tmp_path / "o")
+    assert str(e.value) == f"out {tmp_path / 'o'}: {tmp_path / 'o' / 'a.png'} already exists (add overwrite to replace it)"
+    assert abs(float(load_data(str(tmp_path / "o"), workers=0).images.max()) - 0.5) < 1e-4  # nothing written
+    folders.save_folder(data, tmp_path / "o", overwrite=True)
+    assert abs(float(load_data(str(tmp_path / "o"), workers=0).images.max()) - 0.25) < 1e-4
+    clash = aekit.data.ImageData(images=torch.zeros(2, 1, 4, 4), names=["a.png", "a.jpg"])
+    with pytest.raises(aekit.errors.DataError, match="images 0 and 1 would both be written as .*a.png"):
+        folders.save_folder(clash, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

@@ -270,3 +270,14 @@ def test_a_resumed_vae_is_bit_identical_on_every_device(tmp_path, monkeypatch, d
     aekit.train(cfg(4), out=part, resume=True, progress=False, log=lambda s: None)
     a, b = weights(full), weights(part)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_progress_bar_is_for_a_terminal_only(tiny_config, tmp_path, cli, monkeypatch):
+    """stderr to a file or pipe (a log): no bar redrawn with carriage returns; on a terminal, the bar."""
+    r = cli("train", "--config", tiny_config, "--out", tmp_path / "log", "--epochs", "2")
+    assert r.code == 0 and "\r" not in r.err and "epoch/s" not in r.err and "Epoch 2)" in r.out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    r = cli("train", "--config", tiny_config, "--out", tmp_path / "tty", "--epochs", "2")
+    assert r.code == 0 and "epoch" in r.err and "\r" in r.err
+    r = cli("train", "--config", tiny_config, "--out", tmp_path / "off", "--epochs", "2", "--no-progress")
+    assert r.code == 0 and r.err == ""

@@ -2,7 +2,7 @@
 
     train      aekit train (its options are generated from the configuration's fields)
     evaluate   aekit evaluate, aekit denoise
-    artifacts  aekit export, aekit report, aekit models
+    artifacts  aekit export, aekit report, aekit models, aekit data
     latent     aekit encode, decode, sample, interpolate, map, score
 
 :func:`main` is the one place that turns known errors into a one-line message and a non-zero exit

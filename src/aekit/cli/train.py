@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 from typing import Callable
 
 from ..config import replace, resumable_keys
@@ -48,7 +49,8 @@ def add_commands(sub) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     may = ", ".join(o.flag for o in flagged() if o.resume)
     t.add_argument("--resume", metavar="RUN", help=f"continue RUN from its last checkpoint (may change {may})")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print; "
+                   "there is none when stderr is not a terminal, e.g. redirected to a log file)")
     t.add_argument("--nproc", type=int, metavar="N", help="data-parallel training on N processes of this machine "
                    "(torchrun --standalone; one CPU thread each unless --threads); see also torchrun")
     t.add_argument("--dist-timeout", type=float, metavar="SECONDS", help="several processes: longest wait to join "
@@ -88,9 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"(only {', '.join(flags[:-1])} and {flags[-1]} can)", keys=("resume", fixed[0]))
         folder = RunFolder(args.resume)
         cfg = replace(folder.config(), **{k: v for k, v in given_options(args).items() if k in may})
-        result = train(cfg, out=folder.path, resume=True, progress=not args.no_progress)
+        result = train(cfg, out=folder.path, resume=True, progress=show_progress(args))
     else:
-        result = train(config_from_args(args), out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+        result = train(config_from_args(args), out=args.out, overwrite=args.overwrite, progress=show_progress(args))
     m = result.metrics
     if not m:  # not rank 0 of several processes: rank 0 reports
         return 0
@@ -111,3 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
     return 0
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """The progress bar is for a person watching: not with --no-progress, nor when stderr goes to a file or pipe
+    (a log would fill with its carriage-return redraws)."""
+    return not args.no_progress and sys.stderr.isatty()

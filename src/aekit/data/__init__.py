@@ -4,8 +4,9 @@
     resize      resize (incl. TF1's legacy bicubic), fit_images (resize / crop / pad), convert_channels
     image_file  one image file in and out, in any format, mode and bit depth
     olivetti    scikit-learn's Olivetti faces, offline from its cache
+    lfw         the 100 faces of scikit-image's bundled LFW subset ("lfw-subset")
     arrays      .npy / .npz arrays of images
-    folders     folders of image files: checked up front, held in memory or streamed (ImageFiles)
+    folders     folders of image files: checked up front, held in memory or streamed (ImageFiles); save_folder
     sources     load_data: any of the above by name
     splits      split_indices: random or by subject
     synthetic   dead_leaves: synthetic images (train.synthetic)
@@ -15,8 +16,9 @@
 from .arrays import load_array
 from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
 from .container import ImageData, select, take
-from .folders import ImageFiles, find_images, image_files, load_folder, read_each
+from .folders import ImageFiles, find_images, image_files, load_folder, read_each, save_folder
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
+from .lfw import load_lfw
 from .olivetti import load_olivetti
 from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
 from .sources import load_data
@@ -26,6 +28,6 @@ from .synthetic import dead_leaves, mix_synthetic
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
     "convert_channels", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
-    "load_array", "load_data", "load_folder", "load_image", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
-    "read_each", "read_image", "resize", "select", "split_indices", "take", "validation_split", "write_image",
+    "load_array", "load_data", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
+    "read_each", "read_image", "resize", "save_folder", "select", "split_indices", "take", "validation_split", "write_image",
 ]

@@ -3,6 +3,7 @@
 ``load_data(source)`` reads:
 
 - ``"olivetti"``: scikit-learn's Olivetti faces (:mod:`aekit.data.olivetti`);
+- ``"lfw-subset"``: the 100 faces of scikit-image's bundled LFW subset (:mod:`aekit.data.lfw`);
 - a folder of images, searched recursively; subfolder names are the labels; each image is fitted to
   the working size as it is read (they may differ in size); large folders stream from disk
   (:mod:`aekit.data.folders`);
@@ -19,6 +20,7 @@ from ..errors import ConfigError, DataError
 from .arrays import load_array
 from .container import ImageData
 from .folders import load_folder
+from .lfw import LFW_SOURCE, load_lfw
 from .olivetti import load_olivetti
 from .resize import convert_channels
 
@@ -40,7 +42,7 @@ def load_data(
 ) -> ImageData:
     """Load a data source as :class:`ImageData` (float32, (N, C, H, W), values in [0, 1]).
 
-    ``source``: ``"olivetti"``, a folder of images or a ``.npy``/``.npz`` file; ``seed`` fixes the order.
+    ``source``: ``"olivetti"``, ``"lfw-subset"``, a folder of images or a ``.npy``/``.npz`` file; ``seed`` fixes the order.
     ``channels``: ``"auto"`` keeps the source's (a folder: 1 when every image is grayscale, else 3),
     1 or 3 converts (RGB -> gray by ITU-R 601 luma; gray -> RGB by copying).
     Folders only: their images are fitted to ``size`` with ``fit`` / ``method`` as they are read
@@ -51,6 +53,8 @@ def load_data(
     """
     if source == "olivetti":
         data = load_olivetti(seed=seed, data_home=data_home)
+    elif source == LFW_SOURCE:
+        data = load_lfw(seed=seed)
     else:
         path = Path(source).expanduser()
         if path.is_dir():
@@ -62,7 +66,7 @@ def load_data(
             what = "not a folder, .npy or .npz file" if path.exists() else "no such folder or file"
             raise DataError(
                 f"data.source {source!r}: unknown data source: {what} "
-                "(known: olivetti, a folder of images, a .npy or .npz array)", keys="data.source",
+                f"(known: olivetti, {LFW_SOURCE}, a folder of images, a .npy or .npz array)", keys="data.source",
             )
         data = load_array(path, seed=seed, layout=layout, rescale=rescale)
     if stream == "on":
