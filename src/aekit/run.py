@@ -52,14 +52,15 @@ def train(
     *,
     overwrite: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics.
 
     With ``resume`` the run in ``out`` continues exactly from its last checkpoint; ``cfg`` must be the
     run's own config.toml, except for the settings declared resumable (epochs, the time limit, the
-    device, threads, compile: :func:`aekit.config.resumable_keys`).
+    device, threads, compile: :func:`aekit.config.resumable_keys`). ``progress``: a progress bar (None:
+    when stderr is a terminal).
     """
     t_start = time.perf_counter()
     dist = Distributed.current()

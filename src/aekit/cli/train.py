@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 from typing import Callable
 
 from ..config import replace, resumable_keys
@@ -90,9 +89,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"(only {', '.join(flags[:-1])} and {flags[-1]} can)", keys=("resume", fixed[0]))
         folder = RunFolder(args.resume)
         cfg = replace(folder.config(), **{k: v for k, v in given_options(args).items() if k in may})
-        result = train(cfg, out=folder.path, resume=True, progress=show_progress(args))
+        result = train(cfg, out=folder.path, resume=True, progress=False if args.no_progress else None)
     else:
-        result = train(config_from_args(args), out=args.out, overwrite=args.overwrite, progress=show_progress(args))
+        result = train(config_from_args(args), out=args.out, overwrite=args.overwrite,
+                       progress=False if args.no_progress else None)
     m = result.metrics
     if not m:  # not rank 0 of several processes: rank 0 reports
         return 0
@@ -113,9 +113,3 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
     return 0
-
-
-def show_progress(args: argparse.Namespace) -> bool:
-    """The progress bar is for a person watching: not with --no-progress, nor when stderr goes to a file or pipe
-    (a log would fill with its carriage-return redraws)."""
-    return not args.no_progress and sys.stderr.isatty()

@@ -51,7 +51,7 @@ def fit(
     val_images=None,
     pipeline: Pipeline | None = None,
     on_epoch: Callable[[EpochContext], None] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     state: dict | None = None,
 ) -> History:
@@ -67,7 +67,8 @@ def fit(
     (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
     ``config.early_stop`` epochs without improvement, and ``model`` ends with the best weights
     (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`).
-    ``state`` (a snapshot) continues a run exactly where it stopped.
+    ``state`` (a snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the
+    epochs (None: when stderr is a terminal, not in a log file or pipe).
     """
     validate(Config(seed=seed, model=model.config, train=config), where="fit")  # what the CLI refuses, refused here
     if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
@@ -195,8 +196,11 @@ class _Trainer:
         }
 
     @contextlib.contextmanager
-    def progress_bar(self, show: bool) -> Iterator[None]:
-        """A progress bar over the epochs on rank 0, while training (epoch lines print above it)."""
+    def progress_bar(self, show: bool | None) -> Iterator[None]:
+        """A progress bar over the epochs on rank 0, while training (epoch lines print above it); None: on a
+        terminal only (a log file or pipe would fill with its carriage-return redraws)."""
+        if show is None:
+            show = sys.stderr.isatty()
         if show and self.dist.rank == 0:
             self.bar = tqdm(total=self.config.epochs, initial=self.first_epoch - 1, unit="epoch", file=sys.stderr,
                             dynamic_ncols=True, leave=False)
