@@ -64,6 +64,8 @@ def add_commands(sub) -> None:
     d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod), default="resize",
                    help="with --size: how (default resize)")
     d.add_argument("--overwrite", action="store_true", help="replace existing files")
+    d.add_argument("--skip-bad", dest="data.skip_bad", action="store_true",
+                   help="a folder: skip unreadable files (listed) instead of stopping")
 
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
@@ -88,13 +90,16 @@ def cmd_data(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ConfigError(f"data.size: {e}", keys="data.size") from None
     method = DataConfig().resize
-    data = load_data(args.source, size=size, fit=fit, method=method)
+    data = load_data(args.source, size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"))
     if size is not None and isinstance(data.images, torch.Tensor):  # folders arrive fitted; the others natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
     written = save_folder(data, args.out, overwrite=args.overwrite)
+    for line in data.skipped:
+        print(f"skipped {line}")
     shape = "x".join(map(str, data.images.shape[-2:]))
     labels = f" in {len(set(p.parent for p in written))} label folders" if data.labels is not None else ""
-    print(f"Wrote {len(written)} images ({shape}){labels} to {args.out}")
+    print(f"Wrote {len(written)} images ({shape}){labels} to {args.out}"
+          + (f"; skipped {len(data.skipped)} unreadable files" if data.skipped else ""))
     return 0
 
 
