@@ -175,7 +175,8 @@ def test_a_run_leads_with_the_comparison(make_run, tmp_path):
 
     run = make_run(**{"model.name": "hybrid", "model.code_length": 16, "train.epochs": 2, "train.compare": True})
     c = run.metrics["comparison"]
-    assert c["baseline"]["method"] == "pca" and c["images"] == 80
+    assert c["baseline"]["method"] == "pca" and c["images"] == 80 and c["aekit"]["method"] == "aekit (hybrid)"
+    assert comparison_line(c).startswith(f"Held-out (80 images): aekit (hybrid) {c['aekit']['psnr']:.2f} dB, SSIM ")
     assert c["margin_db"] == pytest.approx(c["aekit"]["psnr"] - c["baseline"]["psnr"])
     assert (run.out / "evaluation.json").is_file()
     text = (run.out / "report.html").read_text()

@@ -162,7 +162,7 @@ def comparison(report: dict[str, Any]) -> dict[str, Any] | None:
     ours = next(r for r in report["results"] if r["method"].startswith("aekit"))
     base = rows[report["best_baseline"]]
     keep = ("psnr", "ssim", "mse")
-    return {"images": report["images"], "aekit": {k: ours[k] for k in keep},
+    return {"images": report["images"], "aekit": {"method": ours["method"], **{k: ours[k] for k in keep}},
             "baseline": {"method": base["method"], "setting": base["setting"], **{k: base[k] for k in keep}},
             "margin_db": ours["psnr"] - base["psnr"]}
 

@@ -97,14 +97,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not m:  # not rank 0 of several processes: rank 0 reports
         return 0
     print(f"Run folder: {result.out}")
-    if m.get("comparison"):
-        print(comparison_line(m["comparison"]))
+    compared = m.get("comparison")
+    if compared:
+        print(comparison_line(compared))
     tr = m["train"]
     print(f"Training ({tr['images']} images): loss per sample {tr['loss_per_sample']:.4f}, "
           f"PSNR {tr['psnr']:.2f} dB, SSIM {tr['ssim']:.4f}, code mean {tr['code_mean']:.4f}")
     if m["heldout"]:
         h = m["heldout"]
-        print(f"Held-out ({h['images']} images): loss per sample {h['loss_per_sample']:.4f}, "
+        alone = ", the model's one pass" if compared and "ensemble" in compared["aekit"].get("method", "") else ""
+        print(f"Held-out ({h['images']} images{alone}): loss per sample {h['loss_per_sample']:.4f}, "
               f"PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}, code mean {h['code_mean']:.4f}")
         if "nelbo" in h:  # a generative model
             print(f"Held-out as a generative model: -ELBO {h['nelbo']:.1f} nats per image ({h['bits_per_dim']:.4f} "
