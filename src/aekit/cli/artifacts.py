@@ -61,7 +61,7 @@ def add_commands(sub) -> None:
     d.add_argument("source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
     d.add_argument("--size", dest="data.size", metavar="HxW", help="fit the images to HxW first (default: as they are)")
-    d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod), default="resize",
+    d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod),
                    help="with --size: how (default resize)")
     d.add_argument("--overwrite", action="store_true", help="replace existing files")
     d.add_argument("--skip-bad", dest="data.skip_bad", action="store_true",
@@ -84,6 +84,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     size, fit = getattr(args, "data.size"), getattr(args, "data.fit")
+    if fit is not None and size is None:
+        raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
+                          "at their own size)", keys="data.fit")
+    fit = fit or "resize"
     if size is not None:
         try:
             size = parse_size(size)
