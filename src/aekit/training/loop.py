@@ -197,11 +197,8 @@ class _Trainer:
 
     @contextlib.contextmanager
     def progress_bar(self, show: bool | None) -> Iterator[None]:
-        """A progress bar over the epochs on rank 0, while training (epoch lines print above it); None: on a
-        terminal only (a log file or pipe would fill with its carriage-return redraws)."""
-        if show is None:
-            show = sys.stderr.isatty()
-        if show and self.dist.rank == 0:
+        """A bar over the epochs on rank 0 (epoch lines print above it); None: on a terminal only, not in a log."""
+        if (sys.stderr.isatty() if show is None else show) and self.dist.rank == 0:
             self.bar = tqdm(total=self.config.epochs, initial=self.first_epoch - 1, unit="epoch", file=sys.stderr,
                             dynamic_ncols=True, leave=False)
             self.print = self.log or (lambda s: tqdm.write(s, file=sys.stdout))
