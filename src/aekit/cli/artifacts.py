@@ -48,10 +48,10 @@ def add_commands(sub) -> None:
 
     d = add_command(
         sub, "data", "write a data source's images as PNG files (the built-in faces, an array, a folder at a size)", """
-        aekit data olivetti --out faces/                 # faces/00/olivetti-123.png ...: one folder per person
+        aekit data olivetti --out faces/                 # faces/00/olivetti-001.png ...: one folder per person
         aekit data lfw-subset --out lfw/                 # 100 faces from another collection, 25x25
         aekit data photos/ --size 64x64 --fit crop --out small/
-        aekit interpolate runs/vae faces/03/olivetti-008.png faces/17/olivetti-044.png --out strip.png
+        aekit interpolate runs/vae faces/03/olivetti-009.png faces/17/olivetti-030.png --out strip.png
         """, cmd_data,
         description="Write every image of a data source (olivetti, lfw-subset, a folder, a .npy/.npz array) as a PNG "
         "under --out, in one subfolder per label where there are labels (reading the folder back gives the same "
