@@ -63,6 +63,18 @@ def test_evaluate_cli_prints_a_table_and_errors_are_one_line(denoise_run, tmp_pa
         assert msg in cli("evaluate", *args).error
 
 
+def test_all_baselines_are_those_that_apply_and_a_denoiser_is_no_rival_to_a_code(denoise_run, cli):
+    """--baselines (all) with noise: every one; without noise (a reconstruction): PCA, since a denoiser
+    handed clean images hands them back (100+ dB); naming one there is an error."""
+    noisy = evaluate_run(denoise_run, baselines="all", limit=2, write=False, noise=NoiseConfig(kind="gaussian", sigma=0.2))
+    assert [r["method"] for r in noisy["results"]][2:] == list(ALL)
+    clean = evaluate_run(denoise_run, baselines="all", limit=2, write=False, noise=NoiseConfig())
+    assert [r["method"] for r in clean["results"]] == ["aekit (conv)", "pca"] and clean["best_baseline"] == "pca"
+    r = cli("evaluate", denoise_run, "--noise", "none", "--baselines", "pca,bm3d", "--limit", "2")
+    assert r.error == ("aekit: error: --baselines: bm3d is a denoiser, and this evaluation corrupts nothing (a "
+                       "reconstruction): compare with pca, or give --noise, e.g. gaussian:0.2")
+
+
 def test_the_baselines_are_one_table():
     assert ALL == tuple(BASELINES) == ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca")
 

@@ -196,6 +196,19 @@ def rivals(denoising: bool) -> tuple[str, ...]:
     return installed(CLASSICAL) if denoising else ("pca",)
 
 
+def applicable(names: tuple[str, ...] | str, *, denoising: bool) -> tuple[str, ...]:
+    """The baselines to run: "all" is every one for a denoising evaluation and PCA for a reconstruction
+    (a denoiser handed clean images returns them: no rival to a code); a denoiser named for a
+    reconstruction is an error."""
+    if names == "all":
+        return ALL if denoising else ("pca",)
+    clean_only = [n for n in names if n in CLASSICAL]
+    if clean_only and not denoising:
+        raise AekitError(f"baselines: {clean_only[0]} is a denoiser, and this evaluation corrupts nothing (a "
+                         "reconstruction): compare with pca, or give noise, e.g. gaussian:0.2", keys=("baselines", "noise"))
+    return tuple(names)
+
+
 def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_noisy: np.ndarray,
                     code_length: int) -> list[Baseline]:
     """Set up each named baseline, picking its setting on the training images (see the module doc)."""

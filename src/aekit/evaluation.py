@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .baselines import build_baselines, run_baseline
+from .baselines import applicable, build_baselines, run_baseline
 from .config import replace
 from .data import load_data, map_batches, split_indices, take
 from .errors import AekitError
@@ -43,7 +43,7 @@ def evaluate_run(
     noise: NoiseConfig | None = None,
     split: str | None = None,
     test_fraction: float | None = None,
-    baselines: tuple[str, ...] = (),
+    baselines: tuple[str, ...] | str = (),
     limit: int | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -56,7 +56,7 @@ def evaluate_run(
     them to a common size, which images of different sizes need, the way ``fit`` says (default: the run's
     data.fit); ``skip_bad`` skips unreadable files), with ``noise``
     (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
-    training images); returns (and writes) the results. With ``flip_ensemble`` the model's output
+    training images; "all": those that apply, every one with noise, PCA without); returns (and writes) the results. With ``flip_ensemble`` the model's output
     averages its passes on each image and its mirror; by default (None) it does where the images are
     corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
@@ -101,6 +101,7 @@ def evaluate_run(
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
+    baselines = applicable(baselines, denoising=pipeline.corrupt is not None)
     if flip_ensemble is None:
         flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"

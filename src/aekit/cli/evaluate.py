@@ -47,7 +47,8 @@ def add_commands(sub) -> None:
     e.add_argument("--split", choices=["random", "subject"], help="random: last 20%% of the seeded order; "
                    "subject: whole labels (people) never seen (default: the run's split)")
     e.add_argument("--baselines", nargs="?", const="all", metavar="LIST",
-                   help=f"also run baselines: all (default when given) or a comma list of {','.join(ALL)}")
+                   help=f"also run baselines: all (default when given: every one with noise, pca without) or a "
+                   f"comma list of {','.join(ALL)}")
     e.add_argument("--limit", type=int, metavar="N", help="only the first N held-out images")
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
@@ -86,9 +87,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             size = parse_size(size)
         except ValueError as e:
             raise ConfigError(f"data.size: {e}", keys="data.size") from None
-    names: tuple[str, ...] = ()
+    names: tuple[str, ...] | str = ()
     if args.baselines:
-        names = ALL if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
+        names = "all" if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
         args.run,
         data=getattr(args, "data.source"),
