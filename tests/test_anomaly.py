@@ -23,3 +23,14 @@ def test_score_flags_what_the_model_cannot_reconstruct(tiny_run, faces, tmp_path
     assert "--threshold must be 0 or more" in cli("score", tiny_run.out, folder, "--threshold", "-1", "--out", out).error
     with pytest.raises(aekit.AekitError, match="a model without its run folder needs a threshold"):
         anomaly.score(tiny_run.model, [folder])
+
+
+def test_a_run_without_held_out_images_needs_a_threshold(make_run, faces, tmp_path, cli):
+    from conftest import SMALL_CONV
+
+    run = make_run(**SMALL_CONV, **{"train.epochs": 1, "data.test_fraction": 0.0})
+    out = tmp_path / "scores.csv"
+    assert cli("score", run.out, faces[0], "--out", out).error == (
+        f"aekit: error: {run.out}: the run has no held-out images (test_fraction 0) to take the quantile from; "
+        "give --threshold (the MSE above which an image is flagged)")
+    assert cli("score", run.out, faces[0], "--threshold", "0.01", "--out", out).code == 0

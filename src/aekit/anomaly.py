@@ -48,8 +48,8 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
     data = prepare_data(folder.config())
     if not len(data.test_x):
         raise AekitError(
-            f"{folder}: the run has no held-out split (test_fraction 0), so no threshold can be taken from it; "
-            "give threshold", keys="threshold",
+            f"{folder}: the run has no held-out images (test_fraction 0) to take the quantile from; give "
+            "threshold (the MSE above which an image is flagged)", keys="threshold",
         )
     errors = reconstruction_errors(model, take(data.test_x, range(len(data.test_x))))
     return float(np.quantile(errors, quantile)), len(errors)

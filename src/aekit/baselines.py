@@ -205,7 +205,8 @@ def applicable(names: tuple[str, ...] | str, *, denoising: bool) -> tuple[str, .
     clean_only = [n for n in names if n in CLASSICAL]
     if clean_only and not denoising:
         raise AekitError(f"baselines: {clean_only[0]} is a denoiser, and this evaluation corrupts nothing (a "
-                         "reconstruction): compare with pca, or give noise, e.g. gaussian:0.2", keys=("baselines", "noise"))
+                         "reconstruction): compare with pca, or give noise, e.g. gaussian:0.2",
+                         keys=("baselines", "noise"))
     return tuple(names)
 
 

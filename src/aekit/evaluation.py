@@ -54,11 +54,11 @@ def evaluate_run(
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
     size as in training, or at its own size for a model that runs at any size: then ``size`` fits
     them to a common size, which images of different sizes need, the way ``fit`` says (default: the run's
-    data.fit); ``skip_bad`` skips unreadable files), with ``noise``
-    (default: the run's own, added where the run adds it), beside ``baselines`` (set up on the run's
-    training images; "all": those that apply, every one with noise, PCA without); returns (and writes) the results. With ``flip_ensemble`` the model's output
-    averages its passes on each image and its mirror; by default (None) it does where the images are
-    corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
+    data.fit); ``skip_bad`` skips unreadable files), with ``noise`` (default: the run's own, added where
+    the run adds it), beside ``baselines`` (set up on the run's training images; "all": those that apply,
+    every one with noise, PCA without); returns (and writes) the results. With ``flip_ensemble`` the
+    model's output averages its passes on each image and its mirror; by default (None) it does where the
+    images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     trained = folder.config()
     if limit is not None and limit < 1:

@@ -90,8 +90,8 @@ def export(
         raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
     if part == "decoder" and not model.decodes_codes:
         raise AekitError(
-            f"part decoder: the {model.config.name} model cannot decode a bare code "
-            "(its decoder also reads the encoder's skip connections); export part all or encoder", keys="part",
+            f"part decoder: the {model.config.name} model cannot decode a bare code (its decoder also reads the "
+            "encoder's skip connections); export the whole model or the encoder", keys="part",
         )
     module = ModelPart(copy.deepcopy(model).cpu(), part).eval()  # the caller's model stays as it was
     inputs = images
