@@ -171,7 +171,7 @@ class RunFolder:
             if key not in may and own.get(key) != value and not (key in AUTO_KEYS and value == "auto"):
                 raise AekitError(
                     f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
-                    f"{value!r} now); a resume may only change {', '.join(sorted(may))}", keys="resume",
+                    f"{value!r} now); resuming may only change {', '.join(sorted(may))}", keys="resume",
                 )
 
 

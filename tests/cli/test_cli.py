@@ -52,3 +52,28 @@ def test_the_command_runs_as_a_module_and_exits_2_on_bad_input():
 def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
     err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
     assert "code_length 100 does not fit the architecture" in err and "multiple of 256" in err
+
+
+def test_an_error_names_each_plain_parameter_once_so_the_flag_lands_on_it():
+    """The CLI shows a plain parameter an error names (``threshold``) as its flag at its first use only:
+    a message that uses the word twice would get the flag on the wrong one. Every literal message is checked."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import aekit
+
+    twice = []
+    for path in Path(aekit.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and node.args and any(k.arg == "keys" for k in node.keywords)):
+                continue
+            keys = next(k.value for k in node.keywords if k.arg == "keys")
+            names = [e.value for e in (keys.elts if isinstance(keys, ast.Tuple) else [keys]) if isinstance(e, ast.Constant)]
+            message = node.args[0]
+            parts = message.values if isinstance(message, ast.JoinedStr) else [message]
+            text = "".join(p.value if isinstance(p, ast.Constant) and isinstance(p.value, str) else "{}" for p in parts)
+            for name in (n for n in names if isinstance(n, str) and "." not in n):
+                if len(re.findall(rf"(?<![\w.\-/]){re.escape(name)}(?![\w-]|\.\w)", text)) > 1:
+                    twice.append(f"{path.name}:{node.lineno} {name}")
+    assert twice == []
