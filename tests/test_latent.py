@@ -72,6 +72,8 @@ def test_data_writes_the_built_in_faces_as_files_to_try_the_commands_on(vae_fold
     assert r.code == 0 and "Wrote 100 images (32x32) to" in r.out
     assert aekit.read_image(tmp_path / "lfw" / "lfw-000.png")[0].shape == (32, 32, 1)
     assert cli("data", "lfw-subset", "--size", "big", "--out", tmp_path / "x").err.startswith("aekit: error: --size: ")
+    assert cli("data", "lfw-subset", "--size", "0x5", "--out", tmp_path / "x").error == (
+        "aekit: error: --size must be positive, got 0x5")
     assert cli("data", "lfw-subset", "--fit", "crop", "--out", tmp_path / "x").err.startswith(
         "aekit: error: --fit: fits the images to --size, which is not given")
     (tmp_path / "lfw" / "broken.png").write_bytes(b"not a png")  # a folder with a bad file: --skip-bad

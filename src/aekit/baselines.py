@@ -201,7 +201,7 @@ def applicable(names: tuple[str, ...] | str, *, denoising: bool) -> tuple[str, .
     (a denoiser handed clean images returns them: no rival to a code); a denoiser named for a
     reconstruction is an error."""
     if names == "all":
-        return ALL if denoising else ("pca",)
+        return ALL if denoising else rivals(denoising=False)
     clean_only = [n for n in names if n in CLASSICAL]
     if clean_only and not denoising:
         raise AekitError(f"baselines: {clean_only[0]} is a denoiser, and this evaluation corrupts nothing (a "

@@ -9,15 +9,13 @@ import textwrap
 from pathlib import Path
 from typing import get_args
 
-import torch
-
-from ..config import DataConfig, parse_size
+from ..config import DataConfig
 from ..data import FitMethod, fit_images, load_data, save_folder
 from ..errors import ConfigError
 from ..export import FORMATS, PARTS, SUFFIX, export
 from ..models import config_class, list_models, model_class
 from ..report import write_report
-from .options import add_command
+from .options import add_command, size_arg
 
 
 def add_commands(sub) -> None:
@@ -83,19 +81,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    size, fit = getattr(args, "data.size"), getattr(args, "data.fit")
+    size, fit = size_arg(args), getattr(args, "data.fit")
     if fit is not None and size is None:
         raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
                           "at their own size)", keys="data.fit")
-    fit = fit or "resize"
-    if size is not None:
-        try:
-            size = parse_size(size)
-        except ValueError as e:
-            raise ConfigError(f"data.size: {e}", keys="data.size") from None
-    method = DataConfig().resize
+    fit, method = fit or "resize", DataConfig().resize
     data = load_data(args.source, size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"))
-    if size is not None and isinstance(data.images, torch.Tensor):  # folders arrive fitted; the others natively
+    if size is not None:  # folders arrive fitted (fit_images leaves them as they are), the other sources natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
     written = save_folder(data, args.out, overwrite=args.overwrite)
     for line in data.skipped:

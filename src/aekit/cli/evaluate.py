@@ -6,14 +6,12 @@ import argparse
 from typing import get_args
 
 from ..baselines import ALL
-from ..config import parse_size
 from ..data import FitMethod
-from ..errors import ConfigError
 from ..evaluation import evaluate_run, format_table
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
 from ..training import resolve_device
-from .options import add_command
+from .options import add_command, size_arg
 
 FLIP_HELP = ("average the model's passes on each image and on its mirror image, mirrored back (two passes; a "
              "little more accurate for models trained with flips); default: on for a run trained with flips "
@@ -81,19 +79,13 @@ def add_commands(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    size = getattr(args, "data.size")
-    if size is not None:
-        try:
-            size = parse_size(size)
-        except ValueError as e:
-            raise ConfigError(f"data.size: {e}", keys="data.size") from None
     names: tuple[str, ...] | str = ()
     if args.baselines:
         names = "all" if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
         args.run,
         data=getattr(args, "data.source"),
-        size=size,
+        size=size_arg(args),
         fit=getattr(args, "data.fit"),
         skip_bad=getattr(args, "data.skip_bad"),
         noise=parse_noise(args.noise) if args.noise is not None else None,

@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any
 
-from ..config import Config, config_options, load_config, replace
+from ..config import Config, config_options, load_config, parse_size, replace
 from ..errors import AekitError, ConfigError
 from ..models import config_class, list_models
 from ..noise import GRAMMAR
@@ -129,3 +129,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raw["noise"] = dataclasses.asdict(noise)
         cfg = Config.from_dict(raw, where="noise")
     return replace(cfg, **given)
+
+
+def size_arg(args: argparse.Namespace) -> tuple[int, int] | None:
+    """A command's ``--size HxW`` (dest ``data.size``) as (height, width), or None; a bad one is one line."""
+    text = getattr(args, "data.size")
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as e:
+        raise ConfigError(f"data.size: {e}", keys="data.size") from None
+    if min(size) < 1:
+        raise ConfigError(f"data.size must be positive, got {size[0]}x{size[1]}", keys="data.size")
+    return size
