@@ -151,7 +151,8 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     assert "broken.png: not an image" in err and err.endswith("(--skip-bad skips unreadable files)")
     err = cli("evaluate", unet, "--data", folder, "--skip-bad").error
     assert "--data " in err and "images differ in size" in err and err.endswith(
-        "give a working size (--size HxW; with --fit window a denoiser keeps the native resolution)")
+        "give a working size (--size HxW; with --fit tiles a denoiser learns from every window of it at the native "
+        "resolution)")
     for size in ("big", "16x"):
         assert cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", size).error == (
             f"aekit: error: --size: '{size}' is not a size HxW (e.g. 64x64, or 64)")

@@ -76,6 +76,8 @@ def test_data_writes_the_built_in_faces_as_files_to_try_the_commands_on(vae_fold
         "aekit: error: --size must be positive, got 0x5")
     assert cli("data", "lfw-subset", "--fit", "crop", "--out", tmp_path / "x").err.startswith(
         "aekit: error: --fit: fits the images to --size, which is not given")
+    assert cli("data", "nowhere", "--out", tmp_path / "x").err.startswith(  # the positional, as the help names it
+        "aekit: error: SOURCE 'nowhere': unknown data source: no such folder or file")
     (tmp_path / "lfw" / "broken.png").write_bytes(b"not a png")  # a folder with a bad file: --skip-bad
     assert cli("data", tmp_path / "lfw", "--out", tmp_path / "again").err.endswith("(--skip-bad skips unreadable files)\n")
     r = cli("data", tmp_path / "lfw", "--out", tmp_path / "again", "--skip-bad")

@@ -57,7 +57,8 @@ class DataConfig:
     test_fraction: float = option(0.2, "held-out fraction for the random split (0 trains on everything)",
                                   flag="--test-fraction", metavar="F")
     fit: FitMethod = option("resize", "to the working size: resize (stretch), crop (fill, cut the centre), pad (fit, "
-                            "black borders), window (the centre, native resolution: for denoisers)", flag="--fit")
+                            "black borders), window (the centre, native resolution: for denoisers), tiles (every "
+                            "window of the size, native resolution: all of a photo's pixels)", flag="--fit")
     channels: Literal["auto", 1, 3] = option("auto", "auto: 1 when every image is grayscale, else 3 (the model "
                                              "follows)", flag="--channels")
     layout: Literal["auto", "nhwc", "nchw"] = option("auto", "axis order of a 4-d array; auto: the channel axis is "
@@ -253,9 +254,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     """Impossible values raise a ConfigError naming the key."""
     t, d, m = cfg.train, cfg.data, cfg.model
 
-    def need(ok: bool, key: str, msg: str) -> None:
+    def need(ok: bool, key: str, msg: str, *also: str) -> None:  # also: other keys the message names
         if not ok:  # from the command line, the key is shown as its flag (errors.AekitError.keys)
-            raise ConfigError(f"{where}: {key} {msg}", keys=key if where == "options" else ())
+            raise ConfigError(f"{where}: {key} {msg}", keys=(key, *also) if where == "options" else ())
 
     need(0 <= cfg.seed < 2**31, "seed", f"must lie in [0, {2**31 - 1}], got {cfg.seed}")  # numpy's: 32-bit, + offsets
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
@@ -276,10 +277,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= t.ema < 1, "train.ema", f"must lie in [0, 1) (e.g. 0.999; 0: off), got {t.ema}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     need(0 < t.val_fraction < 1, "train.val_fraction", f"must lie in (0, 1), got {t.val_fraction}")
-    if d.size is not None:
-        need(min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
-    if d.workers is not None:
-        need(d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
+    need(d.size is None or min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
+    need(d.workers is None or d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
+    need(d.fit != "tiles" or d.size, "data.fit", "tiles cuts windows of the working size: give data.size", "data.size")
     need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")
     need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
     need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")

@@ -92,6 +92,8 @@ def evaluate_run(
         if fixed and size is not None and tuple(size) != tuple(own.size):
             raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
                              f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
+        if fit == "tiles" and size is None and not fixed:
+            raise AekitError("data.fit tiles cuts windows of data.size: give it", keys=("data.fit", "data.size"))
         if fit is not None:  # the pipeline below fits arrays the same way
             ev = replace(ev, **{"data.fit": fit})
         d = ev.data

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit.data import epoch_batches, folders, load_data
+from aekit.data import epoch_batches, folders, load_data, save_folder
 from aekit.data.folders import ImageFiles
 from aekit.training import evaluate, fit
 from helpers import make_folder, picture, truncate
@@ -53,7 +53,7 @@ def test_channels_auto_follows_the_files_and_can_be_forced(tmp_path):
 def test_images_of_several_sizes_need_a_working_size(tmp_path):
     root = make_folder(tmp_path / "f", 2, subfolders=())
     Image.fromarray(picture(3, 40, 30)).save(root / "big.png")
-    with pytest.raises(aekit.DataError, match=r"images differ in size .*data.size HxW; with data.fit window"):
+    with pytest.raises(aekit.DataError, match=r"images differ in size .*data.size HxW; with data.fit tiles a denoiser"):
         load_data(str(root), workers=0)
     assert load_data(str(root), size=(16, 16), workers=0).images.shape == (3, 3, 16, 16)
     windows = load_data(str(root), size=(16, 16), fit="window", workers=0)  # native pixels, the centre of each
@@ -172,7 +172,7 @@ def test_save_folder_writes_a_folder_that_reads_back_as_the_same_images_and_labe
     g = torch.Generator().manual_seed(0)
     gray = aekit.data.ImageData(images=torch.rand(6, 1, 9, 7, generator=g), labels=np.array([0, 1, 0, 11, 1, 0]),
                                 names=[f"x.npy[{i}]" for i in range(6)], source="x.npy")
-    written = folders.save_folder(gray, tmp_path / "g")
+    written = save_folder(gray, tmp_path / "g")
     assert [p.relative_to(tmp_path / "g").as_posix() for p in written][:4] == [
         "00/x.npy-0.png", "01/x.npy-1.png", "00/x.npy-2.png", "11/x.npy-3.png"]
     back = load_data(str(tmp_path / "g"), workers=0)
@@ -184,7 +184,7 @@ def test_save_folder_writes_a_folder_that_reads_back_as_the_same_images_and_labe
     # a colour folder comes back as itself: 8-bit files, its subfolders, its file names (as .png)
     src = make_folder(tmp_path / "pets", 6, suffix="jpg")
     pets = load_data(str(src), workers=0)
-    folders.save_folder(pets, tmp_path / "p")
+    save_folder(pets, tmp_path / "p")
     again = load_data(str(tmp_path / "p"), workers=0)
     assert sorted(again.names) == sorted(n.replace(".jpg", ".png") for n in pets.names)
     assert again.label_names == pets.label_names
@@ -194,15 +194,15 @@ def test_save_folder_writes_a_folder_that_reads_back_as_the_same_images_and_labe
 
 def test_save_folder_keeps_existing_files_unless_told_and_refuses_two_images_on_one_file(tmp_path):
     data = aekit.data.ImageData(images=torch.full((2, 1, 4, 4), 0.5), names=["a.png", "b.png"])
-    folders.save_folder(data, tmp_path / "o")
+    save_folder(data, tmp_path / "o")
     data.images[:] = 0.25
     with pytest.raises(aekit.errors.DataError) as e:
-        folders.save_folder(data, tmp_path / "o")
+        save_folder(data, tmp_path / "o")
     assert str(e.value) == f"out {tmp_path / 'o'}: {tmp_path / 'o' / 'a.png'} already exists (add overwrite to replace it)"
     assert abs(float(load_data(str(tmp_path / "o"), workers=0).images.max()) - 0.5) < 1e-4  # nothing written
-    folders.save_folder(data, tmp_path / "o", overwrite=True)
+    save_folder(data, tmp_path / "o", overwrite=True)
     assert abs(float(load_data(str(tmp_path / "o"), workers=0).images.max()) - 0.25) < 1e-4
     clash = aekit.data.ImageData(images=torch.zeros(2, 1, 4, 4), names=["a.png", "a.jpg"])
     with pytest.raises(aekit.errors.DataError, match="images 0 and 1 would both be written as .*a.png"):
-        folders.save_folder(clash, tmp_path / "c")
+        save_folder(clash, tmp_path / "c")
     assert not (tmp_path / "c").exists()

@@ -51,11 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_message(e: AekitError, command: argparse.ArgumentParser | None) -> str:
     """The error's text with each parameter it names shown as the flag that sets it, where the
-    command has one: a dotted config key wherever it appears, a plain argument name at its first use."""
+    command has one (a positional argument: its metavar, SOURCE): a dotted config key wherever it appears,
+    a plain argument name at its first use."""
     text = str(e)
     if command is None:
         return text
-    flags = {a.dest: a.option_strings[0] for a in command._actions if a.option_strings}
+    flags = {a.dest: a.option_strings[0] if a.option_strings else a.metavar for a in command._actions
+             if a.option_strings or ("." in a.dest and a.metavar)}
     for key in e.keys:
         if key in flags:
             pattern = re.compile(rf"(?<![\w.\-/]){re.escape(key)}(?![\w-]|\.\w)")

@@ -49,6 +49,7 @@ def add_commands(sub) -> None:
         aekit data olivetti --out faces/                 # faces/00/olivetti-001.png ...: one folder per person
         aekit data lfw-subset --out lfw/                 # 100 faces from another collection, 25x25
         aekit data photos/ --size 64x64 --fit crop --out small/
+        aekit data photos/ --size 64x64 --fit tiles --out tiles/   # every 64x64 window of each photo
         aekit interpolate runs/vae faces/03/olivetti-009.png faces/17/olivetti-030.png --out strip.png
         """, cmd_data,
         description="Write every image of a data source (olivetti, lfw-subset, a folder, a .npy/.npz array) as a PNG "
@@ -56,7 +57,7 @@ def add_commands(sub) -> None:
         "labels): files to try aekit encode, denoise, interpolate and score on, or to train from. Grayscale is "
         "written as 16-bit PNG, colour as 8-bit.",
     )
-    d.add_argument("source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
+    d.add_argument("data.source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
     d.add_argument("--size", dest="data.size", metavar="HxW", help="fit the images to HxW first (default: as they are)")
     d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod),
@@ -86,7 +87,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
                           "at their own size)", keys="data.fit")
     fit, method = fit or "resize", DataConfig().resize
-    data = load_data(args.source, size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"))
+    data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"))
     if size is not None:  # folders arrive fitted (fit_images leaves them as they are), the other sources natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
     written = save_folder(data, args.out, overwrite=args.overwrite)

@@ -6,7 +6,9 @@
     olivetti    scikit-learn's Olivetti faces, offline from its cache
     lfw         the 100 faces of scikit-image's bundled LFW subset ("lfw-subset")
     arrays      .npy / .npz arrays of images
-    folders     folders of image files: checked up front, held in memory or streamed (ImageFiles); save_folder
+    tiles       every window of the working size an image holds (data.fit tiles), cut_tiles, tile_data
+    folders     folders of image files: checked up front, held in memory or streamed (ImageFiles)
+    saving      save_folder: images as a folder of PNG files, the inverse of load_folder
     sources     load_data: any of the above by name
     splits      split_indices: random or by subject
     synthetic   dead_leaves: synthetic images (train.synthetic)
@@ -16,18 +18,20 @@
 from .arrays import load_array
 from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
 from .container import ImageData, select, take
-from .folders import ImageFiles, find_images, image_files, load_folder, read_each, save_folder
+from .folders import ImageFiles, find_images, image_files, load_folder, read_each
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
 from .lfw import load_lfw
 from .olivetti import load_olivetti
 from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, resize
+from .saving import save_folder
 from .sources import load_data
 from .splits import split_indices, validation_split
 from .synthetic import dead_leaves, mix_synthetic
+from .tiles import cut_tiles, tile_data
 
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "check_crop",
-    "convert_channels", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
+    "convert_channels", "cut_tiles", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
     "load_array", "load_data", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
-    "read_each", "read_image", "resize", "save_folder", "select", "split_indices", "take", "validation_split", "write_image",
+    "read_each", "read_image", "resize", "save_folder", "select", "split_indices", "take", "tile_data", "validation_split", "write_image",
 ]

@@ -19,6 +19,7 @@ class ImageData:
     label_names: list[str] | None = None  # the name of each label value (folders: subfolder paths)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (skip_bad), as "path: reason"
     symmetric: bool = False  # mirror images are images of the same kind (aligned faces): train.hflip "auto" flips them
+    groups: np.ndarray | None = None  # (N,) the image each was cut from (data.fit tiles): splits keep a group together
 
     def __len__(self) -> int:
         return len(self.images)
@@ -37,6 +38,7 @@ class ImageData:
             label_names=self.label_names,
             skipped=self.skipped,
             symmetric=self.symmetric,
+            groups=None if self.groups is None else self.groups[index],
         )
 
 

@@ -15,22 +15,23 @@
 Stream rule: ``stream="auto"`` streams when the decoded images would take more than
 :data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
 Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
-no subfolders has no labels.
+no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`),
+held in memory: such a folder never streams.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import AekitError, DataError, skip_bad_hint
-from .container import ImageData, take
-from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, write_image
+from .container import ImageData
+from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
+from .tiles import cut_tiles, tile_origins, tiled
 
 STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
 CHECK_BATCH = 64  # images per DataLoader batch while checking a folder
@@ -62,6 +63,8 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        if self.fit == "tiles":  # all of them, (T, C, h, w): only when checking a folder held in memory
+            return cut_tiles(load_image(self.files[i], channels=self.channels), self.size, name=self.files[i])
         return load_image(self.files[i], size=self.size, fit=self.fit, method=self.method, channels=self.channels)
 
     @property
@@ -113,13 +116,19 @@ def load_folder(
     _no_usable_image(folder, readable, skipped)
     channels = (1 if all(i.channels == 1 for i in infos) else 3) if channels == "auto" else channels
     size = _common_size(folder, readable, infos) if size is None else tuple(size)
-    if fit in ("crop", "window"):
+    if fit in ("crop", "window", "tiles"):
         for f, info in zip(readable, infos):
             check_crop(f, info.size, size, fit)
 
     dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
-    streaming = stream == "on" or (stream == "auto" and np.prod(dataset.shape) * 4 > STREAM_ABOVE_BYTES)
-    good, kept = [], []
+    count = sum(len(tile_origins(i.size, size)) for i in infos) if fit == "tiles" else len(readable)
+    streaming = stream == "on" or (stream == "auto" and count * np.prod(dataset.shape[1:]) * 4 > STREAM_ABOVE_BYTES)
+    if streaming and fit == "tiles":
+        why = "cannot stream them (leave data.stream auto)" if stream == "on" else \
+            f"and its {count} tiles would take more than 1 GiB (give a larger data.size, or data.fit window)"
+        raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
+                        keys=("data.fit", "data.stream"))
+    good, kept, counts = [], [], []
     for i, images, problems in _decode_all(dataset, keep=not streaming):
         for j, problem in enumerate(problems):
             if problem:
@@ -127,12 +136,13 @@ def load_folder(
             else:
                 good.append(i + j)
         if images is not None:
-            kept.append(images)
+            kept.append(images[0])
+            counts += images[1]
     _no_usable_image(folder, good, skipped)
 
     good_files = [readable[i] for i in good]
     labels, label_names = _labels(folder, good_files)
-    return ImageData(
+    data = ImageData(
         images=dataset.subset(good) if streaming else torch.cat(kept),
         labels=labels,
         names=[os.path.relpath(f, folder) for f in good_files],
@@ -140,53 +150,10 @@ def load_folder(
         label_names=label_names,
         skipped=skipped,
     )
-
-
-def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) -> list[Path]:
-    """Write every image of ``data`` as a PNG under ``out``: the inverse of :func:`load_folder`.
-
-    Labelled images go in one subfolder per label (its name, or the label number), so reading the folder
-    back gives the same labels (and ``--split subject`` the same people). Each file is named after its
-    image (a file's own name, ``olivetti-123``, ``x.npy-5``); grayscale as 16-bit PNG (within 1/131070
-    of the values), colour as 8-bit. Existing files are replaced only with ``overwrite``; each file is
-    written atomically. Returns the paths written, in the data's order."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"out {out}: exists and is not a folder", keys="out")
-    n = len(data)
-    width = len(str(int(data.labels.max()))) if data.labels is not None and n else 0
-    targets = []
-    for i in range(n):
-        stem = _file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
-        folder = out
-        if data.labels is not None:
-            label = int(data.labels[i])
-            folder = out / (data.label_names[label] if data.label_names else f"{label:0{width}d}")
-        targets.append(folder / f"{stem}.png")
-    seen: dict[Path, int] = {}
-    for i, t in enumerate(targets):
-        if t in seen:
-            raise DataError(f"images {seen[t]} and {i} would both be written as {t}: their names differ only "
-                            "in the suffix or in characters a file name cannot hold")
-        seen[t] = i
-    existing = [t for t in targets if t.exists()]
-    if existing and not overwrite:
-        raise DataError(f"out {out}: {existing[0]} already exists (add overwrite to replace it)", keys=("out", "overwrite"))
-    for i, target in enumerate(targets):
-        pixels = take(data.images, [i])[0].permute(1, 2, 0).numpy()
-        h, w, c = pixels.shape
-        like = ImageInfo("PNG", "I;16", 16, (h, w), 1) if c == 1 else ImageInfo("PNG", "RGB", 8, (h, w), 3)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(target, pixels, like=like)
-    return targets
-
-
-def _file_stem(name: str) -> str:
-    """A file name for an image named ``name``: its last path part, less an image suffix, safe characters only."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    if base.lower().endswith(IMAGE_SUFFIXES):
-        base = base.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "image"
+    if fit == "tiles":
+        sizes = {f: info.size for f, info in zip(readable, infos)}
+        return tiled(data, data.images, counts, [sizes[f] for f in good_files], size)
+    return data
 
 
 def image_files(folder: Path) -> tuple[list[str], int]:
@@ -260,7 +227,7 @@ def _common_size(folder: Path, files: list[str], infos: list[ImageInfo]) -> tupl
             raise DataError(
                 f"data.source {folder}: images differ in size ({files[0]} is {first[0]}x{first[1]}, "
                 f"{f} is {info.size[0]}x{info.size[1]}); give a working size (data.size HxW; with data.fit "
-                "window a denoiser keeps the native resolution)",
+                "tiles a denoiser learns from every window of it at the native resolution)",
                 keys=("data.source", "data.size", "data.fit"),
             )
     return first
@@ -292,14 +259,17 @@ class _Checked(torch.utils.data.Dataset):
         return (image if self.keep else None), ""
 
 
-def _stack_checked(items: list) -> tuple[torch.Tensor | None, list[str]]:
-    """In the worker: the batch's good images as one tensor (one shared-memory block), and the problems."""
-    images = [x for x, _ in items if x is not None]
-    return (torch.stack(images) if images else None), [problem for _, problem in items]
+def _stack_checked(items: list) -> tuple[tuple[torch.Tensor, list[int]] | None, list[str]]:
+    """In the worker: the batch's good images as one tensor (one shared-memory block) and how many each
+    file gave (1, or its tiles), and the problems."""
+    images = [x if x.dim() == 4 else x[None] for x, _ in items if x is not None]
+    kept = (torch.cat(images), [len(x) for x in images]) if images else None
+    return kept, [problem for _, problem in items]
 
 
 def _decode_all(files: ImageFiles, keep: bool):
-    """Decode every file once, in order; yields (first index, good images or None, problems) per batch."""
+    """Decode every file once, in order; yields (first index, (good images, images per file) or None,
+    problems) per batch."""
     loader = torch.utils.data.DataLoader(
         _Checked(files, keep), batch_size=CHECK_BATCH, num_workers=files.workers, collate_fn=_stack_checked
     )

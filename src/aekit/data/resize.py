@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 
 ResizeMethod = Literal["legacy-bicubic", "bicubic", "bilinear", "area", "nearest"]
-FitMethod = Literal["resize", "crop", "pad", "window"]
+FitMethod = Literal["resize", "crop", "pad", "window", "tiles"]
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB -> gray weights (ITU-R 601, as Pillow's "L")
 
 
@@ -65,7 +65,9 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
             it never enlarges, so an image smaller than the size is an error naming ``name``;
     pad:    scale, keeping the aspect ratio, until the image fits, then pad with black around it;
     window: cut the centre window of the size at the native resolution, no resampling (a denoiser's
-            noise and detail stay the image's own); an image smaller than the size is an error.
+            noise and detail stay the image's own); an image smaller than the size is an error;
+    tiles:  as window here, where one image must give one (a file given to a fixed-size model); a
+            source loaded with ``fit = "tiles"`` gives every window instead (:mod:`aekit.data.tiles`).
     A streaming dataset (not a tensor) is fitted as it reads, and is returned as it is.
     """
     h, w = size
@@ -74,7 +76,7 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
         return images
     if fit == "resize":
         return resize(images, size, method)
-    if fit == "window":
+    if fit in ("window", "tiles"):
         check_crop(name, (height, width), size, fit)
         top, left = (height - h) // 2, (width - w) // 2
         return images[..., top : top + h, left : left + w].contiguous()
@@ -89,7 +91,7 @@ def fit_images(images, size: tuple[int, int], fit: str = "resize", method: str =
         sh, sw = min(h, max(1, round(height * scale))), min(w, max(1, round(width * scale)))
         top, left = (h - sh) // 2, (w - sw) // 2
         return F.pad(resize(images, (sh, sw), method), (left, w - sw - left, top, h - sh - top))
-    raise DataError(f"unknown fit {fit!r} (known: resize, crop, pad, window)")
+    raise DataError(f"unknown fit {fit!r} (known: resize, crop, pad, window, tiles)")
 
 
 def check_crop(name: str, image_size: tuple[int, int], size: tuple[int, int], fit: str = "crop") -> None:

@@ -23,6 +23,7 @@ from .folders import load_folder
 from .lfw import LFW_SOURCE, load_lfw
 from .olivetti import load_olivetti
 from .resize import convert_channels
+from .tiles import tile_data
 
 
 def load_data(
@@ -48,7 +49,8 @@ def load_data(
     Folders only: their images are fitted to ``size`` with ``fit`` / ``method`` as they are read
     (None keeps the native size, which they must then share); ``skip_bad`` skips unreadable files;
     ``stream`` ("auto", "on", "off") and ``workers``: see :mod:`aekit.data.folders`.
-    Olivetti and arrays come at their native size (see :func:`aekit.data.fit_images`); arrays take
+    Olivetti and arrays come at their native size (see :func:`aekit.data.fit_images`), except that
+    ``fit="tiles"`` with a ``size`` cuts every source into tiles (:mod:`aekit.data.tiles`); arrays take
     ``layout`` ("auto", "nhwc", "nchw") and ``rescale`` (map min..max to 0..1).
     """
     if source == "olivetti":
@@ -73,4 +75,4 @@ def load_data(
         raise ConfigError(f"data.stream 'on': only folders stream, and {data.source} is loaded in memory",
                           keys="data.stream")
     data.images = convert_channels(data.images, channels)
-    return data
+    return tile_data(data, size) if fit == "tiles" and size is not None else data

@@ -13,7 +13,8 @@ def split_indices(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) indices.
 
-    random:  the first (1 - test_fraction) of the data's (seeded) order train, the rest test;
+    random:  the first (1 - test_fraction) of the data's (seeded) order train, the rest test (tiles:
+             cut at the nearest boundary between two images' tiles);
     subject: whole labels are held out: the last 20% of the sorted label values test, the rest
              train (Olivetti: people 0-31 train, 32-39 test, so test faces are of unseen people;
              a folder: its last 20% of subfolders). Needs at least two labels.
@@ -27,7 +28,8 @@ def split_indices(
             raise DataError(f"data.test_fraction {test_fraction} leaves no training images out of {n} (data.test_fraction "
                             "0 trains on all of them, with no held-out score)", keys="data.test_fraction")
         idx = np.arange(n)
-        return idx[: n - n_test], idx[n - n_test :]
+        cut = n - n_test if data.groups is None or n_test == 0 else _group_cut(data, n - n_test)
+        return idx[:cut], idx[cut:]
     if split == "subject":
         if data.labels is None:
             raise DataError(
@@ -45,6 +47,16 @@ def split_indices(
     raise DataError(f"unknown data.split {split!r} (known: random, subject)", keys="data.split")
 
 
+def _group_cut(data: ImageData, cut: int) -> int:
+    """The group boundary nearest ``cut`` that leaves images on both sides (the tiles of one image stay
+    on one side of a split: a held-out tile is from an image never trained on)."""
+    starts = np.flatnonzero(np.diff(data.groups)) + 1  # where each group after the first begins
+    if not len(starts):
+        raise DataError(f"data.test_fraction: {data.source} is one image's tiles, which a split cannot divide "
+                        "(give more images, or data.test_fraction 0)", keys="data.test_fraction")
+    return int(starts[np.argmin(np.abs(starts - cut))])
+
+
 MIN_LABELS_FOR_WHOLE = 5  # fewer labels among the training images: a random validation split instead
 
 
@@ -55,7 +67,8 @@ def validation_split(data: ImageData, train_index, *, fraction: float = 0.1, see
 
     Whole labels (people, subfolders) when the data has at least five of them among the training
     images (``by_labels``: force or forbid it): a seeded ``fraction`` of the labels, at least one;
-    else a seeded random ``fraction`` of the images, at least one. Empty when fewer than two
+    else a seeded random ``fraction`` of the images, at least one (tiles: of the images they were cut
+    from, all of an image's tiles together; none when they are one image's). Empty when fewer than two
     training images (nothing can be spared).
     """
     train_index = np.asarray(train_index, dtype=np.int64)
@@ -71,6 +84,15 @@ def validation_split(data: ImageData, train_index, *, fraction: float = 0.1, see
         is_val = np.isin(labels, held)
         names = [data.label_names[v] if data.label_names else str(v) for v in sorted(held)]
         return train_index[~is_val], train_index[is_val], f"whole labels: {', '.join(names)}"
+    if data.groups is not None:  # tiles: whole images, a seeded fraction of the tiles' images
+        groups = data.groups[train_index]
+        values = np.unique(groups)
+        if len(values) < 2:
+            return train_index, train_index[:0], "none"
+        held = rng.permutation(values)[: min(len(values) - 1, max(1, int(round(len(values) * fraction))))]
+        is_val = np.isin(groups, held)
+        return train_index[~is_val], train_index[is_val], \
+            f"the tiles of a random {len(held)} of {len(values)} training images"
     n_val = min(len(train_index) - 1, max(1, int(round(len(train_index) * fraction))))
     is_val = np.zeros(len(train_index), bool)
     is_val[rng.permutation(len(train_index))[:n_val]] = True
