@@ -31,6 +31,15 @@ def one_line_error(r: subprocess.CompletedProcess) -> str:
     return err
 
 
+def opened(path) -> Image.Image:
+    """The image file at ``path``, read in full and closed (format and mode kept)."""
+    with Image.open(path) as im:
+        im.load()
+        fmt, copy = im.format, im.copy()
+    copy.format = fmt
+    return copy
+
+
 def copy_run(run, tmp_path: Path) -> Path:
     """A private copy of a shared run's folder."""
     target = tmp_path / "run"

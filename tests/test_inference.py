@@ -7,7 +7,7 @@ from PIL import Image
 
 import aekit
 from aekit.inference import FlipEnsemble, reconstruct, run_tiled
-from helpers import aekit_process
+from helpers import aekit_process, opened
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,16 @@ def test_denoise_keeps_name_size_format_mode_and_depth(fcn_run, images, tmp_path
     for src in images.rglob("*.*"):
         dst = out / src.relative_to(images)
         assert dst.is_file(), dst
-        a, b = Image.open(src), Image.open(dst)
+        a, b = opened(src), opened(dst)
         assert (b.size, b.mode, b.format) == (a.size, a.mode, a.format), src.name
     red = np.zeros((48, 48, 3), np.uint8)
     red[..., 0] = 230
     Image.fromarray(red).save(tmp_path / "red.png")
     assert cli("denoise", fcn_run, tmp_path / "red.png", "--out", out).code == 0
-    red_out = np.asarray(Image.open(out / "red.png"), dtype=float)  # the gray model took each channel on its own:
+    red_out = np.asarray(opened(out / "red.png"), dtype=float)  # the gray model took each channel on its own:
     assert abs(red_out[..., 0].mean() - red_out[..., 1].mean()) > 5  # not one gray image (the model is untrained)
     # the 16-bit file stays 16-bit with values spread over the 16-bit range
-    assert np.asarray(Image.open(out / "deep16.png")).max() > 255
+    assert np.asarray(opened(out / "deep16.png")).max() > 255
 
 
 def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_path, cli):
@@ -56,7 +56,7 @@ def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_p
     r = cli("denoise", fcn_run, images / "gray.png", "--out", out, "--add-noise", "gaussian:0.2")
     assert r.code == 0, r.err
     assert (out / "grid.png").is_file() and (out / "gray.png").is_file()
-    assert Image.open(out / "grid.png").size[1] > 3 * 96  # three rows: clean, noisy, denoised
+    assert opened(out / "grid.png").size[1] > 3 * 96  # three rows: clean, noisy, denoised
     err = cli("denoise", fcn_run, images / "gray.png", "--out", out).error
     assert "already exists (add --overwrite" in err and err.startswith(f"aekit: error: --out {out}")
     for args, msg in [((fcn_run, tmp_path / "nope.png"), "no such image file or folder"),
@@ -114,14 +114,14 @@ def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_pa
     for folder, extra in ((out, ["--flip-ensemble"]), (plain, ["--no-flip-ensemble"]), (default, [])):
         r = cli("denoise", fcn_run, images / "gray.png", "--out", folder, *extra)
         assert r.code == 0, r.err
-    pixels = np.asarray(Image.open(images / "gray.png"), dtype=np.float32) / 255
+    pixels = np.asarray(opened(images / "gray.png"), dtype=np.float32) / 255
     with torch.no_grad():
         want = FlipEnsemble(model)(torch.from_numpy(pixels)[None, None]).recon[0, 0].numpy()
-    got = np.asarray(Image.open(out / "gray.png"), dtype=np.float32) / 255
+    got = np.asarray(opened(out / "gray.png"), dtype=np.float32) / 255
     assert np.abs(got - want).max() <= 1 / 255 + 1e-6  # the file holds the ensemble, to 8-bit rounding
-    assert not np.array_equal(got, np.asarray(Image.open(plain / "gray.png"), dtype=np.float32) / 255)
+    assert not np.array_equal(got, np.asarray(opened(plain / "gray.png"), dtype=np.float32) / 255)
     # the run trained with flips (hflip auto: the Olivetti faces), so its default is the ensemble
-    assert np.array_equal(got, np.asarray(Image.open(default / "gray.png"), dtype=np.float32) / 255)
+    assert np.array_equal(got, np.asarray(opened(default / "gray.png"), dtype=np.float32) / 255)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import aekit
-from helpers import aekit_process, make_folder, one_line_error, truncate
+from helpers import aekit_process, make_folder, one_line_error, opened, truncate
 
 RUN_FILES = ["config.toml", "model.json", "model.safetensors", "history.csv", "metrics.json",
              "reconstructions.png", "loss.png", "code_histogram.png", "report.html"]
@@ -101,7 +101,7 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert metrics["train"]["images"] == 6 and metrics["selection"]["validation_images"] == 1  # one label: random
     meta = json.loads((out / "model.json").read_text())
     assert meta["preprocess"] == {"size": [16, 16], "resize": "bicubic", "channels": 3, "fit": "resize"}
-    assert Image.open(out / "reconstructions.png").mode == "RGB"
+    assert opened(out / "reconstructions.png").mode == "RGB"
 
     model = aekit.load(out)
     cfg = aekit.load_config(out / "config.toml")
@@ -124,7 +124,7 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     report = json.loads((out / "evaluation.json").read_text())
     assert report["split"] == "subject" and report["images"] == 8 and report["seen_in_training"] == 0
     assert [r["method"] for r in report["results"]] == ["noisy input", "aekit (conv)", "blur", "pca"]
-    assert Image.open(out / "evaluation.png").mode == "RGB"
+    assert opened(out / "evaluation.png").mode == "RGB"
     r = cli("denoise", out, root / "dogs", "--out", tmp_path / "clean", "--add-noise", "gaussian:0.1")
     assert r.code == 2 and "notes.png: not an image" in r.err and r.err.rstrip().endswith("(--skip-bad skips unreadable files)")
     assert not (tmp_path / "clean").exists()

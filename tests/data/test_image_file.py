@@ -6,6 +6,7 @@ from PIL import Image
 
 import aekit
 from aekit.data.image_file import ImageInfo, probe_image, read_image, write_image
+from helpers import opened
 
 
 def gradient(h=20, w=24, c=3):
@@ -149,13 +150,13 @@ def test_write_sixteen_bit_keeps_sixteen_bits(tmp_path):
     Image.fromarray(a).save(tmp_path / "g.png")
     x, info = read_image(tmp_path / "g.png")
     write_image(tmp_path / "o.png", x, like=info)
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), a)
+    assert np.array_equal(np.asarray(opened(tmp_path / "o.png")), a)
 
 
 def test_write_converts_channels_to_the_original_and_without_like_uses_the_suffix(tmp_path):
     gray = ImageInfo(format="PNG", mode="L", bits=8, size=(20, 24), channels=1)
     write_image(tmp_path / "g.png", gradient() / 255, like=gray)
-    assert Image.open(tmp_path / "g.png").mode == "L"
+    assert opened(tmp_path / "g.png").mode == "L"
     write_image(tmp_path / "c.jpg", gradient() / 255)
     with Image.open(tmp_path / "c.jpg") as im:
         assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (24, 20))

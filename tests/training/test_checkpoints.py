@@ -92,6 +92,7 @@ def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tiny_config, 
     time.sleep(0.15)  # into epoch 5
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    proc.stdout.close()
     assert not (killed / "metrics.json").exists()  # the killed run does not look complete
     last = json.loads((killed / "checkpoints" / "last.json").read_text())
     assert 3 <= last["epoch"] < 8 if clock == "0" else last["epoch"] == 4
