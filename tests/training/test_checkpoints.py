@@ -71,6 +71,12 @@ def uninterrupted_run(tmp_path_factory):
     return folder / "run"
 
 
+def ctrl_c_as_on_a_terminal():
+    """In the child: SIGINT does what it does at a terminal, even where the tests run as a background job
+    (whose shell started them with SIGINT ignored, and Python keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def weights(run):
     return load_file(str(run / "model.safetensors"))
 
@@ -117,7 +123,8 @@ def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_pat
     tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
     stopped = tmp_path / "stopped"
     proc = subprocess.Popen([sys.executable, "-m", "aekit", "train", "--config", str(tiny_config), "--out",
-                             str(stopped), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(stopped), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_on_a_terminal)
     lines = []
     for line in proc.stdout:
         lines.append(line)
