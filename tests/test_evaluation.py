@@ -91,6 +91,8 @@ def test_flip_ensemble_is_scored_under_its_own_name(denoise_run):
     plain = evaluate_run(denoise_run, limit=4, write=False)
     both = evaluate_run(denoise_run, limit=4, write=False, flip_ensemble=True)
     assert [r["method"] for r in both["results"]] == ["noisy input", "aekit (conv, flip ensemble)"]
+    assert (both["model"], both["flip_ensemble"], plain["model"], plain["flip_ensemble"]) == (
+        "aekit (conv, flip ensemble)", True, "aekit (conv)", False)  # which row is the model, and how it ran
     assert both["results"][0] == plain["results"][0]  # the same noisy images
     assert both["results"][1]["psnr"] != plain["results"][1]["psnr"]
 
@@ -195,3 +197,14 @@ def test_a_run_leads_with_the_comparison(make_run, tmp_path):
     text = (run.out / "report.html").read_text()
     assert text.index(comparison_line(c).split(":")[0]) < text.index("<h2>Metrics</h2>")  # the first lines
     assert run.metrics["selection"]["chosen_epoch"] in (0, 1, 2)
+
+
+def test_the_summary_says_the_held_out_line_is_the_one_pass_when_the_comparison_scored_the_ensemble(tmp_path, cli):
+    (tmp_path / "dn.toml").write_text('[model]\nname = "fcn"\nchannels = [4, 8]\ncode_length = 4\n')
+    r = cli("train", "--config", tmp_path / "dn.toml", "--noise", "gaussian:0.2", "--size", "16x16", "--epochs", "1",
+            "--no-select", "--test-fraction", "0.05", "--out", tmp_path / "run", "--no-progress")
+    assert r.code == 0, r.err  # the Olivetti faces: trained with flips (hflip auto), so scored as the ensemble
+    assert "Held-out (20 images): aekit (fcn, flip ensemble)" in r.out
+    assert "Held-out (20 images, the model's one pass): loss per sample" in r.out
+    compared = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
+    assert compared["aekit"]["flip_ensemble"] is True and compared["images"] == 20

@@ -148,6 +148,8 @@ def evaluate_run(
         "working_size": list(work),
         "seed": seed,
         "results": results,
+        "model": name,  # the model's row of results
+        "flip_ensemble": flip_ensemble,
         "best_baseline": best,
     }
     if write:
@@ -162,10 +164,10 @@ def comparison(report: dict[str, Any]) -> dict[str, Any] | None:
     if report["best_baseline"] is None:
         return None
     rows = {r["method"]: r for r in report["results"]}
-    ours = next(r for r in report["results"] if r["method"].startswith("aekit"))
-    base = rows[report["best_baseline"]]
+    ours, base = rows[report["model"]], rows[report["best_baseline"]]
     keep = ("psnr", "ssim", "mse")
-    return {"images": report["images"], "aekit": {"method": ours["method"], **{k: ours[k] for k in keep}},
+    return {"images": report["images"],
+            "aekit": {"method": ours["method"], "flip_ensemble": report["flip_ensemble"], **{k: ours[k] for k in keep}},
             "baseline": {"method": base["method"], "setting": base["setting"], **{k: base[k] for k in keep}},
             "margin_db": ours["psnr"] - base["psnr"]}
 

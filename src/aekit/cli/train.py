@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"PSNR {tr['psnr']:.2f} dB, SSIM {tr['ssim']:.4f}, code mean {tr['code_mean']:.4f}")
     if m["heldout"]:
         h = m["heldout"]
-        alone = ", the model's one pass" if compared and "ensemble" in compared["aekit"].get("method", "") else ""
+        alone = ", the model's one pass" if compared and compared["aekit"]["flip_ensemble"] else ""
         print(f"Held-out ({h['images']} images{alone}): loss per sample {h['loss_per_sample']:.4f}, "
               f"PSNR {h['psnr']:.2f} dB, SSIM {h['ssim']:.4f}, code mean {h['code_mean']:.4f}")
         if "nelbo" in h:  # a generative model
