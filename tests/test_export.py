@@ -96,6 +96,24 @@ def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_an_existing_file_is_replaced_only_with_overwrite_and_only_by_a_file_that_passed(tmp_path, monkeypatch, cli,
+                                                                                          tiny_run):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"an earlier export")
+    r = cli("export", tiny_run.out, "--out", out)
+    assert r.error == f"aekit: error: --out {out}: already exists (add --overwrite to replace it)"
+    assert out.read_bytes() == b"an earlier export"
+    monkeypatch.setattr("aekit.export.TOLERANCE", -1.0)  # the new file fails its check: the old one stays
+    with pytest.raises(AekitError, match="the file was not written"):
+        export(aekit.create_model("conv"), out, format="torchscript", overwrite=True)
+    assert out.read_bytes() == b"an earlier export" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    monkeypatch.undo()
+    r = cli("export", tiny_run.out, "--out", out, "--overwrite")
+    assert r.code == 0, r.err
+    torch.jit.load(str(out))
+
+
 def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(AekitError, match=r"needs the onnxruntime package: pip install 'aekit\[export\]'"):

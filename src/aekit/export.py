@@ -73,8 +73,10 @@ def export(
     out: str | Path,
     format: Format = "onnx",
     part: Part = "all",
+    overwrite: bool = False,
 ) -> ExportResult:
-    """Write ``model`` (a model, or a run or model folder) to ``out`` and verify the file."""
+    """Write ``model`` (a model, or a run or model folder) to ``out`` and verify the file; an existing
+    ``out`` is replaced only with ``overwrite`` (and only once the new file has passed the check)."""
     if format not in FORMATS:
         raise AekitError(f"format {format!r}: not one of {', '.join(FORMATS)}", keys="format")
     if part not in PARTS:
@@ -88,6 +90,8 @@ def export(
     out = Path(out)
     if not out.parent.is_dir():
         raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
+    if out.exists() and not overwrite:
+        raise AekitError(f"out {out}: already exists (add overwrite to replace it)", keys=("out", "overwrite"))
     if part == "decoder" and not model.decodes_codes:
         raise AekitError(
             f"part decoder: the {model.config.name} model cannot decode a bare code (its decoder also reads the "

@@ -35,6 +35,7 @@ def add_commands(sub) -> None:
     e.add_argument("--part", choices=PARTS, default="all",
                    help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
     e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx or .pt)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
 
     r = add_command(sub, "report", "rebuild a run's report.html", "aekit report runs/ref\nxdg-open runs/ref/report.html",
                     cmd_report, description="Rebuild RUN/report.html: one self-contained page with the configuration, "
@@ -75,7 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                           else "onnx")
     suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[fmt]
     out = args.out or Path(args.run) / f"model{suffix}"
-    result = export(args.run, out, format=fmt, part=args.part)
+    result = export(args.run, out, format=fmt, part=args.part, overwrite=args.overwrite)
     print(f"Wrote {result.path} ({result.format}, {result.part})")
     print(f"Largest absolute difference from PyTorch: {result.max_abs_diff:.3g} (on {result.checked_on})")
     return 0
