@@ -103,5 +103,13 @@ def test_a_denoiser_trains_on_tiles_and_is_scored_on_photos_it_never_saw(tmp_pat
     assert cli("evaluate", out, "--data", root, "--size", "16x16", "--fit", "tiles").code == 0
     assert json.loads((out / "evaluation.json").read_text())["images"] == 41  # every tile of every photo
     written = cli("data", root, "--size", "16x16", "--fit", "tiles", "--out", tmp_path / "tiles")
-    assert written.code == 0 and "Wrote 41 images (16x16)" in written.out
-    assert (tmp_path / "tiles" / "photo-2-r1c3.png").is_file()
+    assert written.code == 0 and "Wrote 41 images (16x16) in 6 folders, one per image cut" in written.out
+    assert (tmp_path / "tiles" / "photo-2" / "photo-2-r1c3.png").is_file()
+    # read back, a photo's tiles share a label: --split subject and the validation split keep them together
+    back = load_data(str(tmp_path / "tiles"), workers=0)
+    photo = [n.split("/")[0] for n in back.names]
+    assert [photo == back.label_names[label] for photo, label in zip(photo, back.labels)] == [True] * 41
+    tr, te = split_indices(back, split="subject")
+    assert not set(back.labels[tr]) & set(back.labels[te]) and len(set(back.labels[te])) == 1
+    fit_index, val_index, how = validation_split(back, tr, seed=3)
+    assert how.startswith("whole labels: photo-") and not set(back.labels[fit_index]) & set(back.labels[val_index])

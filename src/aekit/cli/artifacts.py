@@ -50,13 +50,13 @@ def add_commands(sub) -> None:
         aekit data olivetti --out faces/                 # faces/00/olivetti-001.png ...: one folder per person
         aekit data lfw-subset --out lfw/                 # 100 faces from another collection, 25x25
         aekit data photos/ --size 64x64 --fit crop --out small/
-        aekit data photos/ --size 64x64 --fit tiles --out tiles/   # every 64x64 window of each photo
+        aekit data photos/ --size 64x64 --fit tiles --out tiles/   # every 64x64 window, a folder per photo
         aekit interpolate runs/vae faces/03/olivetti-009.png faces/17/olivetti-030.png --out strip.png
         """, cmd_data,
         description="Write every image of a data source (olivetti, lfw-subset, a folder, a .npy/.npz array) as a PNG "
         "under --out, in one subfolder per label where there are labels (reading the folder back gives the same "
-        "labels): files to try aekit encode, denoise, interpolate and score on, or to train from. Grayscale is "
-        "written as 16-bit PNG, colour as 8-bit.",
+        "labels), else tiles in one subfolder per image cut: files to try aekit encode, denoise, interpolate and "
+        "score on, or to train from. Grayscale is written as 16-bit PNG, colour as 8-bit.",
     )
     d.add_argument("data.source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
@@ -95,7 +95,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     for line in data.skipped:
         print(f"skipped {line}")
     shape = "x".join(map(str, data.images.shape[-2:]))
-    labels = f" in {len(set(p.parent for p in written))} label folders" if data.labels is not None else ""
+    folders = len(set(p.parent for p in written))
+    labels = f" in {folders} label folders" if data.labels is not None else \
+        f" in {folders} folders, one per image cut (train on it with --split subject to hold out whole images)" \
+        if data.groups is not None else ""
     print(f"Wrote {len(written)} images ({shape}){labels} to {args.out}"
           + (f"; skipped {len(data.skipped)} unreadable files" if data.skipped else ""))
     return 0

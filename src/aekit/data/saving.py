@@ -8,13 +8,16 @@ from pathlib import Path
 from ..errors import DataError
 from .container import ImageData, take
 from .image_file import IMAGE_SUFFIXES, ImageInfo, write_image
+from .tiles import cut_from
 
 
 def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write every image of ``data`` as a PNG under ``out``: the inverse of :func:`load_folder`.
 
     Labelled images go in one subfolder per label (its name, or the label number), so reading the folder
-    back gives the same labels (and ``--split subject`` the same people). Each file is named after its
+    back gives the same labels (and ``--split subject`` the same people); unlabelled tiles (``data.fit
+    tiles``) in one subfolder per image cut, so read back its tiles share a label: model selection's
+    validation split and ``--split subject`` keep them together. Each file is named after its
     image (a file's own name, ``olivetti-123``, ``x.npy-5``); grayscale as 16-bit PNG (within 1/131070
     of the values), colour as 8-bit. Existing files are replaced only with ``overwrite``; each file is
     written atomically. Returns the paths written, in the data's order."""
@@ -23,6 +26,7 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
         raise DataError(f"out {out}: exists and is not a folder", keys="out")
     n = len(data)
     width = len(str(int(data.labels.max()))) if data.labels is not None and n else 0
+    groups = len(str(int(data.groups.max()))) if data.groups is not None and n else 0
     targets = []
     for i in range(n):
         stem = _file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
@@ -30,6 +34,8 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
         if data.labels is not None:
             label = int(data.labels[i])
             folder = out / (data.label_names[label] if data.label_names else f"{label:0{width}d}")
+        elif data.groups is not None:
+            folder = out / (_file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
         targets.append(folder / f"{stem}.png")
     seen: dict[Path, int] = {}
     for i, t in enumerate(targets):

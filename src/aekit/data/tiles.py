@@ -10,6 +10,8 @@ photo the model never saw).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
@@ -41,6 +43,12 @@ def tile_name(name: str, index: int, image_size: tuple[int, int], size: tuple[in
         stem, suffix = name.rsplit(".", 1)
         return f"{stem}-r{r}c{c}.{suffix}"
     return f"{name}-r{r}c{c}"
+
+
+def cut_from(name: str) -> str:
+    """The name of the image a tile named ``name`` (:func:`tile_name`) was cut from: ``photo-r0c2.png`` ->
+    ``photo.png``."""
+    return re.sub(r"-r\d+c\d+(?=\.[^./]+$|$)", "", name, count=1)
 
 
 def tile_data(data: ImageData, size: tuple[int, int]) -> ImageData:
