@@ -81,12 +81,9 @@ def export(
         raise AekitError(f"format {format!r}: not one of {', '.join(FORMATS)}", keys="format")
     if part not in PARTS:
         raise AekitError(f"part {part!r}: not one of {', '.join(PARTS)}", keys="part")
-    if isinstance(model, (str, Path)):
-        folder = Path(model)
+    folder = Path(model) if isinstance(model, (str, Path)) else None
+    if folder is not None:
         model = RunFolder(folder).model()
-        images, checked_on = run_images(folder, model)
-    else:
-        images, checked_on = random_images(model)
     out = Path(out)
     if not out.parent.is_dir():
         raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
@@ -97,6 +94,7 @@ def export(
             f"part decoder: the {model.config.name} model cannot decode a bare code (its decoder also reads the "
             "encoder's skip connections); export the whole model or the encoder", keys="part",
         )
+    images, checked_on = random_images(model) if folder is None else run_images(folder, model)  # checks passed
     module = ModelPart(copy.deepcopy(model).cpu(), part).eval()  # the caller's model stays as it was
     inputs = images
     if part == "decoder":
