@@ -10,7 +10,7 @@ from PIL import Image
 
 import aekit
 from aekit.data import cut_tiles, load_data, split_indices, tile_data, validation_split
-from aekit.data.tiles import tile_origins
+from aekit.data.tiles import cut_from, tile_name, tile_origins
 from helpers import make_folder, picture, truncate
 
 
@@ -31,6 +31,12 @@ def test_the_grid_is_every_whole_window_centred():
     torch.testing.assert_close(tiles[1], x[:, 20:36, 7:23])  # native pixels, not resampled
     with pytest.raises(aekit.DataError, match=r"small\.png: 40x30 is smaller than the working size 48x16.*data.fit tiles"):
         cut_tiles(x, (48, 16), name="small.png")
+
+
+@pytest.mark.parametrize("name", ["photo.png", "sub/a-r1c1.JPG", "foo-r1c2.npy-3", "olivetti-001"])
+def test_a_tiles_name_gives_back_the_name_of_the_image_it_was_cut_from(name):
+    names = [tile_name(name, k, (48, 32), (16, 16)) for k in range(6)]
+    assert len(set(names)) == 6 and [cut_from(n) for n in names] == [name] * 6
 
 
 def test_a_folder_of_photos_of_any_size_gives_all_its_tiles_with_names_and_groups(tmp_path):
@@ -107,8 +113,8 @@ def test_a_denoiser_trains_on_tiles_and_is_scored_on_photos_it_never_saw(tmp_pat
     assert (tmp_path / "tiles" / "photo-2" / "photo-2-r1c3.png").is_file()
     # read back, a photo's tiles share a label: --split subject and the validation split keep them together
     back = load_data(str(tmp_path / "tiles"), workers=0)
-    photo = [n.split("/")[0] for n in back.names]
-    assert [photo == back.label_names[label] for photo, label in zip(photo, back.labels)] == [True] * 41
+    folders = [n.split("/")[0] for n in back.names]
+    assert [f == back.label_names[label] for f, label in zip(folders, back.labels)] == [True] * 41
     tr, te = split_indices(back, split="subject")
     assert not set(back.labels[tr]) & set(back.labels[te]) and len(set(back.labels[te])) == 1
     fit_index, val_index, how = validation_split(back, tr, seed=3)

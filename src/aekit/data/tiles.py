@@ -47,8 +47,11 @@ def tile_name(name: str, index: int, image_size: tuple[int, int], size: tuple[in
 
 def cut_from(name: str) -> str:
     """The name of the image a tile named ``name`` (:func:`tile_name`) was cut from: ``photo-r0c2.png`` ->
-    ``photo.png``."""
-    return re.sub(r"-r\d+c\d+(?=\.[^./]+$|$)", "", name, count=1)
+    ``photo.png``, ``x.npy-5-r1c0`` -> ``x.npy-5``."""
+    if name.lower().endswith(IMAGE_SUFFIXES):
+        stem, suffix = name.rsplit(".", 1)
+        return f"{re.sub(r'-r[0-9]+c[0-9]+$', '', stem)}.{suffix}"
+    return re.sub(r"-r[0-9]+c[0-9]+$", "", name)
 
 
 def tile_data(data: ImageData, size: tuple[int, int]) -> ImageData:
