@@ -95,10 +95,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     for line in data.skipped:
         print(f"skipped {line}")
     shape = "x".join(map(str, data.images.shape[-2:]))
-    folders = len(set(p.parent for p in written))
-    labels = f" in {folders} label folders" if data.labels is not None else \
-        f" in {folders} folders, one per image cut (train on it with --split subject to hold out whole images)" \
-        if data.groups is not None else ""
+    folders, labels = len(set(p.parent for p in written)), ""
+    if data.labels is not None:
+        labels = f" in {folders} label folders"
+    elif data.groups is not None:
+        labels = f" in {folders} folders, one per image cut (train on it with --split subject to hold out whole images)"
     print(f"Wrote {len(written)} images ({shape}){labels} to {args.out}"
           + (f"; skipped {len(data.skipped)} unreadable files" if data.skipped else ""))
     return 0
