@@ -1,6 +1,6 @@
 """One prepared check on a GPU (issue 19): the CUDA paths, throughput, the 600-epoch reference, many seeds.
 
-Runs in about 8 minutes on one GPU and writes everything it measured to ``benchmarks/gpu_check.json``
+Runs in about 10 minutes on one GPU and writes everything it measured to ``benchmarks/gpu_check.json``
 (or ``$OUT/gpu_check.json`` when ``$OUT`` is set, as on a lent device machine). Each step has its own
 time limit and records its own failure, so one broken path does not hide the others:
 
@@ -11,7 +11,9 @@ time limit and records its own failure, so one broken path does not hide the oth
 3. ``throughput``: benchmarks/throughput.py on the GPU (float32 eager, bf16, compile) beside the
    naive PyTorch loop of the same run.
 4. ``reference``: configs/reference.toml for all 600 epochs, timed end to end.
-5. ``seeds``: N seeds each of configs/reference.toml and configs/reference-sparse.toml for all their
+5. ``denoise``: the default denoiser on the GPU (``aekit train --model unet --noise gaussian:0.2 --size 32x32
+   --split subject --max-time M``), epochs reached and its end-of-run comparison on unseen people.
+6. ``seeds``: N seeds each of configs/reference.toml and configs/reference-sparse.toml for all their
    epochs, run concurrently on the one GPU (the models are tiny): epoch-1 and final loss, code mean.
 
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/gpu_check.py           # on a GPU
@@ -95,8 +97,9 @@ def step_distributed(a) -> dict:
 
 def step_throughput(a) -> dict:
     rows = []
-    for extra in ([],) if a.tiny else ([], ["--amp", "bf16"], ["--compile"]):
+    for i, extra in enumerate(([],) if a.tiny else ([], ["--amp", "bf16"], ["--compile"])):
         r = sh([PY, "benchmarks/throughput.py", "--device", a.device, "--no-keras", "--rounds", str(a.rounds),
+                "--json", str(a.work / f"throughput-{i}.json"),
                 "--epochs", str(a.short), *(["--amp", "off"] if not extra else extra)], timeout=a.budget(150))
         rows.append({"mode": " ".join(extra) or "fp32 eager", **r})
     return {"rows": rows}
@@ -108,6 +111,19 @@ def step_reference(a) -> dict:
                      str(a.reference_epochs), "--no-progress", "--out", str(out), "--overwrite"),
            timeout=a.budget(240))
     return {"epochs": a.reference_epochs, **r, **_losses(out)}
+
+
+def step_denoise(a) -> dict:
+    """The default denoiser trained for a wall-clock budget: how far more compute takes it on unseen people."""
+    out = a.work / "denoise"
+    minutes = 0.2 if a.tiny else a.denoise_minutes
+    r = sh(aekit_cmd("train", "--model", "unet", "--noise", "gaussian:0.2", "--size", "32x32", "--split", "subject",
+                     "--device", a.device, "--max-time", str(minutes), "--no-progress", "--out", str(out), "--overwrite"),
+           timeout=a.budget(minutes * 60 + 90))
+    metrics = RunFolder(out).metrics() or {}
+    hist = RunFolder(out).history() or []
+    return {"max_time_minutes": minutes, **r, "epochs": int(hist[-1]["epoch"]) if hist else None,
+            "selection": metrics.get("selection"), "comparison": metrics.get("comparison")}
 
 
 def step_seeds(a) -> dict:
@@ -150,8 +166,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: few epochs, two seeds")
     ap.add_argument("--seeds", type=int, default=8)
-    ap.add_argument("--minutes", type=float, default=8.0, help="the whole check's budget")
-    ap.add_argument("--steps", default="tests,distributed,throughput,reference,seeds")
+    ap.add_argument("--minutes", type=float, default=10.0, help="the whole check's budget")
+    ap.add_argument("--denoise-minutes", type=float, default=1.5, help="the denoise step's training budget")
+    ap.add_argument("--steps", default="tests,distributed,reference,denoise,seeds,throughput")
     a = ap.parse_args()
     a.device = "cpu" if a.tiny else "cuda"
     if not a.tiny and not torch.cuda.is_available():
@@ -160,6 +177,7 @@ def main() -> None:
     if a.tiny:
         a.seeds = min(a.seeds, 2)
     out_root = Path(os.environ["OUT"]) if os.environ.get("OUT") else HERE
+    out_root.mkdir(parents=True, exist_ok=True)
     a.work = Path(os.environ.get("AEKIT_GPU_CHECK_RUNS", ROOT / "runs" / "gpu-check"))
     a.work.mkdir(parents=True, exist_ok=True)
     end = time.monotonic() + a.minutes * 60

@@ -187,6 +187,7 @@ def main() -> None:
     ap.add_argument("--amp", default="auto", help="aekit only: auto (bf16 where native), off, bf16 or fp16")
     ap.add_argument("--compile", action="store_true", help="aekit only: torch.compile")
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="where to write the rows (default: benchmarks/throughput.json)")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table per system")
     ap.add_argument("--keras-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -234,7 +235,7 @@ def main() -> None:
         print(f"{s.name:40} | {med:9.1f} ({min(r):6.1f}-{max(r):6.1f}) | {med / base:7.2f}x | "
               f"{med * flops / 1e9:7.1f} | {med * flops / 1e9 / peak:6.0%}")
     save("throughput", settings={k: v for k, v in vars(args).items() if k != "keras_worker"}, device=args.device,
-         rows=[{"system": s.name, "samples_per_s": rates[s.name], "gflop_per_sample": flops / 1e9,
+         path=args.json, rows=[{"system": s.name, "samples_per_s": rates[s.name], "gflop_per_sample": flops / 1e9,
                 "peak_gflops": peak} for s in systems])
     if args.profile:
         for s in systems[:2]:
