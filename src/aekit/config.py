@@ -132,9 +132,9 @@ class TrainConfig:
     checkpoint_seconds: float = option(60.0, "write 'last' at most this often (0: every epoch); a new 'best' is 'last' too")
     amp: Literal["auto", "off", "bf16", "fp16"] = option(
         "auto", "mixed precision: autocast the forward pass and loss to bf16 or fp16 (fp16 adds a GradScaler; weights "
-        "stay float32); auto: bf16 where the device runs it natively (CPUs with AVX512-BF16 or AMX, recent GPUs), "
-        "float32 elsewhere (the choice is printed and written to config.toml)", flag="--amp")
-    compile: bool = option(False, "train through torch.compile(model): same math, faster steps, slower first epoch",
+        "stay float32); auto: bf16 on CPUs that run it natively (AVX512-BF16 or AMX), float32 elsewhere, GPUs included "
+        "(bf16 measured slower on an H200); the choice is printed and written to config.toml", flag="--amp")
+    compile: bool = option(False, "train through torch.compile(model): same math, a slower first epoch; measure it",
                            flag="--compile", resume=True)
     data_init: bool = option(False, "before the first step, let the model calibrate its code layer on training "
                              "images (conv: each code unit starts with zero mean and unit spread across images)",

@@ -34,6 +34,12 @@ def test_auto_is_bf16_where_the_cpu_runs_it_natively(monkeypatch, avx512_bf16, a
     assert devices.resolve_amp("fp16", cpu)[0] == "fp16"  # an explicit choice stays
 
 
+def test_auto_is_float32_on_a_gpu():
+    amp, why = devices.resolve_amp("auto", torch.device("cuda"))  # no GPU needed: decided before asking one
+    assert amp == "off" and "float32 on a GPU" in why and "--amp bf16" in why
+    assert devices.resolve_amp("bf16", torch.device("cuda"))[0] == "bf16"  # an explicit choice stays
+
+
 def test_the_machine_is_described_with_the_flags_that_matter():
     info = devices.machine("cpu")
     assert {"model", "avx2", "avx512_f", "avx512_bf16", "amx_bf16", "cores"} <= set(info["cpu"])

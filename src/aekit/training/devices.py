@@ -68,9 +68,14 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
 
 
 def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
-    """The precision ``train.amp`` means on ``device`` ("auto": bf16 where native, else off), and why."""
+    """The precision ``train.amp`` means on ``device`` ("auto": bf16 on a CPU that runs it natively, else off), and why.
+
+    On a GPU auto is float32 (cuDNN's convolutions use TF32 there): bf16 autocast trained the reference
+    model at 0.73x a float32 loop's speed on an H200, float32 at 0.91x (benchmarks/README.md#gpu)."""
     if amp != "auto":
         return amp, "as configured"
+    if device.type == "cuda":
+        return "off", "amp auto: float32 on a GPU (bf16 measured slower for these models on an H200; --amp bf16 to try it)"
     native, why = native_bf16(device)
     return ("bf16" if native else "off"), f"amp auto: {why}"
 
