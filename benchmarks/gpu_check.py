@@ -8,13 +8,13 @@ time limit and records its own failure, so one broken path does not hide the oth
    (off, bf16, fp16) with and without torch.compile, a two-epoch run on the GPU (finite loss, seconds).
 2. ``distributed``: two processes under torchrun on the one GPU. NCCL refuses two ranks on one GPU,
    so the check tries NCCL and then gloo and records which one ran.
-3. ``throughput``: benchmarks/throughput.py on the GPU (float32 eager, bf16, compile) beside the
-   naive PyTorch loop of the same run.
-4. ``reference``: configs/reference.toml for all 600 epochs, timed end to end.
-5. ``denoise``: the default denoiser on the GPU (``aekit train --model unet --noise gaussian:0.2 --size 32x32
+3. ``reference``: configs/reference.toml for all 600 epochs, timed end to end.
+4. ``denoise``: the default denoiser on the GPU (``aekit train --model unet --noise gaussian:0.2 --size 32x32
    --split subject --max-time M``), epochs reached and its end-of-run comparison on unseen people.
-6. ``seeds``: N seeds each of configs/reference.toml and configs/reference-sparse.toml for all their
+5. ``seeds``: N seeds each of configs/reference.toml and configs/reference-sparse.toml for all their
    epochs, run concurrently on the one GPU (the models are tiny): epoch-1 and final loss, code mean.
+6. ``throughput``: benchmarks/throughput.py on the GPU (float32 eager, bf16, compile) beside the
+   naive PyTorch loop of the same run.
 
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/gpu_check.py           # on a GPU
     SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/gpu_check.py --tiny    # CPU dry run
@@ -120,8 +120,8 @@ def step_denoise(a) -> dict:
     r = sh(aekit_cmd("train", "--model", "unet", "--noise", "gaussian:0.2", "--size", "32x32", "--split", "subject",
                      "--device", a.device, "--max-time", str(minutes), "--no-progress", "--out", str(out), "--overwrite"),
            timeout=a.budget(minutes * 60 + 90))
-    metrics = RunFolder(out).metrics() or {}
-    hist = RunFolder(out).history() or []
+    folder = RunFolder(out)
+    metrics, hist = folder.metrics() or {}, folder.history() or []
     return {"max_time_minutes": minutes, **r, "epochs": int(hist[-1]["epoch"]) if hist else None,
             "selection": metrics.get("selection"), "comparison": metrics.get("comparison")}
 

@@ -184,7 +184,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per round and system")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", default="auto", help="aekit only: auto (bf16 where native), off, bf16 or fp16")
+    ap.add_argument("--amp", default="auto", help="aekit only: auto (bf16 on a CPU with native bf16, else float32), off, bf16 or fp16")
     ap.add_argument("--compile", action="store_true", help="aekit only: torch.compile")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="where to write the rows (default: benchmarks/throughput.json)")
