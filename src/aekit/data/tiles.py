@@ -36,22 +36,27 @@ def cut_tiles(image: torch.Tensor, size: tuple[int, int], *, name: str = "image"
     return torch.stack([image[:, t : t + h, s : s + w] for t, s in tile_origins(tuple(image.shape[-2:]), size)])
 
 
+_GRID = re.compile(r"-r[0-9]+c[0-9]+$")  # the grid suffix tile_name adds to a stem
+
+
+def _on_stem(name: str, change) -> str:
+    """``name`` with ``change`` applied to its stem: an image file keeps its suffix, any other name is all stem."""
+    if name.lower().endswith(IMAGE_SUFFIXES):
+        stem, suffix = name.rsplit(".", 1)
+        return f"{change(stem)}.{suffix}"
+    return change(name)
+
+
 def tile_name(name: str, index: int, image_size: tuple[int, int], size: tuple[int, int]) -> str:
     """The name of tile ``index`` of the image ``name``: ``photo-r0c2.png`` (row and column of the grid)."""
     r, c = divmod(index, image_size[1] // size[1])
-    if name.lower().endswith(IMAGE_SUFFIXES):
-        stem, suffix = name.rsplit(".", 1)
-        return f"{stem}-r{r}c{c}.{suffix}"
-    return f"{name}-r{r}c{c}"
+    return _on_stem(name, lambda stem: f"{stem}-r{r}c{c}")
 
 
 def cut_from(name: str) -> str:
     """The name of the image a tile named ``name`` (:func:`tile_name`) was cut from: ``photo-r0c2.png`` ->
     ``photo.png``, ``x.npy-5-r1c0`` -> ``x.npy-5``."""
-    if name.lower().endswith(IMAGE_SUFFIXES):
-        stem, suffix = name.rsplit(".", 1)
-        return f"{re.sub(r'-r[0-9]+c[0-9]+$', '', stem)}.{suffix}"
-    return re.sub(r"-r[0-9]+c[0-9]+$", "", name)
+    return _on_stem(name, lambda stem: _GRID.sub("", stem))
 
 
 def tile_data(data: ImageData, size: tuple[int, int]) -> ImageData:
