@@ -4,7 +4,7 @@
 CPU without it PyTorch emulates bf16 and is many times slower than float32. This prints what auto
 chose and the epoch time of each setting, measured one after the other in one session:
 
-    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/precision.py [--epochs 3]
+    SCIKIT_LEARN_DATA=../shared/data/scikit_learn_data python benchmarks/precision.py [--epochs 3] [--name precision]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3, help="epochs per setting (bf16 emulated: at most 2)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--name", default="precision", help="results file: benchmarks/NAME.json")
     args = ap.parse_args()
     base = aekit.load_config(ROOT / "configs" / "reference.toml")
     chosen, why = resolve_amp("auto", resolve_device(args.device))
@@ -50,7 +51,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['amp']} | {r['ran_as']} | {r['seconds_per_epoch']:.2f} | "
               f"{r['seconds_per_epoch'] / rows[0]['seconds_per_epoch']:.2f}x |")
-    save("precision", settings=vars(args), rows=rows, device=args.device)
+    save(args.name, settings=vars(args), rows=rows, device=args.device)
 
 
 if __name__ == "__main__":

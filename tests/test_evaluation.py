@@ -76,7 +76,7 @@ def test_all_baselines_are_those_that_apply_and_a_denoiser_is_no_rival_to_a_code
 
 
 def test_the_baselines_are_one_table():
-    assert ALL == tuple(BASELINES) == ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca")
+    assert ALL == tuple(BASELINES) == ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca-wiener", "pca")
 
 
 def test_fcn_denoises_images_larger_than_its_training_size():

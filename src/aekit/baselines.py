@@ -1,6 +1,7 @@
 """What a user would pick instead of an autoencoder, under the same protocol.
 
-Classical denoisers (scikit-image and the ``bm3d`` package) and a PCA projection. Each works on
+Classical denoisers (scikit-image, the ``bm3d`` package, a Wiener filter in the training images'
+principal components) and a PCA projection. Each works on
 (N, C, H, W) arrays in [0, 1] at the working resolution, on exactly the noisy images the model sees.
 Settings, documented and fair to the baselines:
 
@@ -11,6 +12,9 @@ Settings, documented and fair to the baselines:
               per image (estimate_sigma), h = factor x sigma with the factor picked from NLM_FACTORS
     bm3d      BM3D (bm3d.bm3d, per channel) given each image's true noise level, the std of its
               (noisy - clean): an oracle setting, in BM3D's favour (it also gets the level of blind noise)
+    pca-wiener  the linear least-squares (Wiener) estimate from the clean training images' mean and
+              covariance (Ledoit-Wolf shrinkage toward the identity, no setting to pick) given each image's
+              true noise level, an oracle as for BM3D: "eigenfaces" denoising, PCA's best at the task
     pca       PCA fitted on the clean training images, as many components as the model's code
               (at most N_train - 1); the noisy image is projected and reconstructed, then clipped
 
@@ -36,6 +40,7 @@ BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 TV_WEIGHTS = (0.02, 0.05, 0.08, 0.12, 0.18, 0.25)
 NLM_FACTORS = (0.4, 0.6, 0.8, 1.0, 1.2)
 TUNE_IMAGES = 16
+WIENER_BYTES = 2**30  # pca-wiener fits on as many training images as fit in this much float64 memory
 
 
 @dataclass
@@ -160,10 +165,61 @@ def _bm3d(setup: Setup) -> Baseline:
         return np.stack([bm3d.bm3d(im[..., c], sigma_psd=sigma) for c in range(im.shape[-1])], -1)
 
     def denoise(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
-        sigmas = np.maximum((noisy.astype(np.float64) - clean).reshape(len(noisy), -1).std(1), 1e-4)
+        sigmas = np.maximum(_true_sigmas(noisy, clean), 1e-4)
         return np.concatenate([_per_image(lambda im, ca, s=s: one(im, ca, s))(x[None]) for x, s in zip(noisy, sigmas)])
 
     return Baseline("bm3d", "sigma_psd = each image's true noise std", denoise, oracle=True)
+
+
+def _true_sigmas(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Each image's true noise level: the std of (noisy - clean)."""
+    return (noisy.astype(np.float64) - clean).reshape(len(noisy), -1).std(1)
+
+
+def _ledoit_wolf(gram: np.ndarray, features: int) -> float:
+    """Ledoit and Wolf's shrinkage of a covariance toward a multiple of the identity, computed from the
+    (N, N) Gram matrix of the centred images rather than the (D, D) covariance (the same quantity as
+    sklearn.covariance.ledoit_wolf_shrinkage, which forms D x D blocks)."""
+    n = len(gram)
+    trace = float(np.trace(gram)) / n  # of the empirical covariance
+    mu = trace / features
+    delta_ = float((gram ** 2).sum()) / n ** 2
+    beta = (float((np.diag(gram) ** 2).sum()) / n - delta_) / (features * n)
+    delta = (delta_ - 2 * mu * trace + features * mu ** 2) / features
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else beta / delta
+
+
+@baseline("pca-wiener")
+def _pca_wiener(setup: Setup) -> Baseline:
+    """The linear least-squares (Wiener) estimate ``m + C (C + s^2 I)^-1 (y - m)``, with m and C the clean
+    training images' mean and covariance, C shrunk toward a multiple of the identity (Ledoit-Wolf) so that
+    what the training images do not span is damped, not removed; worked in C's principal components."""
+    features = int(np.prod(setup.train_clean.shape[1:]))
+    fit = max(2, WIENER_BYTES // (8 * features))  # large images: the first of them (a seeded order), in bounded memory
+    x = setup.train_clean[:fit].reshape(-1, features).astype(np.float64)
+    n = len(x)
+    mean = x.mean(0)
+    xc = x - mean
+    gram = xc @ xc.T
+    shrink = _ledoit_wolf(gram, features) if n > 1 else 1.0
+    floor = shrink * float(np.trace(gram)) / (n * features)  # the shrunk covariance's variance off the span
+    lam, u = np.linalg.eigh(gram)
+    keep = lam > 1e-9 * max(float(lam.max()), 1e-300)
+    lam, u = lam[keep], u[:, keep]
+    comps = (u.T @ xc) / np.sqrt(lam)[:, None]  # orthonormal rows: the principal directions
+    var = (1 - shrink) * lam / n + floor  # the shrunk covariance's variance along each
+
+    def denoise(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+        noise = _true_sigmas(noisy, clean)[:, None] ** 2
+        r = noisy.reshape(len(noisy), -1).astype(np.float64) - mean
+        c = r @ comps.T
+        off = floor / np.maximum(floor + noise, 1e-300)
+        y = mean + off * (r - c @ comps) + (var / (var + noise) * c) @ comps
+        return np.clip(y, 0, 1).reshape(noisy.shape).astype(noisy.dtype)
+
+    return Baseline("pca-wiener", f"{len(lam)} components, Ledoit-Wolf shrinkage {shrink:.3f}, "
+                    "each image's true noise std", denoise, oracle=True)
 
 
 @baseline("pca")
@@ -181,7 +237,7 @@ def _pca(setup: Setup) -> Baseline:
 
 
 ALL = tuple(BASELINES)
-CLASSICAL = ("blur", "tv", "wavelet", "nlmeans", "bm3d")  # the classical denoisers (scikit-image, bm3d)
+CLASSICAL = ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca-wiener")  # the classical denoisers
 NEEDS = {"blur": "skimage", "tv": "skimage", "wavelet": "pywt", "nlmeans": "skimage", "bm3d": "bm3d"}
 
 
