@@ -65,3 +65,17 @@ def test_pca_wiener_fits_large_images_in_bounded_memory(monkeypatch):
     monkeypatch.setattr(b, "WIENER_BYTES", 8 * 30 * 10)  # room for 10 images of 30 values
     train = _faces(40)
     assert BASELINES["pca-wiener"](Setup(train, train, code_length=4)).setting.startswith("9 components")
+
+
+def test_a_baseline_whose_packages_are_missing_is_left_out_or_named(monkeypatch):
+    """scikit-image without PyWavelets: nlmeans (its sigma estimate) and wavelet need both; the end-of-run
+    comparison leaves them out (it crashed at the end of training before), and naming one says what to install."""
+    import importlib.util
+
+    import aekit.baselines as b
+    real = importlib.util.find_spec
+    monkeypatch.setattr(b.importlib.util, "find_spec", lambda m, *a: None if m == "pywt" else real(m, *a))
+    assert b.rivals(denoising=True) == ("blur", "tv", "bm3d", "pca-wiener")
+    train = _faces(20)
+    with pytest.raises(b.AekitError, match=r"baselines: nlmeans needs PyWavelets: pip install 'aekit\[baselines\]'"):
+        b.build_baselines(("blur", "nlmeans"), train_clean=train, train_noisy=train, code_length=4)

@@ -108,11 +108,8 @@ def _pick(name: str, make: Callable[[float], Callable], grid, setup: Setup, fmt:
 
 
 def _skimage():
-    try:
-        import skimage.filters
-        import skimage.restoration
-    except ImportError:
-        raise AekitError("the classical baselines need scikit-image: pip install 'aekit[baselines]'") from None
+    import skimage.filters  # present: build_baselines checked NEEDS
+    import skimage.restoration
     return skimage.filters, skimage.restoration
 
 
@@ -155,10 +152,8 @@ def _nlmeans(setup: Setup) -> Baseline:
 
 @baseline("bm3d")
 def _bm3d(setup: Setup) -> Baseline:
-    try:
-        import bm3d
-    except ImportError:
-        raise AekitError("the bm3d baseline needs the bm3d package: pip install 'aekit[baselines]'") from None
+    import bm3d  # present: build_baselines checked NEEDS
+
     def one(im, ca, sigma):
         if ca is None:
             return bm3d.bm3d(im, sigma_psd=sigma)
@@ -238,12 +233,20 @@ def _pca(setup: Setup) -> Baseline:
 
 ALL = tuple(BASELINES)
 CLASSICAL = ("blur", "tv", "wavelet", "nlmeans", "bm3d", "pca-wiener")  # the classical denoisers
-NEEDS = {"blur": "skimage", "tv": "skimage", "wavelet": "pywt", "nlmeans": "skimage", "bm3d": "bm3d"}
+# the optional modules each baseline imports (scikit-image's estimate_sigma, used by nlmeans, needs PyWavelets)
+NEEDS = {"blur": ("skimage",), "tv": ("skimage",), "wavelet": ("skimage", "pywt"), "nlmeans": ("skimage", "pywt"),
+         "bm3d": ("bm3d",)}
+PACKAGES = {"skimage": "scikit-image", "pywt": "PyWavelets", "bm3d": "bm3d"}  # module -> what pip installs
+
+
+def missing(name: str) -> list[str]:
+    """The packages baseline ``name`` needs that are not installed."""
+    return [PACKAGES[m] for m in NEEDS.get(name, ()) if importlib.util.find_spec(m) is None]
 
 
 def installed(names: tuple[str, ...]) -> tuple[str, ...]:
     """Those of ``names`` whose optional packages are installed (``pip install 'aekit[baselines]'``)."""
-    return tuple(n for n in names if n not in NEEDS or importlib.util.find_spec(NEEDS[n]) is not None)
+    return tuple(n for n in names if not missing(n))
 
 
 def rivals(denoising: bool) -> tuple[str, ...]:
@@ -273,6 +276,9 @@ def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_no
         if n not in BASELINES:
             raise AekitError(f"baselines: unknown baseline {n!r}{did_you_mean(n, BASELINES)} "
                              f"(known: {', '.join(BASELINES)})", keys="baselines")
+        if missing(n):
+            raise AekitError(f"baselines: {n} needs {' and '.join(missing(n))}: pip install 'aekit[baselines]'",
+                             keys="baselines")
     setup = Setup(train_clean, train_noisy, code_length)
     return [BASELINES[n](setup) for n in names]
 
