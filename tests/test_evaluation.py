@@ -208,3 +208,21 @@ def test_the_summary_says_the_held_out_line_is_the_one_pass_when_the_comparison_
     assert "Held-out (20 images, the model's one pass): loss per sample" in r.out
     compared = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
     assert compared["aekit"]["flip_ensemble"] is True and compared["images"] == 20
+
+
+def test_a_failed_comparison_warns_and_keeps_the_run(tmp_path, monkeypatch):
+    """The comparison runs after the training: if it fails, the run still ends complete, and says why."""
+    import aekit.run
+
+    def broken(*a, **k):
+        raise MemoryError("out of memory")
+    monkeypatch.setattr(aekit.run, "evaluate_run", broken)
+    said = []
+    cfg = aekit.Config()
+    cfg = aekit.config.replace(cfg, **{"model.name": "hybrid", "model.code_length": 8, "train.epochs": 1,
+                                       "train.device": "cpu"})
+    run = aekit.train(cfg, out=tmp_path / "run", progress=False, log=said.append)
+    assert run.metrics["comparison_error"] == "MemoryError: out of memory" and "comparison" not in run.metrics
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison_error"] == run.metrics["comparison_error"]
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert any(s.startswith("warning: the end-of-run comparison failed (MemoryError: out of memory); ") for s in said)

@@ -120,9 +120,14 @@ def train(
     save(model, folder.path, preprocess=preprocess)
     metrics = final_metrics(cfg, model, data, pipeline, history, time.perf_counter() - t_start)
     if cfg.train.compare and len(test_x):  # what a user would pick instead, on the same held-out images
-        report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
-                              device=str(device))
-        metrics["comparison"] = comparison(report)
+        try:
+            report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
+                                  device=str(device))
+            metrics["comparison"] = comparison(report)
+        except Exception as e:  # an extra after the training: its failure must not cost the run its metrics and report
+            metrics["comparison_error"] = f"{type(e).__name__}: {e}"
+            (log or print)(f"warning: the end-of-run comparison failed ({metrics['comparison_error']}); the model, "
+                           f"metrics and report are written, and `aekit evaluate {folder.path} --baselines` tries it again")
     write_run_pictures(folder, model, data, pipeline, history, title=cfg.name, seed=cfg.seed)
     write_report(folder, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(folder / folder.METRICS, metrics)  # last: marks the run complete
