@@ -146,3 +146,28 @@ def test_denoise_keeps_the_files_colours_whatever_the_models_channels(model_chan
             torch.testing.assert_close(y[c:c + 1], reconstruct(model, [x[c:c + 1]])[0])
     elif image_channels == 1:
         torch.testing.assert_close(y, reconstruct(model, [x.expand(3, -1, -1)])[0].mean(0, keepdim=True))
+
+
+def test_a_note_when_the_images_are_far_from_the_size_the_model_learnt(fcn_run, images, tmp_path, cli):
+    """The fcn learnt whole faces at 64x64: images more than 1.5x off that size are likely at
+    another scale, and denoise says so once; a model that learnt windows at the images' own scale does not."""
+    from aekit.inference import scale_note
+
+    r = cli("denoise", fcn_run, images, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    note = next(line for line in r.out.splitlines() if line.startswith("note: "))
+    assert "learnt whole images at 64x64; 5 of these 6 images are of quite another size (e.g. " in note
+    assert "train a model at their size (aekit train ... --size " in note
+    r = cli("denoise", fcn_run, images / "x.bmp", "--out", tmp_path / "out2")
+    assert r.code == 0 and "note:" not in r.out  # 64x64
+    model = aekit.create_model("unet")
+    big = [torch.rand(1, 64, 64)]
+    for pre, noted in [({"size": [32, 32], "fit": "resize"}, True), ({"size": [32, 32], "fit": "tiles"}, False),
+                       ({"size": [32, 32], "fit": "resize", "crop": 16}, False), ({}, False)]:
+        model.preprocess = pre
+        assert (scale_note(model, big, None, "run") is not None) == noted, pre
+    model.preprocess = {"size": [32, 32], "fit": "resize"}
+    assert "(e.g. image 0, 64x64)" in scale_note(model, big, None, "run")
+    conv = aekit.create_model("conv")  # a fixed-size model resizes every image to its size: no scale to lose
+    conv.preprocess = {"size": [32, 32], "fit": "resize"}
+    assert scale_note(conv, big, None, "run") is None

@@ -46,7 +46,8 @@ def test_reference_run_end_to_end(tmp_path, root):
     assert metrics["train"]["images"] == 400 and metrics["heldout"] is None
     model = json.loads((out / "model.json").read_text())
     assert model["architecture"] == "conv" and model["config"]["code_length"] == 256
-    assert model["preprocess"] == {"size": [32, 32], "resize": "legacy-bicubic", "channels": 1, "fit": "resize"}
+    assert model["preprocess"] == {"size": [32, 32], "resize": "legacy-bicubic", "channels": 1, "fit": "resize",
+                                   "crop": 0}
     # the saved config reproduces the run
     cfg = aekit.load_config(out / "config.toml")
     assert cfg.train.epochs == 2 and cfg.train.reference_loop and cfg.seed == 1002
@@ -100,7 +101,7 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert metrics["heldout"]["images"] == 8  # subject split: "dogs" held out
     assert metrics["train"]["images"] == 6 and metrics["selection"]["validation_images"] == 1  # one label: random
     meta = json.loads((out / "model.json").read_text())
-    assert meta["preprocess"] == {"size": [16, 16], "resize": "bicubic", "channels": 3, "fit": "resize"}
+    assert meta["preprocess"] == {"size": [16, 16], "resize": "bicubic", "channels": 3, "fit": "resize", "crop": 0}
     assert opened(out / "reconstructions.png").mode == "RGB"
 
     model = aekit.load(out)

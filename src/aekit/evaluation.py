@@ -21,7 +21,7 @@ from .config import replace
 from .data import load_data, map_batches, split_indices, take
 from .errors import AekitError
 from .files import write_json
-from .inference import FlipEnsemble, flips_by_default, reconstruct
+from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
 from .metrics import image_metrics
 from .noise import NoiseConfig
 from .pipeline import Pipeline, prepare_data
@@ -85,6 +85,7 @@ def evaluate_run(
         if not test_index:
             raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
         seen = len(set(test_index) & set(int(i) for i in trained_on))
+        note = None
         test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
     else:
         if size is not None and min(size) < 1:
@@ -101,6 +102,7 @@ def evaluate_run(
         other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
                           channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
+        note = scale_note(model, list(test_native), other.names, str(folder))
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
     baselines = applicable(baselines, denoising=pipeline.corrupt is not None)
@@ -151,6 +153,7 @@ def evaluate_run(
         "model": name,  # the model's row of results
         "flip_ensemble": flip_ensemble,
         "best_baseline": best,
+        "note": note,  # images of another scale than the model learnt (aekit.inference.scale_note)
     }
     if write:
         rows = [clean, *([noisy] if pipeline.corrupt is not None else []), recon, *([outputs[best]] if best else [])]

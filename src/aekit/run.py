@@ -98,7 +98,7 @@ def train(
             folder.write_skipped(data.data.skipped)
             (log or print)(f"Skipped {len(data.data.skipped)} unreadable image files (listed in {folder / folder.SKIPPED})")
     preprocess = {"size": list(working_size(cfg)), "resize": cfg.data.resize, "channels": cfg.model.in_channels,
-                  "fit": cfg.data.fit}
+                  "fit": cfg.data.fit, "crop": cfg.train.crop}
     pipeline = Pipeline.for_run(cfg)
     train_x, test_x, val_x = data.model_inputs(pipeline)
     if main_process and len(val_x):

@@ -97,6 +97,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         flip_ensemble=args.flip_ensemble,
     )
     print(format_table(report))
+    if report["note"]:
+        print(report["note"])
     print(f"Wrote {args.run}/evaluation.json and evaluation.png")
     return 0
 
@@ -117,6 +119,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     )
     for line in report["skipped"]:
         print(f"skipped {line}")
+    if report["note"]:
+        print(report["note"])
     print(f"Wrote {len(report['written'])} denoised images to {args.out}"
           + (f" and {report['grid']}" if report["grid"] else "")
           + (f"; skipped {len(report['skipped'])} unreadable files" if report["skipped"] else ""))
