@@ -277,7 +277,7 @@ def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_no
             raise AekitError(f"baselines: unknown baseline {n!r}{did_you_mean(n, BASELINES)} "
                              f"(known: {', '.join(BASELINES)})", keys="baselines")
         if missing(n):
-            raise AekitError(f"baselines: {n} needs {' and '.join(missing(n))}: pip install 'aekit[baselines]'",
+            raise AekitError(f"baselines: {n} needs {' and '.join(missing(n))}: pip install {' '.join(missing(n))}",
                              keys="baselines")
     setup = Setup(train_clean, train_noisy, code_length)
     return [BASELINES[n](setup) for n in names]
