@@ -57,10 +57,14 @@ def row_of(comparison: dict, where: str, noise: str, cmd: str, minutes: float, e
             "best_baseline": comparison["baseline"], "margin_db": comparison["margin_db"], "minutes": minutes, **extra}
 
 
-def baselines_row(run: Path, where: str, noise: str, cmd: str, evaluate: list[str]) -> dict:
-    """--baselines-only: every classical baseline's scores on the images ``evaluate`` draws for ``run``."""
+def evaluated(run: Path, evaluate: list[str]) -> dict:
+    """Run the ``aekit evaluate`` command ``evaluate`` on ``run`` and read back its report."""
     aekit(evaluate)
-    report = json.loads((run / "evaluation.json").read_text())
+    return json.loads((run / "evaluation.json").read_text())
+
+
+def baselines_row(report: dict, where: str, noise: str, cmd: str, evaluate: list[str]) -> dict:
+    """--baselines-only: every classical baseline's scores in ``report``, from the command ``evaluate``."""
     scores = {r["method"]: {k: r[k] for k in ("setting", "psnr", "ssim")} for r in report["results"]
               if r["method"] in CLASSICAL}
     best = report["best_baseline"]
@@ -114,8 +118,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 aekit(cmd + train)
                 if args.baselines_only:  # the end-of-run comparison's images: the run's split and noise, its limit
-                    rows.append(baselines_row(out, where, noise, shlex.join(cmd), [
-                        "aekit", "evaluate", str(out), "--limit", str(COMPARE_IMAGES), "--baselines", ",".join(CLASSICAL)]))
+                    ev = ["aekit", "evaluate", str(out), "--limit", str(COMPARE_IMAGES), "--baselines", ",".join(CLASSICAL)]
+                    rows.append(baselines_row(evaluated(out, ev), where, noise, shlex.join(cmd), ev))
                 else:
                     m = json.loads((out / "metrics.json").read_text())
                     rows.append(row_of(m["comparison"], where, noise, shlex.join(cmd), (time.perf_counter() - t0) / 60,
@@ -132,11 +136,10 @@ def main() -> None:
             for size, fitted in LFW_SIZES.items():
                 ev = ["aekit", "evaluate", str(out), "--data", "lfw-subset", *fitted, "--noise", noise, "--baselines",
                       ",".join(CLASSICAL)]
+                report = evaluated(out, ev)
                 if args.baselines_only:
-                    rows.append(baselines_row(out, f"LFW faces at {size}", noise, shlex.join(cmd), ev))
+                    rows.append(baselines_row(report, f"LFW faces at {size}", noise, shlex.join(cmd), ev))
                 else:
-                    aekit(ev)
-                    report = json.loads((out / "evaluation.json").read_text())
                     rows.append(row_of(comparison(report), f"LFW faces at {size}", noise,
                                        f"{shlex.join(cmd)} && {shlex.join(ev)}", minutes, {}))
                 print(json.dumps(rows[-1]), flush=True)

@@ -197,7 +197,7 @@ def _pca_wiener(setup: Setup) -> Baseline:
     mean = x.mean(0)
     xc = x - mean
     gram = xc @ xc.T
-    shrink = _ledoit_wolf(gram, features) if n > 1 else 1.0
+    shrink = _ledoit_wolf(gram, features)  # 0 for one image: no spread, and the estimate is that image
     floor = shrink * float(np.trace(gram)) / (n * features)  # the shrunk covariance's variance off the span
     lam, u = np.linalg.eigh(gram)
     keep = lam > 1e-9 * max(float(lam.max()), 1e-300)
@@ -276,8 +276,8 @@ def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_no
         if n not in BASELINES:
             raise AekitError(f"baselines: unknown baseline {n!r}{did_you_mean(n, BASELINES)} "
                              f"(known: {', '.join(BASELINES)})", keys="baselines")
-        if missing(n):
-            raise AekitError(f"baselines: {n} needs {' and '.join(missing(n))}: pip install {' '.join(missing(n))}",
+        if lacking := missing(n):
+            raise AekitError(f"baselines: {n} needs {' and '.join(lacking)}: pip install {' '.join(lacking)}",
                              keys="baselines")
     setup = Setup(train_clean, train_noisy, code_length)
     return [BASELINES[n](setup) for n in names]
