@@ -29,6 +29,17 @@ def test_folder_is_searched_recursively_with_subfolders_as_labels(tmp_path):
     np.testing.assert_allclose(data.images[i].permute(1, 2, 0).numpy(), picture(3) / 255, atol=1e-6)
 
 
+def test_subfolders_that_are_links_are_followed(tmp_path):
+    people = make_folder(tmp_path / "pets", 12)  # cats/ and dogs/, 6 images each
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "cats").symlink_to(people / "cats", target_is_directory=True)  # a set made of links
+    (train / "cats" / "loop").symlink_to(train, target_is_directory=True)  # a link back up: no endless walk
+    (train / "felines").symlink_to(people / "cats", target_is_directory=True)  # the same folder twice: twice
+    data = load_data(str(train), workers=0)
+    assert len(data) == 12 and data.label_names == ["cats", "felines"]
+
+
 def test_folder_order_is_a_seeded_permutation(tmp_path):
     root = make_folder(tmp_path / "f", 12, subfolders=())
     a, b, c = (load_data(str(root), seed=s, workers=0).names for s in (1000, 1000, 7))

@@ -157,10 +157,19 @@ def load_folder(
 
 
 def image_files(folder: Path) -> tuple[list[str], int]:
-    """The image files under ``folder``, sorted, and the number of other (ignored) files."""
-    files, ignored = [], 0
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    """The image files under ``folder``, sorted, and the number of other (ignored) files. Subfolders that
+    are symbolic links are followed (a training set made of links to other folders), except a link back
+    to a folder above it, which would loop."""
+    files, ignored, top = [], 0, os.fspath(folder)
+    above = {top: {os.path.realpath(top)}}  # each folder to walk: the real folders above it and itself
+    for root, dirs, names in os.walk(top, followlinks=True):
+        chain, kept = above.pop(root), []
+        for d in sorted(dirs):
+            real = os.path.realpath(os.path.join(root, d))
+            if not d.startswith(".") and real not in chain:
+                above[os.path.join(root, d)] = chain | {real}
+                kept.append(d)
+        dirs[:] = kept
         for name in names:
             if name.startswith("."):
                 continue
