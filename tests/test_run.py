@@ -208,3 +208,17 @@ def test_a_twelve_image_folder_trains_with_the_default_settings(tmp_path, cli):
     assert r.code == 0, r.err
     assert "is larger than the" in r.out and "each step takes all" in r.out
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "complete"
+
+
+def test_without_a_test_split_the_summary_names_the_validation_images_it_chose_on(tmp_path, cli):
+    root = make_folder(tmp_path / "small", 12, size=(24, 24))
+    r = cli("train", "--data", root, "--test-fraction", "0", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    assert r.code == 0, r.err
+    s = json.loads((tmp_path / "run" / "metrics.json").read_text())["selection"]
+    assert (f"Held-out: none (test_fraction = 0: no test split); the epoch ({s['chosen_epoch']}) was chosen on "
+            f"{s['validation_images']} validation images carved from the training images ({s['how']}), not trained on"
+            in r.out) and s["validation_images"] > 0
+    r = cli("train", "--data", root, "--test-fraction", "0", "--epochs", "1", "--no-select", "--out", tmp_path / "all",
+            "--no-progress")
+    assert r.code == 0, r.err
+    assert "Held-out: none (test_fraction = 0: every image was used for training, as in the reference)" in r.out

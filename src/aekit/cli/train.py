@@ -112,6 +112,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"Held-out as a generative model: -ELBO {h['nelbo']:.1f} nats per image ({h['bits_per_dim']:.4f} "
                   f"bits/dim; reconstruction {h['reconstruction']:.1f} + KL {h['kl']:.1f}), "
                   f"{h['active_units']} active latent units; samples.png, interpolation.png")
+    elif (m.get("selection") or {}).get("validation_images"):
+        s = m["selection"]
+        print(f"Held-out: none (test_fraction = 0: no test split); the epoch ({s['chosen_epoch']}) was chosen on "
+              f"{s['validation_images']} validation images carved from the training images ({s['how']}), not trained on")
     else:
         print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
     return 0
