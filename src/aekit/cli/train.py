@@ -114,8 +114,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"{h['active_units']} active latent units; samples.png, interpolation.png")
     elif (m.get("selection") or {}).get("validation_images"):
         s = m["selection"]
-        print(f"Held-out: none (test_fraction = 0: no test split); the epoch ({s['chosen_epoch']}) was chosen on "
-              f"{s['validation_images']} validation images carved from the training images ({s['how']}), not trained on")
+        chosen = f"epoch {s['chosen_epoch']}" if s["chosen_epoch"] else "the start"
+        print(f"Held-out: none (test_fraction = 0: no test split); {chosen} was chosen on {s['validation_images']} "
+              f"validation images carved from the training images ({s['how']}), not trained on")
     else:
         print("Held-out: none (test_fraction = 0: every image was used for training, as in the reference)")
     return 0
