@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from common import machine_line, save
-from denoising import aekit
+from denoising import aekit, evaluated
 
 BASELINES = ("blur", "bm3d", "pca-wiener")
 UNSEEN = range(32, 40)
@@ -67,9 +67,8 @@ def main() -> None:
             evaluate = ["aekit", "evaluate", str(run), "--data", str(unseen), "--noise", args.noise,
                         "--baselines", ",".join(BASELINES)]
             aekit(train)
-            aekit(evaluate)
+            report = evaluated(run, evaluate)
             metrics = json.loads((run / "metrics.json").read_text())
-            report = json.loads((run / "evaluation.json").read_text())
             psnr = {r["method"].split(" (")[0]: r["psnr"] for r in report["results"]}
             rows.append({"people": k, "faces_trained_on": metrics["train"]["images"],
                          "validation": metrics["selection"]["how"], "epochs": metrics["epochs"],
