@@ -1,4 +1,5 @@
-"""Export to ONNX and TorchScript: the files reproduce PyTorch, with a dynamic batch axis."""
+"""Export to ONNX, torch.export (.pt2) and TorchScript: the files reproduce PyTorch, with a dynamic batch axis
+(and, for the models of any size, dynamic height and width)."""
 
 import re
 import sys
@@ -53,6 +54,47 @@ def test_onnx_file_runs_in_onnxruntime_like_pytorch_at_any_batch_size(name, part
         assert (torch.from_numpy(y) - reference_output(model, part, x)).abs().max() < TOLERANCE
 
 
+@pytest.mark.parametrize("part", ["all", "encoder", "decoder"])
+@pytest.mark.parametrize("name", aekit.list_models())
+def test_pt2_file_reloads_with_torch_export_and_matches_pytorch(name, part, tmp_path):
+    model = aekit.create_model(name).eval()
+    if part == "decoder" and not model.decodes_codes:
+        return  # covered by the ONNX test: a clear error
+    result = export(model, tmp_path / "m.pt2", format="pt2", part=part)
+    assert result.max_abs_diff < TOLERANCE and [p.name for p in tmp_path.iterdir()] == ["m.pt2"]
+    loaded = torch.export.load(str(result.path)).module()
+    for batch in (1, 3):
+        x = part_input(model, part, batch)
+        assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
+
+
+ANY_SIZES = [(25, 25), (40, 24), (9, 13)]  # not multiples of the unet's 8, the smallest side it exports for
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+@pytest.mark.parametrize("name", [n for n in aekit.list_models() if aekit.models.model_class(n).any_size])
+def test_a_model_of_any_size_exports_with_dynamic_height_and_width(name, fmt, tmp_path):
+    model = aekit.create_model(name).eval()
+    result = export(model, tmp_path / f"m.{fmt}", format=fmt)
+    assert result.any_size and result.checked_on == "8 random images, at 32x32 and 37x35"
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].shape == ["batch", 1, "height", "width"]
+        assert session.get_outputs()[0].shape == ["batch", 1, "height", "width"]
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+    else:
+        run = torch.export.load(str(result.path)).module()
+    for size in ANY_SIZES:
+        x = torch.rand(2, 1, *size)
+        y = run(x)
+        assert y.shape == x.shape and (y - reference_output(model, "all", x)).abs().max() < TOLERANCE
+    if fmt == "pt2":  # a side at or below the factor is refused, not silently wrong
+        with pytest.raises(Exception, match="Guard failed"):
+            run(torch.rand(1, 1, model.factor, 16))
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("part", ["all", "decoder"])
 @pytest.mark.parametrize("name", aekit.list_models())
@@ -71,6 +113,7 @@ def test_torchscript_file_reloads_and_matches_pytorch(name, part, tmp_path):
         assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(tiny_run, tmp_path, cli):
     out = tmp_path / "run.onnx"
     r = cli("export", tiny_run.out, "--out", out)
@@ -87,6 +130,18 @@ def test_aekit_export_checks_a_run_on_its_own_images_and_prints_the_difference(t
     r = cli("export", run, "--part", "decoder", "--out", tmp_path / "decoder.pt")
     assert r.code == 0 and "(torchscript, decoder)" in r.out, r.err
     torch.jit.load(str(tmp_path / "decoder.pt"))
+    r = cli("export", run, "--out", tmp_path / "model.pt2")
+    assert r.code == 0 and "(pt2, all)" in r.out, r.err  # a fixed-size model: no "any height and width"
+
+
+def test_aekit_export_of_a_denoiser_says_it_takes_any_size(tmp_path, cli):
+    aekit.save(aekit.create_model("unet", channels=4, blocks=1, code_length=32), tmp_path / "dn")
+    r = cli("export", tmp_path / "dn", "--out", tmp_path / "dn.pt2")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == f"Wrote {tmp_path / 'dn.pt2'} (pt2, all; any height and width)"
+    assert "(on 8 random images, at 32x32 and 37x35)" in r.out
+    x = torch.rand(1, 1, 50, 70)
+    assert torch.export.load(str(tmp_path / "dn.pt2")).module()(x).shape == x.shape
 
 
 def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
-"""Export a model (or part of it) to ONNX or TorchScript, and check the file against PyTorch.
+"""Export a model (or part of it) to ONNX, torch.export (.pt2) or TorchScript, and check the file.
 
     result = export("runs/reference", "model.onnx")                     # the whole autoencoder
+    result = export(model, "denoiser.pt2", format="pt2")                # torch.export.load(...).module()
     result = export(model, "encoder.pt", format="torchscript", part="encoder")
     print(result.max_abs_diff)                                          # file vs PyTorch, < 1e-4
 
@@ -10,24 +11,32 @@ The exported function maps a batch to a batch, with a dynamic batch axis:
     encoder  images (B, C, H, W) -> code (B, code_length)
     decoder  code (B, code_length) -> recon (B, C, H, W)
 
+For the models that run at any size (``any_size``: unet, fcn), ONNX and .pt2 files keep height and width
+dynamic too (named ``height`` and ``width``; each side above the model's ``factor``, 8 for the unet):
+a denoiser exported once denoises images of any size. TorchScript (traced) fixes them at the working size.
+
 Every export is verified before it is kept: the file is reloaded (onnxruntime for ONNX,
-``torch.jit.load`` for TorchScript) and run on real inputs, the run's own images when ``model``
-is a run folder whose data can be loaded, else seeded random images; a batch of one checks the
-dynamic axis. A file whose outputs differ from PyTorch's by ``TOLERANCE`` or more is not written.
-ONNX needs the optional ``export`` extra (onnx, onnxscript, onnxruntime), imported here only.
+``torch.export.load`` for .pt2, ``torch.jit.load`` for TorchScript) and run on real inputs, the run's own
+images when ``model`` is a run folder whose data can be loaded, else seeded random images; a batch of one
+checks the dynamic batch axis, the same images resized to another size (sides not a multiple of the
+factor) the dynamic height and width. A file whose outputs differ from PyTorch's by ``TOLERANCE`` or more
+is not written. ONNX needs the optional ``export`` extra (onnx, onnxscript, onnxruntime), imported here only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import AekitError, DataError
@@ -35,11 +44,11 @@ from .files import write_with
 from .pipeline import prepare_data
 from .run_folder import RunFolder
 
-Format = Literal["onnx", "torchscript"]
+Format = Literal["onnx", "pt2", "torchscript"]
 Part = Literal["all", "encoder", "decoder"]
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "pt2", "torchscript")
 PARTS = ("all", "encoder", "decoder")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
 TOLERANCE = 1e-4  # largest accepted absolute difference between the file's outputs and PyTorch's
 CHECK_IMAGES = 8  # images the verification runs on
 
@@ -47,10 +56,11 @@ CHECK_IMAGES = 8  # images the verification runs on
 @dataclass
 class ExportResult:
     path: Path  # the file written
-    format: str  # onnx | torchscript
+    format: str  # onnx | pt2 | torchscript
     part: str  # all | encoder | decoder
     max_abs_diff: float  # largest absolute difference between the file's outputs and PyTorch's
-    checked_on: str  # what the check ran on, e.g. "8 held-out images of olivetti"
+    checked_on: str  # what the check ran on, e.g. "8 held-out images of olivetti, at 32x32 and 37x35"
+    any_size: bool = False  # height and width are dynamic axes (else fixed at the checked size)
 
 
 class ModelPart(nn.Module):
@@ -101,13 +111,20 @@ def export(
         with torch.no_grad():
             inputs = module.model.encode(images)  # real codes, not random vectors
         checked_on = f"the codes of {checked_on}"
-    writer = {"onnx": write_onnx, "torchscript": write_torchscript}[format]
+    writer = {"onnx": write_onnx, "pt2": write_pt2, "torchscript": write_torchscript}[format]
+    any_size = model.any_size and part != "decoder" and format != "torchscript"
+    batches = [inputs, inputs[:1]]  # the whole batch, then one: the batch axis is dynamic
+    if any_size:  # and another size, with sides that are not multiples of the factor: so are height and width
+        other = (inputs.shape[-2] + 5, inputs.shape[-1] + 3)
+        batches.append(F.interpolate(inputs, size=other, mode="bilinear", align_corners=False).clamp(0, 1))
+        checked_on = f"{checked_on}, at {'x'.join(map(str, inputs.shape[-2:]))} and {other[0]}x{other[1]}"
+    shapes = dynamic_shapes(model.factor if any_size else None)
     diffs: list[float] = []
 
     def write_and_check(tmp: Path) -> None:
-        run = writer(module, torch.cat([inputs, inputs])[:2], tmp)  # batch 2: torch.export fixes sizes 0 and 1
+        run = writer(module, torch.cat([inputs, inputs])[:2], tmp, shapes)  # batch 2: export fixes sizes 0 and 1
         with torch.no_grad():
-            for batch in (inputs, inputs[:1]):  # the whole batch, then one: the batch axis is dynamic
+            for batch in batches:
                 diffs.append(float((run(batch) - module(batch)).abs().max()))
         if not max(diffs) < TOLERANCE:  # NaN fails too
             raise AekitError(
@@ -116,7 +133,35 @@ def export(
             )
 
     write_with(out, write_and_check)
-    return ExportResult(out, format, part, max(diffs), checked_on)
+    return ExportResult(out, format, part, max(diffs), checked_on, any_size)
+
+
+def dynamic_shapes(factor: int | None) -> tuple[dict, ...]:
+    """torch.export's dynamic axes of the one input: the batch, and with a ``factor`` height and width from
+    factor + 1 pixels (the deepest feature map then has at least 2 rows and columns: export specialises a
+    size of 1, which broadcasts). Dim.DYNAMIC, not a named Dim: what the tracer cannot prove for every size
+    (e.g. that a reflection's pad is shorter than the side) becomes a check in the file, not a refusal."""
+    Dim = torch.export.Dim
+    axes = {0: Dim("batch")}
+    if factor is not None:
+        axes |= {2: Dim.DYNAMIC(min=factor + 1), 3: Dim.DYNAMIC(min=factor + 1)}
+    return (axes,)
+
+
+def _name_axes(path: Path) -> None:
+    """Name the ONNX input's dynamic height and width ``height`` and ``width`` (torch.export calls them s0,
+    s1, ...) wherever they appear in the graph's shapes."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    names = {d.dim_param: n for d, n in zip(dims, ("batch", "", "height", "width")) if d.dim_param and n}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param:
+                d.dim_param = pattern.sub(lambda m: names[m.group(1)], d.dim_param)
+    onnx.save(model, str(path))
 
 
 def run_images(folder: Path, model: nn.Module) -> tuple[torch.Tensor, str]:
@@ -149,7 +194,7 @@ def random_images(model: nn.Module) -> tuple[torch.Tensor, str]:
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
+def write_onnx(module: nn.Module, example: torch.Tensor, path: Path, shapes: tuple[dict, ...]) -> Runner:
     """Export with torch's dynamo-based exporter; returns a function running the file in onnxruntime.
 
     We use ``dynamo=True`` (torch.export, the default since torch 2.9): with torch 2.13 it exports
@@ -163,8 +208,7 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
     except ImportError as e:
         raise AekitError(f"format onnx needs the {e.name} package: pip install 'aekit[export]'",
                          keys="format") from None
-    if _torch_version() < (2, 6):
-        raise AekitError(f"format onnx needs torch 2.6 or newer (this is torch {torch.__version__})", keys="format")
+    _need_torch("onnx")
     in_name = "code" if module.part == "decoder" else "images"
     out_name = "code" if module.part == "encoder" else "recon"
     with _quiet():
@@ -174,30 +218,47 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
             str(path),
             input_names=[in_name],
             output_names=[out_name],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamic_shapes=shapes,
             dynamo=True,
             external_data=False,
             verbose=False,
         )
+    if len(shapes[0]) > 1:
+        _name_axes(path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {in_name: x.numpy()})[0])
 
 
-def write_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
+def write_pt2(module: nn.Module, example: torch.Tensor, path: Path, shapes: tuple[dict, ...]) -> Runner:
+    """torch.export's ExportedProgram (``torch.export.save``); returns the reloaded program's module.
+
+    The format PyTorch now points to in place of TorchScript: ``torch.export.load(path).module()`` runs it
+    in Python without aekit, and AOTInductor can compile it for C++.
+    """
+    _need_torch("pt2")
+    buffer = io.BytesIO()  # through memory: torch.export.save wants a name ending in .pt2, not our temporary's
+    with _quiet():
+        torch.export.save(torch.export.export(module, (example,), dynamic_shapes=shapes), buffer)
+        path.write_bytes(buffer.getvalue())
+        return torch.export.load(io.BytesIO(path.read_bytes())).module()
+
+
+def write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, shapes: tuple[dict, ...]) -> Runner:
     """Trace to TorchScript (loadable from LibTorch C++ without Python); returns the reloaded module.
 
-    ``torch.jit.trace`` is deprecated in recent torch in favour of torch.export, but TorchScript is
-    still what C++ and mobile runtimes load. Spatial sizes become constants (the model's input size
-    is fixed); the batch axis stays dynamic.
+    ``torch.jit`` is deprecated in recent torch (2.13 warns on trace, save and load) in favour of torch.export
+    (the pt2 format), but TorchScript is still what older C++ and mobile runtimes load. Spatial sizes become
+    constants (the model's input size is fixed; ``shapes`` is not used); the batch axis stays dynamic.
     """
     with _quiet():
         torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), str(path))
         return torch.jit.load(str(path), map_location="cpu")
 
 
-def _torch_version() -> tuple[int, int]:
+def _need_torch(format: str) -> None:
     major, minor = torch.__version__.split("+")[0].split(".")[:2]
-    return int(major), int(minor)
+    if (int(major), int(minor)) < (2, 6):
+        raise AekitError(f"format {format} needs torch 2.6 or newer (this is torch {torch.__version__})", keys="format")
 
 
 @contextlib.contextmanager

@@ -23,18 +23,20 @@ def add_commands(sub) -> None:
         sub, "export", "export a trained model to ONNX or TorchScript, verified against PyTorch", """
         aekit export runs/ref --out ref.onnx                              # images -> reconstructions
         aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
-        aekit export runs/ref --part decoder --out decoder.pt           # TorchScript, by the suffix
+        aekit export runs/ref --part decoder --out decoder.pt             # TorchScript, by the suffix
+        aekit export runs/dn --out denoiser.pt2                           # torch.export; a unet: any height and width
         """, cmd_export,
-        description="Export a run's model (or its encoder or decoder) with a dynamic batch axis, then reload the "
-        "file, run it on the run's own images and print the largest absolute difference from PyTorch (the file is "
-        "kept only when it is below 1e-4). ONNX needs pip install 'aekit[export]'.",
+        description="Export a run's model (or its encoder or decoder) with a dynamic batch axis (and for unet and fcn, "
+        "except as TorchScript, dynamic height and width), then reload the file, run it on the run's own images and "
+        "print the largest absolute difference from PyTorch (the file is kept only when it is below 1e-4). ONNX needs "
+        "pip install 'aekit[export]'.",
     )
     e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
-    e.add_argument("--format", choices=FORMATS, help="file format (default: from --out's suffix, .pt/.pth/.ts "
-                   "torchscript, else onnx)")
+    e.add_argument("--format", choices=FORMATS, help="file format (default: from --out's suffix, .pt2 pt2 "
+                   "(torch.export), .pt/.pth/.ts torchscript, else onnx)")
     e.add_argument("--part", choices=PARTS, default="all",
                    help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
-    e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx or .pt)")
+    e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx, .pt2 or .pt)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
 
     r = add_command(sub, "report", "rebuild a run's report.html", "aekit report runs/ref\nxdg-open runs/ref/report.html",
@@ -72,12 +74,13 @@ TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    fmt = args.format or ("torchscript" if args.out and Path(args.out).suffix.lower() in TORCHSCRIPT_SUFFIXES
-                          else "onnx")
-    suffix = ("" if args.part == "all" else f"-{args.part}") + SUFFIX[fmt]
-    out = args.out or Path(args.run) / f"model{suffix}"
+    suffix = Path(args.out).suffix.lower() if args.out else ""
+    fmt = args.format or ("pt2" if suffix == ".pt2" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else "onnx")
+    default = "model" + ("" if args.part == "all" else f"-{args.part}") + SUFFIX[fmt]
+    out = args.out or Path(args.run) / default
     result = export(args.run, out, format=fmt, part=args.part, overwrite=args.overwrite)
-    print(f"Wrote {result.path} ({result.format}, {result.part})")
+    sizes = "; any height and width" if result.any_size else ""
+    print(f"Wrote {result.path} ({result.format}, {result.part}{sizes})")
     print(f"Largest absolute difference from PyTorch: {result.max_abs_diff:.3g} (on {result.checked_on})")
     return 0
 

@@ -52,7 +52,9 @@ class Autoencoder(nn.Module):
       skip connections);
     - ``prior``: the distribution new codes are drawn from (``"normal"`` for the VAE), or None;
     - ``any_size``: the model runs at any image size (fully convolutional), so a run without a
-      ``data.size`` works at the images' own size;
+      ``data.size`` works at the images' own size; such a model pads each side to a multiple of
+      ``factor`` (its total down-sampling) and crops back, with no branch on the size, so an exported
+      file keeps height and width dynamic (sides above ``factor``);
     - ``needs_data_init``: the trainer always runs :meth:`data_init` before the first step (else
       only with ``train.data_init``); ``data_init_images``: how many training images it looks at;
     - :meth:`param_groups`: the optimiser's parameter groups and their learning rates;
@@ -67,6 +69,7 @@ class Autoencoder(nn.Module):
     decodes_codes: bool = True
     prior: str | None = None
     any_size: bool = False
+    factor: int = 1
     needs_data_init: bool = False
     data_init_images: int = 256
     train_defaults: dict = {}

@@ -12,7 +12,8 @@ Default configuration (grayscale, two down-samplings, 32/64 channels, code of 64
     out   concat input -> conv C, sigmoid            (B, C, H, W)
           (residual = true: input + conv C, clipped to [0, 1] in eval mode)
 
-Inputs whose sides are not multiples of 4 are padded by reflection and cropped back.
+Inputs whose sides are not multiples of 4 are padded by reflection (by repeating the edge under 4 pixels)
+and cropped back.
 """
 
 from __future__ import annotations
@@ -101,12 +102,15 @@ class FCNAutoencoder(Autoencoder):
         # training sees the unclipped sum, so gradients reach pixels pushed past 0 or 1; outputs are clipped
         return y if self.training else y.clamp(0.0, 1.0)
 
-    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.factor, (-w) % self.factor
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
-        return x, h, w
+    def _padding(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """F.pad's (left, right, top, bottom) up to the next multiple of the factor, always applied (no
+        branch on the size, no negative floor division) so that an export with dynamic sizes holds for all."""
+        h, w, f = x.shape[-2], x.shape[-1], self.factor
+        return (0, (w + f - 1) // f * f - w, 0, (h + f - 1) // f * f - h)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        # reflection needs each pad (at most factor - 1) shorter than the side: images under factor pixels repeat
+        return F.pad(x, self._padding(x), mode="reflect" if min(x.shape[-2:]) >= self.factor else "replicate")
 
     def code_size(self, height: int, width: int) -> int:
         """The code is the bottleneck feature map: code_length channels at 1/4 of the (padded) size."""
@@ -114,7 +118,7 @@ class FCNAutoencoder(Autoencoder):
         return self.config.code_length * -(-height // f) * -(-width // f)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        z, _ = self._features(self._pad(x)[0])
+        z, _ = self._features(self._pad(x))
         return z.flatten(1)  # (B, code_length * H/4 * W/4)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -124,8 +128,8 @@ class FCNAutoencoder(Autoencoder):
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
         target = x if target is None else target
-        xp, h, w = self._pad(x)
+        xp = self._pad(x)
         z, skips = self._features(xp)
-        recon = self._decode(z, skips, xp)[..., :h, :w]
+        recon = F.pad(self._decode(z, skips, xp), [-p for p in self._padding(x)])  # crop back (export-friendly)
         rec = reconstruction_loss(recon, target, self.config.loss)
         return self.output(recon, z, rec, {"reconstruction": rec})

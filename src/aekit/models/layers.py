@@ -58,7 +58,7 @@ class Linear(nn.Linear):
 
 def tf_same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TF 'same' padding (before, after) for one spatial axis of a convolution."""
-    out = math.ceil(size / stride)
+    out = (size + stride - 1) // stride  # ceil in integers: a traced size stays an integer expression
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 

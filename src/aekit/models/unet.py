@@ -106,12 +106,14 @@ class UNetDenoiser(Autoencoder):
         f = self.factor
         return self.config.code_length * -(-height // f) * -(-width // f)
 
+    def _padding(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """F.pad's (left, right, top, bottom) up to the next multiple of 2**levels, always applied (no
+        branch on the size) so that an export with dynamic height and width holds for every size."""
+        h, w, f = x.shape[-2], x.shape[-1], self.factor
+        return (0, (w + f - 1) // f * f - w, 0, (h + f - 1) // f * f - h)  # no negative floor division: ONNX truncates
+
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.factor, (-w) % self.factor
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return x
+        return F.pad(x, self._padding(x), mode="replicate")
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The network's input: the image padded to a multiple of 2**levels (and with level_input, the
@@ -134,7 +136,6 @@ class UNetDenoiser(Autoencoder):
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
         target = x if target is None else target
-        h0, w0 = x.shape[-2:]
         xin = self._inputs(x)
         xp = xin[:, : x.shape[1]]
         z, skips = self._features(xin)
@@ -143,7 +144,7 @@ class UNetDenoiser(Autoencoder):
             h = self.dec[i](self.up[i](h) + skips[i])
         y = self.tail(h)
         y = (xp + y) if self.config.residual else torch.sigmoid(y)
-        y = y[..., :h0, :w0]
+        y = F.pad(y, [-p for p in self._padding(x)])  # crop back: a negative pad, which torch.export keeps dynamic
         recon = y if self.training else y.clamp(0.0, 1.0)  # training sees the unclipped sum
         rec = reconstruction_loss(recon, target, self.config.loss)
         return self.output(recon, z, rec, {"reconstruction": rec})
