@@ -20,7 +20,7 @@ from .options import add_command, size_arg
 
 def add_commands(sub) -> None:
     e = add_command(
-        sub, "export", "export a trained model to ONNX or TorchScript, verified against PyTorch", """
+        sub, "export", "export a trained model to ONNX, torch.export (.pt2) or TorchScript, verified against PyTorch", """
         aekit export runs/ref --out ref.onnx                              # images -> reconstructions
         aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
         aekit export runs/ref --part decoder --out decoder.pt             # TorchScript, by the suffix
