@@ -101,6 +101,12 @@ def test_bad_config_files_name_the_file_and_key(tmp_path, text, message):
     assert "bad.toml" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_config_file_that_is_not_text(tmp_path):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe[train]")
+    with pytest.raises(aekit.ConfigError, match=r"bin\.toml: not a UTF-8 text file \(byte 0\); a config file is TOML"):
+        load_config(tmp_path / "bin.toml")
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(aekit.ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")

@@ -129,8 +129,32 @@ def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
     assert rep["working_size"] == [32, 32]  # the conv model's working size: fitted as in training
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (conv)", "blur"]
     assert "12 images (" in r.out
+    np.save(tmp_path / "ambiguous.npy", np.random.default_rng(0).random((4, 3, 40, 3)).astype(np.float32) * 2)
+    error = cli("evaluate", denoise_run, "--data", tmp_path / "ambiguous.npy").error  # names options evaluate has
+    assert "or set --rescale to map" in error
+    error = cli("evaluate", denoise_run, "--data", tmp_path / "ambiguous.npy", "--rescale").error
+    assert "is ambiguous" in error and error.endswith("give --layout nhwc or nchw")
+    r = cli("evaluate", denoise_run, "--data", tmp_path / "ambiguous.npy", "--layout", "nchw", "--rescale")
+    assert r.code == 0 and "4 images (" in r.out, r.err
+    r = cli("data", tmp_path / "ambiguous.npy", "--layout", "nhwc", "--rescale", "--out", tmp_path / "written")
+    assert r.code == 0 and "Wrote 4 images (3x40)" in r.out, r.err
     lfw = evaluate_run(denoise_run, data="lfw-subset", write=False)  # another face collection, built in
     assert lfw["images"] == 100 and lfw["images_from"] == "lfw-subset" and lfw["working_size"] == [32, 32]
+
+
+def test_a_run_trained_on_its_one_image_scores_other_images(make_run, tmp_path_factory, tmp_path, cli):
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("one")
+    faces = aekit.load_data("olivetti").images
+    aekit.write_image(folder / "f0.png", faces[0].permute(1, 2, 0).numpy())
+    run = make_run(**{"data.source": str(folder), "data.test_fraction": 0.0, "train.epochs": 1,
+                      "model.encoder_channels": [4, 4, 4, 4], "model.decoder_channels": [4, 4, 4]}).out
+    np.save(tmp_path / "other.npy", faces[10:15, 0].numpy())
+    # the default split of a run trained on everything (a fifth held out) cannot divide 1 image: none is needed
+    r = cli("evaluate", run, "--data", tmp_path / "other.npy", "--baselines", "pca")
+    assert r.code == 0 and "5 images (" in r.out, r.err
+    assert "leaves no training images" in cli("evaluate", run).error  # its own held-out images: there are none
 
 
 def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run, tmp_path, cli):
@@ -165,8 +189,8 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     rep = json.loads((unet / "evaluation.json").read_text())
     assert rep["images"] == 6 and rep["working_size"] == [24, 20]
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (unet, flip ensemble)", "blur"]
-    for option in (["--size", "20x20"], ["--fit", "window"]):  # without --data: nothing to fit
-        assert cli("evaluate", unet, *option).error == (f"aekit: error: {option[0]}: fits the images of --data (a "
+    for option in (["--size", "20x20"], ["--fit", "window"], ["--layout", "nhwc"], ["--rescale"]):  # without --data
+        assert cli("evaluate", unet, *option).error == (f"aekit: error: {option[0]}: applies to the images of --data (a "
                                                         "folder or array to score); the run's own held-out images "
                                                         "are scored as it was trained")
     windows = cli("evaluate", unet, "--data", folder, "--skip-bad", "--size", "20x20", "--fit", "window")

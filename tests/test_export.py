@@ -169,6 +169,12 @@ def test_an_existing_file_is_replaced_only_with_overwrite_and_only_by_a_file_tha
     torch.jit.load(str(out))
 
 
+def test_out_that_is_a_folder_is_refused_even_with_overwrite(tiny_run, tmp_path, cli):
+    (tmp_path / "folder").mkdir()
+    error = cli("export", tiny_run.out, "--out", tmp_path / "folder", "--overwrite").error
+    assert error == f"aekit: error: --out {tmp_path / 'folder'}: is a folder; give the file to write"
+
+
 def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(AekitError, match=r"needs the onnxruntime package: pip install 'aekit\[export\]'"):

@@ -134,6 +134,47 @@ def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):
     assert "-n must be at least 1" in cli("sample", vae_folder, "-n", "0", "--out", tmp_path / "g.png").error
 
 
+def test_out_is_checked_before_any_work(tiny_run, vae_folder, faces, tmp_path, cli):
+    folder, _ = faces
+    (tmp_path / "codes.txt").write_text("some notes")
+    cases = [  # each names --out and the fix, and nothing is written
+        (["sample", vae_folder, "--out", tmp_path / "s.jpg"], "this command writes .png files"),
+        (["encode", tiny_run.out, folder, "--out", tmp_path / "codes.txt"], "give a name ending in .npy"),
+        (["score", tiny_run.out, folder, "--out", tmp_path / "nodir" / "s.csv"], f"folder {tmp_path / 'nodir'} does"),
+        (["map", tiny_run.out, "--out", tmp_path], "is a folder; give a file name ending in .png"),
+        (["interpolate", vae_folder, folder / "face0.png", folder / "face1.png", "--out", tmp_path / "no" / "s.png"],
+         "does not exist"),
+    ]
+    for argv, message in cases:
+        error = cli(*argv).error
+        assert error.startswith("aekit: error: --out ") and message in error, (argv, error)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.txt"]
+    assert (tmp_path / "codes.txt").read_text() == "some notes"
+
+
+def test_interpolate_takes_one_image_at_each_end(vae_folder, faces, tmp_path, cli):
+    folder, _ = faces
+    for a, b in ((folder, folder / "face1.png"), (folder / "face0.png", folder)):
+        error = cli("interpolate", vae_folder, a, b, "--out", tmp_path / "s.png").error
+        assert error == f"aekit: error: {folder}: a folder of 6 images; interpolate takes one image file at each end"
+
+
+def test_map_converts_another_sources_channels_to_the_models(tiny_run, tmp_path, cli):
+    rgb = np.random.default_rng(0).random((5, 20, 24, 3)).astype(np.float32)  # colour images, a gray model
+    np.save(tmp_path / "rgb.npy", rgb)
+    r = cli("map", tiny_run.out, "--data", tmp_path / "rgb.npy", "--out", tmp_path / "m.png")
+    assert r.code == 0 and "(5 images)" in r.out, r.err
+
+
+def test_a_codes_file_that_holds_python_objects_is_refused_without_numpys_pickle_hint(tiny_run, tmp_path, cli):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "notes.py").write_text("print('not codes')\n")
+    for name in ("objects.npy", "notes.py"):
+        error = cli("decode", tiny_run.out, tmp_path / name, "--out", tmp_path / "d").error
+        assert "not a .npy array of codes (no numeric NumPy array in it; aekit encode" in error, error
+        assert "pickle" not in error
+
+
 def test_sampling_at_a_temperature(vae_folder, tmp_path, cli):
     model = aekit.load(vae_folder)
     hot, cold = latent.sample(model, 8, seed=1), latent.sample(model, 8, seed=1, temperature=0.1)

@@ -171,6 +171,7 @@ def _folder(tmp_path, how):
         (lambda p: "olivetti", ["--stream", "on"], "only folders stream"),
         (lambda p: "olivetti", ["--workers", "-1"], "--workers must be 0 or more"),
         (lambda p: "olivetti", ["--size", "33x33"], "input_size 33x33 is not divisible by the encoder's total stride 2"),
+        (lambda p: "olivetti", ["--noise", "gaussian-map:nope.npy"], "noise map nope.npy: file not found"),
     ],
 )
 def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, cli, make, options, message):
@@ -179,6 +180,14 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, cli, make, o
     err = cli("train", "--data", source, *options, "--epochs", "1", "--out", out, "--no-progress").error
     assert re.search(message, err), err
     assert not out.exists()
+
+
+def test_a_noise_map_of_another_size_is_refused_before_the_run_folder_is_made(tmp_path, cli):
+    sigma = _array(tmp_path, "map.npy", np.full((64, 64), 0.1, dtype=np.float32))  # native size; noise goes at 32x32
+    err = cli("train", "--noise", f"gaussian-map:{sigma}", "--epochs", "1", "--out", tmp_path / "run").error
+    assert err.endswith("map.npy: shape (64, 64) does not match images of 1 x 32 x 32 (C x H x W, where the noise is "
+                        "added)"), err
+    assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_out_is_a_one_line_error(tmp_path, cli):

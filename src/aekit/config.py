@@ -46,9 +46,9 @@ class DataConfig:
                              "reference's)")
     data_home: str | None = option(None, "scikit-learn data folder (default: $SCIKIT_LEARN_DATA or "
                                    "~/scikit_learn_data)", flag="--data-home", metavar="DIR")
-    size: tuple[int, int] | None = option(None, "working size HxW, e.g. 64x64 (also the model's input size; "
-                                          "default: the model's, 32x32)", flag="--size", metavar="HxW",
-                                          also=("model.input_size",), parse=parse_size)
+    size: tuple[int, int] | None = option(None, "working size HxW, e.g. 64x64 (also the model's input size; default: "
+                                          "the model's, 32x32; unet and fcn: the images' own, when they share one)",
+                                          flag="--size", metavar="HxW", also=("model.input_size",), parse=parse_size)
     resize: ResizeMethod = option("bicubic", "resize to the working size; legacy-bicubic is TF1's resize_images",
                                   flag="--resize")
     split: Literal["random", "subject"] = option("random", "held-out split: random (the last test_fraction of the "
@@ -209,13 +209,13 @@ def load_config(path: str | Path) -> Config:
     """Read a TOML config file; errors name the file and the key."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    try:
-        raw = tomllib.loads(text)
+    except UnicodeDecodeError as e:  # a binary file
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); a config file is TOML text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     return Config.from_dict(raw, where=str(path))

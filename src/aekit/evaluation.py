@@ -19,7 +19,7 @@ import torch
 from .baselines import applicable, build_baselines, run_baseline
 from .config import replace
 from .data import load_data, map_batches, split_indices, take
-from .errors import AekitError
+from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
 from .metrics import image_metrics
@@ -40,6 +40,8 @@ def evaluate_run(
     size: tuple[int, int] | None = None,
     fit: str | None = None,
     skip_bad: bool = False,
+    layout: str | None = None,
+    rescale: bool | None = None,
     noise: NoiseConfig | None = None,
     split: str | None = None,
     test_fraction: float | None = None,
@@ -54,7 +56,8 @@ def evaluate_run(
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
     size as in training, or at its own size for a model that runs at any size: then ``size`` fits
     them to a common size, which images of different sizes need, the way ``fit`` says (default: the run's
-    data.fit); ``skip_bad`` skips unreadable files), with ``noise`` (default: the run's own, added where
+    data.fit); ``skip_bad`` skips unreadable files; ``layout`` and ``rescale`` read an array as data.layout and
+    data.rescale do in training; default: the run's), with ``noise`` (default: the run's own, added where
     the run adds it), beside ``baselines`` (set up on the run's training images; "all": those that apply,
     every one with noise, PCA without); returns (and writes) the results. With ``flip_ensemble`` the
     model's output averages its passes on each image and its mirror; by default (None) it does where the
@@ -63,9 +66,9 @@ def evaluate_run(
     trained = folder.config()
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
-    for key, given in (("data.size", size), ("data.fit", fit)):
+    for key, given in (("data.size", size), ("data.fit", fit), ("data.layout", layout), ("data.rescale", rescale)):
         if data is None and given is not None:
-            raise AekitError(f"{key}: fits the images of data.source (a folder or array to score); the run's own "
+            raise AekitError(f"{key}: applies to the images of data.source (a folder or array to score); the run's own "
                              "held-out images are scored as it was trained", keys=(key, "data.source"))
     model = folder.model(device)
     fixed = not model.any_size
@@ -74,9 +77,16 @@ def evaluate_run(
     # the evaluation split; a run trained on everything is evaluated on the default split, and we say
     # how many of those images it saw in training
     ev = replace(trained, **{"data.split": split, "data.test_fraction": test_fraction})
-    if ev.data.split == "random" and ev.data.test_fraction == 0:
+    everything = ev.data.split == "random" and ev.data.test_fraction == 0
+    if everything:
         ev = replace(ev, **{"data.test_fraction": 0.2})
-    own = prepare_data(ev)
+    try:
+        own = prepare_data(ev)
+    except DataError:  # too few images for that split; scoring other images needs none (the baselines get all)
+        if not (everything and data is not None):
+            raise
+        ev = replace(ev, **{"data.test_fraction": 0.0})
+        own = prepare_data(ev)
     train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
     work = own.size  # the working size of the scored images
     if data is None:
@@ -97,6 +107,7 @@ def evaluate_run(
             raise AekitError("data.fit tiles cuts windows of data.size: give it", keys=("data.fit", "data.size"))
         if fit is not None:  # the pipeline below fits arrays the same way
             ev = replace(ev, **{"data.fit": fit})
+        ev = replace(ev, **{"data.layout": layout, "data.rescale": rescale})  # None keeps the run's
         d = ev.data
         fit_to = own.size if fixed else size
         other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,

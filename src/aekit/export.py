@@ -97,6 +97,8 @@ def export(
     out = Path(out)
     if not out.parent.is_dir():
         raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
+    if out.is_dir():
+        raise AekitError(f"out {out}: is a folder; give the file to write", keys="out")
     if out.exists() and not overwrite:
         raise AekitError(f"out {out}: already exists (add overwrite to replace it)", keys=("out", "overwrite"))
     if part == "decoder" and not model.decodes_codes:

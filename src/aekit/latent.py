@@ -72,7 +72,9 @@ def read_codes(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise AekitError(f"{path}: no such codes file") from None
     except (OSError, ValueError) as e:
-        raise AekitError(f"{path}: not a .npy array of codes ({e})") from None
+        why = "no numeric NumPy array in it" if "pickle" in str(e) else str(e)  # not numpy's allow_pickle hint
+        raise AekitError(f"{path}: not a .npy array of codes ({why}; aekit encode RUN IMAGES --out FILE.npy "
+                         "writes one)") from None
     if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.number):
         raise AekitError(f"{path}: expected a numeric (N, code length) array, got {codes.dtype} {codes.shape}")
     if not np.isfinite(codes).all():
@@ -155,17 +157,23 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
     _need_decoder(model, "interpolate")
     if steps < 2:
         raise AekitError(f"steps must be at least 2, got {steps}", keys="steps")
-    x, _, _ = read_inputs(model, [a, b])
-    return interpolate_images(model, x[0], x[1], steps)
+    ends = []
+    for end in (a, b):
+        x, files, _ = read_inputs(model, [end])
+        if len(files) != 1:  # a folder: which of its images?
+            raise AekitError(f"{end}: a folder of {len(files)} images; interpolate takes one image file at each end")
+        ends.append(x[0])
+    return interpolate_images(model, *ends, steps)
 
 
 # --- a 2-D map of the codes --------------------------------------------------------------------
 
-def load_source(run: str | Path | RunFolder, source: str | None):
-    """The images of ``source`` (default: the run's own data) as the run's model sees them, with labels."""
+def load_source(run: str | Path | RunFolder, source: str | None, channels: int | None = None):
+    """The images of ``source`` (default: the run's own data) as the run's model sees them (``channels``: the
+    model's, to which another source's images are converted), with labels."""
     cfg = (run if isinstance(run, RunFolder) else RunFolder(run)).config()
     if source is not None:
-        cfg = replace(cfg, **{"data.source": source})
+        cfg = replace(cfg, **{"data.source": source, "data.channels": channels or cfg.data.channels})
     size = working_size(cfg)
     data = load_from_config(cfg.data, size=size)
     x = fit_images(take(data.images, range(len(data))), size, cfg.data.fit, cfg.data.resize, name=data.source)
@@ -187,7 +195,7 @@ def write_map(run, out: str | Path, *, source: str | None = None, method: str = 
     """A scatter plot of the codes of ``source`` (default: the run's data) in 2-D, coloured by label
     where the data has labels; returns what it drew."""
     model = as_model(run, device)
-    x, data = load_source(run, source)
+    x, data = load_source(run, source, model.config.in_channels)
     if len(x) < 3:
         raise AekitError(f"data {data.source}: a map needs at least 3 images, got {len(x)}", keys="data")
     xy = map_codes(encode(model, x), method, seed=seed)

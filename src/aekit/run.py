@@ -89,6 +89,11 @@ def train(
         (log or print)(f"Precision: {'float32' if amp == 'off' else amp} ({why})")
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
+    pipeline = Pipeline.for_run(cfg)  # before the folder: a bad noise map is refused with nothing written
+    if pipeline.corrupt is not None:  # one blank image where the noise is added: a map of another shape fails here
+        where = data.data.images[0].shape[-2:] if pipeline.takes_native else data.size
+        pipeline.corrupt(torch.zeros(1, cfg.model.in_channels, *where), torch.Generator())
+    train_x, test_x, val_x = data.model_inputs(pipeline)
     folder = RunFolder(out if out is not None else default_out(cfg))
     if main_process:
         if not resume:
@@ -99,8 +104,6 @@ def train(
             (log or print)(f"Skipped {len(data.data.skipped)} unreadable image files (listed in {folder / folder.SKIPPED})")
     preprocess = {"size": list(working_size(cfg)), "resize": cfg.data.resize, "channels": cfg.model.in_channels,
                   "fit": cfg.data.fit, "crop": cfg.train.crop}
-    pipeline = Pipeline.for_run(cfg)
-    train_x, test_x, val_x = data.model_inputs(pipeline)
     if main_process and len(val_x):
         (log or print)(f"Validation split: {len(val_x)} training images held out for model selection ({data.validation})")
     tensorboard = TensorBoardLog.for_run(cfg, folder, model, data) if cfg.train.tensorboard and main_process else None

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..export import FORMATS, PARTS, SUFFIX, export
 from ..models import config_class, list_models, model_class
 from ..report import write_report
-from .options import add_command, size_arg
+from .options import add_command, add_config_options, size_arg
 
 
 def add_commands(sub) -> None:
@@ -66,6 +66,7 @@ def add_commands(sub) -> None:
     d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod),
                    help="with --size: how (default resize)")
     d.add_argument("--overwrite", action="store_true", help="replace existing files")
+    add_config_options(d, {"data.layout", "data.rescale"})  # how to read an array
     d.add_argument("--skip-bad", dest="data.skip_bad", action="store_true",
                    help="a folder: skip unreadable files (listed) instead of stopping")
 
@@ -91,7 +92,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
                           "at their own size)", keys="data.fit")
     fit, method = fit or "resize", DataConfig().resize
-    data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"))
+    data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"),
+                     layout=getattr(args, "data.layout") or "auto", rescale=bool(getattr(args, "data.rescale")))
     if size is not None:  # folders arrive fitted (fit_images leaves them as they are), the other sources natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
     written = save_folder(data, args.out, overwrite=args.overwrite)

@@ -11,7 +11,7 @@ from ..evaluation import evaluate_run, format_table
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
 from ..training import resolve_device
-from .options import add_command, size_arg
+from .options import add_command, add_config_options, size_arg
 
 FLIP_HELP = ("average the model's passes on each image and on its mirror image, mirrored back (two passes; a "
              "little more accurate for models trained with flips); default: on for a run trained with flips "
@@ -41,6 +41,7 @@ def add_commands(sub) -> None:
                    "own; window: the centre at the native resolution)")
     e.add_argument("--skip-bad", dest="data.skip_bad", action="store_true", help="with --data: skip unreadable files "
                    "instead of stopping")
+    add_config_options(e, {"data.layout", "data.rescale"})  # with --data: how to read an array
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
     e.add_argument("--split", choices=["random", "subject"], help="random: last 20%% of the seeded order; "
                    "subject: whole labels (people) never seen (default: the run's split)")
@@ -88,6 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         size=size_arg(args),
         fit=getattr(args, "data.fit"),
         skip_bad=getattr(args, "data.skip_bad"),
+        layout=getattr(args, "data.layout"),
+        rescale=getattr(args, "data.rescale"),
         noise=parse_noise(args.noise) if args.noise is not None else None,
         split=args.split,
         baselines=names,

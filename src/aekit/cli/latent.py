@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..anomaly import score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
+from ..errors import AekitError
 from .options import add_command
+
+
+def out_file(path: str, suffix: str) -> str:
+    """``--out`` checked before any work: a name with the suffix of what is written, in a folder that exists."""
+    p = Path(path)
+    if p.is_dir():
+        raise AekitError(f"out {path}: is a folder; give a file name ending in {suffix}", keys="out")
+    if p.suffix.lower() != suffix:
+        raise AekitError(f"out {path}: this command writes {suffix} files; give a name ending in {suffix}", keys="out")
+    if not p.parent.is_dir():
+        raise AekitError(f"out {path}: folder {p.parent} does not exist", keys="out")
+    return path
 
 
 def add_commands(sub) -> None:
@@ -62,7 +76,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    codes, names, skipped = encode_files(args.run, args.inputs, args.out, device=args.device, skip_bad=args.skip_bad)
+    codes, names, skipped = encode_files(args.run, args.inputs, out_file(args.out, ".npy"), device=args.device, skip_bad=args.skip_bad)
     for line in skipped:
         print(f"skipped {line}")
     print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
@@ -76,26 +90,28 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    out = write_grid(sample(args.run, args.n, seed=args.seed, temperature=args.temperature, device=args.device),
-                     args.out)
+    out = out_file(args.out, ".png")
+    out = write_grid(sample(args.run, args.n, seed=args.seed, temperature=args.temperature, device=args.device), out)
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
+    out = out_file(args.out, ".png")
     images = interpolate(args.run, args.a, args.b, args.steps, device=args.device)
-    out = write_grid(images, args.out, per_row=len(images))
+    out = write_grid(images, out, per_row=len(images))
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
     return 0
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    drawn = write_map(args.run, args.out, source=getattr(args, "data.source"), method=args.method, device=args.device)
+    drawn = write_map(args.run, out_file(args.out, ".png"), source=getattr(args, "data.source"), method=args.method, device=args.device)
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    out_file(args.out, ".csv")
     s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
               skip_bad=args.skip_bad)
     write_scores(s, args.out)
