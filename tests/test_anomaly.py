@@ -19,6 +19,7 @@ def test_score_flags_what_the_model_cannot_reconstruct(tiny_run, faces, tmp_path
     assert rows[-1]["flag"] == "1"
     scores = anomaly.score(tiny_run.out, [folder], quantile=0.5)
     assert scores.heldout_images == tiny_run.metrics["heldout"]["images"] and scores.quantile == 0.5
+    out = tmp_path / "more.csv"
     assert "--quantile must lie in (0, 1]" in cli("score", tiny_run.out, folder, "--quantile", "2", "--out", out).error
     assert "--threshold must be 0 or more" in cli("score", tiny_run.out, folder, "--threshold", "-1", "--out", out).error
     with pytest.raises(aekit.AekitError, match="a model without its run folder needs a threshold"):

@@ -152,6 +152,26 @@ def test_out_is_checked_before_any_work(tiny_run, vae_folder, faces, tmp_path, c
     assert (tmp_path / "codes.txt").read_text() == "some notes"
 
 
+def test_outputs_are_replaced_only_with_overwrite(tiny_run, vae_folder, faces, tmp_path, cli):
+    folder, _ = faces
+    codes = tmp_path / "codes.npy"
+    commands = [
+        (["encode", tiny_run.out, folder, "--out", codes], codes.with_suffix(".txt")),  # codes.npy + codes.txt
+        (["decode", tiny_run.out, codes, "--out", tmp_path / "dec"], tmp_path / "dec" / "0000-face0.png"),
+        (["sample", vae_folder, "-n", "2", "--out", tmp_path / "s.png"], tmp_path / "s.npy"),
+        (["map", tiny_run.out, "--data", folder, "--out", tmp_path / "m.png"], tmp_path / "m.png"),
+        (["score", tiny_run.out, folder, "--out", tmp_path / "s.csv"], tmp_path / "s.csv"),
+    ]
+    for argv, written in commands:
+        assert cli(*argv).code == 0
+        before = written.read_bytes()
+        written.write_bytes(b"kept")  # a file the user has since changed
+        error = cli(*argv).error
+        assert "already exists (add --overwrite to replace" in error, error
+        assert written.read_bytes() == b"kept"
+        assert cli(*argv, "--overwrite").code == 0 and written.read_bytes() == before, argv
+
+
 def test_interpolate_takes_one_image_at_each_end(vae_folder, faces, tmp_path, cli):
     folder, _ = faces
     for a, b in ((folder, folder / "face1.png"), (folder / "face0.png", folder)):

@@ -82,21 +82,26 @@ def read_codes(path: str | Path) -> np.ndarray:
     return codes
 
 
-def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``)."""
+def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | None = None, *,
+               overwrite: bool = True) -> list[Path]:
+    """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``); without ``overwrite`` an
+    existing file of those names stops it before anything is written."""
     folder = Path(folder)
+    paths = [folder / (f"{i:04d}" + (f"-{Path(names[i]).stem}" if names else "") + ".png") for i in range(len(images))]
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise AekitError(f"out {folder}: {existing[0].name} already exists (add overwrite to replace outputs)",
+                         keys=("out", "overwrite"))
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, img in enumerate(images):
-        stem = f"{i:04d}" + (f"-{Path(names[i]).stem}" if names else "")
-        paths.append(folder / f"{stem}.png")
-        write_image(paths[-1], img.permute(1, 2, 0).numpy())
+    for path, img in zip(paths, images):
+        write_image(path, img.permute(1, 2, 0).numpy())
     return paths
 
 
-def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = "cpu") -> list[Path]:
+def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = "cpu",
+                 overwrite: bool = True) -> list[Path]:
     """Decode the codes of a .npy file into one PNG per code in the folder ``out``; named after the
-    encoded files when the .txt that ``encode_files`` wrote is beside it."""
+    encoded files when the .txt that ``encode_files`` wrote is beside it (``overwrite``: replace files there)."""
     model = as_model(run, device)
     _need_decoder(model, "decode")
     codes = read_codes(codes_path)
@@ -108,7 +113,7 @@ def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = 
         images = decode(model, codes)
     except AekitError as e:  # the codes' shape: name the file they came from
         raise AekitError(f"{codes_path}: {e}; encode with this run (aekit encode RUN IMAGES --out FILE.npy)") from None
-    return write_pngs(images, out, names)
+    return write_pngs(images, out, names, overwrite=overwrite)
 
 
 # --- the prior and interpolation ---------------------------------------------------------------

@@ -11,8 +11,9 @@ from ..errors import AekitError
 from .options import add_command
 
 
-def out_file(path: str, suffix: str) -> str:
-    """``--out`` checked before any work: a name with the suffix of what is written, in a folder that exists."""
+def out_file(path: str, suffix: str, overwrite: bool, beside: str = "") -> str:
+    """``--out`` checked before any work: a name with the suffix of what is written, in a folder that exists,
+    replacing no file (it, or the one with the suffix ``beside`` it) unless ``overwrite``."""
     p = Path(path)
     if p.is_dir():
         raise AekitError(f"out {path}: is a folder; give a file name ending in {suffix}", keys="out")
@@ -20,6 +21,10 @@ def out_file(path: str, suffix: str) -> str:
         raise AekitError(f"out {path}: this command writes {suffix} files; give a name ending in {suffix}", keys="out")
     if not p.parent.is_dir():
         raise AekitError(f"out {path}: folder {p.parent} does not exist", keys="out")
+    existing = [f for f in (p, p.with_suffix(beside or suffix)) if f.exists()]
+    if existing and not overwrite:
+        raise AekitError(f"out {path}: {existing[0]} already exists (add overwrite to replace it)",
+                         keys=("out", "overwrite"))
     return path
 
 
@@ -73,10 +78,11 @@ def add_commands(sub) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
         sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
+        sub.choices[name].add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    codes, names, skipped = encode_files(args.run, args.inputs, out_file(args.out, ".npy"), device=args.device, skip_bad=args.skip_bad)
+    codes, names, skipped = encode_files(args.run, args.inputs, out_file(args.out, ".npy", args.overwrite, ".txt"), device=args.device, skip_bad=args.skip_bad)
     for line in skipped:
         print(f"skipped {line}")
     print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
@@ -84,20 +90,20 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    paths = decode_files(args.run, args.codes, args.out, device=args.device)
+    paths = decode_files(args.run, args.codes, args.out, device=args.device, overwrite=args.overwrite)
     print(f"Wrote {len(paths)} images to {args.out}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".png")
+    out = out_file(args.out, ".png", args.overwrite, ".npy")
     out = write_grid(sample(args.run, args.n, seed=args.seed, temperature=args.temperature, device=args.device), out)
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".png")
+    out = out_file(args.out, ".png", args.overwrite, ".npy")
     images = interpolate(args.run, args.a, args.b, args.steps, device=args.device)
     out = write_grid(images, out, per_row=len(images))
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
@@ -105,13 +111,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    drawn = write_map(args.run, out_file(args.out, ".png"), source=getattr(args, "data.source"), method=args.method, device=args.device)
+    drawn = write_map(args.run, out_file(args.out, ".png", args.overwrite), source=getattr(args, "data.source"), method=args.method, device=args.device)
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    out_file(args.out, ".csv")
+    out_file(args.out, ".csv", args.overwrite)
     s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
               skip_bad=args.skip_bad)
     write_scores(s, args.out)
