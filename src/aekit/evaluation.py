@@ -187,15 +187,16 @@ def comparison(report: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The results as an aligned text table."""
+    """The results as an aligned text table (the method column as wide as its longest name)."""
+    m = max(16, *(len(r["method"]) for r in report["results"]))
     lines = [
         f"{report['images']} images ({report['images_from']}), noise {report['noise']}, "
         f"working size {report['working_size'][0]}x{report['working_size'][1]}"
         + (f"; WARNING: the model saw {report['seen_in_training']} of them in training" if report["seen_in_training"] else ""),
-        f"{'method':<16} {'PSNR (dB)':>9} {'SSIM':>7} {'MSE':>9} {'s/image':>8}  setting",
+        f"{'method':<{m}} {'PSNR (dB)':>9} {'SSIM':>7} {'MSE':>9} {'s/image':>8}  setting",
     ]
     for r in report["results"]:
         lines.append(
-            f"{r['method']:<16} {r['psnr']:>9.2f} {r['ssim']:>7.4f} {r['mse']:>9.5f} {r['seconds_per_image']:>8.4f}  {r['setting']}"
+            f"{r['method']:<{m}} {r['psnr']:>9.2f} {r['ssim']:>7.4f} {r['mse']:>9.5f} {r['seconds_per_image']:>8.4f}  {r['setting']}"
         )
     return "\n".join(lines)
