@@ -100,6 +100,16 @@ def test_score_is_the_reconstructions_mse_in_the_units_of_x_whatever_the_loss(lo
     expected = -np.mean((ae.inverse_transform(ae.transform(X)) - X) ** 2)
     assert ae.score(X) == pytest.approx(expected, rel=1e-5)
     assert -ae.score(X) > 1  # in the 0-16 units, not in [0, 1]
+    wider = X * 2 - 8  # outside the range fit saw: clipped on the way in, scored against X itself
+    expected = -np.mean((ae.inverse_transform(ae.transform(wider)) - wider) ** 2)
+    assert ae.score(wider) == pytest.approx(expected, rel=1e-5)
+
+
+def test_numpy_integers_are_integer_settings():
+    """A grid search over np.arange hands the estimator NumPy integers: every fit failed on them."""
+    X = np.random.default_rng(0).random((20, 64))
+    ae = AutoencoderTransformer(code_length=np.int64(4), epochs=np.int64(1)).fit(X)
+    assert ae.transform(X).shape == (20, 4)
 
 
 @pytest.mark.parametrize("params, message", [

@@ -280,10 +280,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(d.size is None or min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
     need(d.workers is None or d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
     need(d.fit != "tiles" or d.size, "data.fit", "tiles cuts windows of the working size: give data.size", "data.size")
-    need(m.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {m.in_channels}")
-    need(m.code_length >= 1, "model.code_length", f"must be at least 1, got {m.code_length}")
-    need(min(m.input_size) >= 1, "model.input_size", f"must be positive, got {m.input_size}")
-    need(m.sparsity >= 0, "model.sparsity", f"must be 0 or more, got {m.sparsity}")
+    for key, why in m.common_problems():
+        need(False, key, why)
     if problem := cfg.noise.check():
         raise ConfigError(f"{where}: [noise] {problem}")
     if problem := m.check():

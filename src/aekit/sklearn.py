@@ -203,8 +203,11 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         grid search can compare models, losses and code lengths on one scale."""
         check_is_fitted(self)
         x = self._images(X, reset=False)
-        recon = map_batches(lambda b: self.model_(b).recon.float(), x, next(self.model_.parameters()).device)
-        return -float(np.mean(np.square(self._out_layout(recon) - self._out_layout(x))))
+        recon = self._out_layout(map_batches(lambda b: self.model_(b).recon.float(), x,
+                                             next(self.model_.parameters()).device))
+        target = np.asarray(X, dtype=np.float64)  # X itself: values outside fit's range are not clipped here
+        target = target.reshape(recon.shape) if target.size == recon.size else self._out_layout(x)
+        return -float(np.mean(np.square(recon - target)))
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)

@@ -13,6 +13,7 @@ reader (:func:`build`), the CLI and the documentation all read these fields.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import MISSING, dataclass
@@ -126,12 +127,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+    if tp is int:  # numbers.Integral: NumPy's integers too (a grid search over np.arange)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
+        return int(value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
     if tp is str:

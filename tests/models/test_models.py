@@ -1,6 +1,8 @@
 """Every registered model gets shape, loss, gradient, optimisation and save/load checks; the
 reference model is checked against TensorFlow's layer shapes, parameter count and padding rules."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,18 @@ def test_save_load_round_trip(name, tiny_images, tmp_path):
         assert torch.equal(model(x).code, loaded(x).code)
     assert loaded.config == model.config
     assert loaded.preprocess == {"size": [32, 32]}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"code_length": -3}, "model.code_length must be at least 1, got -3"),
+    ({"in_channels": 0}, "model.in_channels must be 1 or 3, got 0"),
+    ({"input_size": (0, 0)}, "model.input_size must be positive, got (0, 0)"),
+])
+@pytest.mark.parametrize("name", ["conv", "hybrid"])
+def test_create_model_refuses_what_config_validation_refuses(name, settings, message):
+    with pytest.raises(aekit.ConfigError, match=re.escape(message)):
+        create_model(name, **settings)
+    assert create_model(name, code_length=np.int64(8)).config.code_length == 8  # NumPy integers are integers
 
 
 def test_unknown_model_lists_known():

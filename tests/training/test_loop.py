@@ -92,6 +92,30 @@ def test_the_reference_loop_still_needs_more_than_one_batch(tiny_images):
             progress=False)
 
 
+def test_fit_takes_numpy_arrays_and_ends_in_eval_mode(tiny_images):
+    model = aekit.create_model("conv")
+    aekit.fit(model, tiny_images.numpy(), aekit.TrainConfig(epochs=1), progress=False, log=lambda s: None)
+    assert model.training is False  # as it would be used: a VAE's output is then its mean's decoding
+
+
+@pytest.mark.parametrize("images, message", [
+    (lambda x: x.repeat(1, 3, 1, 1), "train_images: 3 channels; the model takes 1 (model.in_channels)"),
+    (lambda x: aekit.resize(x, (64, 64)), "train_images: 64x64 images; the conv model takes 32x32 (aekit.resize"),
+    (lambda x: x[:, 0], "train_images: got (24, 32, 32) float32; the model takes (N, 1, H, W) floats in [0, 1]"),
+    (lambda x: x.double() * 255, "], outside [0, 1]: scale them (e.g. divide by 255)"),
+    (lambda x: x[:0], "train_images: no images"),
+])
+def test_images_the_model_cannot_take_are_a_one_line_error(tiny_images, images, message):
+    with pytest.raises(aekit.DataError) as e:
+        aekit.fit(aekit.create_model("conv"), images(tiny_images), aekit.TrainConfig(epochs=1), progress=False)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(aekit.DataError, match="test_images: 3 channels"):
+        aekit.fit(aekit.create_model("conv"), tiny_images, aekit.TrainConfig(epochs=1), progress=False,
+                  test_images=tiny_images.repeat(1, 3, 1, 1))
+    with pytest.raises(aekit.DataError, match="^images: no images$"):
+        aekit.evaluate(aekit.create_model("conv"), tiny_images[:0])
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("epochs", 0, "fit: train.epochs must be at least 1, got 0"),
     ("batch_size", 0, "fit: train.batch_size must be at least 1"),

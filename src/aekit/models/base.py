@@ -33,6 +33,15 @@ class ModelConfig:
         """Why this configuration cannot build a model, or None (architectures add their rules)."""
         return None
 
+    def common_problems(self) -> list[tuple[str, str]]:
+        """(key, why) for each broken rule that every model shares: config validation and create_model check
+        them before :meth:`check`."""
+        rules = [(self.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {self.in_channels}"),
+                 (self.code_length >= 1, "model.code_length", f"must be at least 1, got {self.code_length}"),
+                 (min(self.input_size) >= 1, "model.input_size", f"must be positive, got {self.input_size}"),
+                 (self.sparsity >= 0, "model.sparsity", f"must be 0 or more, got {self.sparsity}")]
+        return [(key, why) for ok, key, why in rules if not ok]
+
 
 @dataclass
 class AEOutput:

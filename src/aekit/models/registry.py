@@ -73,6 +73,8 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
         config = build_model_config({"name": name_or_config, **overrides}, where=f"model {name_or_config!r}")
     else:
         config = dataclasses.replace(name_or_config, **overrides) if overrides else name_or_config
+    for key, why in config.common_problems():
+        raise ConfigError(f"{key} {why}")
     problem = config.check()
     if problem:
         raise ConfigError(problem)

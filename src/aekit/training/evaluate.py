@@ -9,6 +9,7 @@ import torch
 from ..data import in_batches, inference_batch_size
 from ..metrics import code_small, image_metrics
 from ..pipeline import Pipeline
+from .preflight import user_images
 
 ACTIVE_VARIANCE = 0.01  # a latent unit is active when its posterior mean varies this much across images
 
@@ -35,6 +36,8 @@ def evaluate(
     ``active_units`` (latent dimensions whose posterior mean varies across the images: variance > 0.01).
     """
     corrupted = pipeline is not None and pipeline.corrupt is not None
+    if pipeline is None:  # images given as they are (NumPy too): checked against the model
+        images = user_images(model, images, names=("images",))
     pipeline = pipeline or Pipeline()
     was_training = model.training
     model.eval()

@@ -1,10 +1,9 @@
 """One plain training loop, in named steps: set up, restore, train one epoch, after the epoch.
 
-The loop follows the reference: each epoch shuffles the training set, takes batches in order,
-and reports the *average loss per sample* = the epoch's summed per-sample losses / the number of
-training images, plus the mean code activation. With ``reference_loop`` it reproduces the
-reference's ``for i in range(0, N - batch, batch)``, which skips the last batch (7 batches of 50
-on 400 images) yet still divides by N.
+The loop follows the reference: each epoch shuffles the training set, takes batches in order, and reports
+the *average loss per sample* = the epoch's summed per-sample losses / the number of training images, plus
+the mean code activation. With ``reference_loop`` it reproduces the reference's ``for i in range(0, N -
+batch, batch)``, which skips the last batch (7 batches of 50 on 400 images) yet still divides by N.
 
 Under torch.distributed (e.g. ``torchrun``) every process takes its share of each global batch
 (``batch_size / world size`` samples), gradients are averaged by DistributedDataParallel and a
@@ -37,7 +36,7 @@ from .distributed import Distributed
 from .evaluate import evaluate
 from .history import EpochContext, EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
-from .preflight import batch_size, preflight
+from .preflight import batch_size, preflight, user_images
 from .selection import Selection, carve, weights_copy
 
 
@@ -55,22 +54,23 @@ def fit(
     log: Callable[[str], None] | None = None,
     state: dict | None = None,
 ) -> History:
-    """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1] (or a streaming Dataset of (C, H, W)
-    items) with a :class:`~aekit.TrainConfig`; returns one record per epoch.
-
-    ``pipeline`` is what the model sees of each clean batch (augmentation, corruption, fitting to the
-    working size; default: the config's flips and shifts of the images as they are); its generator is
-    seeded from ``seed``, like the shuffling, so a run is reproducible. Held-out metrics on
-    ``test_images`` are computed every ``config.eval_every`` epochs and after the last one, for the
-    record only. With ``config.select`` the model is selected on ``val_images`` (default: a seeded
-    random ``config.val_fraction`` of ``train_images``, held out from training)
+    """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1] (or a streaming Dataset of (C, H, W) items)
+    with a :class:`~aekit.TrainConfig`; returns one record per epoch. ``pipeline`` is what the model sees of
+    each clean batch (augmentation, corruption, fitting to the working size; default: the config's flips and
+    shifts of the images as they are); its generator is seeded from ``seed``, like the shuffling, so a run is
+    reproducible. Held-out metrics on ``test_images`` are computed every ``config.eval_every`` epochs and after
+    the last one, for the record only. With ``config.select`` the model is selected on ``val_images`` (default:
+    a seeded random ``config.val_fraction`` of ``train_images``, held out from training)
     (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
     ``config.early_stop`` epochs without improvement, and ``model`` ends with the best weights
-    (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`).
-    ``state`` (a snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the
-    epochs (None: when stderr is a terminal, not in a log file or pipe).
+    (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`). ``state``
+    (a snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the epochs (None:
+    when stderr is a terminal, not in a log file or pipe). ``model`` ends in eval mode. The VAE's sampling noise
+    comes from torch's global generator: seed it (as aekit.train does) to repeat a fit.
     """
     validate(Config(seed=seed, model=model.config, train=config), where="fit")  # what the CLI refuses, refused here
+    if pipeline is None:  # a direct call: the images as given (NumPy too), checked
+        train_images, val_images, test_images = user_images(model, train_images, val_images, test_images)
     if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
         train_images, val_images = carve(train_images, config.val_fraction, seed)
     trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
@@ -82,6 +82,7 @@ def fit(
             if trainer.history.stopped:
                 break
     trainer.finish()
+    model.eval()  # as it would be used: with the best (or averaged) weights, no training-time noise
     return trainer.history
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .devices import autocast_for, resolve_device
 from .distributed import Distributed
 from .optim import batch_starts
@@ -36,3 +37,36 @@ def preflight(config, n: int, dist: Distributed | None = None) -> torch.device:
     if dist.world > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
     return device
+
+
+NAMES = ("train_images", "val_images", "test_images")
+
+
+def user_images(model: torch.nn.Module, *sets, names: tuple[str, ...] = NAMES):
+    """Image sets given straight to :func:`fit` or :func:`evaluate` (without a pipeline that fits them), each
+    checked: a NumPy array becomes a tensor, floats become float32, and what the model cannot take is a
+    one-line error naming the set (None and streaming Datasets pass as they are). A tuple, or one set."""
+    checked = tuple(_user_images(model, x, name) for x, name in zip(sets, names))
+    return checked if len(checked) > 1 else checked[0]
+
+
+def _user_images(model: torch.nn.Module, images, name: str):
+    if images is None or not isinstance(images, (np.ndarray, torch.Tensor)):
+        return images
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    c = model.config
+    want = f"(N, {c.in_channels}, H, W) floats in [0, 1]"
+    if len(x) == 0:
+        raise DataError(f"{name}: no images")
+    if x.ndim != 4 or not x.dtype.is_floating_point:
+        raise DataError(f"{name}: got {tuple(x.shape)} {str(x.dtype).replace('torch.', '')}; the model takes {want} "
+                        "(aekit.load_data reads and scales files and arrays)")
+    if x.shape[1] != c.in_channels:
+        raise DataError(f"{name}: {x.shape[1]} channels; the model takes {c.in_channels} (model.in_channels)")
+    if not model.any_size and tuple(x.shape[-2:]) != tuple(c.input_size):
+        raise DataError(f"{name}: {x.shape[-2]}x{x.shape[-1]} images; the {c.name} model takes "
+                        f"{c.input_size[0]}x{c.input_size[1]} (aekit.resize fits them)")
+    lo, hi = float(x.min()), float(x.max())
+    if not (0 <= lo and hi <= 1):  # NaN fails too
+        raise DataError(f"{name}: values lie in [{lo:g}, {hi:g}], outside [0, 1]: scale them (e.g. divide by 255)")
+    return x.float()
