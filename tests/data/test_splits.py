@@ -13,6 +13,9 @@ def test_random_split_is_first_and_last_part_of_the_order():
     assert list(tr) == list(range(320)) and list(te) == list(range(320, 400))
     tr, te = split_indices(data, split="random", test_fraction=0.0)
     assert len(tr) == 400 and len(te) == 0
+    for fraction in (-0.1, 1.0):  # a negative fraction gave (400, 0) silently
+        with pytest.raises(aekit.DataError, match=rf"data.test_fraction must lie in \[0, 1\), got {fraction}"):
+            split_indices(data, test_fraction=fraction)
 
 
 def test_a_single_image_cannot_be_split_and_the_error_says_what_can(tmp_path):

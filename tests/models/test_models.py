@@ -70,6 +70,9 @@ def test_save_load_round_trip(name, tiny_images, tmp_path):
         assert torch.equal(model(x).code, loaded(x).code)
     assert loaded.config == model.config
     assert loaded.preprocess == {"size": [32, 32]}
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(aekit.AekitError, match="file: is a file; save writes a folder"):
+        aekit.save(model, tmp_path / "file")
 
 
 @pytest.mark.parametrize("settings, message", [

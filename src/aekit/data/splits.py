@@ -20,6 +20,8 @@ def split_indices(
              a folder: its last 20% of subfolders). Needs at least two labels.
     """
     n = len(data)
+    if not 0 <= test_fraction < 1:  # aekit.train's validation refuses it too; this is the Python API's door
+        raise DataError(f"data.test_fraction must lie in [0, 1), got {test_fraction}", keys="data.test_fraction")
     if split == "random":
         n_test = int(round(n * test_fraction))
         if test_fraction > 0 and n_test == 0:

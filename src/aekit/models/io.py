@@ -29,6 +29,8 @@ FORMAT = "aekit-model/1"
 def save(model: torch.nn.Module, folder: str | Path, *, preprocess: dict[str, Any] | None = None) -> Path:
     """Save ``model`` into ``folder`` as model.json + model.safetensors; returns the folder."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise AekitError(f"{folder}: is a file; save writes a folder (model.json + model.safetensors)")
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_with(folder / MODEL_WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
