@@ -20,7 +20,7 @@ from .options import add_command, add_config_options, size_arg
 
 def add_commands(sub) -> None:
     e = add_command(
-        sub, "export", "export a trained model to ONNX, torch.export (.pt2) or TorchScript, verified against PyTorch", """
+        sub, "export", "export a trained model to ONNX, torch.export (.pt2) or TorchScript, verified", """
         aekit export runs/ref --out ref.onnx                              # images -> reconstructions
         aekit export runs/ref --part encoder --out encoder.onnx           # images -> codes
         aekit export runs/ref --part decoder --out decoder.pt             # TorchScript, by the suffix
@@ -92,8 +92,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
                           "at their own size)", keys="data.fit")
     fit, method = fit or "resize", DataConfig().resize
-    data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method, skip_bad=getattr(args, "data.skip_bad"),
-                     layout=getattr(args, "data.layout") or "auto", rescale=bool(getattr(args, "data.rescale")))
+    data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method,
+                     skip_bad=getattr(args, "data.skip_bad"), layout=getattr(args, "data.layout") or "auto",
+                     rescale=bool(getattr(args, "data.rescale")))
     if size is not None:  # folders arrive fitted (fit_images leaves them as they are), the other sources natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
     written = save_folder(data, args.out, overwrite=args.overwrite)

@@ -82,7 +82,8 @@ def add_commands(sub) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    codes, names, skipped = encode_files(args.run, args.inputs, out_file(args.out, ".npy", args.overwrite, ".txt"), device=args.device, skip_bad=args.skip_bad)
+    out = out_file(args.out, ".npy", args.overwrite, ".txt")
+    codes, names, skipped = encode_files(args.run, args.inputs, out, device=args.device, skip_bad=args.skip_bad)
     for line in skipped:
         print(f"skipped {line}")
     print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
@@ -111,7 +112,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    drawn = write_map(args.run, out_file(args.out, ".png", args.overwrite), source=getattr(args, "data.source"), method=args.method, device=args.device)
+    out = out_file(args.out, ".png", args.overwrite)
+    drawn = write_map(args.run, out, source=getattr(args, "data.source"), method=args.method, device=args.device)
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
