@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import AekitError, DataError
-from .files import write_with
+from .files import new_file, write_with
 from .pipeline import prepare_data
 from .run_folder import RunFolder
 
@@ -94,13 +94,7 @@ def export(
     folder = Path(model) if isinstance(model, (str, Path)) else None
     if folder is not None:
         model = RunFolder(folder).model()
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise AekitError(f"out {out}: folder {out.parent} does not exist", keys="out")
-    if out.is_dir():
-        raise AekitError(f"out {out}: is a folder; give the file to write", keys="out")
-    if out.exists() and not overwrite:
-        raise AekitError(f"out {out}: already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    out = new_file(out, overwrite=overwrite)
     if part == "decoder" and not model.decodes_codes:
         raise AekitError(
             f"part decoder: the {model.config.name} model cannot decode a bare code (its decoder also reads the "

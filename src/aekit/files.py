@@ -18,6 +18,25 @@ import numpy as np
 from .errors import AekitError
 
 
+def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, beside: tuple[str, ...] = ()) -> Path:
+    """``path`` (an ``out`` option) checked before any work: not a folder, ending in ``suffix`` when given, in a
+    folder that exists, and replacing no file (it, or the ones with the suffixes ``beside`` it) unless
+    ``overwrite``. The errors name ``out``."""
+    p = Path(path)
+    if p.is_dir():
+        want = f"a file name ending in {suffix}" if suffix else "the file to write"
+        raise AekitError(f"out {p}: is a folder; give {want}", keys="out")
+    if suffix and p.suffix.lower() != suffix:
+        raise AekitError(f"out {p}: this command writes {suffix} files; give a name ending in {suffix}", keys="out")
+    if not p.parent.is_dir():
+        raise AekitError(f"out {p}: folder {p.parent} does not exist", keys="out")
+    existing = [f for f in (p, *(p.with_suffix(s) for s in beside)) if f.exists()]
+    if existing and not overwrite:
+        which = "" if existing[0] == p else f"{existing[0]} "
+        raise AekitError(f"out {p}: {which}already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""

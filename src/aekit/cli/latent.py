@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..anomaly import score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
-from ..errors import AekitError
+from ..files import new_file
 from .options import add_command
-
-
-def out_file(path: str, suffix: str, overwrite: bool, beside: str = "") -> str:
-    """``--out`` checked before any work: a name with the suffix of what is written, in a folder that exists,
-    replacing no file (it, or the one with the suffix ``beside`` it) unless ``overwrite``."""
-    p = Path(path)
-    if p.is_dir():
-        raise AekitError(f"out {path}: is a folder; give a file name ending in {suffix}", keys="out")
-    if p.suffix.lower() != suffix:
-        raise AekitError(f"out {path}: this command writes {suffix} files; give a name ending in {suffix}", keys="out")
-    if not p.parent.is_dir():
-        raise AekitError(f"out {path}: folder {p.parent} does not exist", keys="out")
-    existing = [f for f in (p, p.with_suffix(beside or suffix)) if f.exists()]
-    if existing and not overwrite:
-        raise AekitError(f"out {path}: {existing[0]} already exists (add overwrite to replace it)",
-                         keys=("out", "overwrite"))
-    return path
 
 
 def add_commands(sub) -> None:
@@ -82,7 +64,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".npy", args.overwrite, ".txt")
+    out = new_file(args.out, overwrite=args.overwrite, suffix=".npy", beside=(".txt",))
     codes, names, skipped = encode_files(args.run, args.inputs, out, device=args.device, skip_bad=args.skip_bad)
     for line in skipped:
         print(f"skipped {line}")
@@ -97,14 +79,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".png", args.overwrite, ".npy")
+    out = new_file(args.out, overwrite=args.overwrite, suffix=".png", beside=(".npy",))
     out = write_grid(sample(args.run, args.n, seed=args.seed, temperature=args.temperature, device=args.device), out)
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".png", args.overwrite, ".npy")
+    out = new_file(args.out, overwrite=args.overwrite, suffix=".png", beside=(".npy",))
     images = interpolate(args.run, args.a, args.b, args.steps, device=args.device)
     out = write_grid(images, out, per_row=len(images))
     print(f"Wrote {out} and {out.with_suffix('.npy')}")
@@ -112,14 +94,14 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    out = out_file(args.out, ".png", args.overwrite)
+    out = new_file(args.out, overwrite=args.overwrite, suffix=".png")
     drawn = write_map(args.run, out, source=getattr(args, "data.source"), method=args.method, device=args.device)
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    out_file(args.out, ".csv", args.overwrite)
+    new_file(args.out, overwrite=args.overwrite, suffix=".csv")
     s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
               skip_bad=args.skip_bad)
     write_scores(s, args.out)

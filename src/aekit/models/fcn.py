@@ -26,7 +26,7 @@ from torch import nn
 
 from ..typed import option
 from .base import Autoencoder, ModelConfig
-from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults
+from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults, padding_to_multiple
 from .losses import reconstruction_loss
 from .registry import register
 
@@ -102,15 +102,10 @@ class FCNAutoencoder(Autoencoder):
         # training sees the unclipped sum, so gradients reach pixels pushed past 0 or 1; outputs are clipped
         return y if self.training else y.clamp(0.0, 1.0)
 
-    def _padding(self, x: torch.Tensor) -> tuple[int, int, int, int]:
-        """F.pad's (left, right, top, bottom) up to the next multiple of the factor, always applied (no
-        branch on the size, no negative floor division) so that an export with dynamic sizes holds for all."""
-        h, w, f = x.shape[-2], x.shape[-1], self.factor
-        return (0, (w + f - 1) // f * f - w, 0, (h + f - 1) // f * f - h)
-
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         # reflection needs each pad (at most factor - 1) shorter than the side: images under factor pixels repeat
-        return F.pad(x, self._padding(x), mode="reflect" if min(x.shape[-2:]) >= self.factor else "replicate")
+        mode = "reflect" if min(x.shape[-2:]) >= self.factor else "replicate"
+        return F.pad(x, padding_to_multiple(x, self.factor), mode=mode)
 
     def code_size(self, height: int, width: int) -> int:
         """The code is the bottleneck feature map: code_length channels at 1/4 of the (padded) size."""
@@ -130,6 +125,7 @@ class FCNAutoencoder(Autoencoder):
         target = x if target is None else target
         xp = self._pad(x)
         z, skips = self._features(xp)
-        recon = F.pad(self._decode(z, skips, xp), [-p for p in self._padding(x)])  # crop back (export-friendly)
+        crop = [-p for p in padding_to_multiple(x, self.factor)]  # a negative pad: export keeps it dynamic
+        recon = F.pad(self._decode(z, skips, xp), crop)
         rec = reconstruction_loss(recon, target, self.config.loss)
         return self.output(recon, z, rec, {"reconstruction": rec})

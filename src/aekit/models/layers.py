@@ -56,6 +56,15 @@ class Linear(nn.Linear):
         return super().forward(x)
 
 
+def padding_to_multiple(x: torch.Tensor, factor: int) -> tuple[int, int, int, int]:
+    """F.pad's (left, right, top, bottom) that bring ``x``'s sides up to multiples of ``factor`` (zeros when they
+    are). Models of any size apply it always, with no branch on the size, and crop back with its negation, so an
+    export with dynamic height and width holds for every size; the ceiling avoids a negative floor division,
+    which ONNX truncates."""
+    h, w = x.shape[-2], x.shape[-1]
+    return (0, (w + factor - 1) // factor * factor - w, 0, (h + factor - 1) // factor * factor - h)
+
+
 def tf_same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TF 'same' padding (before, after) for one spatial axis of a convolution."""
     out = (size + stride - 1) // stride  # ceil in integers: a traced size stays an integer expression

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..typed import option
 from .base import Autoencoder, ModelConfig
+from .layers import padding_to_multiple
 from .losses import LossName, reconstruction_loss
 from .registry import register
 
@@ -106,14 +107,8 @@ class UNetDenoiser(Autoencoder):
         f = self.factor
         return self.config.code_length * -(-height // f) * -(-width // f)
 
-    def _padding(self, x: torch.Tensor) -> tuple[int, int, int, int]:
-        """F.pad's (left, right, top, bottom) up to the next multiple of 2**levels, always applied (no
-        branch on the size) so that an export with dynamic height and width holds for every size."""
-        h, w, f = x.shape[-2], x.shape[-1], self.factor
-        return (0, (w + f - 1) // f * f - w, 0, (h + f - 1) // f * f - h)  # no negative floor division: ONNX truncates
-
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, self._padding(x), mode="replicate")
+        return F.pad(x, padding_to_multiple(x, self.factor), mode="replicate")
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The network's input: the image padded to a multiple of 2**levels (and with level_input, the
@@ -144,7 +139,7 @@ class UNetDenoiser(Autoencoder):
             h = self.dec[i](self.up[i](h) + skips[i])
         y = self.tail(h)
         y = (xp + y) if self.config.residual else torch.sigmoid(y)
-        y = F.pad(y, [-p for p in self._padding(x)])  # crop back: a negative pad, which torch.export keeps dynamic
+        y = F.pad(y, [-p for p in padding_to_multiple(x, self.factor)])  # crop back (a negative pad: export-friendly)
         recon = y if self.training else y.clamp(0.0, 1.0)  # training sees the unclipped sum
         rec = reconstruction_loss(recon, target, self.config.loss)
         return self.output(recon, z, rec, {"reconstruction": rec})
