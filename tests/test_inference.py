@@ -168,6 +168,8 @@ def test_a_note_when_the_images_are_far_from_the_size_the_model_learnt(fcn_run, 
         assert (scale_note(model, big, None, "run") is not None) == noted, pre
     model.preprocess = {"size": [32, 32], "fit": "resize"}
     assert "(e.g. image 0, 64x64)" in scale_note(model, big, None, "run")
+    tiny = scale_note(model, [torch.rand(1, 6, 5)], None, "run")  # too small to train a unet at: resize only
+    assert "this image is of quite another size (e.g. image 0, 6x5)" in tiny and tiny.endswith(": resize them to 32x32")
     conv = aekit.create_model("conv")  # a fixed-size model resizes every image to its size: no scale to lose
     conv.preprocess = {"size": [32, 32], "fit": "resize"}
     assert scale_note(conv, big, None, "run") is None

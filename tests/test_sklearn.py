@@ -121,12 +121,30 @@ def test_numpy_integers_are_integer_settings():
     ({"model": "hybird"}, "model: unknown model 'hybird' (did you mean 'hybrid'?)"),
     ({"model_params": {"hiden": 3}}, "model_params: unknown key 'hiden' (did you mean 'hidden'?)"),
     ({"device": "tpu"}, "device 'tpu': not a device"),
+    ({"epochs": 2.0}, "epochs: expected an integer, got 2.0"),
+    ({"lr": "0.1"}, "lr: expected a number, got '0.1'"),
+    ({"select": "yes"}, "select: expected true or false, got 'yes'"),
+    ({"model_params": {"code_length": 4}}, "model_params: 'code_length' is a parameter: set it there"),
+    ({"model_params": {"name": "vae"}}, "model_params: 'name' is the parameter model: set it there"),
+    ({"model_params": {"in_channels": 3}}, "model_params: 'in_channels' comes from X's shape (or image_shape)"),
+    ({"image_shape": (2, 8), "X": np.zeros((20, 4, 4))}, "image_shape (2, 8) does not match X's images of shape (4, 4)"),
 ])
 def test_impossible_parameters_are_a_value_error_naming_the_parameter(params, message):
-    X = np.random.default_rng(0).random((20, 16))
+    X = params.pop("X", np.random.default_rng(0).random((20, 16)))
     with pytest.raises(ValueError) as e:
         AutoencoderTransformer(**{"epochs": 1, **params}).fit(X)
     assert message in str(e.value)
+
+
+def test_fit_leaves_the_callers_global_generator_as_it_was():
+    """The estimator seeds its own fit (random_state) inside a fork of torch's generator."""
+    X = np.random.default_rng(0).random((20, 16))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = AutoencoderTransformer(model="vae", code_length=2, epochs=2).fit(X).transform(X)
+    assert torch.equal(torch.rand(3), expected)
+    np.testing.assert_array_equal(a, AutoencoderTransformer(model="vae", code_length=2, epochs=2).fit(X).transform(X))
 
 
 @pytest.mark.parametrize("random_state", [None, np.random.RandomState(0), np.int64(3)])

@@ -32,12 +32,16 @@ from .data import map_batches
 from .errors import ConfigError
 from .latent import decode, encode
 from .models import build_model_config, create_model, model_class
+from .typed import build
 from .training import fit as fit_model
 
 
 _PARAMS = {"train.epochs": "epochs", "train.batch_size": "batch_size", "train.lr": "lr", "train.device": "device",
            "model.code_length": "code_length", "model.loss": "loss", "model.name": "model",
-           "seed": "random_state"}  # config key -> parameter
+           "seed": "random_state", "train.select": "select"}  # config key -> parameter
+_SET_ELSEWHERE = {"name": "is the parameter model: set it there", "code_length": "is a parameter: set it there",
+                  "loss": "is a parameter: set it there", "in_channels": "comes from X's shape (or image_shape)",
+                  "input_size": "comes from X's shape (or image_shape)"}  # model_params may not override these
 
 
 def _parameter_error(e: ConfigError) -> ValueError:
@@ -60,7 +64,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         conv 256, vae 16; unet's is its code channels, 192).
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
         (rows whose length is not a square are padded with zeros into the smallest square, and cropped
-        back by inverse_transform).
+        back by inverse_transform); with (N, H, W) or (N, C, H, W) X it must match X's images, or be None.
     epochs, batch_size, lr : training (Adam); ``epochs`` is the most it may take when ``select``.
     select : model selection: a seeded tenth of X is held out, the start and every epoch are scored on it,
         the best weights are kept and training stops when it stops improving (``train.select``); a model
@@ -69,10 +73,12 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     loss : l2, mse, bce or psnr (the model's reconstruction loss); None: the model's default.
     scale : "none": X must lie in [0, 1] (a ValueError otherwise); "minmax": X's minimum and maximum
         seen in ``fit`` map to 0 and 1 (later values outside are clipped), and back in inverse_transform.
-    model_params : further architecture fields (e.g. ``{"decoder_strides": [2, 2, 1]}``).
+    model_params : further architecture fields (e.g. ``{"decoder_strides": [2, 2, 1]}``); not those set
+        otherwise (``name``, ``code_length``, ``loss``: the parameters; ``in_channels``, ``input_size``: X's shape).
     device : torch device for training and inference.
     random_state : seed of the initialisation, shuffling and validation split (an int; None or a ``RandomState``
-        draw one). Impossible parameters raise a ValueError naming the parameter when ``fit`` starts.
+        draw one); ``fit`` leaves torch's global generator as it was. Impossible parameters, or parameters of
+        the wrong type, raise a ValueError naming the parameter when ``fit`` starts.
     """
 
     def __init__(self, model="hybrid", code_length=None, image_shape=None, epochs=300, batch_size=50, lr=1e-3,
@@ -121,19 +127,23 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(n, *self.image_shape_))
 
     def _infer_shape(self, x: np.ndarray) -> tuple[int, int, int]:
-        if x.ndim == 4:
-            return tuple(x.shape[1:])
-        if x.ndim == 3:
-            return (1, *x.shape[1:])
+        given = None
+        if self.image_shape is not None:
+            given = tuple(int(v) for v in self.image_shape)
+            given = (1, *given) if len(given) == 2 else given
+        if x.ndim in (3, 4):
+            shape = tuple(x.shape[1:]) if x.ndim == 4 else (1, *x.shape[1:])
+            if given is not None and given != shape:
+                raise ValueError(f"image_shape {self.image_shape} does not match X's images of shape {x.shape[1:]} "
+                                 "(image_shape is for rows of flat images; leave it None)")
+            return shape
         if x.ndim != 2:
             raise ValueError(f"X must be 2-, 3- or 4-dimensional, got {x.ndim} dimensions")
         m = x.shape[1]
-        if self.image_shape is not None:
-            shape = tuple(int(v) for v in self.image_shape)
-            shape = (1, *shape) if len(shape) == 2 else shape
-            if len(shape) != 3 or math.prod(shape) != m:
+        if given is not None:
+            if len(given) != 3 or math.prod(given) != m:
                 raise ValueError(f"image_shape {self.image_shape} does not match the {m} features of X")
-            return shape
+            return given
         side = math.isqrt(m - 1) + 1 if m else 0  # the smallest square holding m values
         return (1, side, side)
 
@@ -153,17 +163,23 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         c, h, w = self.image_shape_
         rs = self.random_state  # an int is the seed itself; None or a RandomState draw one (scikit-learn's way)
         seed = int(rs) if isinstance(rs, numbers.Integral) else int(check_random_state(rs).randint(2**31 - 1))
+        taken = sorted(set(self.model_params or {}) & _SET_ELSEWHERE.keys())
+        if taken:
+            raise ValueError(f"model_params: {taken[0]!r} {_SET_ELSEWHERE[taken[0]]}")
         try:  # the CLI's checks, each error naming the parameter (a ValueError, as scikit-learn's own)
             given = {"code_length": self.code_length, "loss": self.loss}
             model_config = build_model_config({"name": self.model, "in_channels": c, "input_size": (h, w),
                                                **{k: v for k, v in given.items() if v is not None},
                                                **(self.model_params or {})}, where="model")
-            config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, select=self.select,
-                                 device=self.device, eval_every=0, checkpoint_seconds=0)
+            config = build(TrainConfig, {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                                         "select": self.select, "device": self.device, "eval_every": 0,
+                                         "checkpoint_seconds": 0}, "train")  # types checked: epochs=2.0 named
             validate(Config(seed=seed, model=model_config, train=config), where=type(self).__name__)
-            torch.manual_seed(seed)
-            self.model_ = create_model(model_config)
-            self.history_ = fit_model(self.model_, x, config, seed=seed, progress=False, log=lambda s: None)
+            cuda = str(self.device).startswith("cuda")
+            with torch.random.fork_rng(devices=None if cuda else []):  # the caller's global generator is left as it was
+                torch.manual_seed(seed)
+                self.model_ = create_model(model_config)
+                self.history_ = fit_model(self.model_, x, config, seed=seed, progress=False, log=lambda s: None)
         except ConfigError as e:
             raise _parameter_error(e) from None
         self.model_.eval()

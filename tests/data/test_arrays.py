@@ -29,6 +29,34 @@ def test_array_layouts(tmp_path, shape, layout, want):
     np.testing.assert_allclose(data.images[0].numpy().reshape(x.shape), x)
 
 
+def test_an_array_written_as_a_folder_lists_its_files_in_the_arrays_order(tmp_path):
+    """Names carry the zero-padded row (``a.npy[07]``), so the files sort as the rows: 2 before 10."""
+    a = np.random.RandomState(0).rand(12, 4, 4).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    data = load_array(tmp_path / "a.npy", seed=0)
+    assert sorted(data.names) == [f"a.npy[{i:02d}]" for i in range(12)]
+    aekit.data.save_folder(data, tmp_path / "out")
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files[:3]] == ["a.npy-00.png", "a.npy-01.png", "a.npy-02.png"]
+    for row, f in enumerate(files):
+        assert np.abs(aekit.data.read_image(f)[0][..., 0] - a[row]).max() < 1e-4
+
+
+def test_numpy_arrays_load_and_resize_as_their_files_do(tmp_path):
+    a = (np.random.RandomState(0).rand(5, 8, 6, 3) * 255).astype(np.uint8)
+    np.save(tmp_path / "a.npy", a)
+    data, from_file = load_data(a, seed=3), load_data(str(tmp_path / "a.npy"), seed=3)
+    assert torch.equal(data.images, from_file.images) and data.names[0].startswith("array[")
+    with pytest.raises(aekit.DataError, match=r"^array: shape \(8, 6\): expected \(N, H, W\)"):
+        load_data(a[0, ..., 0])
+    x = data.images.numpy()
+    small = aekit.resize(x, (4, 3))
+    assert isinstance(small, np.ndarray) and small.dtype == np.float32 and small.shape == (5, 3, 4, 3)
+    np.testing.assert_array_equal(small, aekit.resize(data.images, (4, 3)).numpy())
+    with pytest.raises(aekit.DataError, match=r"resize takes \(N, C, H, W\) images, got shape \(3, 8, 6\)"):
+        aekit.resize(x[0], (4, 3))
+
+
 def test_array_dtypes_and_npz_labels(tmp_path):
     u8 = np.full((3, 4, 4), 51, np.uint8)
     u16 = np.full((3, 4, 4), 13107, np.uint16)

@@ -14,8 +14,10 @@ from .container import ImageData
 ARRAY_CHANNELS = (1, 3, 4)  # channel counts an array may have (4: RGBA, composited on black)
 
 
-def load_array(path: str | Path, *, seed: int = 1000, layout: str = "auto", rescale: bool = False) -> ImageData:
-    """Images from a ``.npy`` file, or a ``.npz`` holding one array (or ``images``, plus optional ``labels``).
+def load_array(path: str | Path | np.ndarray, *, seed: int = 1000, layout: str = "auto",
+               rescale: bool = False) -> ImageData:
+    """Images from a ``.npy`` file, a ``.npz`` holding one array (or ``images``, plus optional ``labels``),
+    or a NumPy array itself (named ``array`` in messages and image names).
 
     Shapes: (N, H, W) is grayscale; a 4-d array is (N, H, W, C) when only its last axis has 1, 3
     or 4 values, (N, C, H, W) when only axis 1 has; when both have, ``layout`` ("nhwc" or "nchw")
@@ -23,8 +25,11 @@ def load_array(path: str | Path, *, seed: int = 1000, layout: str = "auto", resc
     floats as they are (they must lie in [0, 1]); ``rescale`` maps the array's min..max to 0..1 instead.
     The images come in a seeded order (``seed``), like Olivetti's.
     """
-    path = Path(path)
-    a, labels = _read_array(path)
+    if isinstance(path, np.ndarray):
+        a, labels, path = path, None, Path("array")
+    else:
+        path = Path(path)
+        a, labels = _read_array(path)
     if a.ndim not in (3, 4):
         hint = " (one image? add a first axis of length 1)" if a.ndim == 2 else ""
         raise DataError(f"{path}: shape {a.shape}: expected (N, H, W), (N, H, W, C) or (N, C, H, W){hint}")
@@ -44,7 +49,7 @@ def load_array(path: str | Path, *, seed: int = 1000, layout: str = "auto", resc
     return ImageData(
         images=torch.from_numpy(np.ascontiguousarray(x[order])),
         labels=labels,
-        names=[f"{path.name}[{i}]" for i in order],
+        names=[f"{path.name}[{i:0{len(str(len(x) - 1))}d}]" for i in order],
         source=str(path),
         label_names=label_names,
     )

@@ -30,14 +30,20 @@ def convert_channels(images: torch.Tensor, channels: str | int) -> torch.Tensor:
     return torch.einsum("nchw,c->nhw", images, torch.from_numpy(LUMA)).unsqueeze(1)
 
 
-def resize(images: torch.Tensor, size: tuple[int, int], method: str = "bicubic") -> torch.Tensor:
-    """Resize (N, C, H, W) images to ``size`` = (height, width); values are clipped to [0, 1].
+def resize(images: torch.Tensor | np.ndarray, size: tuple[int, int],
+           method: str = "bicubic") -> torch.Tensor | np.ndarray:
+    """Resize (N, C, H, W) images to ``size`` = (height, width); values are clipped to [0, 1]. A NumPy
+    array comes back as a float32 NumPy array.
 
     ``legacy-bicubic`` is TensorFlow 1's ``resize_images(..., BICUBIC)`` (align_corners=False,
     half_pixel_centers=False, Keys kernel a=-0.5, edge-clamped); for an exact 2x downscale it
     equals ``x[..., ::2, ::2]``. ``bicubic``/``bilinear`` are PyTorch's half-pixel resizes
     (antialiased when shrinking), ``area`` averages, ``nearest`` picks.
     """
+    if isinstance(images, np.ndarray):
+        return resize(torch.from_numpy(np.array(images, dtype=np.float32)), size, method).numpy()
+    if images.ndim != 4:
+        raise DataError(f"resize takes (N, C, H, W) images, got shape {tuple(images.shape)}")
     h, w = size
     if tuple(images.shape[-2:]) == (h, w):
         return images

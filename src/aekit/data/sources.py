@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError, DataError
 from .arrays import load_array
 from .container import ImageData
@@ -27,7 +29,7 @@ from .tiles import tile_data
 
 
 def load_data(
-    source: str = "olivetti",
+    source: str | np.ndarray = "olivetti",
     *,
     seed: int = 1000,
     data_home: str | None = None,
@@ -43,7 +45,8 @@ def load_data(
 ) -> ImageData:
     """Load a data source as :class:`ImageData` (float32, (N, C, H, W), values in [0, 1]).
 
-    ``source``: ``"olivetti"``, ``"lfw-subset"``, a folder of images or a ``.npy``/``.npz`` file; ``seed`` fixes the order.
+    ``source``: ``"olivetti"``, ``"lfw-subset"``, a folder of images, a ``.npy``/``.npz`` file or a NumPy array
+    (as in the file); ``seed`` fixes the order.
     ``channels``: ``"auto"`` keeps the source's (a folder: 1 when every image is grayscale, else 3),
     1 or 3 converts (RGB -> gray by ITU-R 601 luma; gray -> RGB by copying).
     Folders only: their images are fitted to ``size`` with ``fit`` / ``method`` as they are read
@@ -53,7 +56,9 @@ def load_data(
     ``fit="tiles"`` with a ``size`` cuts every source into tiles (:mod:`aekit.data.tiles`); arrays take
     ``layout`` ("auto", "nhwc", "nchw") and ``rescale`` (map min..max to 0..1).
     """
-    if source == "olivetti":
+    if isinstance(source, np.ndarray):
+        data = load_array(source, seed=seed, layout=layout, rescale=rescale)
+    elif source == "olivetti":
         data = load_olivetti(seed=seed, data_home=data_home)
     elif source == LFW_SOURCE:
         data = load_lfw(seed=seed)
