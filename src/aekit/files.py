@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -35,6 +35,20 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
         which = "" if existing[0] == p else f"{existing[0]} "
         raise AekitError(f"out {p}: {which}already exists (add overwrite to replace it)", keys=("out", "overwrite"))
     return p
+
+
+def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
+              error: type[AekitError] = AekitError) -> Path:
+    """The output folder ``folder`` (an ``out`` option) checked before any work: not a file, and none of
+    ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise error(f"out {folder}: exists and is not a folder", keys="out")
+    existing = next((p for p in paths if p.exists()), None)
+    if existing is not None and not overwrite:
+        shown = existing.relative_to(folder) if existing.is_relative_to(folder) else existing
+        raise error(f"out {folder}: {shown} already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    return folder
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import torch
 from .data import convert_channels, find_images, inference_batch_size, read_each, read_image, resize, write_image
 from .data.image_file import ImageInfo
 from .errors import AekitError
+from .files import new_files
 from .noise import NoiseConfig, make_corruption
 from .pipeline import Pipeline
 from .run_folder import RunFolder
@@ -222,13 +223,7 @@ def denoise_files(
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise AekitError(f"two inputs would both be written as {sorted(dupes)[0]}: rename one or denoise them separately")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AekitError(f"out {out}: exists and is not a folder", keys="out")
-    existing = [out / name for _, name in files if (out / name).exists()]
-    if existing and not overwrite:
-        raise AekitError(f"out {out}: {existing[0].name} already exists (add overwrite to replace outputs)",
-                         keys=("out", "overwrite"))
+    out = new_files(out, [Path(out) / name for _, name in files], overwrite=overwrite)
     if tile < 16 or overlap < 0:
         raise AekitError(f"tile must be at least 16 and overlap 0 or more (got {tile}, {overlap})",
                          keys=("tile", "overlap"))

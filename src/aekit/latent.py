@@ -19,7 +19,7 @@ from sklearn.manifold import TSNE
 from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, read_each, take, write_image
 from .errors import AekitError
-from .files import save_npy, write_bytes, write_text
+from .files import new_files, save_npy, write_bytes, write_text
 from .codes import _need_decoder, decode, encode, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
@@ -88,10 +88,7 @@ def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | 
     existing file of those names stops it before anything is written."""
     folder = Path(folder)
     paths = [folder / (f"{i:04d}" + (f"-{Path(names[i]).stem}" if names else "") + ".png") for i in range(len(images))]
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise AekitError(f"out {folder}: {existing[0].name} already exists (add overwrite to replace outputs)",
-                         keys=("out", "overwrite"))
+    new_files(folder, paths, overwrite=overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     for path, img in zip(paths, images):
         write_image(path, img.permute(1, 2, 0).numpy())

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
+from ..files import new_files
 from .container import ImageData, take
 from .image_file import IMAGE_SUFFIXES, ImageInfo, write_image
 from .tiles import cut_from
@@ -22,8 +23,6 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     of the values), colour as 8-bit. Existing files are replaced only with ``overwrite``; each file is
     written atomically. Returns the paths written, in the data's order."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"out {out}: exists and is not a folder", keys="out")
     n = len(data)
     width = len(str(int(data.labels.max()))) if data.labels is not None and n else 0
     groups = len(str(int(data.groups.max()))) if data.groups is not None and n else 0
@@ -43,9 +42,7 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
             raise DataError(f"images {seen[t]} and {i} would both be written as {t}: their names differ only "
                             "in the suffix or in characters a file name cannot hold")
         seen[t] = i
-    existing = [t for t in targets if t.exists()]
-    if existing and not overwrite:
-        raise DataError(f"out {out}: {existing[0]} already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    new_files(out, targets, overwrite=overwrite, error=DataError)
     for i, target in enumerate(targets):
         pixels = take(data.images, [i])[0].permute(1, 2, 0).numpy()
         h, w, c = pixels.shape
