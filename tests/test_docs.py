@@ -40,3 +40,25 @@ def test_nothing_cites_files_outside_the_repository(root):
     for page in [*DOCS, *(str(p.relative_to(root)) for p in (root / "src").rglob("*.py"))]:
         text = (root / page).read_text()
         assert "SPEC.md" not in text and "the issue's bar" not in text, page
+
+
+def test_every_option_the_docs_print_is_an_option_of_its_command(root):
+    """`aekit COMMAND ... --flag` anywhere in the docs (code blocks, inline code, tables): the flag exists."""
+    import argparse
+
+    from aekit.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    general = {s for a in parser._actions for s in a.option_strings}
+    wrong, seen = [], 0
+    for page in DOCS:
+        text = (root / page).read_text().replace("\\\n", " ")
+        for m in re.finditer(r"aekit ([a-z]+)([^`\n|#]*)", text):
+            if m.group(1) not in commands:
+                continue
+            seen += 1
+            known = general | {s for a in commands[m.group(1)]._actions for s in a.option_strings}
+            wrong += [(page, m.group(1), flag) for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", m.group(2))
+                      if flag not in known]
+    assert seen > 100 and wrong == []
