@@ -19,13 +19,16 @@ def tiny(**kw):
                                   batch_size=16, model_params=TINY, **kw)
 
 
-def test_scikit_learn_estimator_checks():
+@pytest.mark.parametrize("params", [{}, {"model": "conv"}, {"model": "vae", "code_length": 4}, "tiny"], ids=str)
+def test_scikit_learn_estimator_checks(params):
     """Every check passes with scale='minmax' (the checks feed arbitrary real values, not images in
-    [0, 1]; with the default scale='none' those inputs are refused by design: see the next test)."""
+    [0, 1]; with the default scale='none' those inputs are refused by design: see the next test), also
+    for conv and vae, whose strides need sides they divide (the checks' 1x1 to 4x4 images are padded)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # dozens of tiny fits: thread start-up would dominate
+    est = tiny(scale="minmax") if params == "tiny" else AutoencoderTransformer(epochs=1, scale="minmax", **params)
     try:
-        results = check_estimator(tiny(scale="minmax"), on_fail=None)
+        results = check_estimator(est, on_fail=None)
     finally:
         torch.set_num_threads(threads)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
@@ -88,6 +91,20 @@ def test_the_defaults_fit_images_of_any_shape(shape):
     assert est.inverse_transform(est.transform(X)).shape == X.shape
     square = AutoencoderTransformer(epochs=1).fit(X[:, : 24 * 24])  # rows of a square image
     assert square.transform(X[:, : 24 * 24]).shape == (40, 64)
+
+
+@pytest.mark.parametrize("model", ["conv", "vae"])
+def test_strided_models_take_images_of_any_size_padded_to_what_their_strides_divide(model):
+    """23x28 faces: conv (stride 2) and vae (stride 4) work at 24x28, and every output is cropped back."""
+    X = np.random.default_rng(0).random((30, 23, 28)).astype(np.float32)
+    est = AutoencoderTransformer(model=model, code_length=8, epochs=1).fit(X)
+    assert est.model_size_ == (24, 28) and est.model_.config.input_size == (24, 28)
+    assert est.inverse_transform(est.transform(X)).shape == X.shape
+    recon = est.inverse_transform(est.transform(X))
+    assert est.score(X) == pytest.approx(-np.mean((recon - X) ** 2), rel=1e-5)
+    rows = AutoencoderTransformer(model=model, code_length=8, epochs=1).fit(X.reshape(30, -1)[:, :600])
+    assert rows.image_shape_ == (1, 25, 25) and rows.model_size_ == {"conv": (26, 26), "vae": (28, 28)}[model]
+    assert rows.inverse_transform(rows.transform(X.reshape(30, -1)[:, :600])).shape == (30, 600)
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse"])

@@ -15,6 +15,7 @@ Constructor arguments are only stored (scikit-learn's convention); everything ha
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import re
@@ -52,6 +53,17 @@ def _parameter_error(e: ConfigError) -> ValueError:
     return ValueError(message)
 
 
+def _fitting_size(config):
+    """``config`` at the smallest input size at or above its own (by area, at most 32 more pixels a side)
+    that its architecture takes (conv and vae: sides divisible by their strides); itself when it takes its
+    own size or none is found (fit then names the rule)."""
+    if config.check() is None:
+        return config
+    h, w = config.input_size
+    sizes = sorted(((h + dh, w + dw) for dh in range(33) for dw in range(33)), key=lambda s: (s[0] * s[1], s))
+    return next((c for c in (dataclasses.replace(config, input_size=s) for s in sizes) if c.check() is None), config)
+
+
 class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     """An aekit autoencoder as a scikit-learn transformer: images -> codes -> images.
 
@@ -65,6 +77,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
         (rows whose length is not a square are padded with zeros into the smallest square, and cropped
         back by inverse_transform); with (N, H, W) or (N, C, H, W) X it must match X's images, or be None.
+        Models with strides (conv, vae) get images padded with zeros (below, right) to the nearest size
+        the strides divide (``model_size_``), cropped back in every output.
     epochs, batch_size, lr : training (Adam); ``epochs`` is the most it may take when ``select``.
     select : model selection: a seeded tenth of X is held out, the start and every epoch are scored on it,
         the best weights are kept and training stops when it stops improving (``train.select``); a model
@@ -147,9 +161,15 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         side = math.isqrt(m - 1) + 1 if m else 0  # the smallest square holding m values
         return (1, side, side)
 
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Images padded with zeros (below, right) to the size the model takes (``model_size_``)."""
+        (h, w), (mh, mw) = x.shape[-2:], self.model_size_
+        return x if (mh, mw) == (h, w) else torch.nn.functional.pad(x, (0, mw - w, 0, mh - h))
+
     def _out_layout(self, x: torch.Tensor) -> np.ndarray:
         lo, hi = self.data_range_
-        y = x.numpy() * (hi - lo) + lo
+        _, h, w = self.image_shape_
+        y = x[..., :h, :w].numpy() * (hi - lo) + lo
         if self.input_ndim_ == 2:
             return y.reshape(len(y), -1)[:, : self.n_features_in_]
         if self.input_ndim_ == 3:
@@ -168,9 +188,10 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(f"model_params: {taken[0]!r} {_SET_ELSEWHERE[taken[0]]}")
         try:  # the CLI's checks, each error naming the parameter (a ValueError, as scikit-learn's own)
             given = {"code_length": self.code_length, "loss": self.loss}
-            model_config = build_model_config({"name": self.model, "in_channels": c, "input_size": (h, w),
-                                               **{k: v for k, v in given.items() if v is not None},
-                                               **(self.model_params or {})}, where="model")
+            model_config = _fitting_size(build_model_config({"name": self.model, "in_channels": c, "input_size": (h, w),
+                                                             **{k: v for k, v in given.items() if v is not None},
+                                                             **(self.model_params or {})}, where="model"))
+            self.model_size_ = tuple(model_config.input_size)
             config = build(TrainConfig, {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                                          "select": self.select, "device": self.device, "eval_every": 0,
                                          "checkpoint_seconds": 0}, "train")  # types checked: epochs=2.0 named
@@ -179,18 +200,19 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
             with torch.random.fork_rng(devices=None if cuda else []):  # the caller's global generator is left as it was
                 torch.manual_seed(seed)
                 self.model_ = create_model(model_config)
-                self.history_ = fit_model(self.model_, x, config, seed=seed, progress=False, log=lambda s: None)
+                self.history_ = fit_model(self.model_, self._padded(x), config, seed=seed, progress=False,
+                                          log=lambda s: None)
         except ConfigError as e:
             raise _parameter_error(e) from None
         self.model_.eval()
-        self.n_features_out_ = self.model_.code_size(h, w)
+        self.n_features_out_ = self.model_.code_size(*self.model_size_)
         return self
 
     @torch.no_grad()
     def transform(self, X):
         """The codes of X, (N, code length)."""
         check_is_fitted(self)
-        return encode(self.model_, self._images(X, reset=False))
+        return encode(self.model_, self._padded(self._images(X, reset=False)))
 
     def _decodes_codes(self) -> bool:
         """Whether ``inverse_transform`` exists: the model decodes a code on its own."""
@@ -219,7 +241,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         grid search can compare models, losses and code lengths on one scale."""
         check_is_fitted(self)
         x = self._images(X, reset=False)
-        recon = self._out_layout(map_batches(lambda b: self.model_(b).recon.float(), x,
+        recon = self._out_layout(map_batches(lambda b: self.model_(b).recon.float(), self._padded(x),
                                              next(self.model_.parameters()).device))
         target = np.asarray(X, dtype=np.float64)  # X itself: values outside fit's range are not clipped here
         target = target.reshape(recon.shape) if target.size == recon.size else self._out_layout(x)
