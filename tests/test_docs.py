@@ -62,3 +62,11 @@ def test_every_option_the_docs_print_is_an_option_of_its_command(root):
             wrong += [(page, m.group(1), flag) for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", m.group(2))
                       if flag not in known]
     assert seen > 100 and wrong == []
+
+
+@pytest.mark.parametrize("page", DOCS)
+def test_files_the_docs_name_exist(root, page):
+    """`tests/...py`, `configs/...toml`, `benchmarks/...py` and the like in the text: files of the repository."""
+    pattern = r"(?<![\w/.])((?:tests|src|benchmarks|configs|docs)/[\w/.-]+\.(?:py|toml|json|md))"
+    named = re.findall(pattern, (root / page).read_text())
+    assert [n for n in named if not (root / n).exists()] == []

@@ -188,6 +188,8 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
     assert r.code == 0, r.err
     rep = json.loads((unet / "evaluation.json").read_text())
     assert rep["images"] == 6 and rep["working_size"] == [24, 20]
+    assert len(rep["skipped"]) == 1 and rep["skipped"][0].startswith(str(folder / "broken.png"))
+    assert f"skipped {rep['skipped'][0]}" in r.out and r.out.rstrip().endswith("; skipped 1 unreadable files")
     assert [x["method"] for x in rep["results"]] == ["noisy input", "aekit (unet, flip ensemble)", "blur"]
     for option in (["--size", "20x20"], ["--fit", "window"], ["--layout", "nhwc"], ["--rescale"]):  # without --data
         assert cli("evaluate", unet, *option).error == (f"aekit: error: {option[0]}: applies to the images of --data (a "

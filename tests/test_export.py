@@ -60,8 +60,9 @@ def test_pt2_file_reloads_with_torch_export_and_matches_pytorch(name, part, tmp_
     model = aekit.create_model(name).eval()
     if part == "decoder" and not model.decodes_codes:
         return  # covered by the ONNX test: a clear error
-    result = export(model, tmp_path / "m.pt2", format="pt2", part=part)
-    assert result.max_abs_diff < TOLERANCE and [p.name for p in tmp_path.iterdir()] == ["m.pt2"]
+    result = export(model, tmp_path / "m.pt2", part=part)  # the format from the suffix, as the CLI's
+    assert result.format == "pt2" and result.max_abs_diff < TOLERANCE
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt2"]
     loaded = torch.export.load(str(result.path)).module()
     for batch in (1, 3):
         x = part_input(model, part, batch)
@@ -103,7 +104,8 @@ def test_torchscript_file_reloads_and_matches_pytorch(name, part, tmp_path):
     if part == "decoder" and not model.decodes_codes:
         return  # covered by the ONNX test: a clear error
     model.train()
-    result = export(model, tmp_path / "m.pt", format="torchscript", part=part)
+    result = export(model, tmp_path / "m.pt", part=part)
+    assert result.format == "torchscript"
     assert result.max_abs_diff < TOLERANCE
     assert model.training  # the caller's model is left as it was
     model.eval()

@@ -95,7 +95,7 @@ def evaluate_run(
         if not test_index:
             raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
         seen = len(set(test_index) & set(int(i) for i in trained_on))
-        note = None
+        note, skipped = None, []
         test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
     else:
         if size is not None and min(size) < 1:
@@ -113,7 +113,7 @@ def evaluate_run(
         other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
                           channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
-        note = scale_note(model, list(test_native), other.names, str(folder))
+        note, skipped = scale_note(model, list(test_native), other.names, str(folder)), other.skipped
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
     baselines = applicable(baselines, denoising=pipeline.corrupt is not None)
@@ -165,6 +165,7 @@ def evaluate_run(
         "flip_ensemble": flip_ensemble,
         "best_baseline": best,
         "note": note,  # images of another scale than the model learnt (aekit.inference.scale_note)
+        "skipped": skipped,  # unreadable files of data left out (skip_bad), as "path: reason"
     }
     if write:
         rows = [clean, *([noisy] if pipeline.corrupt is not None else []), recon, *([outputs[best]] if best else [])]

@@ -47,6 +47,13 @@ from .run_folder import RunFolder
 Format = Literal["onnx", "pt2", "torchscript"]
 Part = Literal["all", "encoder", "decoder"]
 FORMATS = ("onnx", "pt2", "torchscript")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
+
+
+def format_of(out: str | Path | None) -> Format:
+    """The format a file name asks for: ``.pt2`` torch.export, ``.pt`` / ``.pth`` / ``.ts`` TorchScript, else ONNX."""
+    suffix = Path(out).suffix.lower() if out else ""
+    return "pt2" if suffix == ".pt2" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else "onnx"
 PARTS = ("all", "encoder", "decoder")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
 TOLERANCE = 1e-4  # largest accepted absolute difference between the file's outputs and PyTorch's
@@ -81,12 +88,14 @@ class ModelPart(nn.Module):
 def export(
     model: nn.Module | str | Path,
     out: str | Path,
-    format: Format = "onnx",
+    format: Format | None = None,
     part: Part = "all",
     overwrite: bool = False,
 ) -> ExportResult:
     """Write ``model`` (a model, or a run or model folder) to ``out`` and verify the file; an existing
-    ``out`` is replaced only with ``overwrite`` (and only once the new file has passed the check)."""
+    ``out`` is replaced only with ``overwrite`` (and only once the new file has passed the check).
+    ``format`` None: the one ``out``'s suffix asks for (:func:`format_of`)."""
+    format = format or format_of(out)
     if format not in FORMATS:
         raise AekitError(f"format {format!r}: not one of {', '.join(FORMATS)}", keys="format")
     if part not in PARTS:

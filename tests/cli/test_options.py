@@ -63,7 +63,9 @@ def test_every_flagged_field_is_an_option_with_its_help():
     text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     for o in flagged():
         assert o.flag in text, o.key
-    assert "(default: 600)" in text and "--max-time MINUTES" in text and "{random,subject}" in text
+    flat = " ".join(text.split())  # each architecture's own defaults beside the base's
+    assert "(default: 600; vae 200)" in flat and "(default: the model's: conv 256, fcn 64, hybrid 64," in flat
+    assert "--max-time MINUTES" in text and "{random,subject}" in text
 
 
 def test_errors_show_the_flags_that_set_what_they_name():

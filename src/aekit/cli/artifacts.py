@@ -12,7 +12,7 @@ from typing import get_args
 from ..config import DataConfig
 from ..data import FitMethod, fit_images, load_data, save_folder
 from ..errors import ConfigError
-from ..export import FORMATS, PARTS, SUFFIX, export
+from ..export import FORMATS, PARTS, SUFFIX, export, format_of
 from ..models import config_class, list_models, model_class
 from ..report import write_report
 from .options import add_command, add_config_options, size_arg
@@ -71,12 +71,8 @@ def add_commands(sub) -> None:
                    help="a folder: skip unreadable files (listed) instead of stopping")
 
 
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    suffix = Path(args.out).suffix.lower() if args.out else ""
-    fmt = args.format or ("pt2" if suffix == ".pt2" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else "onnx")
+    fmt = args.format or format_of(args.out)
     default = "model" + ("" if args.part == "all" else f"-{args.part}") + SUFFIX[fmt]
     out = args.out or Path(args.run) / default
     result = export(args.run, out, format=fmt, part=args.part, overwrite=args.overwrite)

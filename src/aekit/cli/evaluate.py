@@ -99,10 +99,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=str(resolve_device(args.device)),
         flip_ensemble=args.flip_ensemble,
     )
+    for line in report["skipped"]:
+        print(f"skipped {line}")
     print(format_table(report))
     if report["note"]:
         print(report["note"])
-    print(f"Wrote {args.run}/evaluation.json and evaluation.png")
+    print(f"Wrote {args.run}/evaluation.json and evaluation.png"
+          + (f"; skipped {len(report['skipped'])} unreadable files" if report["skipped"] else ""))
     return 0
 
 

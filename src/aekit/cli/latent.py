@@ -43,15 +43,16 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.png", help="strip to write")
     p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
                 "aekit map runs/ref --out map.png                       # the run's own data\n"
-                "aekit map runs/ref --data photos/ --method tsne --out map.png", cmd_map)
+                "aekit map runs/ref --data photos/ --method tsne --out photos-map.png", cmd_map)
     p.add_argument("--data", dest="data.source", metavar="SOURCE", help="images to map (default: the run's data source)")
     p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
     p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
                 "taken from the run's held-out images",
-                "aekit score runs/ref new/ --out scores.csv             # threshold: held-out 99% quantile\n"
-                "aekit score runs/ref new/ --quantile 0.95 --out scores.csv\n"
-                "aekit score runs/ref new/ --threshold 0.002 --out scores.csv", cmd_score)
+                "aekit score runs/conv new/ --out scores.csv            # threshold: held-out 99% quantile\n"
+                "aekit score runs/conv new/ --quantile 0.95 --out scores.csv\n"
+                "aekit score runs/ref new/ --threshold 0.002 --out scores.csv  # a run with no held-out images",
+                cmd_score)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--quantile", type=float, default=0.99, metavar="Q",
                    help="threshold = this quantile of the held-out errors (default 0.99)")

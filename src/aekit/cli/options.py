@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import Config, config_options, load_config, parse_size, replace
 from ..errors import AekitError, ConfigError
-from ..models import config_class, list_models
+from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR
 from ..typed import Option, choices, coerce
 
@@ -61,8 +61,17 @@ def _help(o: Option) -> str:
         return f"{o.help}; SPEC: {GRAMMAR} (default: none)"
     if default is None:
         return o.help
-    if o.key.startswith("model.") and o.key != "model.name":
-        return f"{o.help} (default: the model's; conv's: {default})"
+    if o.key.startswith("model.") and o.key != "model.name":  # each architecture's own default
+        field = o.key.split(".", 1)[1]
+        own = {n: f.default for n in list_models() for f in dataclasses.fields(config_class(n)) if f.name == field}
+        if len(set(own.values())) == 1:
+            return f"{o.help} (default: {default}{'' if len(own) == len(list_models()) else '; ' + ', '.join(own)})"
+        return f"{o.help} (default: the model's: {', '.join(f'{n} {v}' for n, v in own.items())})"
+    if o.key.startswith("train."):  # an architecture's training defaults (models.base: train_defaults)
+        field = o.key.split(".", 1)[1]
+        own = [f"{n} {model_class(n).train_defaults[field]}" for n in list_models()
+               if model_class(n).train_defaults.get(field, default) != default]
+        return f"{o.help} (default: {default}{''.join('; ' + x for x in own)})"
     return f"{o.help} (default: {default})"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import Config, DataConfig, TrainConfig
-from ..models import ModelConfig, config_class, list_models
+from ..models import ModelConfig, config_class, list_models, model_class
 from ..noise import KINDS, NoiseConfig
 from ..typed import options
 
@@ -31,16 +31,22 @@ def _value(v) -> str:
 
 def _table(cls, prefix: str, skip: set[str] = frozenset()) -> list[str]:
     rows = ["| key | flag | default | resume | meaning |", "| --- | --- | --- | --- | --- |"]
+    shared = {o.key: o for o in options(ModelConfig, "model.")}  # an architecture's own default keeps the flag
     for o in options(cls, prefix):
         if o.key in skip or dataclasses.is_dataclass(o.type):
             continue
-        rows.append(f"| `{o.key.split('.')[-1]}` | {f'`{o.flag}`' if o.flag else ''} | `{_value(o.default)}` | "
+        flag = o.flag or (shared[o.key].flag if o.key in shared else None)
+        rows.append(f"| `{o.key.split('.')[-1]}` | {f'`{flag}`' if flag else ''} | `{_value(o.default)}` | "
                     f"{'yes' if o.resume else ''} | {o.help.replace('|', '/')} |")
     return rows
 
 
 def markdown() -> str:
-    lines = [HEADER, "## Top level", "", *_table(Config, ""), "", "## [data]", "", *_table(DataConfig, "data."), "", "## [train]", "", *_table(TrainConfig, "train."),
+    own = [f"`{name}`: " + ", ".join(f"`{k} = {_value(v)}`" for k, v in model_class(name).train_defaults.items())
+           for name in list_models() if model_class(name).train_defaults]
+    lines = [HEADER, "## Top level", "", *_table(Config, ""), "", "## [data]", "", *_table(DataConfig, "data."), "",
+             "## [train]", "", "An architecture may declare training defaults of its own, used in place of those below "
+             "unless the config or a flag sets them: " + "; ".join(own) + ".", "", *_table(TrainConfig, "train."),
              "", "## [model]", "", "Every architecture has these fields (`--model NAME` chooses one; `aekit models` "
              "lists them with their defaults):", "", *_table(ModelConfig, "model.")]
     common = {f"model.{o.key}" for o in options(ModelConfig)}

@@ -78,7 +78,7 @@ def _start_small(layer: nn.Module) -> None:
 
 @register("hybrid", HybridConfig)
 class HybridAutoencoder(Autoencoder):
-    """Linear (PCA-initialised) encoder and decoder plus an MLP and a convolutional correction."""
+    """Linear (PCA-initialised) encoder and decoder plus a convolutional correction (and an MLP one, hidden > 0)."""
 
     data_init_images = 4096  # PCA looks at up to this many training images
     channels_last = True  # NHWC convolutions: faster training steps on CPU (benchmarks/README.md#performance)

@@ -3,7 +3,7 @@
 ``train.amp = "auto"`` (the default outside the reference configs) is bf16 only where the device runs
 it natively (a CPU with AVX512-BF16 or AMX; a CUDA GPU with bf16 support) and float32 elsewhere: on a
 CPU without native bf16, PyTorch emulates it and a bf16 run is several times *slower* than float32
-(measured: 14x on an AVX2-only CPU; benchmarks/README.md).
+(measured: 11x for the reference model on an AVX2-only CPU; benchmarks/README.md).
 """
 
 from __future__ import annotations
