@@ -129,7 +129,8 @@ class TrainConfig:
     compare: bool = option(True, "end the run with aekit evaluate on the held-out images beside what a user would "
                            "pick instead (PCA of the same code length; the classical denoisers for a denoising run): "
                            "evaluation.json, metrics.json and the summary lead with the comparison", flag="--compare")
-    checkpoint_seconds: float = option(60.0, "write 'last' at most this often (0: every epoch); a new 'best' is 'last' too")
+    checkpoint_seconds: float = option(60.0, "write 'last' after the first epoch, then at most this often (0: every "
+                                       "epoch); a new 'best' is 'last' too")
     amp: Literal["auto", "off", "bf16", "fp16"] = option(
         "auto", "mixed precision: autocast the forward pass and loss to bf16 or fp16 (fp16 adds a GradScaler; weights "
         "stay float32); auto: bf16 on CPUs that run it natively (AVX512-BF16 or AMX), float32 elsewhere, GPUs included "

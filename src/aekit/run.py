@@ -162,7 +162,8 @@ class _Recorder:
     def on_epoch(self, ctx: EpochContext) -> None:
         self.latest = ctx
         t, stats = self.cfg.train, ctx.stats
-        due = ctx.agree(time.perf_counter() - self.saved_at >= t.checkpoint_seconds)
+        # 'last' after the first epoch (so a run stopped early can resume), then on the clock
+        due = ctx.agree(not self.saved_epoch or time.perf_counter() - self.saved_at >= t.checkpoint_seconds)
         scored = [h.validation["loss_per_sample"] for h in ctx.history if h.validation]
         best = bool(stats.validation) and stats.validation["loss_per_sample"] <= min(scored)  # the selection's choice
         if best:

@@ -169,6 +169,21 @@ def test_checkpoints_last_best_and_every_n(tiny_config, tmp_path, cli):
     assert model.config.encoder_channels == (4, 8)
 
 
+def test_without_selection_last_is_written_after_the_first_epoch(tiny_config, tmp_path, cli, monkeypatch):
+    """No 'best' without selection (the reference configs): 'last' after epoch 1 all the same, so a run stopped
+    in its first minute can resume; then on the clock (an hour here: only the end's)."""
+    import aekit.run
+
+    written = []
+    real = aekit.run.write_checkpoint
+    monkeypatch.setattr(aekit.run, "write_checkpoint", lambda folder, model, st, **kw: (written.append(st["epoch"]),
+                                                                                       real(folder, model, st, **kw)))
+    tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
+    r = cli("train", "--config", tiny_config, "--out", tmp_path / "run", "--no-progress", "--no-select", "--epochs", "3")
+    assert r.code == 0, r.err
+    assert written == [1, 3]
+
+
 def test_max_time_stops_cleanly_and_resume_extends(tiny_config, tmp_path, cli):
     run = tmp_path / "run"
     r = cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--max-time", "0.0001")
