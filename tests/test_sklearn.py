@@ -144,7 +144,8 @@ def test_numpy_integers_are_integer_settings():
     ({"model_params": {"code_length": 4}}, "model_params: 'code_length' is a parameter: set it there"),
     ({"model_params": {"name": "vae"}}, "model_params: 'name' is the parameter model: set it there"),
     ({"model_params": {"in_channels": 3}}, "model_params: 'in_channels' comes from X's shape (or image_shape)"),
-    ({"image_shape": (2, 8), "X": np.zeros((20, 4, 4))}, "image_shape (2, 8) does not match X's images of shape (4, 4)"),
+    ({"image_shape": (2, 8), "X": np.zeros((20, 4, 4))},
+     "image_shape (2, 8) does not match X's images of shape (4, 4)"),
 ])
 def test_impossible_parameters_are_a_value_error_naming_the_parameter(params, message):
     X = params.pop("X", np.random.default_rng(0).random((20, 16)))

@@ -47,16 +47,10 @@ from .run_folder import RunFolder
 Format = Literal["onnx", "pt2", "torchscript"]
 Part = Literal["all", "encoder", "decoder"]
 FORMATS = ("onnx", "pt2", "torchscript")
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
-
-
-def format_of(out: str | Path | None) -> Format:
-    """The format a file name asks for: ``.pt2`` torch.export, ``.pt`` / ``.pth`` / ``.ts`` TorchScript, else ONNX."""
-    suffix = Path(out).suffix.lower() if out else ""
-    return "pt2" if suffix == ".pt2" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else "onnx"
 PARTS = ("all", "encoder", "decoder")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
 TOLERANCE = 1e-4  # largest accepted absolute difference between the file's outputs and PyTorch's
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 CHECK_IMAGES = 8  # images the verification runs on
 
 
@@ -83,6 +77,12 @@ class ModelPart(nn.Module):
         if self.part == "decoder":
             return self.model.decode(x)  # (B, C, H, W)
         return self.model(x).recon  # (B, C, H, W)
+
+
+def format_of(out: str | Path | None) -> Format:
+    """The format a file name asks for: ``.pt2`` torch.export, ``.pt`` / ``.pth`` / ``.ts`` TorchScript, else ONNX."""
+    suffix = Path(out).suffix.lower() if out else ""
+    return "pt2" if suffix == ".pt2" else "torchscript" if suffix in TORCHSCRIPT_SUFFIXES else "onnx"
 
 
 def export(

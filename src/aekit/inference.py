@@ -171,12 +171,12 @@ def scale_note(model: torch.nn.Module, images: list[torch.Tensor], names: list[s
     if not off:
         return None
     name, (oh, ow) = off[0]
-    factor = getattr(model, "factor", 1)
+    trainable = min(oh, ow) > max(8, getattr(model, "factor", 1))  # a size a model could be trained at
     which = "this image is" if len(images) == 1 else f"{len(off)} of these {len(images)} images are"
     return (f"note: {where} learnt whole images at {h}x{w}; {which} of quite another size (e.g. {name}, {oh}x{ow}), "
             f"so likely at another scale, where a denoiser does less well (one trained on faces at 32x32 denoised "
             f"64x64 faces 1.8 dB worse than one trained at 64x64): "
-            + (f"train a model at their size (aekit train ... --size {oh}x{ow}) or " if min(oh, ow) > max(8, factor) else "")
+            + (f"train a model at their size (aekit train ... --size {oh}x{ow}) or " if trainable else "")
             + f"resize them to {h}x{w}")
 
 

@@ -179,7 +179,8 @@ def test_without_selection_last_is_written_after_the_first_epoch(tiny_config, tm
     monkeypatch.setattr(aekit.run, "write_checkpoint", lambda folder, model, st, **kw: (written.append(st["epoch"]),
                                                                                        real(folder, model, st, **kw)))
     tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
-    r = cli("train", "--config", tiny_config, "--out", tmp_path / "run", "--no-progress", "--no-select", "--epochs", "3")
+    r = cli("train", "--config", tiny_config, "--out", tmp_path / "run", "--no-progress", "--no-select",
+            "--epochs", "3")
     assert r.code == 0, r.err
     assert written == [1, 3]
 
