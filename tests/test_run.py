@@ -232,3 +232,29 @@ def test_without_a_test_split_the_summary_names_the_validation_images_it_chose_o
             "--no-progress")
     assert r.code == 0, r.err
     assert "Held-out: none (test_fraction = 0: every image was used for training, as in the reference)" in r.out
+
+
+def test_a_run_reads_its_data_from_anywhere_and_notices_when_the_data_changed(tmp_path, cli, monkeypatch):
+    """config.toml keeps the folder's absolute path (given relative); files added since training would change
+    the splits, so evaluate and resume refuse; evaluate --data on the run's own folder says what it trained on."""
+    from helpers import make_folder
+
+    make_folder(tmp_path / "photos", 12, size=(16, 16), subfolders=())
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", "--data", "photos", "--size", "16x16", "--epochs", "1", "--no-compare", "--no-progress",
+            "--out", "run")
+    assert r.code == 0, r.err
+    run = tmp_path / "run"
+    assert aekit.load_config(run / "config.toml").data.source == str(tmp_path / "photos")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    r = cli("evaluate", run)
+    assert r.code == 0, r.err
+    held_out = json.loads((run / "evaluation.json").read_text())["images"]
+    r = cli("evaluate", run, "--data", tmp_path / "photos")
+    assert r.code == 0 and f"WARNING: the model saw {12 - held_out} of them in training" in r.out, r.out
+    make_folder(tmp_path / "photos" / "new", 2, size=(16, 16), subfolders=())
+    for args in (["evaluate", run], ["train", "--resume", run, "--epochs", "2"]):
+        err = cli(*args).error
+        assert f"aekit: error: {run}: the data changed since the run was trained ({tmp_path / 'photos'}: 14 images " \
+               "now, 12 then, or other names)" in err, err

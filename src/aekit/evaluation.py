@@ -18,7 +18,7 @@ import torch
 
 from .baselines import applicable, build_baselines, run_baseline
 from .config import replace
-from .data import load_data, map_batches, split_indices, take
+from .data import absolute_source, load_data, map_batches, split_indices, take
 from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
@@ -87,6 +87,8 @@ def evaluate_run(
             raise
         ev = replace(ev, **{"data.test_fraction": 0.0})
         own = prepare_data(ev)
+    if data is None:
+        folder.check_data(own.data, "evaluate")
     train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
     work = own.size  # the working size of the scored images
     if data is None:
@@ -113,6 +115,10 @@ def evaluate_run(
         other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
                           channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
         test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
+        if absolute_source(str(data)) == absolute_source(trained.data.source):  # its own source: say what it saw
+            trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+            saw = {own.data.names[i] for i in trained_on}
+            seen = sum(n in saw for n in other.names[: len(test_native)])
         note, skipped = scale_note(model, list(test_native), other.names, str(folder)), other.skipped
         work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
     pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)

@@ -14,7 +14,7 @@ from .baselines import rivals
 from .config import Config, replace, working_size
 from .evaluation import comparison, evaluate_run
 from .errors import AekitError
-from .data import take
+from .data import absolute_source, take
 from .files import write_json
 from .models import create_model, save
 from .models.losses import loss_unit
@@ -74,7 +74,10 @@ def train(
         RunFolder(out).check_resume(cfg)
         _, state = read_checkpoint(Path(out))
     data = prepare_data(cfg)
-    cfg = replace(cfg, **{"model.in_channels": data.data.channels})  # data.channels decides
+    if resume:
+        RunFolder(out).check_data(data.data, "resume")
+    cfg = replace(cfg, **{"model.in_channels": data.data.channels,  # data.channels decides
+                          "data.source": absolute_source(cfg.data.source)})  # config.toml works from anywhere
     if data.size != tuple(cfg.model.input_size):  # a model for any size, at the images' own
         cfg = replace(cfg, **{"data.size": data.size, "model.input_size": data.size})
         if main_process:
@@ -98,6 +101,7 @@ def train(
     if main_process:
         if not resume:
             folder.create(overwrite)
+            folder.write_data(data.data)
         folder.write_config(cfg)
         if data.data.skipped:
             folder.write_skipped(data.data.skipped)

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import shutil
 from pathlib import Path
@@ -28,11 +29,18 @@ import torch
 
 from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
 from .errors import AekitError
-from .files import read_json, write_text
+from .files import read_json, write_json, write_text
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
 from .training.history import EpochStats, history_columns, history_row
 from .typed import flatten
+
+
+def data_record(data) -> dict:
+    """The source of ``data`` (ImageData), its number of images and a digest of their sorted names."""
+    names = sorted(str(n) for n in (data.names or []))
+    return {"source": str(data.source), "images": len(data),
+            "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
 
 
 class RunFolder:
@@ -44,6 +52,7 @@ class RunFolder:
     REPORT = "report.html"
     EVALUATION = "evaluation.json"
     SKIPPED = "skipped.txt"
+    DATA = "data.json"  # what the run was trained on: the source and a digest of its image names
     TENSORBOARD = "tensorboard"
 
     def __init__(self, path: str | Path):
@@ -160,6 +169,23 @@ class RunFolder:
 
     def write_skipped(self, lines: list[str]) -> None:
         write_text(self / self.SKIPPED, "".join(f"{line}\n" for line in lines))
+
+    def write_data(self, data) -> None:
+        """Record the images the run was given (``data.json``), for :meth:`check_data`."""
+        write_json(self / self.DATA, data_record(data))
+
+    def check_data(self, data, doing: str) -> None:
+        """The images ``doing`` (resume, evaluate) reads are those the run was trained on: else its splits
+        would be others, and images it trained on could be scored as held out. Runs from before data.json pass."""
+        if not (self / self.DATA).is_file():
+            return
+        then, now = read_json(self / self.DATA), data_record(data)
+        if then.get("names_sha256") != now["names_sha256"]:
+            raise AekitError(
+                f"{self.path}: the data changed since the run was trained ({now['source']}: {now['images']} images "
+                f"now, {then.get('images')} then, or other names), so its splits would be others and images it "
+                f"trained on could be scored as held out; {doing} needs the images it was trained on (restore them; "
+                "to score other images: aekit evaluate RUN --data PATH)")
 
     # --- resuming -----------------------------------------------------------------------------
     def check_resume(self, cfg: Config) -> None:

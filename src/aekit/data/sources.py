@@ -14,6 +14,7 @@ Every source comes in a seeded order (``seed``): the random split takes the last
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,12 @@ from .lfw import LFW_SOURCE, load_lfw
 from .olivetti import load_olivetti
 from .resize import convert_channels
 from .tiles import tile_data
+
+
+def absolute_source(source: str) -> str:
+    """A folder or array given as a path, made absolute (so a run's config.toml reads it from any folder);
+    the built-in names as they are."""
+    return source if source in ("olivetti", LFW_SOURCE) else os.path.abspath(os.path.expanduser(source))
 
 
 def load_data(
