@@ -214,6 +214,18 @@ def test_save_folder_keeps_existing_files_unless_told_and_refuses_two_images_on_
     save_folder(data, tmp_path / "o", overwrite=True)
     assert abs(float(load_data(str(tmp_path / "o"), workers=0).images.max()) - 0.25) < 1e-4
     clash = aekit.data.ImageData(images=torch.zeros(2, 1, 4, 4), names=["a.png", "a.jpg"])
-    with pytest.raises(aekit.errors.DataError, match="images 0 and 1 would both be written as .*a.png"):
+    with pytest.raises(aekit.errors.DataError, match="a.png and a.jpg would both be written as .*a.png: .*rename one"):
         save_folder(clash, tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_save_folder_keeps_names_readable_and_every_file_inside_out(tmp_path):
+    """Spaces and any letters are kept; labels that look like paths ('..', '/abs') stay folders inside out."""
+    names = ["name with spaces.png", "ünïcødé_名前.png", "a:b.png", "ok.png"]
+    data = aekit.data.ImageData(images=torch.zeros(4, 1, 4, 4), names=names, labels=np.array([0, 1, 2, 3]),
+                                label_names=["../escape", "a/b", str(tmp_path / "abs"), "ok"])
+    written = save_folder(data, tmp_path / "out")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
+        "escape/name with spaces.png", "a-b/ünïcødé_名前.png", f"{str(tmp_path)[1:].replace('/', '-')}-abs/a-b.png",
+        "ok/ok.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

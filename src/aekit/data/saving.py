@@ -32,15 +32,16 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
         folder = out
         if data.labels is not None:
             label = int(data.labels[i])
-            folder = out / (data.label_names[label] if data.label_names else f"{label:0{width}d}")
+            folder = out / (_safe(data.label_names[label], "label") if data.label_names else f"{label:0{width}d}")
         elif data.groups is not None:
             folder = out / (_file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
         targets.append(folder / f"{stem}.png")
     seen: dict[Path, int] = {}
     for i, t in enumerate(targets):
         if t in seen:
-            raise DataError(f"images {seen[t]} and {i} would both be written as {t}: their names differ only "
-                            "in the suffix or in characters a file name cannot hold")
+            a, b = (data.names[seen[t]], data.names[i]) if data.names else (f"image {seen[t]}", f"image {i}")
+            raise DataError(f"{a} and {b} would both be written as {t}: their names (or labels) differ only in the "
+                            "suffix or in characters a file name cannot hold; rename one")
         seen[t] = i
     new_files(out, targets, overwrite=overwrite, error=DataError)
     for i, target in enumerate(targets):
@@ -53,8 +54,15 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
 
 
 def _file_stem(name: str) -> str:
-    """A file name for an image named ``name``: its last path part, less an image suffix, safe characters only."""
+    """A file name for an image named ``name``: its last path part, less an image suffix (spaces and any
+    letters kept)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower().endswith(IMAGE_SUFFIXES):
         base = base.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "image"
+    return _safe(re.sub(r"\[(\d+)\]", r"-\1", base), "image")  # an array's row: x.npy[05] -> x.npy-05
+
+
+def _safe(name: str, empty: str) -> str:
+    """``name`` as one file or folder name: separators, control characters and those Windows refuses
+    replaced by '-', no leading or trailing dots or spaces (so never '..', nor a path out of the folder)."""
+    return re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "-", name).strip(" .-") or empty
