@@ -258,3 +258,15 @@ def test_a_run_reads_its_data_from_anywhere_and_notices_when_the_data_changed(tm
         err = cli(*args).error
         assert f"aekit: error: {run}: the data changed since the run was trained ({tmp_path / 'photos'}: 14 images " \
                "now, 12 then, or other names)" in err, err
+
+
+def test_a_run_that_fails_in_training_says_how_to_run_the_corrected_command(tmp_path, cli):
+    """A diverged loss leaves the run's folder (config, checkpoints): the error says the fix needs --overwrite."""
+    from helpers import make_folder
+
+    make_folder(tmp_path / "photos", 12, size=(16, 16), subfolders=())
+    args = ["train", "--data", tmp_path / "photos", "--size", "16x16", "--epochs", "3", "--no-compare", "--no-progress",
+            "--out", tmp_path / "run"]
+    err = cli(*args, "--lr", "1e12").error
+    assert "the loss is nan; lower --lr (then run again with --overwrite: " in err, err
+    assert cli(*args, "--overwrite").code == 0

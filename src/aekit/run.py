@@ -120,6 +120,11 @@ def train(
         if main_process:
             (log or print)(recorder.interrupted())
         raise
+    except AekitError as e:  # e.g. a diverged loss: the corrected command must replace this run's folder
+        if resume:
+            raise
+        raise type(e)(f"{e} (then run again with overwrite: {folder.path} holds this failed run)",
+                      keys=(*e.keys, "overwrite")) from None
     recorder.finish()
     model.eval()
     if not main_process:
