@@ -173,3 +173,16 @@ def test_a_note_when_the_images_are_far_from_the_size_the_model_learnt(fcn_run, 
     conv = aekit.create_model("conv")  # a fixed-size model resizes every image to its size: no scale to lose
     conv.preprocess = {"size": [32, 32], "fit": "resize"}
     assert scale_note(conv, big, None, "run") is None
+
+
+def test_an_out_folder_inside_the_inputs_is_not_read_back_and_inputs_are_never_written_over(fcn_run, images, cli):
+    """denoise IN --out IN/clean twice: the second run denoises the 6 inputs again, not the first run's outputs;
+    --out IN (the inputs' own folder) is refused before anything is written, even with --overwrite."""
+    for extra in ([], ["--overwrite"]):
+        r = cli("denoise", fcn_run, images, "--out", images / "clean", *extra)
+        assert r.code == 0 and "Wrote 6 denoised images" in r.out, r.err
+    assert not (images / "clean" / "clean").exists()
+    before = (images / "gray.png").read_bytes()
+    err = cli("denoise", fcn_run, images, "--out", images, "--overwrite").error
+    assert err.startswith(f"aekit: error: --out {images}: would write over the input {images}/") and "another folder" in err
+    assert (images / "gray.png").read_bytes() == before
