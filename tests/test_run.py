@@ -162,6 +162,8 @@ def _folder(tmp_path, how):
          r"img-0\d\.png: 24x24 is smaller than the working size 32x48, which --fit crop cannot fill without "
          r"enlarging \(use --fit pad or resize, or a smaller --size\)"),
         (lambda p: _folder(p, "ok"), ["--split", "subject"], "--split 'subject' needs labels"),
+        (lambda p: _array(p, "x.npy", np.zeros((6, 8, 8))), ["--split", "subject"], "an array: a .npz with 'images' and"),
+        (lambda p: _text(p, "t.npy"), [], r"t\.npy: not a readable \.npy array \(not a NumPy file, or one holding Python"),
         (lambda p: str(p / "nowhere"), [], r"^aekit: error: --data '.*nowhere': unknown data source"),
         (lambda p: _array(p, "r.npy", np.zeros((4, 4))), [], r"r\.npy: shape \(4, 4\): expected"),
         (lambda p: _array(p, "a.npy", np.zeros((6, 3, 8, 3))), [], r"a\.npy: shape \(6, 3, 8, 3\) is ambiguous"),
@@ -170,7 +172,7 @@ def _folder(tmp_path, how):
         (lambda p: _array(p, "z.npy", np.zeros((0, 8, 8))), [], r"z\.npy: holds zero images"),
         (lambda p: "olivetti", ["--stream", "on"], "only folders stream"),
         (lambda p: "olivetti", ["--workers", "-1"], "--workers must be 0 or more"),
-        (lambda p: "olivetti", ["--size", "33x33"], "input_size 33x33 is not divisible by the encoder's total stride 2"),
+        (lambda p: "olivetti", ["--size", "33x33"], "--size 33x33 is not divisible by the encoder's total stride 2"),
         (lambda p: "olivetti", ["--noise", "gaussian-map:nope.npy"], "noise map nope.npy: file not found"),
     ],
 )
@@ -180,6 +182,11 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, cli, make, o
     err = cli("train", "--data", source, *options, "--epochs", "1", "--out", out, "--no-progress").error
     assert re.search(message, err), err
     assert not out.exists()
+
+
+def _text(p, name):
+    (p / name).write_text("not an array")
+    return p / name
 
 
 def test_a_noise_map_of_another_size_is_refused_before_the_run_folder_is_made(tmp_path, cli):

@@ -285,7 +285,8 @@ def validate(cfg: Config, where: str = "config") -> None:
         need(False, key, why)
     if problem := cfg.noise.check():
         raise ConfigError(f"{where}: [noise] {problem}")
-    if problem := m.check():
+    if problem := m.check():  # a size rule broken by data.size (--size) names it
+        need(not (d.size and problem.startswith("model.input_size ")), "data.size", problem[17:])
         raise ConfigError(f"{where}: {problem}")
 
 

@@ -66,7 +66,8 @@ def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             if len(keys) == 1:
                 return arrays[keys[0]], None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable {path.suffix} array ({e})") from None
+        why = "not a NumPy file, or one holding Python objects" if "pickle" in str(e) else str(e)  # numpy's hint is unsafe
+        raise DataError(f"{path}: not a readable {path.suffix} array ({why})") from None
     raise DataError(
         f"{path}: holds {len(keys)} arrays ({', '.join(keys) or 'none'}); name the images 'images' "
         "(and their labels 'labels')"

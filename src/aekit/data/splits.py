@@ -36,7 +36,8 @@ def split_indices(
         if data.labels is None:
             raise DataError(
                 f"data.split 'subject' needs labels, and {data.source} has none "
-                "(a folder: put each subject's images in its own subfolder)", keys="data.split",
+                "(a folder: put each subject's images in its own subfolder; an array: a .npz with 'images' and "
+                "'labels')", keys="data.split",
             )
         people = np.unique(data.labels)
         if len(people) < 2:
