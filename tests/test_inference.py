@@ -186,3 +186,22 @@ def test_an_out_folder_inside_the_inputs_is_not_read_back_and_inputs_are_never_w
     err = cli("denoise", fcn_run, images, "--out", images, "--overwrite").error
     assert err.startswith(f"aekit: error: --out {images}: would write over the input {images}/") and "another folder" in err
     assert (images / "gray.png").read_bytes() == before
+
+
+def test_denoise_keeps_colour_profiles_and_lossless_webp_and_says_when_pages_are_left_out(fcn_run, tmp_path, cli):
+    from PIL import ImageCms
+
+    g = np.random.default_rng(0)
+    rgb = Image.fromarray((g.random((40, 48, 3)) * 255).astype(np.uint8))
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb.save(folder / "p.png", icc_profile=profile, dpi=(300, 300))
+    rgb.save(folder / "l.webp", lossless=True)
+    rgb.save(folder / "pages.tif", save_all=True, append_images=[rgb.rotate(90)])
+    r = cli("denoise", fcn_run, folder, "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    assert "note: 1 file(s) hold several pages or frames (e.g. pages.tif, 2); only the first of each" in r.out
+    out = tmp_path / "out"
+    assert opened(out / "p.png").info["icc_profile"] == profile and round(opened(out / "p.png").info["dpi"][0]) == 300
+    assert (out / "l.webp").read_bytes()[12:16] == b"VP8L"  # lossless, as the original

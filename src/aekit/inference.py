@@ -240,6 +240,11 @@ def denoise_files(
         pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed)
         noisy = [pipeline.view(x[None], gen)[0][0] for x in clean]
     note = scale_note(model, clean, [str(it.name) for it in items], str(run))
+    paged = [it for it in items if it.info.frames > 1]
+    if paged:  # read_image reads the first page of a TIFF, the first frame of a GIF: say so
+        first = (f"note: {len(paged)} file(s) hold several pages or frames (e.g. {paged[0].name}, "
+                 f"{paged[0].info.frames}); only the first of each was denoised and written")
+        note = first if note is None else f"{note}\n{first}"
     results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
     try:
         out.mkdir(parents=True, exist_ok=True)

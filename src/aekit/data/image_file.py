@@ -48,6 +48,8 @@ class ImageInfo:
     bits: int  # bits per channel of the file: 1, 8, 16 or 32 (float)
     size: tuple[int, int]  # (height, width) as displayed (after EXIF orientation)
     channels: int  # channels read_image returns: 1 grayscale, 3 colour
+    frames: int = 1  # pages of a TIFF, frames of a GIF or WebP: read_image reads the first
+    keep: tuple = ()  # (name, value) save options a copy keeps: colour profile, resolution, lossless WebP
 
 
 def probe_image(path: str | Path) -> ImageInfo:
@@ -93,8 +95,9 @@ def write_image(path: str | Path, pixels: np.ndarray, like: ImageInfo | None = N
 
     With ``like`` (the ImageInfo of an original) the file gets the original's format, size
     (bicubic resize when the pixels differ), mode and bit depth: grayscale stays grayscale,
-    8-bit stays 8-bit, 16-bit grayscale stays 16-bit. Without it: the format from the suffix,
-    8-bit grayscale or RGB. Alpha is written opaque; EXIF is not copied (pixels are upright).
+    8-bit stays 8-bit, 16-bit grayscale stays 16-bit; its colour profile, resolution (dpi) and a WebP's
+    losslessness are kept. Without it: the format from the suffix, 8-bit grayscale or RGB. Alpha is
+    written opaque; EXIF is not copied (pixels are upright); one frame (page) is written.
     """
     path = Path(path)
     x = np.asarray(pixels, dtype=np.float32)
@@ -113,7 +116,8 @@ def write_image(path: str | Path, pixels: np.ndarray, like: ImageInfo | None = N
     elif like.channels == 3 and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
     picture = _to_pil(x, like)
-    write_with(path, lambda tmp: picture.save(tmp, format=like.format, **SAVE_OPTIONS.get(like.format, {})))
+    options = {**SAVE_OPTIONS.get(like.format, {}), **dict(like.keep)}
+    write_with(path, lambda tmp: picture.save(tmp, format=like.format, **options))
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -148,7 +152,27 @@ def _info(im: Image.Image, path) -> ImageInfo:
     w, h = im.size
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
         w, h = h, w
-    return ImageInfo(format=im.format or "", mode=im.mode, bits=bits, size=(h, w), channels=_channels(im))
+    keep = {k: im.info[k] for k in ("icc_profile", "dpi") if im.info.get(k)}
+    if im.mode not in GRAY_MODES | {"P", "PA", "RGB", "RGBA", "RGBX"}:
+        keep.pop("icc_profile", None)  # a CMYK or Lab profile does not describe the RGB written back
+    if im.format == "WEBP" and _lossless_webp(path):
+        keep["lossless"] = True
+    return ImageInfo(format=im.format or "", mode=im.mode, bits=bits, size=(h, w), channels=_channels(im),
+                     frames=getattr(im, "n_frames", 1), keep=tuple(sorted(keep.items())))
+
+
+def _lossless_webp(path) -> bool:
+    """Whether a WebP file's image chunk is lossless (VP8L), walking its RIFF chunks."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(12)
+            while len(head := f.read(8)) == 8:
+                if head[:4] in (b"VP8L", b"VP8 "):
+                    return head[:4] == b"VP8L"
+                f.seek(int.from_bytes(head[4:], "little") + (head[4] & 1), 1)  # chunks are padded to even sizes
+    except OSError:
+        pass
+    return False
 
 
 def _bits(im: Image.Image) -> int:
