@@ -67,3 +67,16 @@ def test_without_enough_labels_the_validation_split_is_a_random_tenth(tmp_path):
     fit, val, how = validation_split(five, range(20), fraction=0.2, seed=0)
     assert how.startswith("whole labels") and len({five.label_names[i] for i in five.labels[val]}) == 1
     assert len(validation_split(flat, [0], seed=0)[1]) == 0  # one image: nothing to spare
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_large_photos_tiles_are_never_the_validation_split(seed):
+    """21 photos of 1 tile and one of 1036: validation takes 2 of the photos (a tenth), never the big one's
+    tiles (seed 2 took them before: 1037 validation tiles and 20 to train on)."""
+    import numpy as np
+    import torch
+
+    groups = np.array([0] * 1036 + list(range(1, 22)))
+    data = aekit.data.ImageData(images=torch.zeros(len(groups), 1, 2, 2), groups=groups)
+    fit, val, how = validation_split(data, np.arange(len(groups)), fraction=0.1, seed=seed)
+    assert len(val) == 2 and 0 not in groups[val] and how == "the tiles of a random 2 of 22 training images"

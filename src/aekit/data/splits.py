@@ -60,6 +60,20 @@ def _group_cut(data: ImageData, cut: int) -> int:
     return int(starts[np.argmin(np.abs(starts - cut))])
 
 
+def _groups_for(order: np.ndarray, groups: np.ndarray, fraction: float) -> list:
+    """A ``fraction`` of the groups (images cut into tiles), the first in ``order``, at least one and never all,
+    skipping any that would bring their tiles past twice their share (one large photo's hundreds of tiles
+    would otherwise be the validation split); the smallest when none fits."""
+    sizes = {v: int(n) for v, n in zip(*np.unique(groups, return_counts=True))}
+    want, limit = min(len(order) - 1, max(1, int(round(len(order) * fraction)))), 2 * fraction * len(groups)
+    held, total = [], 0
+    for v in order:
+        if len(held) < want and total + sizes[v] <= limit:
+            held.append(v)
+            total += sizes[v]
+    return held or [min(order, key=lambda v: sizes[v])]
+
+
 MIN_LABELS_FOR_WHOLE = 5  # fewer labels among the training images: a random validation split instead
 
 
@@ -92,7 +106,7 @@ def validation_split(data: ImageData, train_index, *, fraction: float = 0.1, see
         values = np.unique(groups)
         if len(values) < 2:
             return train_index, train_index[:0], "none"
-        held = rng.permutation(values)[: min(len(values) - 1, max(1, int(round(len(values) * fraction))))]
+        held = _groups_for(rng.permutation(values), groups, fraction)
         is_val = np.isin(groups, held)
         return train_index[~is_val], train_index[is_val], \
             f"the tiles of a random {len(held)} of {len(values)} training images"
