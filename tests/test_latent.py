@@ -71,6 +71,8 @@ def test_data_writes_the_built_in_faces_as_files_to_try_the_commands_on(vae_fold
     r = cli("data", "lfw-subset", "--size", "32x32", "--fit", "pad", "--out", tmp_path / "lfw")
     assert r.code == 0 and "Wrote 100 images (32x32) to" in r.out
     assert aekit.read_image(tmp_path / "lfw" / "lfw-000.png")[0].shape == (32, 32, 1)
+    assert cli("data", "lfw-subset", "--channels", "3", "--out", tmp_path / "lfw3").code == 0  # RGB, 8-bit
+    assert aekit.read_image(tmp_path / "lfw3" / "lfw-000.png")[1].mode == "RGB"
     assert cli("data", "lfw-subset", "--size", "big", "--out", tmp_path / "x").err.startswith("aekit: error: --size: ")
     assert cli("data", "lfw-subset", "--size", "0x5", "--out", tmp_path / "x").error == (
         "aekit: error: --size must be positive, got 0x5")

@@ -62,11 +62,12 @@ def add_commands(sub) -> None:
     )
     d.add_argument("data.source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
-    d.add_argument("--size", dest="data.size", metavar="HxW", help="fit the images to HxW first (default: as they are)")
+    d.add_argument("--size", dest="data.size", metavar="HxW",
+                   help="fit the images to HxW first (default: their own size, which a folder's images must share)")
     d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod),
                    help="with --size: how (default resize)")
     d.add_argument("--overwrite", action="store_true", help="replace existing files")
-    add_config_options(d, {"data.layout", "data.rescale"})  # how to read an array
+    add_config_options(d, {"data.layout", "data.rescale", "data.channels"})  # how to read an array; 1 or 3 channels
     d.add_argument("--skip-bad", dest="data.skip_bad", action="store_true",
                    help="a folder: skip unreadable files (listed) instead of stopping")
 
@@ -90,6 +91,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     fit, method = fit or "resize", DataConfig().resize
     data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method,
                      skip_bad=getattr(args, "data.skip_bad"), layout=getattr(args, "data.layout") or "auto",
+                     channels=getattr(args, "data.channels") or "auto",
                      rescale=bool(getattr(args, "data.rescale")))
     if size is not None:  # folders arrive fitted (fit_images leaves them as they are), the other sources natively
         data.images = fit_images(data.images, size, fit, method, name=data.source)
