@@ -1,6 +1,7 @@
 """The run folder as one type: its files, the is-a-run check, creating one, and the resume rules.
 
     config.toml          the fully resolved configuration (``aekit train --config`` it to re-run)
+    data.json            the data trained on: its source, number of images and a digest of their names
     model.json           architecture, constructor arguments, preprocessing, aekit version
     model.safetensors    the weights
     history.csv          one row per epoch: loss per sample, code mean, held-out metrics, seconds
