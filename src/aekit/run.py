@@ -16,7 +16,7 @@ from .evaluation import comparison, evaluate_run
 from .errors import AekitError
 from .data import absolute_source, take
 from .files import write_json
-from .models import create_model, save
+from .models import create_model, model_class, save
 from .models.losses import loss_unit
 from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
@@ -85,7 +85,7 @@ def train(
     if cfg.train.hflip == "auto":  # the data decides; written into config.toml
         cfg = replace(cfg, **{"train.hflip": data.data.symmetric})
     device = preflight(cfg.train, len(data.train_x), dist)  # what fit() would refuse, before anything is written
-    amp, why = resolve_amp(cfg.train.amp, device)
+    amp, why = resolve_amp(cfg.train.amp, device, model_class(cfg.model.name).float32_because)
     if cfg.train.amp == "auto":  # the choice goes into config.toml: a resumed run keeps it, wherever it runs
         cfg = replace(cfg, **{"train.amp": amp})
     if main_process:

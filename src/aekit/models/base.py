@@ -71,7 +71,8 @@ class Autoencoder(nn.Module):
       used where a config or the command line does not set them;
     - ``preprocess``: how images reach the model's working size (``aekit.load`` sets it from model.json);
     - ``channels_last``: :func:`create_model` stores its convolution weights channels-last (NHWC), where
-      that was measured faster (benchmarks/README.md#performance); the math is the same.
+      that was measured faster (benchmarks/README.md#performance); the math is the same;
+    - ``float32_because``: why ``train.amp = "auto"`` keeps this model in float32 (bf16 measured worse), or None.
     """
 
     registered_name: str = ""
@@ -83,6 +84,7 @@ class Autoencoder(nn.Module):
     data_init_images: int = 256
     train_defaults: dict = {}
     channels_last: bool = False
+    float32_because: str | None = None
 
     def __init__(self, config):
         super().__init__()

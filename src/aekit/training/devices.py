@@ -67,13 +67,16 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
     return False, f"bf16 is not used on {device.type}"
 
 
-def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
-    """The precision ``train.amp`` means on ``device`` ("auto": bf16 on a CPU that runs it natively, else off), and why.
+def resolve_amp(amp: str, device: torch.device, float32_because: str | None = None) -> tuple[str, str]:
+    """The precision ``train.amp`` means on ``device`` ("auto": bf16 on a CPU that runs it natively, else off), and why;
+    ``float32_because``: the model's reason to stay in float32 under auto (a model class's ``float32_because``).
 
     On a GPU auto is float32 (cuDNN's convolutions use TF32 there): bf16 autocast trained the reference
     model at 0.73x a float32 loop's speed on an H200, float32 at 0.91x (benchmarks/README.md#gpu)."""
     if amp != "auto":
         return amp, "as configured"
+    if float32_because:
+        return "off", f"amp auto: float32 for this model: {float32_because}"
     if device.type == "cuda":
         return "off", "amp auto: float32 on a GPU (bf16 measured slower for these models on an H200; --amp bf16 to try it)"
     native, why = native_bf16(device)

@@ -105,7 +105,7 @@ class _Trainer:
         if self.batch_size < config.batch_size:
             self.print(f"note: train.batch_size {config.batch_size} is larger than the {n} training images: "
                        f"each step takes all {n}")
-        self.amp, why = resolve_amp(config.amp, device)
+        self.amp, why = resolve_amp(config.amp, device, getattr(model, "float32_because", None))
         if config.amp == "auto":  # aekit.train resolves it first and says so; a direct fit() says it here
             self.print(f"Precision: {'float32' if self.amp == 'off' else self.amp} ({why})")
         if amp_warning(self.amp, device):
