@@ -265,6 +265,11 @@ def test_a_run_reads_its_data_from_anywhere_and_notices_when_the_data_changed(tm
         err = cli(*args).error
         assert f"aekit: error: {run}: the data changed since the run was trained ({tmp_path / 'photos'}: 14 images " \
                "now, 12 then, or other names)" in err, err
+    config = run / "config.toml"  # a run from before absolute paths, read from another folder: the run's error
+    config.write_text(config.read_text().replace(f'"{tmp_path / "photos"}"', '"photos"'))
+    for args in (["evaluate", run], ["train", "--resume", run, "--epochs", "2"]):
+        assert cli(*args).error.startswith(f"aekit: error: {run}: the data it was trained on, 'photos' (config.toml "
+                                           "[data] source), is not there (a relative path is read from the current")
 
 
 def test_a_run_that_fails_in_training_says_how_to_run_the_corrected_command(tmp_path, cli):

@@ -82,11 +82,14 @@ def evaluate_run(
         ev = replace(ev, **{"data.test_fraction": 0.2})
     try:
         own = prepare_data(ev)
-    except DataError:  # too few images for that split; scoring other images needs none (the baselines get all)
+    except DataError as e:  # too few images for that split; scoring other images needs none (the baselines get all)
         if not (everything and data is not None):
-            raise
+            raise folder.data_gone(e, ev.data.source, other=data is not None) from None
         ev = replace(ev, **{"data.test_fraction": 0.0})
-        own = prepare_data(ev)
+        try:
+            own = prepare_data(ev)
+        except DataError as e:
+            raise folder.data_gone(e, ev.data.source, other=True) from None
     if data is None:
         folder.check_data(own.data, "evaluate")
     train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])

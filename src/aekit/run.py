@@ -73,7 +73,10 @@ def train(
             raise AekitError("resume needs the run folder to continue", keys="resume")
         RunFolder(out).check_resume(cfg)
         _, state = read_checkpoint(Path(out))
-    data = prepare_data(cfg)
+    try:
+        data = prepare_data(cfg)
+    except AekitError as e:
+        raise (RunFolder(out).data_gone(e, cfg.data.source) if resume else e) from None
     if resume:
         RunFolder(out).check_data(data.data, "resume")
     cfg = replace(cfg, **{"model.in_channels": data.data.channels,  # data.channels decides
