@@ -80,16 +80,19 @@ def evaluate_run(
     everything = ev.data.split == "random" and ev.data.test_fraction == 0
     if everything:
         ev = replace(ev, **{"data.test_fraction": 0.2})
-    try:
-        own = prepare_data(ev)
-    except DataError as e:  # too few images for that split; scoring other images needs none (the baselines get all)
-        if not (everything and data is not None):
-            raise folder.data_gone(e, ev.data.source, other=data is not None) from None
-        ev = replace(ev, **{"data.test_fraction": 0.0})
+    def prepared(ev):  # the run's own data; not where config.toml says: an error about the run, not about --data
         try:
-            own = prepare_data(ev)
+            return prepare_data(ev)
         except DataError as e:
-            raise folder.data_gone(e, ev.data.source, other=True) from None
+            raise folder.data_gone(e, ev.data.source, other=data is not None) from None
+
+    try:
+        own = prepared(ev)
+    except DataError:  # too few images for that split; scoring other images needs none (the baselines get all)
+        if not (everything and data is not None):
+            raise
+        ev = replace(ev, **{"data.test_fraction": 0.0})
+        own = prepared(ev)
     if data is None:
         folder.check_data(own.data, "evaluate")
     train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
