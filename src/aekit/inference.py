@@ -218,8 +218,8 @@ def denoise_files(
     model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)
-    inside = Path(out).resolve()  # an --out inside an input folder: not an input (an earlier run's outputs)
-    files = [(p, n) for p, n in find_images(inputs) if not p.resolve().is_relative_to(inside)] or find_images(inputs)
+    found, inside = find_images(inputs), Path(out).resolve()  # an --out inside an input folder: not an input
+    files = [(p, n) for p, n in found if not p.resolve().is_relative_to(inside)] or found
     clobbered = next((p for p, n in files if (Path(out) / n).resolve() == p.resolve()), None)
     if clobbered is not None:
         raise AekitError(f"out {out}: would write over the input {clobbered}; give another folder", keys="out")
