@@ -35,9 +35,26 @@ def test_subfolders_that_are_links_are_followed(tmp_path):
     train.mkdir()
     (train / "cats").symlink_to(people / "cats", target_is_directory=True)  # a set made of links
     (train / "cats" / "loop").symlink_to(train, target_is_directory=True)  # a link back up: no endless walk
-    (train / "felines").symlink_to(people / "cats", target_is_directory=True)  # the same folder twice: twice
+    (train / "dogs").symlink_to(people / "dogs", target_is_directory=True)
     data = load_data(str(train), workers=0)
-    assert len(data) == 12 and data.label_names == ["cats", "felines"]
+    assert len(data) == 12 and data.label_names == ["cats", "dogs"]
+
+
+def test_an_image_reached_twice_through_links_is_one_image(tmp_path):
+    people = make_folder(tmp_path / "pets", 12)
+    (people / "felines").symlink_to(people / "cats", target_is_directory=True)  # the same folder again
+    (people / "dogs" / "also-00.png").symlink_to(people / "cats" / "img-00.png")  # a file under a second name
+    data = load_data(str(people), workers=0)
+    assert len(data) == 12 and data.label_names == ["cats", "dogs"]  # never on both sides of a split
+    assert "cats/img-00.png" in data.names and "dogs/also-00.png" not in data.names
+
+
+def test_a_folder_of_hidden_images_says_so(tmp_path):
+    root = tmp_path / "f"
+    root.mkdir()
+    Image.fromarray(picture(1)).save(root / ".a.png")
+    with pytest.raises(aekit.DataError, match=r"no image files .*\(ignored: 1 hidden images \(names starting with '\.'\)\)"):
+        load_data(str(root), workers=0)
 
 
 def test_folder_order_is_a_seeded_permutation(tmp_path):
@@ -98,7 +115,7 @@ def test_skip_bad_skips_counts_and_names_unreadable_files(tmp_path):
     "setup, message",
     [
         (lambda p: p.mkdir(), r"no image files \(.png"),
-        (lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), r"no image files .*\(1 other files ignored\)"),
+        (lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), r"no image files .*\(ignored: 1 other files\)"),
         (lambda p: (p.mkdir(), (p / "a.png").write_text("x")), r"no usable image: all 1 image files are unreadable"),
         (lambda p: None, r"unknown data source: no such folder or file"),
         (lambda p: p.write_text("x"), r"not a folder, \.npy or \.npz file"),

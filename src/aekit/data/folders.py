@@ -3,7 +3,7 @@
 ``load_folder(folder)`` does, in order:
 
 1. lists the image files under ``folder`` (:data:`aekit.images.IMAGE_SUFFIXES`, any case; hidden
-   files and folders and other suffixes are ignored) and puts them in a seeded random order;
+   files and folders and other suffixes are ignored, an image reached twice through links is listed once) and puts them in a seeded random order;
 2. reads every file's header (format, mode, size): a file that is not an image stops the load with
    its name, or with ``skip_bad`` is skipped and listed;
 3. settles the channels ("auto": 1 when every file is grayscale, else 3) and the working size
@@ -94,7 +94,7 @@ def load_folder(
     folder = Path(folder)
     files, ignored = image_files(folder)
     if not files:
-        others = f" ({ignored} other files ignored)" if ignored else ""
+        others = f" ({ignored})" if ignored else ""
         raise DataError(f"data.source {folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it{others}",
                         keys="data.source")
     files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
@@ -156,11 +156,16 @@ def load_folder(
     return data
 
 
-def image_files(folder: Path) -> tuple[list[str], int]:
-    """The image files under ``folder``, sorted, and the number of other (ignored) files. Subfolders that
-    are symbolic links are followed (a training set made of links to other folders), except a link back
-    to a folder above it, which would loop."""
-    files, ignored, top = [], 0, os.fspath(folder)
+_IGNORED = ("other files", "hidden images (names starting with '.')", "second names (links) of an image listed")
+
+
+def image_files(folder: Path) -> tuple[list[str], str]:
+    """The image files under ``folder``, sorted, and what was ignored, said for an error message ("" when
+    nothing was): other files, hidden ones (names starting with "."), and a second name of a file already
+    listed (a link to an image in the same tree is one image, so it cannot land on both sides of a split).
+    Subfolders that are symbolic links are followed (a training set made of links to other folders), except
+    a link back to a folder above it, which would loop."""
+    files, seen, counts, top = [], set(), dict.fromkeys(_IGNORED, 0), os.fspath(folder)
     above = {top: {os.path.realpath(top)}}  # each folder to walk: the real folders above it and itself
     for root, dirs, names in os.walk(top, followlinks=True):
         chain, kept = above.pop(root), []
@@ -171,13 +176,22 @@ def image_files(folder: Path) -> tuple[list[str], int]:
                 kept.append(d)
         dirs[:] = kept
         for name in names:
-            if name.startswith("."):
-                continue
-            if name.lower().endswith(IMAGE_SUFFIXES):
-                files.append(os.path.join(root, name))
+            if not name.lower().endswith(IMAGE_SUFFIXES):
+                counts[_IGNORED[0]] += 1
+            elif name.startswith("."):
+                counts[_IGNORED[1]] += 1
             else:
-                ignored += 1
-    return sorted(files), ignored
+                files.append(os.path.join(root, name))
+    unique = []
+    for f in sorted(files):
+        real = os.path.realpath(f)
+        if real in seen:
+            counts[_IGNORED[2]] += 1
+        else:
+            seen.add(real)
+            unique.append(f)
+    ignored = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return unique, ignored and f"ignored: {ignored}"
 
 
 def find_images(inputs) -> list[tuple[Path, Path]]:
@@ -187,9 +201,10 @@ def find_images(inputs) -> list[tuple[Path, Path]]:
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            files, _ = image_files(p)
+            files, ignored = image_files(p)
             if not files:
-                raise DataError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+                others = f" ({ignored})" if ignored else ""
+                raise DataError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder{others}")
             found += [(Path(f), Path(f).relative_to(p)) for f in files]
         elif p.is_file():
             found.append((p, Path(p.name)))
