@@ -3,7 +3,8 @@
 ``load_folder(folder)`` does, in order:
 
 1. lists the image files under ``folder`` (:data:`aekit.images.IMAGE_SUFFIXES`, any case; hidden
-   files and folders and other suffixes are ignored, an image reached twice through links is listed once) and puts them in a seeded random order;
+   files and folders and other suffixes are ignored, an image reached twice through links is listed
+   once) and puts them in a seeded random order;
 2. reads every file's header (format, mode, size): a file that is not an image stops the load with
    its name, or with ``skip_bad`` is skipped and listed;
 3. settles the channels ("auto": 1 when every file is grayscale, else 3) and the working size
