@@ -36,6 +36,20 @@ def test_encode_then_decode(tiny_run, faces, tmp_path, cli):
     assert pixels.shape == (32, 32, 1)
 
 
+def test_the_listing_keeps_one_line_per_code_whatever_the_file_names(tiny_run, faces, tmp_path, cli):
+    folder, _ = faces
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    names = ["a\nb.png", "c\u2028d.png", "plain.png"]  # a newline, and a line separator to str.splitlines
+    for name, face in zip(names, sorted(folder.rglob("*.png"))):
+        (odd / name).write_bytes(face.read_bytes())
+    assert cli("encode", tiny_run.out, odd, "--out", tmp_path / "codes.npy").code == 0
+    lines = (tmp_path / "codes.txt").read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 4 and lines[-1] == "" and lines[0].endswith("a\\nb.png") and "\u2028" in lines[1]
+    assert cli("decode", tiny_run.out, tmp_path / "codes.npy", "--out", tmp_path / "dec").code == 0
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == ["0000-a\\nb.png", "0001-c\u2028d.png", "0002-plain.png"]
+
+
 def test_sample_draws_from_the_prior(vae_folder, tmp_path, cli):
     assert cli("sample", vae_folder, "-n", "5", "--out", tmp_path / "grid.png").code == 0
     images = np.load(tmp_path / "grid.npy")

@@ -61,8 +61,18 @@ def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: 
     out = Path(out)
     save_npy(out, encode(model, x))
     names = out.with_suffix(".txt")
-    write_text(names, "".join(f"{f}\n" for f in files))
+    write_text(names, "".join(f"{_one_line(str(f))}\n" for f in files))
     return out, names, skipped
+
+
+def _one_line(name: str) -> str:
+    """A file name on one line of the listing: a line break in it is written as \\n or \\r."""
+    return name.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _listed(listing: Path) -> list[str]:
+    """The names of a listing, one per line (only a newline ends a line, a Windows line end too)."""
+    return [line.removesuffix("\r") for line in listing.read_text(encoding="utf-8").removesuffix("\n").split("\n")]
 
 
 def read_codes(path: str | Path) -> np.ndarray:
@@ -103,7 +113,7 @@ def decode_files(run, codes_path: str | Path, out: str | Path, *, device: str = 
     _need_decoder(model, "decode")
     codes = read_codes(codes_path)
     listing = Path(codes_path).with_suffix(".txt")
-    names = listing.read_text(encoding="utf-8").splitlines() if listing.is_file() else None
+    names = _listed(listing) if listing.is_file() else None
     if names is not None and len(names) != len(codes):
         names = None
     try:
