@@ -10,6 +10,7 @@ default, help, command-line flag and whether a resume may change it (:func:`aeki
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +23,13 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from .data import FitMethod, ImageData, ResizeMethod, load_data
+from .data import FitMethod, ImageData, ResizeMethod, load_data, parse_size
 from .errors import ConfigError
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
 from .noise import NoiseConfig, parse_noise
 from .typed import Option, build, drop_none, option, options, to_plain
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """ "64x48" -> (64, 48); "64" -> (64, 64)."""
-    h, x, w = text.lower().partition("x")
-    try:
-        return (int(h), int(w if x else h))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
+OPTIONS = "options"  # the ``where`` of a configuration built from options (the command line's, or aekit.train's)
 
 
 @dataclass
@@ -158,13 +152,13 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "Config":
-        raw = dict(raw)
-        tables = {"model": build_model_config(raw.pop("model", {}), f"{where}: [model]")}
+        raw, at = dict(raw), (lambda t: t) if where == OPTIONS else (lambda t: f"{where}: [{t}]")
+        tables = {"model": build_model_config(raw.pop("model", {}), at("model"))}
         train = raw.pop("train", {})  # the architecture's own training defaults, where the table is silent
         if isinstance(train, dict):
             train = {**model_class(tables["model"].name).train_defaults, **train}
-        tables["train"] = build(TrainConfig, train, f"{where}: [train]")
-        tables.update({key: build(sub, raw.pop(key, {}), f"{where}: [{key}]")
+        tables["train"] = build(TrainConfig, train, at("train"))
+        tables.update({key: build(sub, raw.pop(key, {}), at(key))
                        for key, sub in (("data", DataConfig), ("noise", NoiseConfig))})
         top = build(_TopLevel, raw, where, tables=("data", "model", "train", "noise"))
         cfg = cls(name=top.name, seed=top.seed, **tables)
@@ -248,16 +242,21 @@ def replace(cfg: Config, **overrides: Any) -> Config:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = to_plain(value)
-    return Config.from_dict(raw, where="options")
+    try:
+        return Config.from_dict(raw, where=OPTIONS)
+    except ConfigError as e:  # about a key: name it, so that the command line shows its flag
+        if e.keys or not (key := re.match(r"(data|model|noise|train)\.\w+", str(e))):
+            raise
+        raise ConfigError(str(e), keys=key[0]) from None
 
 
 def validate(cfg: Config, where: str = "config") -> None:
-    """Impossible values raise a ConfigError naming the key."""
-    t, d, m = cfg.train, cfg.data, cfg.model
+    """Impossible values raise a ConfigError naming the key (and the file, unless ``where`` is OPTIONS)."""
+    t, d, m, at = cfg.train, cfg.data, cfg.model, "" if where == OPTIONS else f"{where}: "
 
     def need(ok: bool, key: str, msg: str, *also: str) -> None:  # also: other keys the message names
         if not ok:  # from the command line, the key is shown as its flag (errors.AekitError.keys)
-            raise ConfigError(f"{where}: {key} {msg}", keys=(key, *also) if where == "options" else ())
+            raise ConfigError(f"{at}{key} {msg}", keys=(key, *also) if where == OPTIONS else ())
 
     need(0 <= cfg.seed < 2**31, "seed", f"must lie in [0, {2**31 - 1}], got {cfg.seed}")  # numpy's: 32-bit, + offsets
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
@@ -284,10 +283,10 @@ def validate(cfg: Config, where: str = "config") -> None:
     for key, why in m.common_problems():
         need(False, key, why)
     if problem := cfg.noise.check():
-        raise ConfigError(f"{where}: [noise] {problem}")
+        raise ConfigError(f"{at}[noise] {problem}")
     if problem := m.check():  # a size rule broken by data.size (--size) names it
         need(not (d.size and problem.startswith("model.input_size ")), "data.size", problem[17:])
-        raise ConfigError(f"{where}: {problem}")
+        raise ConfigError(f"{at}{problem}")
 
 
 def working_size(cfg: Config) -> tuple[int, int]:

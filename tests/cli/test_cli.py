@@ -10,8 +10,9 @@ from helpers import aekit_process
     "args, message",
     [
         (["--model", "nope"], "unknown model 'nope'"),
-        (["--model", "hybird"], "unknown model 'hybird' (did you mean 'hybrid'?)"),
-        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--model", "hybird"], "error: --model: unknown model 'hybird' (did you mean 'hybrid'?)"),
+        (["--epochs", "0"], "error: --epochs must be at least 1"),  # the flag, not a config key or "options:"
+        (["--model", "unet", "--code-length", "5"], "error: --code-length of unet is the code's channels"),
         (["--code-length", "0"], "--code-length must be at least 1"),
         (["--config", "missing.toml"], "missing.toml: config file not found"),
         (["--data", "nowhere"], "--data 'nowhere': unknown data source"),
@@ -51,7 +52,7 @@ def test_the_command_runs_as_a_module_and_exits_2_on_bad_input():
 
 def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
     err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
-    assert "code_length 100 does not fit the architecture" in err and "multiple of 256" in err
+    assert "--code-length 100 does not fit the architecture" in err and "multiple of 256" in err
 
 
 def test_an_error_names_each_plain_parameter_once_so_the_flag_lands_on_it():

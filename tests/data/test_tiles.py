@@ -103,7 +103,7 @@ def test_a_denoiser_trains_on_tiles_and_is_scored_on_photos_it_never_saw(tmp_pat
     assert m["heldout"]["images"] == len(te) and len(tr) + len(te) == 6 + 6 + 8 + 8 + 4 + 9
     assert m["selection"]["how"] == "the tiles of a random 1 of 5 training images"  # the sixth photo is held out
     assert cli("train", "--fit", "tiles", "--out", tmp_path / "x").err.startswith(
-        "aekit: error: options: --fit tiles cuts windows of the working size: give --size")
+        "aekit: error: --fit tiles cuts windows of the working size: give --size")
     assert cli("evaluate", out, "--data", root, "--fit", "tiles").err.startswith(
         "aekit: error: --fit tiles cuts windows of --size: give it")
     assert cli("evaluate", out, "--data", root, "--size", "16x16", "--fit", "tiles").code == 0

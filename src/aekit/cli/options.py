@@ -17,7 +17,8 @@ import types
 import typing
 from typing import Any
 
-from ..config import Config, config_options, load_config, parse_size, replace
+from ..config import Config, config_options, load_config, replace
+from ..data import parse_size
 from ..errors import AekitError, ConfigError
 from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR

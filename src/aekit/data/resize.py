@@ -21,6 +21,15 @@ FitMethod = Literal["resize", "crop", "pad", "window", "tiles"]
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB -> gray weights (ITU-R 601, as Pillow's "L")
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """ "64x48" -> (64, 48); "64" -> (64, 64)."""
+    h, x, w = text.lower().partition("x")
+    try:
+        return (int(h), int(w if x else h))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
+
+
 def convert_channels(images: torch.Tensor, channels: str | int) -> torch.Tensor:
     """(N, C, H, W) with C = 1 or 3 -> ``channels`` ("auto" keeps C): luma for RGB -> gray, copies for gray -> RGB."""
     if channels == "auto" or images.shape[1] == channels:
