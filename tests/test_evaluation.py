@@ -122,8 +122,16 @@ def test_evaluate_on_images_the_run_never_saw(denoise_run, tmp_path, cli):
     yy, xx = np.mgrid[0:40, 0:40] / 39
     faces = np.stack([0.5 + 0.3 * np.sin(6 * xx * (1 + i % 3) + i) * np.cos(5 * yy) for i in range(12)])
     np.save(tmp_path / "other.npy", faces.astype(np.float32))
-    r = cli("evaluate", denoise_run, "--data", tmp_path / "other.npy", "--baselines", "blur,pca")
+    own = (denoise_run / "evaluation.json").read_bytes()
+    r = cli("evaluate", denoise_run, "--data", tmp_path / "other.npy", "--baselines", "blur,pca", "--out",
+            tmp_path / "other.json")
     assert r.code == 0, r.err
+    assert (denoise_run / "evaluation.json").read_bytes() == own  # the run's own evaluation stays
+    assert json.loads((tmp_path / "other.json").read_text())["images"] == 12 and (tmp_path / "other.png").is_file()
+    assert f"Wrote {tmp_path / 'other.json'} and other.png" in r.out
+    again = cli("evaluate", denoise_run, "--data", tmp_path / "other.npy", "--out", tmp_path / "other.json").error
+    assert again.endswith("already exists (add --overwrite to replace it)")
+    assert "give a name ending in .json" in cli("evaluate", denoise_run, "--out", tmp_path / "o.txt").error
     rep = evaluate_run(denoise_run, data=tmp_path / "other.npy", baselines=("blur",), write=False)
     assert rep["images"] == 12 and rep["images_from"] == str(tmp_path / "other.npy") and rep["seen_in_training"] == 0
     assert rep["working_size"] == [32, 32]  # the conv model's working size: fitted as in training

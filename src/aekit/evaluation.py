@@ -4,7 +4,7 @@ Every method sees exactly the same images: the held-out split's clean images at 
 and (with noise) the same corrupted copies, drawn once from a seeded generator through the run's
 input pipeline (:class:`aekit.pipeline.Pipeline`: corrupted where training corrupts, then fitted to
 the working size). Results go to ``evaluation.json`` and a grid ``evaluation.png`` (clean | noisy |
-aekit | best baseline) in the run folder.
+aekit | best baseline) in the run folder, or to another .json file and the .png beside it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def evaluate_run(
     seed: int = 0,
     device: str = "cpu",
     write: bool = True,
+    out: str | Path | None = None,
     flip_ensemble: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
@@ -59,7 +60,8 @@ def evaluate_run(
     data.fit); ``skip_bad`` skips unreadable files; ``layout`` and ``rescale`` read an array as data.layout and
     data.rescale do in training; default: the run's), with ``noise`` (default: the run's own, added where
     the run adds it), beside ``baselines`` (set up on the run's training images; "all": those that apply,
-    every one with noise, PCA without); returns (and writes) the results. With ``flip_ensemble`` the
+    every one with noise, PCA without); returns the results and writes them (unless not ``write``) to
+    ``out`` (a .json file, its picture beside it as .png; default: the run folder's evaluation.json). With ``flip_ensemble`` the
     model's output averages its passes on each image and its mirror; by default (None) it does where the
     images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
@@ -181,8 +183,9 @@ def evaluate_run(
     }
     if write:
         rows = [clean, *([noisy] if pipeline.corrupt is not None else []), recon, *([outputs[best]] if best else [])]
-        save_png(image_grid([r[:GRID_IMAGES] for r in rows]), folder / "evaluation.png")
-        write_json(folder / RunFolder.EVALUATION, report)
+        out = folder / RunFolder.EVALUATION if out is None else Path(out)
+        save_png(image_grid([r[:GRID_IMAGES] for r in rows]), out.with_suffix(".png"))
+        write_json(out, report)
     return report
 
 

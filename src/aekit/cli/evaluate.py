@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import get_args
 
 from ..baselines import ALL
 from ..data import FitMethod
 from ..evaluation import evaluate_run, format_table
+from ..files import new_file
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
+from ..run_folder import RunFolder
 from ..training import resolve_device
 from .options import add_command, add_config_options, size_arg
 
@@ -29,7 +32,7 @@ def add_commands(sub) -> None:
         description="Score a run's model on held-out images: MSE, PSNR (dB, peak 1, mean of per-image PSNR) and "
         "SSIM, for the noisy input, the model and (with --baselines) " + ", ".join(ALL) + ". Every method sees "
         "the same seeded noisy images. Writes evaluation.json and evaluation.png (clean | noisy | aekit | best "
-        "baseline) into the run folder.",
+        "baseline) into the run folder, or --out FILE.json and FILE.png.",
     )
     e.add_argument("run", metavar="RUN", help="run folder written by `aekit train`")
     e.add_argument("--data", dest="data.source", metavar="SOURCE", help="score every image of this folder or "
@@ -52,6 +55,9 @@ def add_commands(sub) -> None:
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     e.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
+    e.add_argument("--out", metavar="FILE.json", help="write the results to FILE.json and the picture to FILE.png "
+                   "(default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
+    e.add_argument("--overwrite", action="store_true", help="with --out: replace an existing FILE.json / FILE.png")
 
     d = add_command(
         sub, "denoise", "denoise image files with a trained run", """
@@ -81,6 +87,7 @@ def add_commands(sub) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     names: tuple[str, ...] | str = ()
+    out = new_file(args.out, overwrite=args.overwrite, suffix=".json", beside=(".png",)) if args.out else None
     if args.baselines:
         names = "all" if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
@@ -98,13 +105,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=str(resolve_device(args.device)),
         flip_ensemble=args.flip_ensemble,
+        out=out,
     )
     for line in report["skipped"]:
         print(f"skipped {line}")
     print(format_table(report))
     if report["note"]:
         print(report["note"])
-    print(f"Wrote {args.run}/evaluation.json and evaluation.png"
+    written = out or Path(args.run) / RunFolder.EVALUATION
+    print(f"Wrote {written} and {written.with_suffix('.png').name}"
           + (f"; skipped {len(report['skipped'])} unreadable files" if report["skipped"] else ""))
     return 0
 
@@ -122,6 +131,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         device=str(resolve_device(args.device)),
         flip_ensemble=args.flip_ensemble,
+        out=out,
     )
     for line in report["skipped"]:
         print(f"skipped {line}")
