@@ -131,7 +131,6 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         device=str(resolve_device(args.device)),
         flip_ensemble=args.flip_ensemble,
-        out=out,
     )
     for line in report["skipped"]:
         print(f"skipped {line}")
