@@ -67,6 +67,17 @@ def test_pt2_file_reloads_with_torch_export_and_matches_pytorch(name, part, tmp_
     for batch in (1, 3):
         x = part_input(model, part, batch)
         assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
+    assert_holds_only_its_part(loaded, model, part)
+
+
+def assert_holds_only_its_part(loaded, model, part):
+    """A decoder's file carries no encoder weights (and the reverse), as an ONNX file drops them."""
+    held = list(loaded.state_dict())
+    assert held and not any(k.startswith("model.") and k.split(".")[1] == {"encoder": "decoder", "decoder": "encoder"}
+                            .get(part) for k in held)
+    whole = sum(p.numel() for p in model.parameters())
+    ours = sum(v.numel() for k, v in loaded.state_dict().items() if any(k.endswith(n) for n, _ in model.named_parameters()))
+    assert (ours == whole) == (part == "all")
 
 
 ANY_SIZES = [(25, 25), (40, 24), (9, 13)]  # not multiples of the unet's 8, the smallest side it exports for
@@ -113,6 +124,7 @@ def test_torchscript_file_reloads_and_matches_pytorch(name, part, tmp_path):
     for batch in (1, 3):
         x = part_input(model, part, batch)
         assert (loaded(x) - reference_output(model, part, x)).abs().max() < TOLERANCE
+    assert_holds_only_its_part(loaded, model, part)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -188,6 +200,8 @@ def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatc
     (["{tmp}/nothing-here"], "{tmp}/nothing-here: no such run or model folder"),
     (["{tmp}", "--out", "{tmp}/m.onnx"], "{tmp}: no model.json (not a finished aekit run or model folder)"),
     (["{run}", "--out", "{tmp}/no/such/m.onnx"], "--out {tmp}/no/such/m.onnx: folder {tmp}/no/such does not exist"),
+    (["{run}", "--format", "onnx", "--out", "{tmp}/m.pt2"], "--format onnx does not match the suffix of --out "
+     "{tmp}/m.pt2 (pt2); give a name ending in .onnx, or no format (the suffix decides)"),
 ])
 def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, cli):
     fill = {"tmp": tmp_path, "run": tiny_run.out}

@@ -78,6 +78,25 @@ class ModelPart(nn.Module):
             return self.model.decode(x)  # (B, C, H, W)
         return self.model(x).recon  # (B, C, H, W)
 
+    def drop_unused(self, example: torch.Tensor) -> "ModelPart":
+        """Replace the model's top-level modules this part never runs (for a decoder: the encoder) by empty
+        ones, so that a .pt2 or TorchScript file holds only its own weights (ONNX drops the others itself). A
+        module counts as run when it is called, or when a parameter of it shapes the output on ``example``."""
+        called: set[str] = set()
+        hooks = [m.register_forward_hook(lambda *_, n=name: called.add(n)) for name, m in self.model.named_children()]
+        try:
+            with torch.enable_grad():
+                params = [p for p in self.parameters() if p.requires_grad]
+                grads = torch.autograd.grad(self(example).sum(), params, allow_unused=True) if params else ()
+        finally:
+            for h in hooks:
+                h.remove()
+        shaping = {id(p) for p, g in zip(params, grads) if g is not None}
+        for name, m in list(self.model.named_children()):
+            if name not in called and not any(id(p) in shaping for p in m.parameters()):
+                setattr(self.model, name, nn.Module())
+        return self
+
 
 def format_of(out: str | Path | None) -> Format:
     """The format a file name asks for: ``.pt2`` torch.export, ``.pt`` / ``.pth`` / ``.ts`` TorchScript, else ONNX."""
@@ -95,9 +114,13 @@ def export(
     """Write ``model`` (a model, or a run or model folder) to ``out`` and verify the file; an existing
     ``out`` is replaced only with ``overwrite`` (and only once the new file has passed the check).
     ``format`` None: the one ``out``'s suffix asks for (:func:`format_of`)."""
-    format = format or format_of(out)
-    if format not in FORMATS:
+    if format not in FORMATS and format is not None:
         raise AekitError(f"format {format!r}: not one of {', '.join(FORMATS)}", keys="format")
+    suffix = Path(out).suffix.lower()
+    if format and suffix in (*SUFFIX.values(), *TORCHSCRIPT_SUFFIXES) and format_of(out) != format:
+        raise AekitError(f"format {format} does not match the suffix of out {out} ({format_of(out)}); give a name "
+                         f"ending in {SUFFIX[format]}, or no format (the suffix decides)", keys=("format", "out"))
+    format = format or format_of(out)
     if part not in PARTS:
         raise AekitError(f"part {part!r}: not one of {', '.join(PARTS)}", keys="part")
     folder = Path(model) if isinstance(model, (str, Path)) else None
@@ -116,6 +139,8 @@ def export(
         with torch.no_grad():
             inputs = module.model.encode(images)  # real codes, not random vectors
         checked_on = f"the codes of {checked_on}"
+    if part != "all":
+        module.drop_unused(inputs[:2])
     writer = {"onnx": write_onnx, "pt2": write_pt2, "torchscript": write_torchscript}[format]
     any_size = model.any_size and part != "decoder" and format != "torchscript"
     batches = [inputs, inputs[:1]]  # the whole batch, then one: the batch axis is dynamic
