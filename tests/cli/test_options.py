@@ -26,6 +26,12 @@ def test_flags_override_the_config_file(root):
     assert cfg.train.reference_loop is True and cfg.data.resize == "legacy-bicubic"
 
 
+def test_noise_keeps_where_the_config_file_adds_it(root):
+    cfg = config("--config", root / "configs" / "reference-denoising.toml", "--noise", "gaussian:0.3")
+    assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.where) == ("gaussian", 0.3, "native")  # the book's order
+    assert config("--noise", "gaussian:0.3").noise.where == "working"  # the default's
+
+
 def test_data_options_reach_the_config():
     cfg = config("--data", "photos", "--size", "64x48", "--channels", "3", "--fit", "pad", "--layout", "nhwc",
                  "--rescale", "--skip-bad", "--stream", "off", "--workers", "2", "--code-length", "768")

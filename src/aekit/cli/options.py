@@ -136,7 +136,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     noise = given.pop("noise", None)
     if noise is not None:
         raw = cfg.to_dict()
-        raw["noise"] = dataclasses.asdict(noise)
+        raw["noise"] = {**dataclasses.asdict(noise), "where": cfg.noise.where}  # SPEC has no where: the file's
         cfg = Config.from_dict(raw, where="noise")
     return replace(cfg, **given)
 
