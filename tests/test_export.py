@@ -201,7 +201,7 @@ def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatc
     (["{tmp}", "--out", "{tmp}/m.onnx"], "{tmp}: no model.json (not a finished aekit run or model folder)"),
     (["{run}", "--out", "{tmp}/no/such/m.onnx"], "--out {tmp}/no/such/m.onnx: folder {tmp}/no/such does not exist"),
     (["{run}", "--format", "onnx", "--out", "{tmp}/m.pt2"], "--format onnx does not match the suffix of --out "
-     "{tmp}/m.pt2 (pt2); give a name ending in .onnx, or no format (the suffix decides)"),
+     "{tmp}/m.pt2 (pt2); give a name ending in .onnx, or let the suffix decide alone"),
 ])
 def test_export_mistakes_are_one_line_errors(args, message, tiny_run, tmp_path, cli):
     fill = {"tmp": tmp_path, "run": tiny_run.out}

@@ -119,7 +119,7 @@ def export(
     suffix = Path(out).suffix.lower()
     if format and suffix in (*SUFFIX.values(), *TORCHSCRIPT_SUFFIXES) and format_of(out) != format:
         raise AekitError(f"format {format} does not match the suffix of out {out} ({format_of(out)}); give a name "
-                         f"ending in {SUFFIX[format]}, or no format (the suffix decides)", keys=("format", "out"))
+                         f"ending in {SUFFIX[format]}, or let the suffix decide alone", keys=("format", "out"))
     format = format or format_of(out)
     if part not in PARTS:
         raise AekitError(f"part {part!r}: not one of {', '.join(PARTS)}", keys="part")
