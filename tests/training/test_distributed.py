@@ -6,6 +6,7 @@ standalone launcher) and by hand with the env:// variables torchrun sets (RANK, 
 
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -183,6 +184,24 @@ def test_more_processes_than_samples_in_a_batch_is_an_error(tmp_path, config):
     lines = r.stderr.strip().splitlines()
     assert lines and set(lines) == {"aekit: error: --batch-size 1 is smaller than the 2 processes: every "
                                     "process needs at least one sample of each batch"}
+
+
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "aekit: interrupted"),
+                                             (signal.SIGTERM, 143, "aekit: stopped by SIGTERM, and its 2 processes with it")])
+def test_a_signal_to_the_launcher_stops_every_process_with_one_line(tmp_path, config, sig, code, said):
+    """Ctrl-C (or a kill) of ``aekit train --nproc 2``: the shell's exit status, one line, no traceback or
+    torch warning; after Ctrl-C rank 0 says which checkpoint to resume from, as one process does."""
+    proc = subprocess.Popen([sys.executable, "-m", "aekit", "train", "--config", str(config), "--epochs", "200",
+                             "--out", str(tmp_path / "r"), "--no-progress", "--nproc", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith("Epoch 2)"):
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code and err.strip().splitlines() == [said], err
+    assert (sig != signal.SIGINT) or "Interrupted after epoch" in out
 
 
 def test_nproc_under_torchrun_is_an_error(capsys, monkeypatch):

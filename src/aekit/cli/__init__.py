@@ -13,10 +13,12 @@ status (``--debug`` shows the traceback instead); it shows the parameters a libr
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
 from ..errors import AekitError
+from ..training.distributed import launched
 from ..version import __version__
 from . import artifacts, evaluate, latent, train
 from .options import examples
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         _stderr_line(f"aekit: error: {flag_message(e, command)}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        if launched():  # one of several processes: the launcher (aekit --nproc, torchrun) says it once, and
+            sys.stdout.flush()  # this process leaves its process group as it is (training.distributed)
+            sys.stderr.flush()
+            os._exit(130)
         _stderr_line("aekit: interrupted")
         return 130
     except Exception as e:  # an unexpected failure: one line, the traceback with --debug

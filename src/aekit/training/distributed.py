@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Iterator
 
 import torch
 import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import get_args_parser, run
 
@@ -110,6 +113,8 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
         raise AekitError(f"rank {rank} of {world}: could not join the process group at {endpoint}: {reason}") from None
     try:
         yield
+    except KeyboardInterrupt:  # every process and the launcher are stopping: tearing the group down races their
+        raise                  # exits (a native abort, "terminate called ..."); the caller exits at once instead
     except BaseException:
         dist.destroy_process_group()  # no barrier: the others may never reach one
         raise
@@ -178,17 +183,25 @@ def launch(nproc: int, argv: list[str]) -> int:
     """Run ``aekit ARGV`` (without --nproc) on ``nproc`` processes of this machine, as
     ``torchrun --standalone --nproc-per-node NPROC -m aekit ARGV`` does; each process uses one CPU
     thread unless --threads or OMP_NUM_THREADS says otherwise. Returns the exit status of the first
-    process that failed (it printed its own error), else 0."""
+    process that failed (it printed its own error), else 0; Ctrl-C stops them all (KeyboardInterrupt, so
+    130), another signal to this launcher too (128 + the signal's number, said in one line)."""
     if nproc < 1:
         raise ConfigError(f"nproc must be at least 1, got {nproc}", keys="nproc")
     args = get_args_parser().parse_args(
         ["--standalone", "--nproc-per-node", str(nproc), "--module", "aekit", *without_nproc(argv)]
     )
     saved = os.environ.get("OMP_NUM_THREADS")
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # each process says why it failed
+    for name in ["torch.distributed.elastic", *logging.root.manager.loggerDict]:  # each process says why it failed
+        if name.startswith("torch.distributed.elastic"):  # (torch sets the level of some of them itself)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # (torchrun would set it too, with a warning)
     try:
         run(args)
+    except SignalException as e:  # Ctrl-C (or a kill) of this launcher: the processes were stopped
+        if e.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        print(f"aekit: stopped by {signal.Signals(e.sigval).name}, and its {nproc} processes with it", file=sys.stderr)
+        return 128 + e.sigval  # as a shell reports a process a signal ended
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         if failure.exitcode > 0:
