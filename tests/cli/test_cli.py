@@ -50,6 +50,20 @@ def test_the_command_runs_as_a_module_and_exits_2_on_bad_input():
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args, said", [
+    (["train", "--eppochs", "2"], "aekit train: error: unrecognized arguments: --eppochs 2 (did you mean '--epochs'?) "
+                                  "(see aekit train --help)"),
+    (["train", "--epochs", "abc"], "aekit train: error: argument --epochs: invalid int value: 'abc' "
+                                   "(see aekit train --help)"),
+    (["evaluate"], "aekit evaluate: error: the following arguments are required: RUN (see aekit evaluate --help)"),
+    (["--bogus"], "aekit: error: unrecognized arguments: --bogus (see aekit --help)"),
+])
+def test_a_mistake_argparse_catches_is_one_line_too(args, said, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and capsys.readouterr().err == said + "\n"  # not the usage first
+
+
 def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
     err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
     assert "--code-length 100 does not fit the architecture" in err and "multiple of 256" in err

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-from ..errors import AekitError
+from ..errors import AekitError, did_you_mean
 from ..training.distributed import launched
 from ..version import __version__
 from . import artifacts, evaluate, latent, train
@@ -27,8 +27,25 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes are one line (not the usage, then the error), pointing to --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, with an unknown option's likely meaning, from the command it was given to."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self._subparsers._group_actions[0].choices.get(getattr(parsed, "command", None), self)
+            flag = next((a.split("=")[0] for a in extra if a.startswith("--")), "")
+            known = [s for a in command._actions for s in a.option_strings if s.startswith("--")]
+            command.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(flag, known) if flag else ''}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="aekit",
         description="Image autoencoders: train, evaluate and reuse them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
