@@ -73,6 +73,10 @@ def train(
             raise AekitError("resume needs the run folder to continue", keys="resume")
         RunFolder(out).check_resume(cfg)
         _, state = read_checkpoint(Path(out))
+        if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
+            raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
+                             f"{cfg.train.epochs} leaves nothing to do; give more to extend it",
+                             keys=("resume", "train.epochs"))
     try:
         data = prepare_data(cfg)
     except AekitError as e:
@@ -133,7 +137,8 @@ def train(
     if not main_process:
         return RunResult(out=folder.path, model=model, history=history, metrics={})
     save(model, folder.path, preprocess=preprocess)
-    metrics = final_metrics(cfg, model, data, pipeline, history, time.perf_counter() - t_start)
+    before = sum(e.seconds for e in history if state and e.epoch <= state["epoch"])  # the epochs before a resume
+    metrics = final_metrics(cfg, model, data, pipeline, history, before + time.perf_counter() - t_start)
     if cfg.train.compare and len(test_x):  # what a user would pick instead, on the same held-out images
         try:
             report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,

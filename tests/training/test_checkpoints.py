@@ -195,7 +195,17 @@ def test_max_time_stops_cleanly_and_resume_extends(tiny_config, tmp_path, cli):
     # the limit applies to each invocation and a resume keeps it: --max-time 0 lifts it
     r = cli("train", "--resume", run, "--epochs", "3", "--max-time", "0", "--no-progress")
     assert r.code == 0, r.err
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    with open(run / "history.csv") as f:
+        trained = sum(float(row["seconds"]) for row in csv.DictReader(f))
+    assert metrics["epochs"] == 3 and metrics["seconds"] >= trained  # the whole run's time, not the resume's alone
+    # a complete run resumed with no more epochs: refused, the run left as it was
+    before = (run / "metrics.json").read_bytes(), (run / "config.toml").read_bytes()
+    for more in ([], ["--epochs", "2"]):
+        assert cli("train", "--resume", run, *more).error.endswith(
+            "the run is complete after 3 epochs, and --epochs " + (more[1] if more else "3") +
+            " leaves nothing to do; give more to extend it")
+    assert ((run / "metrics.json").read_bytes(), (run / "config.toml").read_bytes()) == before
 
 
 def test_resume_refuses_a_changed_config(tiny_config, tmp_path, cli):
