@@ -193,3 +193,12 @@ def test_loss_figure_uses_a_log_scale_only_for_positive_losses():
     assert loss_figure(positive).axes[0].get_yscale() == "log"
     fig = loss_figure(negative)  # loss = "psnr": minus the PSNR in dB
     assert fig.axes[0].get_yscale() == "linear" and len(fig.axes[0].lines) == 2
+
+
+def test_the_held_out_code_mean_says_its_epoch_where_it_is_not_the_columns():
+    from aekit.report.page import code_html
+
+    history = [{"epoch": e, "code_mean": 0.1 * e, "code_std": 0.5, "heldout_code_mean": 0.34 if e == 3 else None}
+               for e in (1, 2, 3)]  # held-out figures every eval_every epochs: here only after the last one
+    row = re.search(r"<tr><th>held-out code mean</th>(.*?)</tr>", code_html(history)).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row) == ["0.34 (epoch 3)", "0.34"]

@@ -127,8 +127,10 @@ def code_html(history: list[dict]) -> str:
         ["code spread (per-unit std across images)", _fmt(first.get("code_std")), _fmt(last.get("code_std"))],
     ]
     held = [h for h in history if h.get("heldout_code_mean") is not None]
-    if held:
-        rows.append(["held-out code mean", _fmt(held[0]["heldout_code_mean"]), _fmt(held[-1]["heldout_code_mean"])])
+    if held:  # scored every eval_every epochs: each value says its epoch where it is not the column's
+        rows.append(["held-out code mean"] + [
+            _fmt(h["heldout_code_mean"]) + ("" if h["epoch"] == at["epoch"] else f" (epoch {int(h['epoch'])})")
+            for h, at in ((held[0], first), (held[-1], last))])
     text = _table(["", f"epoch {int(first['epoch'])}", f"epoch {int(last['epoch'])}"], rows)
     if last.get("code_std") is not None and last["code_std"] < COLLAPSE_STD:
         text += (
