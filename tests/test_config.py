@@ -64,6 +64,12 @@ def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
     assert (load_config(path).train.epochs, load_config(path).train.early_stop) == (30, 50)
 
 
+def test_a_size_is_a_list_or_the_text_its_flag_takes(tmp_path):
+    for text in ("[32, 48]", "'32x48'"):
+        (tmp_path / "c.toml").write_text(f"[data]\nsize = {text}\n")
+        assert load_config(tmp_path / "c.toml").data.size == (32, 48)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -91,6 +97,7 @@ def test_a_model_brings_its_training_defaults_unless_they_are_set(tmp_path):
         ("[data]\nskip_bad = 'yes'\n", r"data\]\.skip_bad: expected true or false"),
         ("[data]\nstreaming = true\n", r"\[data\]: unknown key 'streaming' \(did you mean 'stream'\?\)"),
         ("name = [1\n", "not valid TOML"),
+        ("[data]\nsize = '32by32'\n", r"\[data\]\.size: '32by32' is not a size HxW \(e\.g\. 64x64, or 64\)"),
     ],
 )
 def test_bad_config_files_name_the_file_and_key(tmp_path, text, message):

@@ -94,8 +94,19 @@ def build(cls: type, raw: dict[str, Any], where: str, *, tables: Iterable[str] =
         listed = ", ".join(sorted(known)) + "".join(f", [{t}]" for t in sorted(tables))
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], known | set(tables))} "
                           f"(known: {listed})")
-    values = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    parsers = {f.name: f.metadata.get("parse") for f in dataclasses.fields(cls)}
+    values = {k: coerce(_parsed(v, parsers[k], f"{where}.{k}"), hints[k], f"{where}.{k}") for k, v in raw.items()}
     return cls(**values)
+
+
+def _parsed(value: Any, parse: Callable[[str], Any] | None, key: str) -> Any:
+    """A value in the text form its flag takes (e.g. size = "64x48"), read as the flag reads it."""
+    if parse is None or not isinstance(value, str):
+        return value
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def coerce(value: Any, tp: Any, key: str) -> Any:
