@@ -1,6 +1,7 @@
 """The residual U-Net denoiser: any image size, a noise-predicting output, the images' own working size."""
 
 import numpy as np
+import pytest
 import torch
 
 import aekit
@@ -52,3 +53,13 @@ def test_level_input_is_one_more_input_channel_and_padding_repeats_the_edges():
     assert inputs.shape == (3, 2, 12, 16)
     assert torch.equal(inputs[:, :1, :10, :13], x) and torch.equal(inputs[:, :1, 11, :13], x[:, :, 9])
     assert torch.equal(inputs[:, 1:], inputs[:, 1:, :1, :1].expand(-1, -1, 12, 16))  # a constant map per image
+
+
+def test_the_code_length_follows_channels_and_levels_unless_given(tmp_path):
+    from aekit.config import load_config
+
+    (tmp_path / "small.toml").write_text("[model]\nname = 'unet'\nchannels = 8\nlevels = 2\n")
+    assert load_config(tmp_path / "small.toml").model.code_length == 32  # 8 x 2**2, not the default's 192
+    assert aekit.create_model("unet", levels=4).config.code_length == 384
+    with pytest.raises(aekit.ConfigError, match=r"channels x 2\*\*levels = 32; got 100"):
+        aekit.create_model("unet", channels=8, levels=2, code_length=100)  # given: checked, not replaced

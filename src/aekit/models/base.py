@@ -33,6 +33,11 @@ class ModelConfig:
         """Why this configuration cannot build a model, or None (architectures add their rules)."""
         return None
 
+    @classmethod
+    def derived(cls, raw: dict) -> dict:
+        """A [model] table with the values its other keys decide filled in where it is silent (none here)."""
+        return raw
+
     def common_problems(self) -> list[tuple[str, str]]:
         """(key, why) for each broken rule that every model shares: config validation and create_model check
         them before :meth:`check`."""

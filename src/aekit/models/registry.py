@@ -64,7 +64,7 @@ def build_model_config(raw: dict[str, Any], where: str = "[model]") -> ModelConf
         config_cls = config_class(name)
     except ConfigError as e:
         raise ConfigError(f"{where}.name: {e}") from None
-    return build(config_cls, raw, where)
+    return build(config_cls, config_cls.derived(raw), where)
 
 
 def create_model(name_or_config: Any = "conv", **overrides: Any):

@@ -44,6 +44,14 @@ class UNetConfig(ModelConfig):
     level_input: bool = option(False, "also give the network its input's noise level, estimated from the image "
                                "itself (median absolute finest-scale wavelet coefficient), as an extra channel")
 
+    @classmethod
+    def derived(cls, raw: dict) -> dict:
+        """code_length follows channels and levels, where a table sets them and not it."""
+        width, levels = raw.get("channels", cls.channels), raw.get("levels", cls.levels)
+        if "code_length" in raw or not all(isinstance(v, int) and v >= 1 for v in (width, levels)):
+            return raw
+        return {**raw, "code_length": width * 2**levels}
+
     def check(self) -> str | None:
         if self.channels < 1 or self.levels < 1 or self.blocks < 1:
             return "model.channels, model.levels and model.blocks must be at least 1"
