@@ -81,6 +81,9 @@ def test_spec_round_trip(spec):
     ("gaussian:0.4-0.1", "MIN <= MAX"),
     ("mask:1.5", "must lie in [0, 1]"),
     ("gaussian:-0.1", "0 or more"),
+    ("gaussian:0", "gaussian noise of sigma 0 adds nothing: give a sigma above 0 (e.g. gaussian:0.2), or none"),
+    ("gaussian-image:0-0", "sigma 0 adds nothing: give a sigma above 0 (e.g. gaussian-image:0-0.4)"),
+    ("mask:0", "mask noise of fraction 0 adds nothing"),
 ])
 def test_bad_spec_shows_the_grammar(spec, why):
     with pytest.raises(aekit.ConfigError) as e:

@@ -129,10 +129,15 @@ def _check_gaussian(c: "NoiseConfig") -> str | None:
         return f"noise sigma must be 0 or more, got {c.sigma}"
     if c.sigma_max is not None and not c.sigma <= c.sigma_max:
         return f"noise sigma range {c.sigma}-{c.sigma_max} must have MIN <= MAX"
+    if max(c.sigma, c.sigma_max or 0) == 0:
+        example = f"{c.kind}:0.2" if c.kind == "gaussian" else f"{c.kind}:0-0.4"
+        return f"{c.kind} noise of sigma 0 adds nothing: give a sigma above 0 (e.g. {example}), or none"
     return None
 
 
 def _check_fraction(c: "NoiseConfig") -> str | None:
+    if c.fraction == 0:
+        return f"{c.kind} noise of fraction 0 adds nothing: give a fraction above 0 (e.g. {c.kind}:0.2), or none"
     return None if 0 <= c.fraction <= 1 else f"noise fraction must lie in [0, 1], got {c.fraction}"
 
 
