@@ -242,6 +242,7 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
         "noise_std_at_working_size": noise_std(pipeline, train_x, cfg.seed),
         "precision": "float32" if cfg.train.amp == "off" else cfg.train.amp,
         "machine": machine(next(model.parameters()).device),
+        "processes": Distributed.current().world,  # a resume needs as many
         "train": {
             "images": len(data.train_x),
             "loss_per_sample_last_epoch": last.loss_per_sample,  # as the loop reported it

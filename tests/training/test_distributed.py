@@ -5,6 +5,7 @@ standalone launcher) and by hand with the env:// variables torchrun sets (RANK, 
 """
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -134,7 +135,8 @@ def test_rank_0_alone_prints_and_the_resumed_run_is_complete(runs):
     tmp, two, resumed = runs
     assert two.stdout.count("Epoch 1)") == 1 and two.stdout.count("Run folder:") == 1
     assert resumed.stdout.count("Epoch 3)") == 1 and "Epoch 2)" not in resumed.stdout
-    assert '"status": "complete"' in (tmp / "two" / "metrics.json").read_text()
+    metrics = json.loads((tmp / "two" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["processes"] == 2  # what a resume needs
     state = torch.load(next((tmp / "two" / "checkpoints").glob("epoch-000003")) / "state.pt", weights_only=True)
     assert len(state["noise_rng"]) == 2  # one noise stream per process
 
