@@ -196,7 +196,8 @@ class _Recorder:
         """What a run stopped by Ctrl-C keeps: the newest checkpoint, which ``--resume`` continues."""
         done = self.latest.history[-1].epoch if self.latest is not None else self.saved_epoch
         if not self.saved_epoch:
-            return f"Interrupted after epoch {done}, before the first checkpoint: nothing to resume (the same command with --overwrite starts again in this folder)"
+            return (f"Interrupted after epoch {done}, before the first checkpoint: nothing to resume (the same "
+                    "command with --overwrite starts again in this folder)")
         return (f"Interrupted after epoch {done}; the newest checkpoint is epoch {self.saved_epoch}: "
                 f"aekit train --resume {self.folder.path} continues from it")
 
