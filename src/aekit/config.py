@@ -52,7 +52,7 @@ class DataConfig:
                                   flag="--test-fraction", metavar="F")
     fit: FitMethod = option("resize", "to the working size: resize (stretch), crop (fill, cut the centre), pad (fit, "
                             "black borders), window (the centre, native resolution: for denoisers), tiles (every "
-                            "window of the size, native resolution: all of a photo's pixels)", flag="--fit")
+                            "non-overlapping window of the size, a centred grid, native resolution)", flag="--fit")
     channels: Literal["auto", 1, 3] = option("auto", "auto: 1 when every image is grayscale, else 3 (the model "
                                              "follows)", flag="--channels")
     layout: Literal["auto", "nhwc", "nchw"] = option("auto", "axis order of a 4-d array; auto: the channel axis is "

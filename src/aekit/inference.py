@@ -172,7 +172,8 @@ def scale_note(model: torch.nn.Module, images: list[torch.Tensor], names: list[s
         return None
     name, (oh, ow) = off[0]
     trainable = min(oh, ow) > max(8, getattr(model, "factor", 1))  # a size a model could be trained at
-    which = "this image is" if len(images) == 1 else f"{len(off)} of these {len(images)} images are"
+    which = ("this image is" if len(images) == 1 else f"{len(off)} of these {len(images)} images "
+             + ("is" if len(off) == 1 else "are"))
     return (f"note: {where} learnt whole images at {h}x{w}; {which} of quite another size (e.g. {name}, {oh}x{ow}), "
             f"so likely at another scale, where a denoiser does less well (one trained on faces at 32x32 denoised "
             f"64x64 faces 1.8 dB worse than one trained at 64x64): "

@@ -13,7 +13,7 @@ import torch
 from .baselines import rivals
 from .config import Config, replace, working_size
 from .evaluation import comparison, evaluate_run
-from .errors import AekitError
+from .errors import AekitError, ConfigError
 from .data import absolute_source, take
 from .files import write_json
 from .models import create_model, model_class, save
@@ -43,6 +43,10 @@ class RunResult:
 
 
 def default_out(cfg: Config) -> Path:
+    """runs/NAME-TIMESTAMP; a name that is not a plain file name (a path, or empty) is refused."""
+    if not cfg.name or cfg.name != Path(cfg.name).name or cfg.name in (".", ".."):
+        raise ConfigError(f"name {cfg.name!r}: the default run folder is runs/NAME-TIMESTAMP, so it must be "
+                          "non-empty, without / (give out to put the run elsewhere)", keys=("name", "out"))
     return Path("runs") / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -68,6 +72,8 @@ def train(
     if dist.world > 1:
         check_same_config({**flatten(cfg.to_dict()), "resume": resume})
     state = None
+    if out is None and not resume:
+        out = default_out(cfg)  # a bad name is refused before any work
     if resume:
         if out is None:
             raise AekitError("resume needs the run folder to continue", keys="resume")
@@ -104,7 +110,7 @@ def train(
         where = data.data.images[0].shape[-2:] if pipeline.takes_native else data.size
         pipeline.corrupt(torch.zeros(1, cfg.model.in_channels, *where), torch.Generator())
     train_x, test_x, val_x = data.model_inputs(pipeline)
-    folder = RunFolder(out if out is not None else default_out(cfg))
+    folder = RunFolder(out)
     if main_process:
         if not resume:
             folder.create(overwrite)
@@ -237,7 +243,7 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
         "name": cfg.name,
         "epochs": last.epoch,
         "seconds": round(seconds, 2),
-        "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size),
+        "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size, cfg.model.sparsity),
         "noise": cfg.noise.spec(),
         "noise_where": cfg.noise.where,
         "noise_std_at_working_size": noise_std(pipeline, train_x, cfg.seed),

@@ -21,12 +21,22 @@ from helpers import aekit_process
         (["--lr", "-1"], "--lr must be 0 or more"),
         (["--device", "cuda:0"], "--device cuda:0: CUDA is not available"),
         (["--split", "subjet"], "--split: 'subjet' is not one of 'random', 'subject' (did you mean 'subject'?)"),
+        (["--split", "subject", "--test-fraction", "0.5"], "--test-fraction applies to the random split; --split "
+                                                           "subject holds out the last 20% of the labels"),
+        (["--nproc", "2", "--dist-timeout", "-1"], "--dist-timeout must be a positive number of seconds, got -1.0"),
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, cli, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert message in cli("train", "--out", tmp_path / "r", *args).error
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil", "", "a/b"])
+def test_a_run_name_that_is_not_a_plain_file_name_is_refused_before_any_work(name, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "so it must be non-empty, without / (give --out to put the run elsewhere)" in cli("train", "--name", name).error
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder, nothing outside it
 
 
 def test_models_lists_every_registered_model(cli):

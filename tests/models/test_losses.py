@@ -44,3 +44,10 @@ def test_the_table_says_which_losses_are_batch_sums():
     assert {k for k in LOSSES if is_sum(k)} == {"l2", "bce"}
     per_sample = torch.tensor([1.0, 2.0, 3.0])
     assert float(batch_loss(per_sample, "l2")) == 6.0 and float(batch_loss(per_sample, "psnr")) == 2.0
+
+
+def test_a_sparse_models_loss_unit_names_its_penalty():
+    from aekit.models.losses import loss_unit
+
+    assert "sparsity" not in loss_unit("l2", (32, 32))
+    assert loss_unit("l2", (32, 32), 0.01).endswith(", plus 0.01 x the code's L1 norm (the sparsity penalty)")

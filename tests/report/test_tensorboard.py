@@ -23,6 +23,9 @@ def test_tensorboard_logs_the_history_and_reconstruction_grids(tiny_run):
     for key in ("loss_per_sample", "code_mean", "mse", "psnr", "ssim"):  # held out every epoch here
         logged = [(e.step, e.value) for e in events.Scalars(f"heldout/{key}")]
         assert logged == [(int(r["epoch"]), pytest.approx(float(r[f"heldout_{key}"]), rel=1e-6)) for r in history]
+    for key in ("loss_per_sample", "psnr"):  # what model selection follows
+        logged = [(e.step, e.value) for e in events.Scalars(f"validation/{key}")]
+        assert logged == [(int(r["epoch"]), pytest.approx(float(r[f"val_{key}"]), rel=1e-6)) for r in history]
     grids = events.Images("reconstructions")
     assert [g.step for g in grids] == [1, 2] and all(g.width > 0 and g.height > 0 for g in grids)
 

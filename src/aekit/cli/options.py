@@ -138,7 +138,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raw = cfg.to_dict()
         raw["noise"] = {**dataclasses.asdict(noise), "where": cfg.noise.where}  # SPEC has no where: the file's
         cfg = Config.from_dict(raw, where="noise")
-    return replace(cfg, **given)
+    cfg = replace(cfg, **given)
+    if "data.test_fraction" in given and cfg.data.split == "subject":  # else config.toml would record a split not made
+        raise ConfigError("data.test_fraction applies to the random split; data.split subject holds out the last 20% "
+                          "of the labels (people)", keys=("data.test_fraction", "data.split"))
+    return cfg
 
 
 def size_arg(args: argparse.Namespace) -> tuple[int, int] | None:

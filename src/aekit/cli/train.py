@@ -56,6 +56,13 @@ def add_commands(sub) -> None:
                    f"the group or for another process (default {DEFAULT_TIMEOUT:g})")
 
 
+def dist_timeout(args: argparse.Namespace) -> float:
+    if args.dist_timeout is not None and not args.dist_timeout > 0:
+        raise ConfigError(f"dist_timeout must be a positive number of seconds, got {args.dist_timeout}",
+                          keys="dist_timeout")
+    return args.dist_timeout or DEFAULT_TIMEOUT
+
+
 def distributed(command: Callable) -> Callable:
     """Run a command: with ``--nproc N`` on N local processes; in a process that torchrun started,
     inside the process group; otherwise as it is."""
@@ -69,9 +76,10 @@ def distributed(command: Callable) -> Callable:
                     f"nproc {nproc}: this process is already one of {os.environ['WORLD_SIZE']} started by a "
                     "launcher (torchrun); drop the option", keys="nproc",
                 )
-            with process_group(timeout=args.dist_timeout or DEFAULT_TIMEOUT):
+            with process_group(timeout=dist_timeout(args)):
                 return command(args)
         if nproc is not None and nproc != 1:
+            dist_timeout(args)  # checked before the processes start
             return launch(nproc, args.argv)
         return command(args)
 

@@ -84,9 +84,11 @@ def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
     return per_sample.sum() if is_sum(kind) else per_sample.mean()
 
 
-def loss_unit(kind: str, size: tuple[int, int]) -> str:
+def loss_unit(kind: str, size: tuple[int, int], sparsity: float = 0.0) -> str:
+    """What a loss per sample measures; a sparse model's adds its penalty (:func:`add_sparsity`)."""
     h, w = size
-    return LOSSES[kind].unit.format(h=h, w=w)
+    penalty = f", plus {sparsity:g} x the code's L1 norm (the sparsity penalty)" if sparsity else ""
+    return LOSSES[kind].unit.format(h=h, w=w) + penalty
 
 
 def add_sparsity(per_sample: torch.Tensor, code: torch.Tensor, alpha: float, parts: dict) -> torch.Tensor:

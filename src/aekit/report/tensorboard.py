@@ -49,6 +49,8 @@ class TensorBoardLog:
             add(f"train/{key}", getattr(stats, key), stats.epoch)
         for key, value in stats.heldout.items():
             add(f"heldout/{key}", value, stats.epoch)
+        for key, value in (stats.validation or {}).items():  # what model selection follows
+            add(f"validation/{key}", value, stats.epoch)
         e = stats.epoch
         if stats.heldout or e == self.last or (self.every and e % self.every == 0):
             grid = np.asarray(self.reconstruction_grid())
