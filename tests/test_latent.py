@@ -108,6 +108,18 @@ def test_map_pca_and_tsne(tiny_run, faces, tmp_path, cli):
     assert drawn["coordinates"].shape == (6, 2) and drawn["images"] == 6
 
 
+def test_map_skips_unreadable_files_with_skip_bad_as_its_error_says(tiny_run, faces, tmp_path, cli):
+    import shutil
+
+    folder = tmp_path / "with-bad"
+    shutil.copytree(faces[0], folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    assert cli("map", tiny_run.out, "--data", folder, "--out", tmp_path / "m.png").error.endswith(
+        "(--skip-bad skips unreadable files)")  # an option map has
+    r = cli("map", tiny_run.out, "--data", folder, "--out", tmp_path / "m.png", "--skip-bad")
+    assert r.code == 0 and r.out.startswith("skipped ") and "Wrote " in r.out and "(6 images" in r.out, r.err
+
+
 @pytest.mark.parametrize("command, out", [("encode", "codes.npy"), ("score", "scores.csv")])
 def test_an_unreadable_file_stops_encode_and_score_unless_skipped(tiny_run, faces, tmp_path, cli, command, out):
     import shutil

@@ -180,12 +180,15 @@ def interpolate(run, a: str | Path, b: str | Path, steps: int = 10, *, device: s
 
 # --- a 2-D map of the codes --------------------------------------------------------------------
 
-def load_source(run: str | Path | RunFolder, source: str | None, channels: int | None = None):
+def load_source(run: str | Path | RunFolder, source: str | None, channels: int | None = None, *,
+                skip_bad: bool = False):
     """The images of ``source`` (default: the run's own data) as the run's model sees them (``channels``: the
-    model's, to which another source's images are converted), with labels."""
+    model's, to which another source's images are converted; ``skip_bad``: its unreadable files left out and
+    listed in ``data.skipped``), with labels."""
     cfg = (run if isinstance(run, RunFolder) else RunFolder(run)).config()
     if source is not None:
-        cfg = replace(cfg, **{"data.source": source, "data.channels": channels or cfg.data.channels})
+        cfg = replace(cfg, **{"data.source": source, "data.channels": channels or cfg.data.channels,
+                              "data.skip_bad": skip_bad})
     size = working_size(cfg)
     data = load_from_config(cfg.data, size=size)
     x = fit_images(take(data.images, range(len(data))), size, cfg.data.fit, cfg.data.resize, name=data.source)
@@ -203,11 +206,11 @@ def map_codes(codes: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
 
 
 def write_map(run, out: str | Path, *, source: str | None = None, method: str = "pca", seed: int = 0,
-              device: str = "cpu") -> dict:
+              device: str = "cpu", skip_bad: bool = False) -> dict:
     """A scatter plot of the codes of ``source`` (default: the run's data) in 2-D, coloured by label
-    where the data has labels; returns what it drew."""
+    where the data has labels; returns what it drew (and the unreadable files ``skip_bad`` left out)."""
     model = as_model(run, device)
-    x, data = load_source(run, source, model.config.in_channels)
+    x, data = load_source(run, source, model.config.in_channels, skip_bad=skip_bad)
     if len(x) < 3:
         raise AekitError(f"data {data.source}: a map needs at least 3 images, got {len(x)}", keys="data")
     xy = map_codes(encode(model, x), method, seed=seed)
@@ -222,4 +225,5 @@ def write_map(run, out: str | Path, *, source: str | None = None, method: str = 
     ax.set_ylabel(f"{method} 2")
     fig.tight_layout()
     write_bytes(out, png_bytes(fig))
-    return {"out": Path(out), "images": len(x), "labelled": data.labels is not None, "coordinates": xy}
+    return {"out": Path(out), "images": len(x), "labelled": data.labels is not None, "coordinates": xy,
+            "skipped": data.skipped}

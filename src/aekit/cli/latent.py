@@ -46,6 +46,8 @@ def add_commands(sub) -> None:
                 "aekit map runs/ref --data photos/ --method tsne --out photos-map.png", cmd_map)
     p.add_argument("--data", dest="data.source", metavar="SOURCE", help="images to map (default: the run's data source)")
     p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
+    p.add_argument("--skip-bad", dest="data.skip_bad", action="store_true", help="with --data: skip unreadable "
+                   "files (listed) instead of stopping")
     p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
     p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
                 "taken from the run's held-out images",
@@ -96,7 +98,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_map(args: argparse.Namespace) -> int:
     out = new_file(args.out, overwrite=args.overwrite, suffix=".png")
-    drawn = write_map(args.run, out, source=getattr(args, "data.source"), method=args.method, device=args.device)
+    drawn = write_map(args.run, out, source=getattr(args, "data.source"), method=args.method, device=args.device,
+                      skip_bad=getattr(args, "data.skip_bad"))
+    for line in drawn["skipped"]:
+        print(f"skipped {line}")
     print(f"Wrote {drawn['out']} ({drawn['images']} images" + (", coloured by label)" if drawn["labelled"] else ")"))
     return 0
 
