@@ -46,9 +46,9 @@ def add_commands(sub) -> None:
                    "instead of stopping")
     add_config_options(e, {"data.layout", "data.rescale"})  # with --data: how to read an array
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
-    e.add_argument("--split", choices=["random", "subject"], help="random: the last test_fraction (the run's; 0.2 for a run "
-                   "trained on everything) of the seeded order; "
-                   "subject: whole labels (people) never seen (default: the run's split)")
+    e.add_argument("--split", choices=["random", "subject"], help="random: the last test_fraction of the seeded "
+                   "order (the run's; 0.2 for a run trained on everything); subject: whole labels (people) never seen "
+                   "(default: the run's split)")
     e.add_argument("--baselines", nargs="?", const="all", metavar="LIST",
                    help=f"also run baselines: all (default when given: every one with noise, pca without) or a "
                    f"comma list of {','.join(ALL)}")

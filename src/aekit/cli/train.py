@@ -57,6 +57,7 @@ def add_commands(sub) -> None:
 
 
 def dist_timeout(args: argparse.Namespace) -> float:
+    """--dist-timeout in seconds (the default where not given); not a positive number: a one-line error."""
     if args.dist_timeout is not None and not args.dist_timeout > 0:
         raise ConfigError(f"dist_timeout must be a positive number of seconds, got {args.dist_timeout}",
                           keys="dist_timeout")
