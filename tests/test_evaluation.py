@@ -59,7 +59,8 @@ def test_evaluate_cli_prints_a_table_and_errors_are_one_line(denoise_run, tmp_pa
     for args, msg in [((denoise_run, "--baselines", "bm4d"), "--baselines: unknown baseline 'bm4d' (did you mean 'bm3d'?)"),
                       ((tmp_path,), "no config.toml"),
                       ((denoise_run, "--noise", "gaussian:x"), "--noise 'gaussian:x': 'x' is not a number"),
-                      ((denoise_run, "--limit", "0"), "--limit must be at least 1")]:
+                      ((denoise_run, "--limit", "0"), "--limit must be at least 1"),
+                      ((denoise_run, "--seed", "-1"), "--seed must lie in [0, 2147483647], got -1")]:
         assert msg in cli("evaluate", *args).error
 
 

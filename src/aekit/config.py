@@ -40,7 +40,7 @@ class DataConfig:
                              "reference's)")
     data_home: str | None = option(None, "scikit-learn data folder (default: $SCIKIT_LEARN_DATA or "
                                    "~/scikit_learn_data)", flag="--data-home", metavar="DIR")
-    size: tuple[int, int] | None = option(None, "working size HxW, e.g. 64x64 (also the model's input size; default: "
+    size: tuple[int, int] | None = option(None, "working size HxW, e.g. 64x64 or 64 (also the model's input size; default: "
                                           "the model's, 32x32; unet and fcn: the images' own, when they share one)",
                                           flag="--size", metavar="HxW", also=("model.input_size",), parse=parse_size)
     resize: ResizeMethod = option("bicubic", "resize to the working size; legacy-bicubic is TF1's resize_images",

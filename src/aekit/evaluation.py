@@ -23,7 +23,7 @@ from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
 from .metrics import image_metrics
-from .noise import NoiseConfig
+from .noise import NoiseConfig, check_seed
 from .pipeline import Pipeline, prepare_data
 from .report.pictures import image_grid, save_png
 from .run_folder import RunFolder
@@ -66,6 +66,7 @@ def evaluate_run(
     images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     trained = folder.config()
+    check_seed(seed)
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
     for key, given in (("data.size", size), ("data.fit", fit), ("data.layout", layout), ("data.rescale", rescale)):

@@ -20,7 +20,7 @@ from .data import convert_channels, find_images, inference_batch_size, read_each
 from .data.image_file import ImageInfo
 from .errors import AekitError
 from .files import new_files
-from .noise import NoiseConfig, make_corruption
+from .noise import NoiseConfig, check_seed, make_corruption
 from .pipeline import Pipeline
 from .run_folder import RunFolder
 from .report.pictures import image_grid, save_png
@@ -200,7 +200,7 @@ def denoise_files(
     out: str | Path,
     *,
     add_noise: NoiseConfig | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     overwrite: bool = False,
     skip_bad: bool = False,
     tile: int = 256,
@@ -214,8 +214,13 @@ def denoise_files(
     image (:class:`FlipEnsemble`); by default (None) it does for a run trained with flips
     (:func:`flips_by_default`). With ``skip_bad`` unreadable files are skipped and listed instead
     of stopping everything. With ``add_noise`` the inputs are corrupted first (seeded; for
-    demonstrations) and a grid ``OUT/grid.png`` shows clean | noisy | denoised for up to 8 of them.
+    demonstrations, ``seed``: its seed, default 0) and a grid ``OUT/grid.png`` shows clean | noisy |
+    denoised for up to 8 of them.
     """
+    if seed is not None and add_noise is None:
+        raise AekitError("seed seeds the noise of add_noise, which is not given: drop it or add noise",
+                         keys=("seed", "add_noise"))
+    check_seed(seed or 0)
     model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)
@@ -238,7 +243,7 @@ def denoise_files(
     clean = [it.pixels for it in items]
     noisy = clean
     if add_noise is not None:  # at each image's own size, as it comes
-        pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed)
+        pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed or 0)
         noisy = [pipeline.view(x[None], gen)[0][0] for x in clean]
     note = scale_note(model, clean, [str(it.name) for it in items], str(run))
     paged = [it for it in items if it.info.frames > 1]

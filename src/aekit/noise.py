@@ -232,6 +232,12 @@ def parse_noise(spec: str) -> NoiseConfig:
     return cfg
 
 
+def check_seed(seed: int) -> None:
+    """The seed of a noise draw (torch and numpy take any integer in [0, 2**31)); else a one-line error."""
+    if not 0 <= seed < 2**31:
+        raise ConfigError(f"seed must lie in [0, {2**31 - 1}], got {seed}", keys="seed")
+
+
 def make_corruption(cfg: NoiseConfig) -> Corruption | None:
     """A function ``(x, generator) -> corrupted x`` for ``cfg`` (None for no corruption)."""
     problem = cfg.check()

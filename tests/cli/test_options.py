@@ -65,6 +65,31 @@ def test_bad_values_are_config_errors_naming_the_key(argv, message):
         config(*argv)
 
 
+@pytest.mark.parametrize("argv, key, message", [
+    (["--no-select", "--early-stop", "5"], "train.early_stop", "without model selection"),
+    (["--val-fraction", "0.2", "--no-select"], "train.val_fraction", "without model selection"),
+    (["--skip-bad"], "data.skip_bad", "applies to a folder of images, not olivetti"),
+    (["--data", "lfw-subset", "--workers", "2"], "data.workers", "applies to a folder of images, not lfw-subset"),
+    (["--data", "faces.npz", "--skip-bad"], "data.skip_bad", "applies to a folder of images, not faces.npz"),
+    (["--layout", "nhwc"], "data.layout", "applies to an array"),
+    (["--data", "{folder}", "--rescale"], "data.rescale", "applies to an array"),
+    (["--model", "unet", "--size", "32x32", "--crop", "32"], "train.crop", "not below the working size 32x32"),
+    (["--epochs", "3", "--warmup-epochs", "3"], "train.warmup_epochs", "not below the 3 epochs"),
+])
+def test_options_that_would_change_nothing_are_refused(tmp_path, argv, key, message):
+    with pytest.raises(aekit.ConfigError, match=message) as e:
+        config(*(a.format(folder=tmp_path) for a in argv))
+    assert e.value.keys == (key,)
+
+
+def test_options_that_act_in_their_combination_are_kept(root, tmp_path):
+    assert config("--config", root / "configs" / "reference.toml", "--select", "--early-stop", "5").train.early_stop == 5
+    assert config("--data", tmp_path, "--skip-bad", "--workers", "0").data.workers == 0
+    assert config("--data", "x.npy", "--layout", "nchw", "--rescale").data.rescale is True
+    assert config("--model", "unet", "--size", "32x32", "--crop", "16").train.crop == 16
+    assert config("--epochs", "3", "--warmup-epochs", "2").train.warmup_epochs == 2
+
+
 def test_every_flagged_field_is_an_option_with_its_help():
     text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     for o in flagged():

@@ -77,7 +77,7 @@ def add_commands(sub) -> None:
     d.add_argument("--out", required=True, metavar="DIR", help="output folder (subfolders of input folders are kept)")
     d.add_argument("--add-noise", metavar="SPEC", help="corrupt the inputs first (for demonstrations) and write "
                    f"DIR/grid.png: clean | noisy | denoised; SPEC: {GRAMMAR}")
-    d.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --add-noise (default 0)")
+    d.add_argument("--seed", type=int, metavar="N", help="seed of --add-noise (default 0)")
     d.add_argument("--tile", type=int, default=256, metavar="N", help="tile size for fully convolutional models (default 256)")
     d.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -56,7 +56,7 @@ def add_commands(sub) -> None:
                 "aekit score runs/ref new/ --threshold 0.002 --out scores.csv  # a run with no held-out images",
                 cmd_score)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--quantile", type=float, default=0.99, metavar="Q",
+    p.add_argument("--quantile", type=float, metavar="Q",
                    help="threshold = this quantile of the held-out errors (default 0.99)")
     p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")

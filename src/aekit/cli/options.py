@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import textwrap
 import types
 import typing
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..config import Config, config_options, load_config, replace
 from ..data import parse_size
+from ..data.lfw import LFW_SOURCE
 from ..errors import AekitError, ConfigError
 from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR
@@ -142,7 +144,32 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if "data.test_fraction" in given and cfg.data.split == "subject":  # else config.toml would record a split not made
         raise ConfigError("data.test_fraction applies to the random split; data.split subject holds out the last 20% "
                           "of the labels (people)", keys=("data.test_fraction", "data.split"))
+    for key, why in idle_options(cfg):
+        if key in given:
+            raise ConfigError(f"{key} {why}", keys=key)
     return cfg
+
+
+def idle_options(cfg: Config):
+    """(key, why) for the options that would change nothing with the rest of ``cfg``: given on the
+    command line, they are refused rather than silently ignored."""
+    t, d = cfg.train, cfg.data
+    if not t.select:
+        why = "has no effect without model selection (--no-select carves out no validation split); drop one"
+        yield from ((k, why) for k in ("train.val_fraction", "train.early_stop"))
+    builtin, array = d.source in ("olivetti", LFW_SOURCE), str(d.source).lower().endswith((".npy", ".npz"))
+    if builtin or array:
+        why = f"applies to a folder of images, not {d.source}; drop it"
+        yield from ((k, why) for k in ("data.skip_bad", "data.workers"))
+    if builtin or os.path.isdir(os.path.expanduser(d.source)):
+        why = f"applies to an array (.npy or .npz), not {d.source}; drop it"
+        yield from ((k, why) for k in ("data.layout", "data.rescale"))
+    if t.crop and d.size and t.crop >= max(d.size):
+        yield "train.crop", (f"{t.crop} is not below the working size {d.size[0]}x{d.size[1]}: every image would be "
+                             "kept whole; give a smaller window or none")
+    if t.warmup_epochs >= t.epochs:
+        yield "train.warmup_epochs", (f"{t.warmup_epochs} is not below the {t.epochs} epochs: the learning rate would "
+                                      "never reach its peak; give fewer")
 
 
 def size_arg(args: argparse.Namespace) -> tuple[int, int] | None:

@@ -30,7 +30,7 @@ aekit train --config configs/reference.toml --max-time 10 --out runs/ref   # sto
 aekit train --resume runs/ref                                         # ... and continues exactly
 aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
 aekit train --data photos/ --size 64x64 --code-length 1024      # your folder (RGB works)
-aekit train --data faces.npz --fit pad --skip-bad --epochs 50     # arrays; --split subject needs labels
+aekit train --data faces.npz --fit pad --epochs 50                # arrays; --split subject needs labels
 aekit train --nproc 2 --epochs 50                                 # 2 processes, each half of every batch
 torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50    # 4 GPUs (see docs/training.md)
 """
