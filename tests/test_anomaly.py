@@ -23,7 +23,7 @@ def test_score_flags_what_the_model_cannot_reconstruct(tiny_run, faces, tmp_path
     assert "--quantile must lie in (0, 1]" in cli("score", tiny_run.out, folder, "--quantile", "2", "--out", out).error
     assert "--threshold must be 0 or more" in cli("score", tiny_run.out, folder, "--threshold", "-1", "--out", out).error
     assert cli("score", tiny_run.out, folder, "--quantile", "0.9", "--threshold", "0.1", "--out", out).error == (
-        "aekit: error: --quantile and --threshold both set the threshold: give one")
+        "aekit: error: --quantile and --threshold: give one, not both (each sets the level above which an image is flagged)")
     with pytest.raises(aekit.AekitError, match="a model without its run folder needs a threshold"):
         anomaly.score(tiny_run.model, [folder])
 

@@ -61,7 +61,8 @@ def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, t
     given, else the ``quantile`` (default 0.99) of the errors on the run's held-out images (``skip_bad``:
     unreadable files are left out, listed in ``Scores.skipped``)."""
     if quantile is not None and threshold is not None:
-        raise AekitError("quantile and threshold both set the threshold: give one", keys=("quantile", "threshold"))
+        raise AekitError("quantile and threshold: give one, not both (each sets the level above which an image is "
+                         "flagged)", keys=("quantile", "threshold"))
     quantile = 0.99 if quantile is None else quantile
     if not 0 < quantile <= 1:
         raise AekitError(f"quantile must lie in (0, 1], got {quantile}", keys="quantile")
