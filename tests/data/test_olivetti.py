@@ -38,3 +38,8 @@ def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypa
     assert "\n" not in str(e.value)
     assert [str(w.message) for w in recwarn] == []  # scikit-learn's retry warnings are not shown
     assert capsys.readouterr().out == ""  # nor its "downloading ..." line
+    typo = tmp_path / "no" / "such" / "data_home"  # a mistyped folder is not left behind
+    with pytest.raises(aekit.DataError, match="is missing"):
+        load_olivetti(data_home=str(typo))
+    olivetti._fetch_olivetti.cache_clear()
+    assert not (tmp_path / "no").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-
+import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +39,8 @@ def load_olivetti(*, seed: int = 1000, data_home: str | None = None) -> ImageDat
 
 @lru_cache(maxsize=4)
 def _fetch_olivetti(seed: int, data_home: str | None) -> tuple[np.ndarray, np.ndarray]:
+    wanted = Path(data_home or os.environ.get("SCIKIT_LEARN_DATA") or "~/scikit_learn_data").expanduser()
+    created = [p for p in (wanted, *wanted.parents) if not p.exists()]  # deepest first; scikit-learn makes them
     home = get_data_home(data_home)  # honours $SCIKIT_LEARN_DATA when data_home is None
     cached = Path(home) / OLIVETTI_FILE
     try:
@@ -48,6 +50,9 @@ def _fetch_olivetti(seed: int, data_home: str | None) -> tuple[np.ndarray, np.nd
             faces = fetch_olivetti_faces(data_home=data_home, shuffle=True, random_state=seed,
                                          download_if_missing=True)
     except Exception as e:  # no cache and no network, or a corrupt cache
+        for folder in created:  # a mistyped data_home is not left behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         where = f"{cached} exists but could not be read" if cached.exists() else f"{cached} is missing"
         raise DataError(
             f"olivetti: {where} and downloading it failed ({type(e).__name__}: {e}); "
