@@ -70,6 +70,18 @@ def test_a_size_is_a_list_or_the_text_its_flag_takes(tmp_path):
         assert load_config(tmp_path / "c.toml").data.size == (32, 48)
 
 
+def test_data_size_sets_the_models_input_size_too_as_size_does(tmp_path):
+    """[data] size alone (a file, a dict, an override) is the working size and the model's input size."""
+    (tmp_path / "c.toml").write_text("[data]\nsize = '16x16'\n")
+    assert load_config(tmp_path / "c.toml").model.input_size == (16, 16)
+    assert Config.from_dict({"data": {"size": [24, 16]}}).model.input_size == (24, 16)
+    assert replace(Config(), **{"data.size": (16, 16)}).model.input_size == (16, 16)
+    assert replace(Config(), **{"data.size": "8x8", "model.name": "unet"}).model.input_size == (8, 8)
+    (tmp_path / "c.toml").write_text("[data]\nsize = [16, 16]\n[model]\ninput_size = [32, 32]\n")
+    with pytest.raises(aekit.ConfigError, match=r"differs from model.input_size 32x32: give both the same size"):
+        aekit.config.working_size(load_config(tmp_path / "c.toml"))
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

@@ -43,6 +43,9 @@ def test_every_method_sees_the_same_noisy_images(denoise_run):
     strip = lambda rep: [{k: v for k, v in r.items() if k != "seconds_per_image"} for r in rep["results"]]
     assert strip(a) == strip(b)
     assert strip(a)[0]["psnr"] != strip(c)[0]["psnr"]
+    spec = evaluate_run(denoise_run, limit=4, seed=5, write=False, noise="mask:0.3")  # a SPEC as the CLI takes it
+    typed = evaluate_run(denoise_run, limit=4, seed=5, write=False, noise=NoiseConfig(kind="mask", fraction=0.3))
+    assert strip(spec) == strip(typed) and spec["noise"] == "mask:0.3"
 
 
 def test_subject_split_and_seen_images_are_reported(denoise_run):

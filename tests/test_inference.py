@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit.inference import FlipEnsemble, reconstruct, run_tiled
+from aekit.inference import FlipEnsemble, denoise_files, reconstruct, run_tiled
 from helpers import aekit_process, opened
 
 
@@ -56,6 +56,8 @@ def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_p
     r = cli("denoise", fcn_run, images / "gray.png", "--out", out, "--add-noise", "gaussian:0.2")
     assert r.code == 0, r.err
     assert (out / "grid.png").is_file() and (out / "gray.png").is_file()
+    again = denoise_files(fcn_run, [str(images / "gray.png")], tmp_path / "py", add_noise="gaussian:0.2")  # a SPEC
+    assert again["written"] and np.array_equal(np.asarray(opened(out / "gray.png")), np.asarray(opened(tmp_path / "py" / "gray.png")))
     assert opened(out / "grid.png").size[1] > 3 * 96  # three rows: clean, noisy, denoised
     err = cli("denoise", fcn_run, images / "gray.png", "--out", out).error
     assert "already exists (add --overwrite" in err and err.startswith(f"aekit: error: --out {out}")

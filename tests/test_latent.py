@@ -1,5 +1,6 @@
 """Using the codes: aekit encode / decode / sample / interpolate / map / score, and their errors."""
 
+import re
 
 import numpy as np
 import pytest
@@ -231,3 +232,30 @@ def test_sampling_at_a_temperature(vae_folder, tmp_path, cli):
     assert cli("sample", vae_folder, "--temperature", "0.5", "--out", tmp_path / "t.png").code == 0
     assert "temperature must be positive" in cli("sample", vae_folder, "--temperature", "0", "--out",
                                                  tmp_path / "u.png").error
+
+
+def test_encode_and_decode_take_a_run_folder_and_check_the_images(tiny_run):
+    """aekit.latent.encode / decode take a run folder as the module's other functions do, and images the
+    model cannot take are a one-line error, not a matrix-product failure deep in torch."""
+    model = tiny_run.model.eval()
+    h, w = model.config.input_size
+    x = torch.rand(4, 1, h, w)
+    codes = latent.encode(tiny_run.out, x)
+    assert np.allclose(codes, latent.encode(model, x.numpy()), atol=1e-6)
+    assert latent.decode(tiny_run.out, codes).shape == (4, 1, h, w)
+    for images, message in [(x[:, 0], "images: got (4, 32, 32) float32; the model takes (N, 1, H, W)"),
+                            (aekit.resize(x, (64, 64)), "images: 64x64 images; the conv model takes 32x32"),
+                            (x * 255, "outside [0, 1]: scale them")]:
+        with pytest.raises(aekit.DataError, match=re.escape(message)):
+            latent.encode(model, images)
+
+
+def test_the_submodules_the_docs_name_are_reached_from_the_package():
+    import subprocess
+    import sys
+
+    code = "import aekit; print(aekit.latent.encode.__name__, aekit.anomaly.score.__name__, aekit.sklearn.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["encode", "score", "aekit.sklearn"]
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        aekit.nope

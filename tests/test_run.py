@@ -226,6 +226,24 @@ def test_a_twelve_image_folder_trains_with_the_default_settings(tmp_path, cli):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "complete"
 
 
+def test_train_takes_the_tables_as_a_dict_or_a_toml_file_and_load_data_a_tensor(tmp_path):
+    images = torch.rand(12, 1, 8, 8)
+    assert aekit.load_data(images).images.shape == (12, 1, 8, 8)  # a tensor is an array
+    np.save(tmp_path / "x.npy", images.numpy())
+    tables = {"data": {"source": str(tmp_path / "x.npy"), "size": [8, 8]}, "model": {"name": "fcn", "channels": [4]},
+              "train": {"epochs": 1, "compare": False}}
+    result = aekit.train(tables, out=tmp_path / "a", progress=False, log=lambda s: None)
+    (tmp_path / "c.toml").write_text(aekit.dump_config(aekit.load_config(result.out / "config.toml")))
+    again = aekit.train(tmp_path / "c.toml", out=tmp_path / "b", progress=False, log=lambda s: None)
+    assert again.metrics["train"]["psnr"] == result.metrics["train"]["psnr"]  # the same run, from its file
+    with pytest.raises(aekit.ConfigError, match="cfg: expected an aekit.Config, a dict of its tables or a TOML file"):
+        aekit.train(3)
+    with pytest.raises(aekit.DataError, match="data.source: expected 'olivetti', 'lfw-subset', .* got list"):
+        aekit.load_data([images])
+    with pytest.raises(aekit.AekitError, match="model.safetensors: is a file; give the run or model folder"):
+        aekit.load(result.out / "model.safetensors")
+
+
 def test_without_a_test_split_the_summary_names_the_validation_images_it_chose_on(tmp_path, cli):
     root = make_folder(tmp_path / "small", 12, size=(24, 24))
     r = cli("train", "--data", root, "--test-fraction", "0", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")

@@ -102,7 +102,8 @@ def test_strided_models_take_images_of_any_size_padded_to_what_their_strides_div
     assert est.inverse_transform(est.transform(X)).shape == X.shape
     recon = est.inverse_transform(est.transform(X))
     assert est.score(X) == pytest.approx(-np.mean((recon - X) ** 2), rel=1e-5)
-    rows = AutoencoderTransformer(model=model, code_length=8, epochs=1).fit(X.reshape(30, -1)[:, :600])
+    with pytest.warns(UserWarning, match="600 values are not square images"):
+        rows = AutoencoderTransformer(model=model, code_length=8, epochs=1).fit(X.reshape(30, -1)[:, :600])
     assert rows.image_shape_ == (1, 25, 25) and rows.model_size_ == {"conv": (26, 26), "vae": (28, 28)}[model]
     assert rows.inverse_transform(rows.transform(X.reshape(30, -1)[:, :600])).shape == (30, 600)
 
@@ -113,7 +114,8 @@ def test_score_is_the_reconstructions_mse_in_the_units_of_x_whatever_the_loss(lo
     0-16 values, rows padded into a square and cropped back), so a grid search over losses or models
     compares like with like."""
     X = np.random.default_rng(0).integers(0, 17, (40, 50)).astype(np.float64)
-    ae = AutoencoderTransformer(code_length=6, epochs=2, loss=loss, scale="minmax").fit(X)
+    with pytest.warns(UserWarning, match="50 values are not square images"):
+        ae = AutoencoderTransformer(code_length=6, epochs=2, loss=loss, scale="minmax").fit(X)
     expected = -np.mean((ae.inverse_transform(ae.transform(X)) - X) ** 2)
     assert ae.score(X) == pytest.approx(expected, rel=1e-5)
     assert -ae.score(X) > 1  # in the 0-16 units, not in [0, 1]
@@ -194,3 +196,19 @@ def test_every_model_fits_with_its_own_default_code_length(model, code):
         with pytest.raises(AttributeError) as e:
             ae.inverse_transform(codes)
         assert "cannot decode a code on its own" in str(e.value.__cause__)
+
+
+def test_shapes_it_would_misread_are_said():
+    """Rows that are not square images are fitted padded, with a warning naming image_shape; channels-last
+    images and impossible image shapes are refused naming the fix; a torch tensor is taken as an array."""
+    g = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match=r"rows of 644 values are not square images: fitted as 26x26 images, padded "
+                                         r"with 32 zeros; give image_shape=\(H, W\)"):
+        AutoencoderTransformer(model="conv", epochs=1, code_length=8).fit(g.random((10, 23 * 28)))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) with C 1 or 3; channels last\? X.transpose\(0, 3, 1, 2\)"):
+        AutoencoderTransformer(epochs=1).fit(g.random((10, 23, 28, 3)))
+    for shape in [(-16, -16), "16x16", (1, 2, 3, 4)]:
+        with pytest.raises(ValueError, match="image_shape must be"):
+            AutoencoderTransformer(epochs=1, image_shape=shape).fit(g.random((10, 256)))
+    est = AutoencoderTransformer(model="conv", epochs=1, code_length=8).fit(torch.rand(10, 16, 16))
+    assert est.transform(torch.rand(3, 16, 16)).shape == (3, 8)

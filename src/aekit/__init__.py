@@ -19,6 +19,8 @@ noise; models/; config; pipeline, training/; run_folder; report/; run, evaluatio
 inference, latent, anomaly, export, sklearn; cli/.
 """
 
+import importlib
+
 from .config import Config, DataConfig, TrainConfig, dump_config, load_config, load_from_config
 from .data import ImageData, ImageInfo, load_data, load_image, read_image, resize, split_indices, write_image
 from .errors import AekitError, ConfigError, DataError
@@ -29,6 +31,16 @@ from .run import RunResult, train
 from .run_folder import RunFolder, load
 from .training import evaluate, fit
 from .version import __version__
+
+SUBMODULES = ("anomaly", "baselines", "evaluation", "export", "inference", "latent", "sklearn")  # on first use
+
+
+def __getattr__(name: str):
+    """``aekit.latent``, ``aekit.sklearn`` ...: the submodules the docs name, imported when first used."""
+    if name in SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",

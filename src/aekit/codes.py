@@ -10,6 +10,7 @@ import torch
 
 from .data import map_batches
 from .errors import AekitError
+from .training.preflight import user_images
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -27,8 +28,9 @@ def _need_decoder(model: torch.nn.Module, what: str) -> None:
 
 
 def encode(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
-    """Codes (N, code length) of (N, C, H, W) images in [0, 1] (a VAE: the mean mu)."""
-    return map_batches(model.encode, images, _device(model)).numpy()
+    """Codes (N, code length) of (N, C, H, W) images in [0, 1] (a VAE: the mean mu); NumPy arrays too. What
+    the model cannot take (shape, channels, size, range) is a one-line error."""
+    return map_batches(model.encode, user_images(model, images, names=("images",)), _device(model)).numpy()
 
 
 def decode(model: torch.nn.Module, codes: np.ndarray | torch.Tensor) -> torch.Tensor:

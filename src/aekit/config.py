@@ -153,13 +153,14 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "Config":
         raw, at = dict(raw), (lambda t: t) if where == OPTIONS else (lambda t: f"{where}: [{t}]")
-        tables = {"model": build_model_config(raw.pop("model", {}), at("model"))}
+        tables = {k: build(sub, raw.pop(k, {}), at(k)) for k, sub in (("data", DataConfig), ("noise", NoiseConfig))}
+        model, size = raw.pop("model", {}), tables["data"].size
+        if size and isinstance(model, dict) and "input_size" not in model:  # data.size sets both, as --size does
+            model = {**model, "input_size": list(size)}
+        tables["model"] = build_model_config(model, at("model"))
         train = raw.pop("train", {})  # the architecture's own training defaults, where the table is silent
-        if isinstance(train, dict):
-            train = {**model_class(tables["model"].name).train_defaults, **train}
+        train = {**model_class(tables["model"].name).train_defaults, **train} if isinstance(train, dict) else train
         tables["train"] = build(TrainConfig, train, at("train"))
-        tables.update({key: build(sub, raw.pop(key, {}), at(key))
-                       for key, sub in (("data", DataConfig), ("noise", NoiseConfig))})
         top = build(_TopLevel, raw, where, tables=("data", "model", "train", "noise"))
         cfg = cls(name=top.name, seed=top.seed, **tables)
         validate(cfg, where)
@@ -181,12 +182,10 @@ def config_options() -> list[Option]:
         if top.key in ("data", "train"):
             out += options(top.type, f"{top.key}.")
         elif top.key == "model":
-            seen: set[str] = set()
+            found: dict[str, Option] = {}
             for cls in (ModelConfig, *(config_class(n) for n in list_models())):
-                for o in options(cls, "model."):
-                    if o.key not in seen:
-                        seen.add(o.key)
-                        out.append(o)
+                found.update({o.key: o for o in options(cls, "model.") if o.key not in found})
+            out += found.values()
         else:
             out.append(top)
     return out
@@ -225,7 +224,9 @@ def replace(cfg: Config, **overrides: Any) -> Config:
     """A copy of ``cfg`` with dotted overrides, e.g. ``replace(cfg, **{"train.epochs": 5})``; None values
     are ignored. A new ``model.name`` starts that architecture from its defaults, keeping the fields
     every model has."""
-    raw = cfg.to_dict()
+    raw, size = cfg.to_dict(), overrides.get("data.size")
+    if size is not None:  # sets both, as --size does
+        overrides = {"model.input_size": parse_size(size) if isinstance(size, str) else size, **overrides}
     new_model = overrides.get("model.name")
     if new_model is not None and new_model != cfg.model.name:  # keep the shared fields set away from the defaults
         old = to_plain(dataclasses.asdict(config_class(cfg.model.name)()))
@@ -268,10 +269,10 @@ def validate(cfg: Config, where: str = "config") -> None:
                 "checkpoint_seconds"):
         need(getattr(t, key) >= 0, f"train.{key}", f"must be 0 or more, got {getattr(t, key)}")
     need(t.shift >= 0, "train.shift", f"must be 0 or more pixels, got {t.shift}")
+    need(t.crop >= 0, "train.crop", f"must be 0 or more pixels, got {t.crop}")
     need(0 <= t.rotate <= 180, "train.rotate", f"must lie in [0, 180] degrees, got {t.rotate}")
     for key in ("zoom", "intensity", "synthetic"):
         need(0 <= getattr(t, key) < 1, f"train.{key}", f"must lie in [0, 1), got {getattr(t, key)}")
-    need(t.crop >= 0, "train.crop", f"must be 0 or more pixels, got {t.crop}")
     any_size = [n for n in list_models() if model_class(n).any_size]
     need(not t.crop or m.name in any_size, "train.crop", f"needs a model for any size ({', '.join(any_size)}), not {m.name}")
     need(0 <= t.ema < 1, "train.ema", f"must lie in [0, 1) (e.g. 0.999; 0: off), got {t.ema}")
@@ -295,7 +296,7 @@ def working_size(cfg: Config) -> tuple[int, int]:
     if size != tuple(cfg.model.input_size):
         raise ConfigError(
             f"data.size {size[0]}x{size[1]} differs from model.input_size "
-            f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}"
+            f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}: give both the same size (--size sets both)"
         )
     return size
 

@@ -23,7 +23,7 @@ from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
 from .metrics import image_metrics
-from .noise import NoiseConfig, check_seed
+from .noise import NoiseConfig, check_seed, parse_noise
 from .pipeline import Pipeline, prepare_data
 from .report.pictures import image_grid, save_png
 from .run_folder import RunFolder
@@ -42,7 +42,7 @@ def evaluate_run(
     skip_bad: bool = False,
     layout: str | None = None,
     rescale: bool | None = None,
-    noise: NoiseConfig | None = None,
+    noise: NoiseConfig | str | None = None,
     split: str | None = None,
     test_fraction: float | None = None,
     baselines: tuple[str, ...] | str = (),
@@ -67,6 +67,7 @@ def evaluate_run(
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     trained = folder.config()
     check_seed(seed)
+    noise = parse_noise(noise) if isinstance(noise, str) else noise  # a SPEC: "gaussian:0.2"
     if limit is not None and limit < 1:
         raise AekitError(f"limit must be at least 1, got {limit}", keys="limit")
     for key, given in (("data.size", size), ("data.fit", fit), ("data.layout", layout), ("data.rescale", rescale)):

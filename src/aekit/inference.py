@@ -20,7 +20,7 @@ from .data import convert_channels, find_images, inference_batch_size, read_each
 from .data.image_file import ImageInfo
 from .errors import AekitError
 from .files import new_files
-from .noise import NoiseConfig, check_seed, make_corruption
+from .noise import NoiseConfig, check_seed, make_corruption, parse_noise
 from .pipeline import Pipeline
 from .run_folder import RunFolder
 from .report.pictures import image_grid, save_png
@@ -199,7 +199,7 @@ def denoise_files(
     inputs: list[str],
     out: str | Path,
     *,
-    add_noise: NoiseConfig | None = None,
+    add_noise: NoiseConfig | str | None = None,
     seed: int | None = None,
     overwrite: bool = False,
     skip_bad: bool = False,
@@ -221,6 +221,7 @@ def denoise_files(
         raise AekitError("seed seeds the noise of add_noise, which is not given: drop it or add noise",
                          keys=("seed", "add_noise"))
     check_seed(seed or 0)
+    add_noise = parse_noise(add_noise) if isinstance(add_noise, str) else add_noise  # a SPEC: "gaussian:0.2"
     model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)

@@ -20,7 +20,7 @@ from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, read_each, take, write_image
 from .errors import AekitError
 from .files import new_files, save_npy, write_bytes, write_text
-from .codes import _need_decoder, decode, encode, interpolate_images
+from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
 
@@ -30,6 +30,16 @@ def as_model(run_or_model, device: str = "cpu") -> torch.nn.Module:
     if isinstance(run_or_model, torch.nn.Module):
         return run_or_model.eval()
     return RunFolder(run_or_model).model(device)
+
+
+def encode(run, images, *, device: str = "cpu") -> np.ndarray:
+    """Codes (N, code length) of (N, C, H, W) images in [0, 1] at the working size, by the model of ``run``."""
+    return encode_images(as_model(run, device), images)
+
+
+def decode(run, codes: np.ndarray | torch.Tensor, *, device: str = "cpu") -> torch.Tensor:
+    """Images (N, C, H, W) decoded from codes (N, code length) by the model of ``run``."""
+    return decode_codes(as_model(run, device), codes)
 
 
 # --- images in ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from .baselines import rivals
-from .config import Config, replace, working_size
+from .config import Config, load_config, replace, working_size
 from .evaluation import comparison, evaluate_run
 from .errors import AekitError, ConfigError
 from .data import absolute_source, take
@@ -51,7 +51,7 @@ def default_out(cfg: Config) -> Path:
 
 
 def train(
-    cfg: Config,
+    cfg: Config | dict | str | Path,
     out: str | Path | None = None,
     *,
     overwrite: bool = False,
@@ -59,7 +59,8 @@ def train(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Train ``cfg`` and write its run folder; returns the folder, model, history and metrics.
+    """Train ``cfg`` (a Config, the tables of one as a dict, or a TOML file) and write its run folder;
+    returns the folder, model, history and metrics.
 
     With ``resume`` the run in ``out`` continues exactly from its last checkpoint; ``cfg`` must be the
     run's own config.toml, except for the settings declared resumable (epochs, the time limit, the
@@ -67,6 +68,9 @@ def train(
     when stderr is a terminal).
     """
     t_start = time.perf_counter()
+    cfg = load_config(cfg) if isinstance(cfg, (str, Path)) else Config.from_dict(cfg) if isinstance(cfg, dict) else cfg
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"cfg: expected an aekit.Config, a dict of its tables or a TOML file, got {type(cfg).__name__}")
     dist = Distributed.current()
     main_process = dist.rank == 0
     if dist.world > 1:

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import numbers
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -75,8 +76,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     code_length : length of the code (``n_components`` of PCA); None: the model's own default (hybrid 64,
         conv 256, vae 16; unet's is its code channels, 192).
     image_shape : (H, W) or (C, H, W) of one image when ``X`` is flat; None: a square grayscale image
-        (rows whose length is not a square are padded with zeros into the smallest square, and cropped
-        back by inverse_transform); with (N, H, W) or (N, C, H, W) X it must match X's images, or be None.
+        (rows whose length is not a square are padded with zeros into the smallest square, with a
+        warning, and cropped back by inverse_transform); with (N, H, W) or (N, C, H, W) X it must match X's images, or be None.
         Models with strides (conv, vae) get images padded with zeros (below, right) to the nearest size
         the strides divide (``model_size_``), cropped back in every output.
     epochs, batch_size, lr : training (Adam); ``epochs`` is the most it may take when ``select``.
@@ -113,6 +114,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     # -- shapes ---------------------------------------------------------------------------------
     def _images(self, X, *, reset: bool) -> torch.Tensor:
         """X -> (N, C, H, W) float32 tensor; checks the shape and the [0, 1] range."""
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         shape = np.shape(X) if isinstance(X, (np.ndarray, list, tuple)) else None
         if shape is not None and len(shape) > 2:  # (N, H, W) or (N, C, H, W): checked as rows, then reshaped
             x = validate_data(self, np.reshape(X, (shape[0], -1)), reset=reset, dtype=np.float32).reshape(shape)
@@ -143,10 +145,16 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
     def _infer_shape(self, x: np.ndarray) -> tuple[int, int, int]:
         given = None
         if self.image_shape is not None:
+            ok = isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) in (2, 3)
+            if not ok or not all(isinstance(v, numbers.Integral) and v >= 1 for v in self.image_shape):
+                raise ValueError(f"image_shape must be (H, W) or (C, H, W) of positive integers, got {self.image_shape!r}")
             given = tuple(int(v) for v in self.image_shape)
             given = (1, *given) if len(given) == 2 else given
         if x.ndim in (3, 4):
             shape = tuple(x.shape[1:]) if x.ndim == 4 else (1, *x.shape[1:])
+            if shape[0] not in (1, 3):
+                last = "; channels last? X.transpose(0, 3, 1, 2) puts them first" if shape[-1] in (1, 3) else ""
+                raise ValueError(f"X of shape {x.shape}: 4-d images must be (N, C, H, W) with C 1 or 3{last}")
             if given is not None and given != shape:
                 raise ValueError(f"image_shape {self.image_shape} does not match X's images of shape {x.shape[1:]} "
                                  "(image_shape is for rows of flat images; leave it None)")
@@ -159,6 +167,9 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
                 raise ValueError(f"image_shape {self.image_shape} does not match the {m} features of X")
             return given
         side = math.isqrt(m - 1) + 1 if m else 0  # the smallest square holding m values
+        if side * side != m:
+            warnings.warn(f"X's rows of {m} values are not square images: fitted as {side}x{side} images, padded with "
+                          f"{side * side - m} zeros; give image_shape=(H, W) for their true shape", UserWarning)
         return (1, side, side)
 
     def _padded(self, x: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,17 @@ def test_create_model_refuses_what_config_validation_refuses(name, settings, mes
     assert create_model(name, code_length=np.int64(8)).config.code_length == 8  # NumPy integers are integers
 
 
+@pytest.mark.parametrize("name, settings, message", [
+    ("conv", {"kernel_size": 0}, "model.kernel_size must be at least 1, got 0"),
+    ("conv", {"encoder_channels": (0, 32, 64, 128)}, "model.encoder_channels must all be at least 1, got [0, 32, 64, 128]"),
+    ("conv", {"decoder_strides": (2, 0, 1)}, "model.decoder_strides must all be at least 1, got [2, 0, 1]"),
+    ("vae", {"encoder_strides": (2, -1, 2)}, "model.encoder_strides must all be at least 1, got [2, -1, 2]"),
+])
+def test_impossible_layers_are_refused_before_torch_sees_them(name, settings, message):
+    with pytest.raises(aekit.ConfigError, match=re.escape(message)):
+        create_model(name, **settings)
+
+
 def test_unknown_model_lists_known():
     with pytest.raises(aekit.ConfigError, match="unknown model 'nope'.*known: .*conv"):
         create_model("nope")

@@ -72,7 +72,7 @@ def test_autocast_keeps_the_loss_in_float32(loss):
 
 
 def test_a_bad_amp_value_is_a_one_line_error_naming_train_amp():
-    with pytest.raises(aekit.ConfigError, match=r"^train\.amp 'fp8' is not one of 'auto', 'off', 'bf16', 'fp16'$"):
+    with pytest.raises(aekit.ConfigError, match=r"^train\.amp: 'fp8' is not one of 'auto', 'off', 'bf16', 'fp16'$"):
         _quiet_fit(_small_model(), _images16(), epochs=1, amp="fp8")  # a TrainConfig built in Python
 
 

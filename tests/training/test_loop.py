@@ -1,10 +1,13 @@
 """The training loop: the reference's loop and loss unit, seeding, held-out metrics, the hook, stopping."""
 
+import re
+
 import pytest
 import torch
 
 import aekit
 from aekit.training import batch_starts, fit
+from aekit.training.preflight import train_config
 
 
 def test_reference_loop_quirk_gives_seven_batches_of_fifty():
@@ -104,6 +107,9 @@ def test_fit_takes_numpy_arrays_and_ends_in_eval_mode(tiny_images):
     (lambda x: x[:, 0], "train_images: got (24, 32, 32) float32; the model takes (N, 1, H, W) floats in [0, 1]"),
     (lambda x: x.double() * 255, "], outside [0, 1]: scale them (e.g. divide by 255)"),
     (lambda x: x[:0], "train_images: no images"),
+    (lambda x: torch.where(torch.arange(24)[:, None, None, None] == 5, float("nan"), x),
+     "train_images: NaN or Inf in image 5 (and 0 more)"),
+    (lambda x: [x[0], x[1, :, :16]], "train_images: a list that does not stack into one (N, C, H, W) array"),
 ])
 def test_images_the_model_cannot_take_are_a_one_line_error(tiny_images, images, message):
     with pytest.raises(aekit.DataError) as e:
@@ -114,6 +120,27 @@ def test_images_the_model_cannot_take_are_a_one_line_error(tiny_images, images, 
                   test_images=tiny_images.repeat(1, 3, 1, 1))
     with pytest.raises(aekit.DataError, match="^images: no images$"):
         aekit.evaluate(aekit.create_model("conv"), tiny_images[:0])
+
+
+def test_fit_takes_a_list_of_images_and_a_dict_or_no_config(tiny_images):
+    model = aekit.create_model("conv")
+    history = aekit.fit(model, list(tiny_images.numpy()), {"epochs": 1, "select": False}, progress=False, log=print)
+    assert len(history) == 1
+    assert train_config(None) == aekit.TrainConfig()  # no config: the defaults
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"schedule": "linear"}, "train.schedule: 'linear' is not one of 'constant', 'cosine'"),
+    ({"hflip": "yes"}, "train.hflip: 'yes' is not one of 'auto', True, False"),
+    ({"epochs": 2.0}, "train.epochs: expected an integer, got 2.0"),
+    ({"epochs": "3"}, "train.epochs: expected an integer, got '3'"),
+])
+def test_fit_checks_the_types_and_choices_of_a_hand_built_config(tiny_images, settings, message):
+    """A TrainConfig built in Python is read as a config file is (a misspelt schedule trained at a constant rate)."""
+    with pytest.raises(aekit.ConfigError, match=re.escape(message)):
+        aekit.fit(aekit.create_model("conv"), tiny_images[:8], aekit.TrainConfig(**settings), progress=False)
+    with pytest.raises(aekit.ConfigError, match="config: expected an aekit.TrainConfig, a dict of its fields or None"):
+        aekit.fit(aekit.create_model("conv"), tiny_images[:8], 3, progress=False)
 
 
 @pytest.mark.parametrize("field, value, message", [

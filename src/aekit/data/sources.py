@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import ConfigError, DataError
 from .arrays import load_array
@@ -36,7 +37,7 @@ def absolute_source(source: str) -> str:
 
 
 def load_data(
-    source: str | np.ndarray = "olivetti",
+    source: str | np.ndarray | torch.Tensor = "olivetti",
     *,
     seed: int = 1000,
     data_home: str | None = None,
@@ -63,6 +64,11 @@ def load_data(
     ``fit="tiles"`` with a ``size`` cuts every source into tiles (:mod:`aekit.data.tiles`); arrays take
     ``layout`` ("auto", "nhwc", "nchw") and ``rescale`` (map min..max to 0..1).
     """
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+    if not isinstance(source, (str, os.PathLike, np.ndarray)):
+        raise DataError(f"data.source: expected 'olivetti', '{LFW_SOURCE}', a folder, a .npy or .npz file or an array, "
+                        f"got {type(source).__name__}", keys="data.source")
     if isinstance(source, np.ndarray):
         data = load_array(source, seed=seed, layout=layout, rescale=rescale)
     elif source == "olivetti":

@@ -52,6 +52,11 @@ def check_conv(c) -> str | None:
     """The rules of an encoder/decoder of strided convolutions (conv and vae): strides divide the size,
     and a reshaped code fills the decoder's first feature map."""
     h, w = c.input_size
+    for key in ("encoder_channels", "encoder_strides", "decoder_channels", "decoder_strides"):
+        if min(getattr(c, key), default=1) < 1:
+            return f"model.{key} must all be at least 1, got {list(getattr(c, key))}"
+    if getattr(c, "kernel_size", 1) < 1:  # the vae's kernels are fixed
+        return f"model.kernel_size must be at least 1, got {c.kernel_size}"
     if len(c.encoder_channels) != len(c.encoder_strides):
         return "model.encoder_channels and model.encoder_strides must have the same length"
     if len(c.decoder_channels) != len(c.decoder_strides):

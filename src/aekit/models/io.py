@@ -49,6 +49,8 @@ def save(model: torch.nn.Module, folder: str | Path, *, preprocess: dict[str, An
 def read_model_json(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / MODEL_JSON
+    if folder.is_file():
+        raise AekitError(f"{folder}: is a file; give the run or model folder that holds {MODEL_JSON}")
     if not folder.is_dir():
         raise AekitError(f"{folder}: no such run or model folder")
     try:

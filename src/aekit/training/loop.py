@@ -36,14 +36,14 @@ from .distributed import Distributed
 from .evaluate import evaluate
 from .history import EpochContext, EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
-from .preflight import batch_size, preflight, user_images
+from .preflight import batch_size, preflight, train_config, user_images
 from .selection import Selection, carve, weights_copy
 
 
 def fit(
     model: torch.nn.Module,
     train_images,
-    config,
+    config=None,
     *,
     seed: int = 1000,
     test_images=None,
@@ -54,20 +54,21 @@ def fit(
     log: Callable[[str], None] | None = None,
     state: dict | None = None,
 ) -> History:
-    """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1] (or a streaming Dataset of (C, H, W) items)
-    with a :class:`~aekit.TrainConfig`; returns one record per epoch. ``pipeline`` is what the model sees of
-    each clean batch (augmentation, corruption, fitting to the working size; default: the config's flips and
-    shifts of the images as they are); its generator is seeded from ``seed``, like the shuffling, so a run is
-    reproducible. Held-out metrics on ``test_images`` are computed every ``config.eval_every`` epochs and after
-    the last one, for the record only. With ``config.select`` the model is selected on ``val_images`` (default:
-    a seeded random ``config.val_fraction`` of ``train_images``, held out from training)
-    (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
+    """Train ``model`` on ``train_images`` (N, C, H, W) in [0, 1] (or a streaming Dataset of (C, H, W) items) with a
+    :class:`~aekit.TrainConfig` (or a dict of its fields; None: the defaults); returns one record per epoch.
+    ``pipeline`` is what the model sees of each clean batch (augmentation, corruption, fitting to the working size;
+    default: the config's flips and shifts of the images as they are); its generator is seeded from ``seed``, like
+    the shuffling, so a run is reproducible. Held-out metrics on ``test_images`` are computed every
+    ``config.eval_every`` epochs and after the last one, for the record only. With ``config.select`` the model is
+    selected on ``val_images`` (default: a seeded random ``config.val_fraction`` of ``train_images``, held out from
+    training) (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
     ``config.early_stop`` epochs without improvement, and ``model`` ends with the best weights
-    (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`). ``state``
-    (a snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the epochs (None:
-    when stderr is a terminal, not in a log file or pipe). ``model`` ends in eval mode. The VAE's sampling noise
-    comes from torch's global generator: seed it (as aekit.train does) to repeat a fit.
+    (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`). ``state`` (a
+    snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the epochs (None: when
+    stderr is a terminal, not in a log file or pipe). ``model`` ends in eval mode. The VAE's sampling noise comes
+    from torch's global generator: seed it (as aekit.train does) to repeat a fit.
     """
+    config = train_config(config)  # a dict or None too; types and choices checked
     validate(Config(seed=seed, model=model.config, train=config), where="fit")  # what the CLI refuses, refused here
     if pipeline is None:  # a direct call: the images as given (NumPy too), checked
         train_images, val_images, test_images = user_images(model, train_images, val_images, test_images)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
+from ..config import TrainConfig
 from ..errors import ConfigError, DataError
+from ..typed import build, to_plain
 from .devices import autocast_for, resolve_device
 from .distributed import Distributed
 from .optim import batch_starts
@@ -39,6 +43,19 @@ def preflight(config, n: int, dist: Distributed | None = None) -> torch.device:
     return device
 
 
+def train_config(config) -> TrainConfig:
+    """fit's ``config``: a TrainConfig, its fields' types and choices checked as a config file's are, a
+    dict of its fields, or None (the defaults)."""
+    if config is None:
+        return TrainConfig()
+    if isinstance(config, TrainConfig):
+        config = to_plain(dataclasses.asdict(config))
+    if not isinstance(config, dict):
+        raise ConfigError(f"config: expected an aekit.TrainConfig, a dict of its fields or None, got "
+                          f"{type(config).__name__}", keys="config")
+    return build(TrainConfig, config, "train")
+
+
 NAMES = ("train_images", "val_images", "test_images")
 
 
@@ -51,6 +68,12 @@ def user_images(model: torch.nn.Module, *sets, names: tuple[str, ...] = NAMES):
 
 
 def _user_images(model: torch.nn.Module, images, name: str):
+    if isinstance(images, (list, tuple)):  # a list of images: stacked into one array
+        try:
+            images = torch.stack([torch.as_tensor(np.asarray(i)) for i in images])
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise DataError(f"{name}: a list that does not stack into one (N, C, H, W) array "
+                            f"({str(e).splitlines()[0]})") from None
     if images is None or not isinstance(images, (np.ndarray, torch.Tensor)):
         return images
     x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
@@ -66,7 +89,10 @@ def _user_images(model: torch.nn.Module, images, name: str):
     if not model.any_size and tuple(x.shape[-2:]) != tuple(c.input_size):
         raise DataError(f"{name}: {x.shape[-2]}x{x.shape[-1]} images; the {c.name} model takes "
                         f"{c.input_size[0]}x{c.input_size[1]} (aekit.resize fits them)")
+    bad = ~torch.isfinite(x).flatten(1).all(1)
+    if bad.any():
+        raise DataError(f"{name}: NaN or Inf in image {int(bad.nonzero()[0])} (and {int(bad.sum()) - 1} more)")
     lo, hi = float(x.min()), float(x.max())
-    if not (0 <= lo and hi <= 1):  # NaN fails too
+    if not (0 <= lo and hi <= 1):
         raise DataError(f"{name}: values lie in [{lo:g}, {hi:g}], outside [0, 1]: scale them (e.g. divide by 255)")
     return x.float()
