@@ -98,6 +98,17 @@ def test_impossible_layers_are_refused_before_torch_sees_them(name, settings, me
         create_model(name, **settings)
 
 
+def test_a_model_too_large_for_memory_is_a_config_error_naming_the_code_length(monkeypatch):
+    from aekit.models import registry
+
+    def too_large(config):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 32768000000 bytes.")
+
+    monkeypatch.setattr(registry, "model_class", lambda name: too_large)
+    with pytest.raises(aekit.ConfigError, match=r"^model.code_length 1000000: the conv model's weights do not fit"):
+        create_model("conv", code_length=10**6)
+
+
 def test_unknown_model_lists_known():
     with pytest.raises(aekit.ConfigError, match="unknown model 'nope'.*known: .*conv"):
         create_model("nope")

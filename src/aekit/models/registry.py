@@ -78,7 +78,13 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     problem = config.check()
     if problem:
         raise ConfigError(problem)
-    model = model_class(config.name)(config)
+    try:
+        model = model_class(config.name)(config)
+    except RuntimeError as e:  # e.g. a dense code layer of a million units: torch's allocator message
+        if "allocate" not in str(e):
+            raise
+        raise ConfigError(f"model.code_length {config.code_length}: the {config.name} model's weights do not fit in "
+                          "memory with these settings; lower it (or the layers' widths)", keys="model.code_length") from None
     if model.channels_last:  # every later .to() and load_state_dict keeps the layout
         model.to(memory_format=torch.channels_last)
     return model
