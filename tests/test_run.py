@@ -109,7 +109,7 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert cfg.model.in_channels == 3 and cfg.data.channels == "auto"
     data = aekit.load_from_config(cfg.data, size=tuple(meta["preprocess"]["size"]))
     scores = aekit.evaluate(model, data.images)
-    assert set(scores) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim"} and scores["psnr"] > 5
+    assert set(scores) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim", "recon_spread"} and scores["psnr"] > 5
 
     source = root / "dogs" / "img-01.png"
     pixels, info = aekit.read_image(source)

@@ -44,6 +44,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
 
 SMALL_ACTIVATION = 0.1  # a code value with |value| below this counts as "off" in code_small (sparsity)
 COLLAPSE_STD = 1e-4  # mean per-unit std of the code across a batch below which the code has collapsed
+COLLAPSED_RECONSTRUCTIONS = 0.05  # reconstructions varying less than this fraction of the images: one image for all
 # (measured on the reference model: collapsed runs fall below 4e-6 by epoch 5, runs that recover stay above 8e-4)
 
 

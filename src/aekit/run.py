@@ -247,7 +247,7 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
         "name": cfg.name,
         "epochs": last.epoch,
         "seconds": round(seconds, 2),
-        "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size, cfg.model.sparsity),
+        "loss_unit": loss_unit(cfg.model.loss, cfg.model.input_size, cfg.model.sparsity, getattr(cfg.model, "beta", None)),
         "noise": cfg.noise.spec(),
         "noise_where": cfg.noise.where,
         "noise_std_at_working_size": noise_std(pipeline, train_x, cfg.seed),

@@ -51,3 +51,10 @@ def test_a_sparse_models_loss_unit_names_its_penalty():
 
     assert "sparsity" not in loss_unit("l2", (32, 32))
     assert loss_unit("l2", (32, 32), 0.01).endswith(", plus 0.01 x the code's L1 norm (the sparsity penalty)")
+
+
+def test_a_vaes_loss_unit_names_its_kl_term():
+    from aekit.models.losses import loss_unit
+
+    assert loss_unit("bce", (32, 32), beta=4.0).endswith(", plus 4 x the KL divergence of the code from the prior "
+                                                        "(beta 1: the negative ELBO)")

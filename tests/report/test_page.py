@@ -202,3 +202,51 @@ def test_the_held_out_code_mean_says_its_epoch_where_it_is_not_the_columns():
                for e in (1, 2, 3)]  # held-out figures every eval_every epochs: here only after the last one
     row = re.search(r"<tr><th>held-out code mean</th>(.*?)</tr>", code_html(history)).group(1)
     assert re.findall(r"<td[^>]*>(.*?)</td>", row) == ["0.34 (epoch 3)", "0.34"]
+
+
+def test_the_chosen_weights_are_starred_where_selection_says_the_start_included():
+    history = [{"epoch": e, "loss_per_sample": 2.0 / e, "val_loss_per_sample": 1.0 + 0.1 * e} for e in range(1, 4)]
+    labels = lambda fig: fig.axes[0].get_legend_handles_labels()[1]
+    assert "chosen (epoch 1)" in labels(loss_figure(history))  # no selection given: the lowest validation loss
+    start = {"chosen_epoch": 0, "validation_loss": 1.05}  # the start (a PCA start, say) won
+    fig = loss_figure(history, selection=start)
+    assert "chosen (the start)" in labels(fig) and fig.axes[0].get_ylabel().endswith("(log scale)")
+    star = [line for line in fig.axes[0].lines if line.get_label() == "chosen (the start)"][0]
+    assert list(star.get_xdata()) == [0] and list(star.get_ydata()) == [1.05]
+
+
+def test_the_report_says_in_sentences_what_the_run_was():
+    from aekit.report.page import notes
+
+    said = " ".join(notes({"status": "complete", "heldout": None, "selection": None,
+                           "train": {"recon_spread": 0.003}}))
+    assert "No model selection" in said and "No held-out images (test_fraction 0)" in said
+    assert "every reconstruction is nearly the same image (they vary 0.3% as much as the originals)" in said
+    said = " ".join(notes({"status": "complete", "heldout": {"recon_spread": 0.8}, "selection": None,
+                           "comparison": {"aekit": {"flip_ensemble": True}}}))
+    assert "flip ensemble" in said and "nearly the same image" not in said and "No held-out" not in said
+
+
+def test_reconstructions_that_are_all_one_image_are_measured():
+    import torch
+
+    import aekit
+    from aekit.metrics import COLLAPSED_RECONSTRUCTIONS
+
+    class Made(torch.nn.Module):  # a model whose reconstructions are what ``make`` makes of the images
+        def __init__(self, model, make):
+            super().__init__()
+            self.model, self.make, self.prior = model, make, None
+            self.config, self.any_size = model.config, model.any_size
+
+        def forward(self, x, target=None):
+            out = self.model(x, target)
+            out.recon = self.make(x)
+            return out
+
+    model = aekit.create_model("conv", input_size=(16, 16), code_length=8)
+    images = torch.rand(12, 1, 16, 16)
+    assert aekit.evaluate(Made(model, lambda x: x), images)["recon_spread"] == pytest.approx(1.0)  # perfect
+    assert aekit.evaluate(Made(model, lambda x: 0.5 * x + 0.2), images)["recon_spread"] == pytest.approx(0.5)
+    mean_image = aekit.evaluate(Made(model, lambda x: x.mean(0, keepdim=True).expand_as(x)), images)
+    assert mean_image["recon_spread"] < 1e-6 < COLLAPSED_RECONSTRUCTIONS  # the mean image for every image

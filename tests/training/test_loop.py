@@ -56,7 +56,7 @@ def test_heldout_metrics_every_k_epochs_and_at_the_end(tiny_images):
     cfg = aekit.TrainConfig(epochs=5, batch_size=8, eval_every=2)
     hist = fit(model, tiny_images[:16], cfg, test_images=tiny_images[16:], progress=False, log=lambda s: None)
     assert [bool(h.heldout) for h in hist] == [False, True, False, True, True]
-    assert set(hist[-1].heldout) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim"}
+    assert set(hist[-1].heldout) == {"loss_per_sample", "code_mean", "code_small", "mse", "psnr", "ssim", "recon_spread"}
 
 
 def test_the_hook_sees_every_epoch_with_the_whole_history(tiny_images):

@@ -84,11 +84,14 @@ def batch_loss(per_sample: torch.Tensor, kind: str) -> torch.Tensor:
     return per_sample.sum() if is_sum(kind) else per_sample.mean()
 
 
-def loss_unit(kind: str, size: tuple[int, int], sparsity: float = 0.0) -> str:
-    """What a loss per sample measures; a sparse model's adds its penalty (:func:`add_sparsity`)."""
+def loss_unit(kind: str, size: tuple[int, int], sparsity: float = 0.0, beta: float | None = None) -> str:
+    """What a loss per sample measures; a sparse model's adds its penalty (:func:`add_sparsity`), a VAE's
+    (``beta``) the KL divergence of its code."""
     h, w = size
     penalty = f", plus {sparsity:g} x the code's L1 norm (the sparsity penalty)" if sparsity else ""
-    return LOSSES[kind].unit.format(h=h, w=w) + penalty
+    kl = f", plus {beta:g} x the KL divergence of the code from the prior (beta 1: the negative ELBO)" \
+        if beta is not None else ""
+    return LOSSES[kind].unit.format(h=h, w=w) + penalty + kl
 
 
 def add_sparsity(per_sample: torch.Tensor, code: torch.Tensor, alpha: float, parts: dict) -> torch.Tensor:

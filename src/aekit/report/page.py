@@ -22,7 +22,7 @@ from typing import Any
 from safetensors import safe_open
 
 from ..files import read_json, write_text
-from ..metrics import COLLAPSE_STD
+from ..metrics import COLLAPSE_STD, COLLAPSED_RECONSTRUCTIONS
 from ..models.io import MODEL_JSON
 from ..run_folder import RunFolder
 from .pictures import code_figure, loss_figure, png_bytes
@@ -30,8 +30,14 @@ from .pictures import code_figure, loss_figure, png_bytes
 REPORT = RunFolder.REPORT
 # Pictures with a known caption, shown first; any other PNG in the folder follows under its name.
 CAPTIONS = {
-    "reconstructions.png": "Reconstructions: originals (top row) above the model's reconstructions",
-    "denoising.png": "Denoising",
+    "reconstructions.png": "Reconstructions: {which} originals (top row) above the model's reconstructions",
+    "denoising.png": "Denoising, {which} images: clean (top row), the noisy input, the model's output",
+    "evaluation.png": "Evaluation ({what}): clean (top row), {rows}",
+    "code_histogram.png": "The code of training images: every value (left) and each unit's mean (right), counts on a "
+                          "log scale; dashed: the 'small activation' threshold",
+    "samples.png": "New images: 64 codes drawn from the prior, decoded",
+    "interpolation.png": "A {which} face, eight decodings along the line between its code and another person's, "
+                         "that face",
 }
 DRAWN_HERE = {"loss.png"}  # redrawn from history.csv rather than embedded
 
@@ -63,6 +69,7 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
     name = (metrics or {}).get("name") or run.path.name
     if metrics and metrics.get("status") == "complete":
         status = f"complete: {metrics.get('epochs', '?')} epochs in {_fmt(metrics.get('seconds'))} s"
+        status += f" (stopped early: {metrics['stopped']})" if metrics.get("stopped") else ""
     else:
         status = f"not complete: no metrics.json yet ({len(history)} epochs in history.csv)"
     body = [
@@ -71,15 +78,15 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
         f"report built {_esc(datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         *([f"<p class=\"lead\">{_esc(comparison_line(metrics['comparison']))}</p>"]
           if metrics and metrics.get("comparison") else []),
-        *([f"<p>{_esc(selection_line(metrics['selection']))}</p>"] if metrics and metrics.get("selection") else []),
+        *[f"<p>{_esc(line)}</p>" for line in notes(metrics or {})],
         _section("Metrics", json_html(metrics) if metrics else _missing("metrics.json")),
     ]
     if evaluation is not None:
         body.append(_section("Evaluation (evaluation.json)", json_html(evaluation)))
     body += [
-        _section("Loss curves", _plot(loss_figure(history, title=name), "loss curves") if history
+        _section("Loss curves", _plot(loss_figure(history, title=name, selection=(metrics or {}).get("selection")), "loss curves") if history
                  else _missing("history.csv")),
-        _section("Pictures", pictures_html(run)),
+        _section("Pictures", pictures_html(run, heldout=bool((metrics or {}).get("heldout")), evaluation=evaluation)),
         _section("Code statistics", code_html(history) if history else _missing("history.csv")),
         _section("Configuration", config_html(run)),
     ]
@@ -100,6 +107,26 @@ def comparison_line(c: dict) -> str:
             f"SSIM {b['ssim']:.3f}: {c['margin_db']:+.2f} dB")
 
 
+def notes(m: dict) -> list[str]:
+    """What the metrics below mean for this run, in sentences: model selection, held-out images, the
+    comparison's flip ensemble, the collapse of reconstructions to one image."""
+    lines = [selection_line(m["selection"])] if m.get("selection") else []
+    if m.get("status") == "complete" and not m.get("selection"):
+        lines.append("No model selection (train.select off): the model is the last epoch's weights.")
+    if m.get("status") == "complete" and not m.get("heldout"):
+        lines.append("No held-out images (test_fraction 0): every figure and picture below is of images the "
+                     "model trained on.")
+    if (m.get("comparison") or {}).get("aekit", {}).get("flip_ensemble"):
+        lines.append("The comparison scores the model as its flip ensemble (the average of its passes on each "
+                     "image and its mirror image); the held-out column of the metrics is the model's one pass.")
+    spread = (m.get("heldout") or m.get("train") or {}).get("recon_spread")
+    if spread is not None and spread < COLLAPSED_RECONSTRUCTIONS:
+        lines.append(f"Warning: every reconstruction is nearly the same image (they vary {spread:.1%} as much as the "
+                     "originals): the code carries almost nothing, as on the plateau at the mean image or after a "
+                     "collapse of the code. More epochs, another seed or train.data_init (--data-init).")
+    return lines
+
+
 def selection_line(s: dict) -> str:
     chosen = "the start (before any training step)" if s["chosen_epoch"] == 0 else f"epoch {s['chosen_epoch']}"
     return (f"Model selection on {s['validation_images']} validation images ({s.get('how', '')}): the weights of "
@@ -107,15 +134,20 @@ def selection_line(s: dict) -> str:
             + (f" (the start: {s['start']['loss_per_sample']:.5g})" if s.get("start") else ""))
 
 
-def pictures_html(run: RunFolder) -> str:
+def pictures_html(run: RunFolder, *, heldout: bool = True, evaluation: dict | None = None) -> str:
     folder = run.path
     names = [n for n in CAPTIONS if (folder / n).is_file()]
     names += sorted(p.name for p in run.pictures() if p.name not in CAPTIONS and p.name not in DRAWN_HERE)
     if not names:
         return _missing("reconstructions.png")
+    ev = evaluation or {}
+    rows = ", ".join(["the noisy input"] * (ev.get("noise", "none") != "none") + ["aekit"]
+                     + ([str(ev["best_baseline"])] if ev.get("best_baseline") else []))
+    fill = {"which": "held-out" if heldout else "training", "rows": rows,
+            "what": f"{ev.get('images', '?')} images of {ev.get('images_from', '?')}"}
     return "\n".join(
-        f"<figure>{_img((folder / n).read_bytes(), n)}<figcaption>{_esc(CAPTIONS.get(n, n))}</figcaption></figure>"
-        for n in names
+        f"<figure>{_img((folder / n).read_bytes(), n)}<figcaption>{_esc(CAPTIONS.get(n, n).format(**fill))}"
+        "</figcaption></figure>" for n in names
     )
 
 
@@ -185,7 +217,7 @@ def json_html(obj: Any) -> str:
             keys = list(dict.fromkeys(k for table in flat.values() for k in table))
             parts.append(_table(["", *flat], [[k, *(_fmt(t.get(k)) for t in flat.values())] for k in keys]))
         for k, v in obj.items():
-            if k not in scalars and k not in flat:
+            if k not in scalars and k not in flat and v not in ([], {}):  # an empty list: nothing to show
                 parts.append(f"<h3>{_esc(k)}</h3>\n{json_html(v)}")
         return "\n".join(parts)
     if isinstance(obj, list):

@@ -58,9 +58,9 @@ def figure(*, figsize: tuple[float, float], ncols: int = 1, dpi: int = 100):
     return fig, axes
 
 
-def loss_figure(history: Sequence[dict], *, title: str = ""):
+def loss_figure(history: Sequence[dict], *, title: str = "", selection: dict | None = None):
     """A matplotlib figure of the training (held-out, validation) loss per sample by epoch, log scale when
-    the loss is positive."""
+    the loss is positive; the model selection's choice (``selection``: the start is epoch 0) starred."""
     epochs = [h["epoch"] for h in history]
     fig, ax = figure(figsize=(7, 4))
     ax.plot(epochs, [h["loss_per_sample"] for h in history], label="training")
@@ -71,14 +71,19 @@ def loss_figure(history: Sequence[dict], *, title: str = ""):
     if val:  # train.select: the curve the model was chosen on, and its choice
         ax.plot(*zip(*val), label="validation")
         chosen = min(val, key=lambda p: p[1])
-        ax.plot([chosen[0]], [chosen[1]], "k*", markersize=10, label=f"chosen (epoch {chosen[0]:g})")
-        held += val
+        if selection and selection.get("chosen_epoch") is not None:
+            chosen = (selection["chosen_epoch"], selection["validation_loss"])
+        what = "the start" if chosen[0] == 0 else f"epoch {chosen[0]:g}"
+        ax.plot([chosen[0]], [chosen[1]], "k*", markersize=10, label=f"chosen ({what})")
+        held += [*val, chosen]
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("average loss per sample")
     values = [h["loss_per_sample"] for h in history] + [v for _, v in held]
     if min(values, default=1.0) > 0:  # log scale, unless the loss goes negative (loss = "psnr")
         ax.set_yscale("log")
+        ax.set_ylabel("average loss per sample (log scale)")
+    else:
+        ax.set_ylabel("average loss per sample (lower is better)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if title:
@@ -111,7 +116,9 @@ def code_histogram_figure(codes: torch.Tensor, threshold: float):
         (axes[1], codes.mean(0), "per-unit mean activation"),
     ):
         ax.hist(values.numpy(), bins=50, color="tab:blue")
-        ax.axvline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"{threshold:g}")
+        for edge in (threshold, -threshold) if float(codes.min()) < 0 else (threshold,):  # signed codes: both sides
+            ax.axvline(edge, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_xlabel("code value")
         small = float((values.abs() < threshold).float().mean())
         ax.set_title(f"{what}\n{small:.1%} below {threshold:g} in magnitude", fontsize=9)
         ax.set_yscale("log")

@@ -39,7 +39,8 @@ def write_run_pictures(folder: RunFolder, model, data: RunData, pipeline: Pipeli
         noisy = noisy.cpu()
         shown = resize(noisy, tuple(originals.shape[-2:]), pipeline.method)
         save_png(image_grid([originals, shown, upsized(noisy)]), folder / "denoising.png")
-    save_figure(loss_figure([history_row(s) for s in history], title=title), folder / "loss.png")
+    save_figure(loss_figure([history_row(s) for s in history], title=title, selection=getattr(history, "selection", None)),
+                folder / "loss.png")
     if model.prior is not None:  # a generative model: new images from its prior, and a walk between two people
         write_generative_pictures(folder, model, data)
     n = min(len(data.train_x), CODE_HISTOGRAM_IMAGES)

@@ -46,6 +46,7 @@ def evaluate(
     total, code_sum, n_codes, sums, small = 0.0, 0.0, 0, {}, 0.0
     parts: dict[str, float] = {}
     moments = None  # per code unit: sum and sum of squares over the images (active units)
+    spread = None  # per value of the reconstructions and targets: sums and sums of squares over the images
     for batch in in_batches(images, batch_size or inference_batch_size(device)):
         x, target = pipeline.view(batch.to(device), gen)
         out = model(x, target)
@@ -59,6 +60,10 @@ def evaluate(
             c = out.code.double()
             m = torch.stack([c.sum(0), c.square().sum(0)])
             moments = m if moments is None else moments + m
+        r, t = out.recon.detach().double().flatten(1), target.double().flatten(1)
+        if spread is not False:  # images of one size: how much the reconstructions differ from one another
+            m = torch.stack([r.sum(0), r.square().sum(0), t.sum(0), t.square().sum(0)])
+            spread = m if spread is None else spread + m if spread.shape == m.shape else False
         scored = {"": out.recon}
         if corrupted:  # the corrupted input itself, scored the same way: what the model improves on
             scored["input_"] = x
@@ -73,6 +78,9 @@ def evaluate(
         "code_small": small / n_codes,
         **{k: v / n for k, v in sums.items()},
     }
+    if spread is not None and spread is not False and n > 1:  # 1: as varied as the targets; near 0: one image
+        std = (spread[1::2] / n - (spread[0::2] / n).square()).clamp(min=0).sqrt().mean(1)
+        result["recon_spread"] = float(std[0] / std[1].clamp(min=1e-12))
     if model.prior is not None and "kl" in parts:
         result.update({k: v / n for k, v in parts.items()})
         result["nelbo"] = result["reconstruction"] + result["kl"]
