@@ -133,6 +133,8 @@ def main() -> None:
             t0 = time.perf_counter()
             aekit(cmd + train)
             minutes = (time.perf_counter() - t0) / 60
+            m = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").is_file() else {}
+            run = {"epochs": m["epochs"], "chosen_epoch": m["selection"]["chosen_epoch"]} if m.get("selection") else {}
             for size, fitted in LFW_SIZES.items():
                 ev = ["aekit", "evaluate", str(out), "--data", "lfw-subset", *fitted, "--noise", noise, "--baselines",
                       ",".join(CLASSICAL)]
@@ -141,7 +143,7 @@ def main() -> None:
                     rows.append(baselines_row(report, f"LFW faces at {size}", noise, shlex.join(cmd), ev))
                 else:
                     rows.append(row_of(comparison(report), f"LFW faces at {size}", noise,
-                                       f"{shlex.join(cmd)} && {shlex.join(ev)}", minutes, {}))
+                                       f"{shlex.join(cmd)} && {shlex.join(ev)}", minutes, run))
                 print(json.dumps(rows[-1]), flush=True)
     print_tables(rows, args)
     save(args.name, settings=vars(args), rows=rows)
