@@ -103,8 +103,8 @@ def main() -> None:
             if model.decodes_codes:
                 batch = torch.stack(images)
                 lib_encode = rate(args.n, lambda: encode(model, _working(model, batch)))  # resize included
-                cli_encode = args.n / command(["encode", str(run), str(folder), "--out", str(tmp / "codes.npy")],
-                                              args.threads)
+                cli_encode = args.n / command(["encode", str(run), str(folder), "--out", str(tmp / "codes.npy"),
+                                               "--overwrite"], args.threads)
             else:
                 lib_encode = cli_encode = None
             rows.append((name, flops, lib_denoise, cli_denoise, lib_encode, cli_encode))
