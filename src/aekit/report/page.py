@@ -84,8 +84,8 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
     if evaluation is not None:
         body.append(_section("Evaluation (evaluation.json)", json_html(evaluation)))
     body += [
-        _section("Loss curves", _plot(loss_figure(history, title=name, selection=(metrics or {}).get("selection")), "loss curves") if history
-                 else _missing("history.csv")),
+        _section("Loss curves", _plot(loss_figure(history, title=name, selection=(metrics or {}).get("selection")),
+                                      "loss curves") if history else _missing("history.csv")),
         _section("Pictures", pictures_html(run, heldout=bool((metrics or {}).get("heldout")), evaluation=evaluation)),
         _section("Code statistics", code_html(history) if history else _missing("history.csv")),
         _section("Configuration", config_html(run)),
