@@ -70,6 +70,15 @@ def test_a_size_is_a_list_or_the_text_its_flag_takes(tmp_path):
         assert load_config(tmp_path / "c.toml").data.size == (32, 48)
 
 
+def test_a_noise_spec_replaces_the_noise_where_the_config_adds_it(root):
+    cfg = replace(Config(), noise="gaussian:0.2")  # a SPEC, as --noise takes it
+    assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.where) == ("gaussian", 0.2, "working")
+    book = replace(load_config(root / "configs" / "reference-denoising.toml"), noise="gaussian:0.3")
+    assert (book.noise.sigma, book.noise.where) == (0.3, "native")  # the book's order stays
+    with pytest.raises(aekit.ConfigError, match="unknown noise kind 'gauss'"):
+        replace(Config(), noise="gauss:1")
+
+
 def test_data_size_sets_the_models_input_size_too_as_size_does(tmp_path):
     """[data] size alone (a file, a dict, an override) is the working size and the model's input size."""
     (tmp_path / "c.toml").write_text("[data]\nsize = '16x16'\n")

@@ -235,14 +235,13 @@ def replace(cfg: Config, **overrides: Any) -> Config:
         # training settings left at the old architecture's defaults take the new one's
         before = {**to_plain(dataclasses.asdict(TrainConfig())), **model_class(cfg.model.name).train_defaults}
         raw["train"] = {k: v for k, v in raw["train"].items() if v != before.get(k)}
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
+    for dotted, value in ((k, v) for k, v in overrides.items() if v is not None):  # None: not given
         node = raw
         *parents, leaf = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = to_plain(value)
+        spec = dotted == "noise" and isinstance(value, str)  # a SPEC, "gaussian:0.2": where the config adds noise kept
+        node[leaf] = to_plain(dataclasses.replace(parse_noise(value), where=cfg.noise.where) if spec else value)
     try:
         return Config.from_dict(raw, where=OPTIONS)
     except ConfigError as e:  # about a key: name it, so that the command line shows its flag

@@ -225,6 +225,10 @@ def test_the_report_says_in_sentences_what_the_run_was():
     said = " ".join(notes({"status": "complete", "heldout": {"recon_spread": 0.8}, "selection": None,
                            "comparison": {"aekit": {"flip_ensemble": True}}}))
     assert "flip ensemble" in said and "nearly the same image" not in said and "No held-out" not in said
+    said = " ".join(notes({"status": "complete", "train": {"images": 400}, "noise": "gaussian:0.2",
+                           "comparison": {"aekit": {}}}, reference_loop=True))
+    assert "The reference loop skips the last batch" in said and "on all 400 training images" in said
+    assert "draws its own seeded noise" in said
 
 
 def test_reconstructions_that_are_all_one_image_are_measured():

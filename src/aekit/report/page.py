@@ -21,6 +21,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from ..errors import AekitError
 from ..files import read_json, write_text
 from ..metrics import COLLAPSE_STD, COLLAPSED_RECONSTRUCTIONS
 from ..models.io import MODEL_JSON
@@ -78,7 +79,7 @@ def build_report(run: RunFolder, *, metrics: dict | None = None) -> str:
         f"report built {_esc(datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         *([f"<p class=\"lead\">{_esc(comparison_line(metrics['comparison']))}</p>"]
           if metrics and metrics.get("comparison") else []),
-        *[f"<p>{_esc(line)}</p>" for line in notes(metrics or {})],
+        *[f"<p>{_esc(line)}</p>" for line in notes(metrics or {}, reference_loop=_reference_loop(run))],
         _section("Metrics", json_html(metrics) if metrics else _missing("metrics.json")),
     ]
     if evaluation is not None:
@@ -107,10 +108,21 @@ def comparison_line(c: dict) -> str:
             f"SSIM {b['ssim']:.3f}: {c['margin_db']:+.2f} dB")
 
 
-def notes(m: dict) -> list[str]:
+def _reference_loop(run: RunFolder) -> bool:
+    try:
+        return bool(run.config().train.reference_loop)
+    except AekitError:  # a model folder, or a config this version cannot read: nothing to say
+        return False
+
+
+def notes(m: dict, *, reference_loop: bool = False) -> list[str]:
     """What the metrics below mean for this run, in sentences: model selection, held-out images, the
-    comparison's flip ensemble, the collapse of reconstructions to one image."""
+    comparison's flip ensemble and noise, the reference loop's loss, reconstructions that are all one image."""
     lines = [selection_line(m["selection"])] if m.get("selection") else []
+    if reference_loop and m.get("train"):
+        lines.append("The reference loop skips the last batch of every epoch yet divides by every image, as the "
+                     "book's does: loss_per_sample_last_epoch is that figure; loss_per_sample is the final model "
+                     f"on all {m['train'].get('images', 'the')} training images.")
     if m.get("status") == "complete" and not m.get("selection"):
         lines.append("No model selection (train.select off): the model is the last epoch's weights.")
     if m.get("status") == "complete" and not m.get("heldout"):
@@ -119,6 +131,9 @@ def notes(m: dict) -> list[str]:
     if (m.get("comparison") or {}).get("aekit", {}).get("flip_ensemble"):
         lines.append("The comparison scores the model as its flip ensemble (the average of its passes on each "
                      "image and its mirror image); the held-out column of the metrics is the model's one pass.")
+    if m.get("comparison") and m.get("noise", "none") != "none":
+        lines.append("The comparison (and evaluation.json) draws its own seeded noise, the same for every method: its "
+                     "noisy-input figures differ a little from the metrics' draw.")
     spread = (m.get("heldout") or m.get("train") or {}).get("recon_spread")
     if spread is not None and spread < COLLAPSED_RECONSTRUCTIONS:
         lines.append(f"Warning: every reconstruction is nearly the same image (they vary {spread:.1%} as much as the "
