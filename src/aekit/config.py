@@ -26,7 +26,7 @@ import tomli_w
 from .data import FitMethod, ImageData, ResizeMethod, load_data, parse_size
 from .errors import ConfigError
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
-from .noise import NoiseConfig, parse_noise
+from .noise import SEEDS, NoiseConfig, parse_noise
 from .typed import Option, build, drop_none, option, options, to_plain
 
 OPTIONS = "options"  # the ``where`` of a configuration built from options (the command line's, or aekit.train's)
@@ -258,7 +258,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         if not ok:  # from the command line, the key is shown as its flag (errors.AekitError.keys)
             raise ConfigError(f"{at}{key} {msg}", keys=(key, *also) if where == OPTIONS else ())
 
-    need(0 <= cfg.seed < 2**31, "seed", f"must lie in [0, {2**31 - 1}], got {cfg.seed}")  # numpy's: 32-bit, + offsets
+    need(0 <= cfg.seed < SEEDS, "seed", f"must lie in [0, {SEEDS - 1}], got {cfg.seed}")
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
     need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
     need(t.lr >= 0, "train.lr", f"must be 0 or more (0: the start is kept), got {t.lr}")

@@ -232,10 +232,13 @@ def parse_noise(spec: str) -> NoiseConfig:
     return cfg
 
 
+SEEDS = 2**31  # a seed lies in [0, SEEDS): numpy's are 32-bit, and the offsets added to a run's seed fit
+
+
 def check_seed(seed: int) -> None:
-    """The seed of a noise draw (torch and numpy take any integer in [0, 2**31)); else a one-line error."""
-    if not 0 <= seed < 2**31:
-        raise ConfigError(f"seed must lie in [0, {2**31 - 1}], got {seed}", keys="seed")
+    """The seed of a noise draw, in [0, SEEDS); else a one-line error."""
+    if not 0 <= seed < SEEDS:
+        raise ConfigError(f"seed must lie in [0, {SEEDS - 1}], got {seed}", keys="seed")
 
 
 def make_corruption(cfg: NoiseConfig) -> Corruption | None:

@@ -34,6 +34,7 @@ from .data import map_batches
 from .errors import ConfigError
 from .latent import decode, encode
 from .models import build_model_config, create_model, model_class
+from .noise import SEEDS
 from .typed import build
 from .training import fit as fit_model
 
@@ -193,7 +194,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         x = self._images(X, reset=True)
         c, h, w = self.image_shape_
         rs = self.random_state  # an int is the seed itself; None or a RandomState draw one (scikit-learn's way)
-        seed = int(rs) if isinstance(rs, numbers.Integral) else int(check_random_state(rs).randint(2**31 - 1))
+        seed = int(rs) if isinstance(rs, numbers.Integral) else int(check_random_state(rs).randint(SEEDS - 1))
         taken = sorted(set(self.model_params or {}) & _SET_ELSEWHERE.keys())
         if taken:
             raise ValueError(f"model_params: {taken[0]!r} {_SET_ELSEWHERE[taken[0]]}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config import Config, config_options, load_config, replace
 from ..data import parse_size
-from ..data.lfw import LFW_SOURCE
+from ..data.sources import BUILT_IN
 from ..errors import AekitError, ConfigError
 from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR
@@ -157,7 +157,7 @@ def idle_options(cfg: Config):
     if not t.select:
         why = "has no effect without model selection (--no-select carves out no validation split); drop one"
         yield from ((k, why) for k in ("train.val_fraction", "train.early_stop"))
-    builtin, array = d.source in ("olivetti", LFW_SOURCE), str(d.source).lower().endswith((".npy", ".npz"))
+    builtin, array = d.source in BUILT_IN, str(d.source).lower().endswith((".npy", ".npz"))
     if builtin or array:
         why = f"applies to a folder of images, not {d.source}; drop it"
         yield from ((k, why) for k in ("data.skip_bad", "data.workers"))

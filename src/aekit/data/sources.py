@@ -30,10 +30,13 @@ from .resize import convert_channels
 from .tiles import tile_data
 
 
+BUILT_IN = ("olivetti", LFW_SOURCE)  # the data sources known by name, not paths
+
+
 def absolute_source(source: str) -> str:
     """A folder or array given as a path, made absolute (so a run's config.toml reads it from any folder);
     the built-in names as they are."""
-    return source if source in ("olivetti", LFW_SOURCE) else os.path.abspath(os.path.expanduser(source))
+    return source if source in BUILT_IN else os.path.abspath(os.path.expanduser(source))
 
 
 def load_data(
