@@ -217,10 +217,12 @@ def denoise_files(
     demonstrations, ``seed``: its seed, default 0) and a grid ``OUT/grid.png`` shows clean | noisy |
     denoised for up to 8 of them.
     """
-    if seed is not None and add_noise is None:
+    if seed is None:
+        seed = 0
+    elif add_noise is None:
         raise AekitError("seed seeds the noise of add_noise, which is not given: drop it or add noise",
                          keys=("seed", "add_noise"))
-    check_seed(seed or 0)
+    check_seed(seed)
     add_noise = parse_noise(add_noise) if isinstance(add_noise, str) else add_noise  # a SPEC: "gaussian:0.2"
     model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
@@ -244,7 +246,7 @@ def denoise_files(
     clean = [it.pixels for it in items]
     noisy = clean
     if add_noise is not None:  # at each image's own size, as it comes
-        pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed or 0)
+        pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed)
         noisy = [pipeline.view(x[None], gen)[0][0] for x in clean]
     note = scale_note(model, clean, [str(it.name) for it in items], str(run))
     paged = [it for it in items if it.info.frames > 1]
