@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.baselines import ALL, BASELINES
+from aekit.baselines import ALL, BASELINES, applicable
 from aekit.evaluation import evaluate_run
 from aekit.noise import NoiseConfig
 
@@ -74,6 +74,9 @@ def test_all_baselines_are_those_that_apply_and_a_denoiser_is_no_rival_to_a_code
     assert [r["method"] for r in noisy["results"]][2:] == list(ALL)
     clean = evaluate_run(denoise_run, baselines="all", limit=2, write=False, noise=NoiseConfig())
     assert [r["method"] for r in clean["results"]] == ["aekit (conv)", "pca"] and clean["best_baseline"] == "pca"
+    named = evaluate_run(denoise_run, baselines="pca", limit=2, write=False, noise=NoiseConfig())  # a string, as --baselines
+    assert [r["method"] for r in named["results"]] == ["aekit (conv)", "pca"]
+    assert applicable("blur, bm3d", denoising=True) == applicable(("blur", "bm3d"), denoising=True) == ("blur", "bm3d")
     r = cli("evaluate", denoise_run, "--noise", "none", "--baselines", "pca,bm3d", "--limit", "2")
     assert r.error == ("aekit: error: --baselines: bm3d is a denoiser, and this evaluation corrupts nothing (a "
                        "reconstruction): compare with pca, or give --noise, e.g. gaussian:0.2")

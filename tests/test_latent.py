@@ -119,6 +119,12 @@ def test_map_skips_unreadable_files_with_skip_bad_as_its_error_says(tiny_run, fa
         "(--skip-bad skips unreadable files)")  # an option map has
     r = cli("map", tiny_run.out, "--data", folder, "--out", tmp_path / "m.png", "--skip-bad")
     assert r.code == 0 and r.out.startswith("skipped ") and "Wrote " in r.out and "(6 images" in r.out, r.err
+    two = tmp_path / "two"
+    two.mkdir()
+    for p in sorted(faces[0].glob("*.png"))[:2]:
+        shutil.copy(p, two / p.name)
+    assert cli("map", tiny_run.out, "--data", two, "--out", tmp_path / "m2.png").error == (
+        f"aekit: error: --data {two}: a map needs at least 3 images, got 2")
 
 
 @pytest.mark.parametrize("command, out", [("encode", "codes.npy"), ("score", "scores.csv")])

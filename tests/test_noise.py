@@ -69,9 +69,16 @@ def test_same_seed_same_noise(spec):
 
 
 @pytest.mark.parametrize("spec", ["gaussian:0.2", "gaussian:0.05-0.4", "gaussian-map:s.npy", "mask:0.3",
-                                  "saltpepper:0.1", "none"])
+                                  "saltpepper:0.1", "none", "gaussian:5e-05", "gaussian:1e-05-0.4",
+                                  "gaussian-image:0-0.4"])
 def test_spec_round_trip(spec):
     assert parse_noise(spec).spec() == spec
+
+
+def test_numbers_are_read_as_python_writes_them():
+    assert parse_noise("gaussian:5e-2").sigma == 0.05
+    assert (parse_noise("gaussian:1e-3-2E-1").sigma, parse_noise("gaussian:1e-3-2E-1").sigma_max) == (0.001, 0.2)
+    assert parse_noise(NoiseConfig(kind="gaussian", sigma=5e-5).spec()).sigma == 5e-5  # what spec() writes
 
 
 @pytest.mark.parametrize("spec, why", [

@@ -91,9 +91,9 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     out = tmp_path / "run"
     r = cli("train", "--config", tmp_path / "tiny.toml", "--data", root, "--size", "16x16", "--code-length", "64",
             "--epochs", "2", "--batch-size", "4", "--eval-every", "1", "--stream", "on", "--workers", "2",
-            "--skip-bad", "--split", "subject", "--out", out, "--no-progress")
+            "--skip-bad", "--split", "subject", "--out", out, "--no-progress", "--tensorboard")
     assert r.code == 0, r.err
-    assert "Skipped 2 unreadable image files" in r.out
+    assert "Skipped 2 unreadable image files" in r.out and any((out / "tensorboard").iterdir())
     skipped = (out / "skipped.txt").read_text().splitlines()
     assert sorted(line.split(":")[0].rsplit("/", 1)[-1] for line in skipped) == ["img-04.png", "notes.png"]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -133,6 +133,8 @@ def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     assert r.code == 0 and "skipped 1 unreadable files" in r.out
     written = sorted(p.name for p in (tmp_path / "clean").iterdir())
     assert "grid.png" in written and "img-01.png" in written
+    r = cli("export", out, "--out", tmp_path / "model.pt")  # checked on the streamed run's own images
+    assert r.code == 0 and "8 held-out images of" in r.out, r.err
     with Image.open(tmp_path / "clean" / "img-01.png") as a:
         assert (a.format, a.mode, a.size) == ("PNG", "RGB", (28, 20))
 

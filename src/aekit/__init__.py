@@ -14,9 +14,9 @@ The Python API mirrors the CLI::
     cfg = aekit.load_config("configs/reference.toml")  # or run a whole experiment with its run folder
     result = aekit.train(cfg, out="runs/reference")
 
-The package, bottom up (every import points down): errors, files, typed, metrics, version; data/;
-noise; models/; config; pipeline, training/; run_folder; report/; run, evaluation, baselines,
-inference, latent, anomaly, export, sklearn; cli/.
+The package is in layers, every import pointing down (tests/test_architecture.py holds the order):
+foundations (errors, files, metrics ...), data/ and noise, models/, config, the pipeline and training/,
+the run folder, report/, the features (evaluation, inference, latent, export, sklearn ...), cli/.
 """
 
 import importlib

@@ -19,6 +19,8 @@ from .latent import as_model, read_inputs
 from .pipeline import prepare_data
 from .run_folder import RunFolder
 
+DEFAULT_QUANTILE = 0.99  # of the held-out errors: the threshold when none is given
+
 
 @dataclass
 class Scores:
@@ -58,12 +60,12 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
 def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, threshold: float | None = None,
           device: str = "cpu", skip_bad: bool = False) -> Scores:
     """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
-    given, else the ``quantile`` (default 0.99) of the errors on the run's held-out images (``skip_bad``:
+    given, else the ``quantile`` (default DEFAULT_QUANTILE, 0.99) of the errors on the run's held-out images (``skip_bad``:
     unreadable files are left out, listed in ``Scores.skipped``)."""
     if quantile is not None and threshold is not None:
         raise AekitError("quantile and threshold: give one, not both (each sets the level above which an image is "
                          "flagged)", keys=("quantile", "threshold"))
-    quantile = 0.99 if quantile is None else quantile
+    quantile = DEFAULT_QUANTILE if quantile is None else quantile
     if not 0 < quantile <= 1:
         raise AekitError(f"quantile must lie in (0, 1], got {quantile}", keys="quantile")
     if threshold is not None and not threshold >= 0:  # a mean squared error: below 0 would flag every image

@@ -256,11 +256,13 @@ def rivals(denoising: bool) -> tuple[str, ...]:
 
 
 def applicable(names: tuple[str, ...] | str, *, denoising: bool) -> tuple[str, ...]:
-    """The baselines to run: "all" is every one for a denoising evaluation and PCA for a reconstruction
-    (a denoiser handed clean images returns them: no rival to a code); a denoiser named for a
-    reconstruction is an error."""
+    """The baselines to run (names, or a comma-separated string of them): "all" is every one for a denoising
+    evaluation and PCA for a reconstruction (a denoiser handed clean images returns them: no rival to a code);
+    a denoiser named for a reconstruction is an error."""
     if names == "all":
         return ALL if denoising else rivals(denoising=False)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
     clean_only = [n for n in names if n in CLASSICAL]
     if clean_only and not denoising:
         raise AekitError(f"baselines: {clean_only[0]} is a denoiser, and this evaluation corrupts nothing (a "

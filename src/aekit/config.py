@@ -23,10 +23,11 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from .data import FitMethod, ImageData, ResizeMethod, load_data, parse_size
+from .data import FitMethod, ImageData, ResizeMethod, SplitName, load_data, parse_size, size_problem
+from .data.folders import STREAM_ABOVE_BYTES
 from .errors import ConfigError
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
-from .noise import SEEDS, NoiseConfig, parse_noise
+from .noise import NoiseConfig, parse_noise, seed_problem
 from .typed import Option, build, drop_none, option, options, to_plain
 
 OPTIONS = "options"  # the ``where`` of a configuration built from options (the command line's, or aekit.train's)
@@ -45,7 +46,7 @@ class DataConfig:
                                           flag="--size", metavar="HxW", also=("model.input_size",), parse=parse_size)
     resize: ResizeMethod = option("bicubic", "resize to the working size; legacy-bicubic is TF1's resize_images",
                                   flag="--resize")
-    split: Literal["random", "subject"] = option("random", "held-out split: random (the last test_fraction of the "
+    split: SplitName = option("random", "held-out split: random (the last test_fraction of the "
                                                  "seeded order) or subject (whole labels: unseen people)",
                                                  flag="--split")
     test_fraction: float = option(0.2, "held-out fraction for the random split (0 trains on everything)",
@@ -62,7 +63,7 @@ class DataConfig:
     skip_bad: bool = option(False, "folders: skip unreadable image files (listed in the run's skipped.txt) "
                             "instead of stopping", flag="--skip-bad")
     stream: Literal["auto", "on", "off"] = option("auto", "folders: decode from disk every epoch (auto: when the "
-                                                  "decoded images exceed 1 GiB)", flag="--stream")
+                                                  f"decoded images exceed {STREAM_ABOVE_BYTES / 2**30:g} GiB)", flag="--stream")
     workers: int | None = option(None, "folders: DataLoader worker processes decoding the images (default: one "
                                  "per CPU core, at most 4)", flag="--workers", metavar="N")
 
@@ -168,9 +169,9 @@ class Config:
 
 
 @dataclass
-class _TopLevel:  # the keys of a config file outside its tables
-    name: str = "aekit"
-    seed: int = 1000
+class _TopLevel:  # the keys of a config file outside its tables (Config's, whose defaults they take)
+    name: str = Config.name
+    seed: int = Config.seed
 
 
 def config_options() -> list[Option]:
@@ -258,7 +259,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         if not ok:  # from the command line, the key is shown as its flag (errors.AekitError.keys)
             raise ConfigError(f"{at}{key} {msg}", keys=(key, *also) if where == OPTIONS else ())
 
-    need(0 <= cfg.seed < SEEDS, "seed", f"must lie in [0, {SEEDS - 1}], got {cfg.seed}")
+    need(not seed_problem(cfg.seed), "seed", seed_problem(cfg.seed) or "")
     need(t.epochs >= 1, "train.epochs", f"must be at least 1, got {t.epochs}")
     need(t.batch_size >= 1, "train.batch_size", f"must be at least 1, got {t.batch_size}")
     need(t.lr >= 0, "train.lr", f"must be 0 or more (0: the start is kept), got {t.lr}")
@@ -277,7 +278,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     need(0 <= t.ema < 1, "train.ema", f"must lie in [0, 1) (e.g. 0.999; 0: off), got {t.ema}")
     need(0 <= d.test_fraction < 1, "data.test_fraction", f"must lie in [0, 1), got {d.test_fraction}")
     need(0 < t.val_fraction < 1, "train.val_fraction", f"must lie in (0, 1), got {t.val_fraction}")
-    need(d.size is None or min(d.size) >= 1, "data.size", f"must be positive, got {d.size}")
+    need(d.size is None or not size_problem(d.size), "data.size", d.size and size_problem(d.size))
     need(d.workers is None or d.workers >= 0, "data.workers", f"must be 0 or more, got {d.workers}")
     need(d.fit != "tiles" or d.size, "data.fit", "tiles cuts windows of the working size: give data.size", "data.size")
     for key, why in m.common_problems():

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from .baselines import applicable, build_baselines, run_baseline
-from .config import replace
-from .data import absolute_source, load_data, map_batches, split_indices, take
+from .config import DataConfig, replace
+from .data import absolute_source, load_data, map_batches, size_problem, split_indices, take
 from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
@@ -59,7 +59,7 @@ def evaluate_run(
     them to a common size, which images of different sizes need, the way ``fit`` says (default: the run's
     data.fit); ``skip_bad`` skips unreadable files; ``layout`` and ``rescale`` read an array as data.layout and
     data.rescale do in training; default: the run's), with ``noise`` (default: the run's own, added where
-    the run adds it), beside ``baselines`` (set up on the run's training images; "all": those that apply,
+    the run adds it), beside ``baselines`` (names, or a string such as "blur,bm3d"; set up on the run's training images; "all": those that apply,
     every one with noise, PCA without); returns the results and writes them (unless not ``write``) to
     ``out`` (a .json file, its picture beside it as .png; default: the run folder's evaluation.json). With ``flip_ensemble`` the
     model's output averages its passes on each image and its mirror; by default (None) it does where the
@@ -83,7 +83,7 @@ def evaluate_run(
     ev = replace(trained, **{"data.split": split, "data.test_fraction": test_fraction})
     everything = ev.data.split == "random" and ev.data.test_fraction == 0
     if everything:
-        ev = replace(ev, **{"data.test_fraction": 0.2})
+        ev = replace(ev, **{"data.test_fraction": DataConfig().test_fraction})
     def prepared(ev):  # the run's own data; not where config.toml says: an error about the run, not about --data
         try:
             return prepare_data(ev)
@@ -110,8 +110,8 @@ def evaluate_run(
         note, skipped = None, []
         test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
     else:
-        if size is not None and min(size) < 1:
-            raise AekitError(f"data.size must be positive, got {size[0]}x{size[1]}", keys="data.size")
+        if size is not None and size_problem(size):
+            raise AekitError(f"data.size {size_problem(size)}", keys="data.size")
         if fixed and size is not None and tuple(size) != tuple(own.size):
             raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
                              f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")

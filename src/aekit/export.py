@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import take
 from .errors import AekitError, DataError
 from .files import new_file, write_with
 from .pipeline import prepare_data
@@ -210,7 +211,8 @@ def run_images(folder: Path, model: nn.Module) -> tuple[torch.Tensor, str]:
         return images, f"{what} (the run's data could not be loaded here)"
     which = "held-out" if len(prepared.test_x) else "training"
     x = prepared.test_x if len(prepared.test_x) else prepared.train_x
-    return x[:CHECK_IMAGES], f"{len(x[:CHECK_IMAGES])} {which} images of {prepared.data.source}"
+    shown = take(x, range(min(CHECK_IMAGES, len(x))))  # a streaming Dataset too
+    return shown, f"{len(shown)} {which} images of {prepared.data.source}"
 
 
 def random_images(model: nn.Module) -> tuple[torch.Tensor, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import DataConfig
 from .data import convert_channels, find_images, inference_batch_size, read_each, read_image, resize, write_image
 from .data.image_file import ImageInfo
 from .errors import AekitError
@@ -142,9 +143,8 @@ def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_siz
         for i in set(range(len(images))) - set(small):
             out[i] = run_tiled(model, images[i][None].to(device), tile, overlap)[0].cpu()
         return [out[i] for i in range(len(images))]
-    pre = model.preprocess or {}
-    size = tuple(pre.get("size") or model.config.input_size)
-    method = pre.get("resize", "bicubic")
+    pre = preprocessing(model)
+    size, method = tuple(pre["size"]), pre["resize"]
 
     def there_and_back(batch: torch.Tensor) -> torch.Tensor:
         recon = model(resize(batch, size, method).to(device)).recon.float().cpu()
@@ -152,6 +152,15 @@ def reconstruct(model: torch.nn.Module, images: list[torch.Tensor], *, batch_siz
 
     out = _by_size(images, range(len(images)), batch_size, there_and_back)
     return [out[i] for i in range(len(images))]
+
+
+def preprocessing(model: torch.nn.Module) -> dict:
+    """How images reach ``model``'s working size: model.json's "preprocess" (what training did), the training
+    defaults for what a model saved without it does not say."""
+    d = DataConfig()
+    known = {k: v for k, v in (getattr(model, "preprocess", None) or {}).items() if v is not None}
+    return {"size": list(model.config.input_size), "resize": d.resize, "channels": model.config.in_channels,
+            "fit": d.fit, "crop": 0, **known}
 
 
 SCALE_TOLERANCE = 1.5  # image sides further than this factor from the learnt size draw the scale note

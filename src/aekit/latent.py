@@ -20,6 +20,7 @@ from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, read_each, take, write_image
 from .errors import AekitError
 from .files import new_files, save_npy, write_bytes, write_text
+from .inference import preprocessing
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
@@ -49,11 +50,10 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *,
     """The images of ``inputs`` (files, or folders searched recursively) at the model's working size,
     (N, C, H, W), their files, and the unreadable files skipped: with ``skip_bad`` they are left out and
     listed; without, the first one stops it (False: its error points to ``skip_bad``)."""
-    pre = model.preprocess or {}
-    size = tuple(pre.get("size") or model.config.input_size)
+    pre = preprocessing(model)
+
     def read(f: Path) -> torch.Tensor:
-        return load_image(f, size=size, fit=pre.get("fit", "resize"), method=pre.get("resize", "bicubic"),
-                          channels=pre.get("channels", model.config.in_channels))
+        return load_image(f, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"], channels=pre["channels"])
 
     images, kept, skipped = read_each(find_images(inputs), read, skip_bad=skip_bad, inputs=inputs)
     return torch.stack(images), [f for f, _ in kept], skipped
@@ -222,7 +222,7 @@ def write_map(run, out: str | Path, *, source: str | None = None, method: str = 
     model = as_model(run, device)
     x, data = load_source(run, source, model.config.in_channels, skip_bad=skip_bad)
     if len(x) < 3:
-        raise AekitError(f"data {data.source}: a map needs at least 3 images, got {len(x)}", keys="data")
+        raise AekitError(f"data.source {data.source}: a map needs at least 3 images, got {len(x)}", keys="data.source")
     xy = map_codes(encode(model, x), method, seed=seed)
     fig, ax = figure(figsize=(6.5, 5.5))
     if data.labels is not None:

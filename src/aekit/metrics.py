@@ -21,7 +21,10 @@ def psnr(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     return 10.0 * torch.log10(peak**2 / mse(x, y))
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
+SSIM_WINDOW = 7  # scikit-image's default window side
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = SSIM_WINDOW) -> torch.Tensor:
     """SSIM of each image, shape (N,), as scikit-image computes it (mean over channels)."""
     if min(x.shape[-2:]) < win_size:
         raise ValueError(f"SSIM needs images of at least {win_size}x{win_size}, got {tuple(x.shape[-2:])}")
@@ -48,8 +51,16 @@ COLLAPSED_RECONSTRUCTIONS = 0.05  # reconstructions varying less than this fract
 # (measured on the reference model: collapsed runs fall below 4e-6 by epoch 5, runs that recover stay above 8e-4)
 
 
+COLLAPSE_FROM_EPOCH = 5  # a code may start narrow: the collapse is called from this epoch on
+
+
+def collapsed(epoch: int, code_std: float) -> bool:
+    """Whether an epoch's code spread says the code has collapsed (the training warning's and the report's rule)."""
+    return epoch >= COLLAPSE_FROM_EPOCH and code_std < COLLAPSE_STD
+
+
 def collapse_warning(epoch: int, code_std: float) -> str:
-    return (f"warning: the code has collapsed (epoch {epoch}: every image gets almost the same code, "
+    return (f"the code has collapsed (epoch {epoch}: every image gets almost the same code, "
             f"mean per-unit spread {code_std:.1e}), so the decoder can only learn the mean image; "
             "this happens to the reference model in about 1 run in 5: try another seed, or train.data_init "
             "(calibrates the code layer on the images first)")
@@ -65,5 +76,5 @@ def image_metrics(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     return {
         "mse": float(mse(x, y).mean()),
         "psnr": float(psnr(x, y).mean()),
-        "ssim": float(ssim(x, y).mean()) if min(x.shape[-2:]) >= 7 else float("nan"),  # SSIM's window is 7x7
+        "ssim": float(ssim(x, y).mean()) if min(x.shape[-2:]) >= SSIM_WINDOW else float("nan"),
     }

@@ -105,18 +105,13 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
-def _parse_gaussian(arg: str) -> "NoiseConfig":
-    if "-" in arg.lstrip("-"):
-        lo, hi = arg.split("-", 1)
-        return NoiseConfig(kind="gaussian", sigma=float(lo), sigma_max=float(hi))
-    return NoiseConfig(kind="gaussian", sigma=float(arg))
-
-
 def _parse_range(kind: str):
+    """The parser of "SIGMA" or "MIN-MAX" (numbers as Python writes them: -0.1, 5e-05)."""
     def parse(arg: str) -> "NoiseConfig":
-        lo, sep, hi = arg.lstrip("-").partition("-")
-        lo = float(("-" if arg.startswith("-") else "") + lo)
-        return NoiseConfig(kind=kind, sigma=lo, sigma_max=float(hi) if sep else None)
+        cut = next((i for i, ch in enumerate(arg) if ch == "-" and i and arg[i - 1] not in "eE"), None)
+        if cut is None:
+            return NoiseConfig(kind=kind, sigma=float(arg))
+        return NoiseConfig(kind=kind, sigma=float(arg[:cut]), sigma_max=float(arg[cut + 1:]))
     return parse
 
 
@@ -156,7 +151,7 @@ KINDS: dict[str, NoiseKind] = {
     "gaussian": NoiseKind(
         "gaussian:SIGMA | gaussian:MIN-MAX",
         "x + N(0, sigma^2), clipped to [0, 1]; MIN-MAX: every value draws its own sigma, uniform in the range",
-        _parse_gaussian,
+        _parse_range("gaussian"),
         lambda c: f"gaussian:{_num(c.sigma)}" + (f"-{_num(c.sigma_max)}" if c.sigma_max is not None else ""),
         lambda c: (lambda x, g: gaussian(x, c.sigma, g)) if c.sigma_max is None
         else (lambda x, g: heteroscedastic(x, c.sigma, c.sigma_max, g)),
@@ -233,12 +228,23 @@ def parse_noise(spec: str) -> NoiseConfig:
 
 
 SEEDS = 2**31  # a seed lies in [0, SEEDS): numpy's are 32-bit, and the offsets added to a run's seed fit
+# The run's random streams, each seeded with the run's seed plus its offset here (one home: history.csv's
+# held-out figures and metrics.json's are comparable because both draw SEED_HELDOUT's noise)
+SEED_TRAINING = 1  # the training corruption (plus 7919 x the process's rank)
+SEED_HELDOUT = 2  # the held-out and training-image scores
+SEED_START = 3  # the data-initialised start's images, the report's pictures
+SEED_VALIDATION = 4  # the validation images (model selection)
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` cannot seed a run or a noise draw ("seed " + it says so), or None."""
+    return None if 0 <= seed < SEEDS else f"must lie in [0, {SEEDS - 1}], got {seed}"
 
 
 def check_seed(seed: int) -> None:
     """The seed of a noise draw, in [0, SEEDS); else a one-line error."""
-    if not 0 <= seed < SEEDS:
-        raise ConfigError(f"seed must lie in [0, {SEEDS - 1}], got {seed}", keys="seed")
+    if problem := seed_problem(seed):
+        raise ConfigError(f"seed {problem}", keys="seed")
 
 
 def make_corruption(cfg: NoiseConfig) -> Corruption | None:

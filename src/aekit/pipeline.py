@@ -83,7 +83,7 @@ def random_crop(pair: tuple[torch.Tensor, torch.Tensor], size: int,
 class Pipeline:
     corrupt: Corruption | None = None  # (x, generator) -> corrupted x; None: the clean images are the input
     size: tuple[int, int] | None = None  # the working size both copies are fitted to; None: as they come
-    fit: str = "resize"  # how: resize, crop or pad (data.fit)
+    fit: str = "resize"  # how (data.fit): resize, crop, pad, window or tiles
     method: str = "bicubic"  # resize method (data.resize)
     hflip: bool = False  # training: flip each image left-right with probability 1/2
     shift: int = 0  # training: move each image by up to this many pixels along each axis

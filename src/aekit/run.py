@@ -18,6 +18,7 @@ from .data import absolute_source, take
 from .files import write_json
 from .models import create_model, model_class, save
 from .models.losses import loss_unit
+from .noise import SEED_HELDOUT
 from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
 from .report.run_pictures import write_run_pictures
@@ -166,7 +167,7 @@ def train(
 
 class _Recorder:
     """The run's ``on_epoch`` hook: checkpoints ('last' on a clock and whenever a checkpoint is written,
-    'best' on the held-out loss, every N epochs), history.csv and TensorBoard, written by rank 0 (snapshots are taken on every process)."""
+    'best' when model selection keeps an epoch, every N epochs), history.csv and TensorBoard, written by rank 0 (snapshots are taken on every process)."""
 
     def __init__(self, cfg: Config, folder: RunFolder, model, preprocess: dict, main_process: bool,
                  tensorboard: TensorBoardLog | None, resumed_at: int | None = None):
@@ -191,9 +192,8 @@ class _Recorder:
         t, stats = self.cfg.train, ctx.stats
         # 'last' after the first epoch (so a run stopped early can resume), then on the clock
         due = ctx.agree(not self.saved_epoch or time.perf_counter() - self.saved_at >= t.checkpoint_seconds)
-        scored = [h.validation["loss_per_sample"] for h in ctx.history if h.validation]
-        best = bool(stats.validation) and stats.validation["loss_per_sample"] <= min(scored)  # the selection's choice
-        if best:
+        selection = ctx.trainer.selection
+        if selection is not None and selection.best_epoch == stats.epoch:  # the selection's choice, as validated
             self.checkpoint(ctx, best=True, extra={"validation_loss_per_sample": stats.validation["loss_per_sample"]})
         elif due or (t.checkpoint_every and stats.epoch % t.checkpoint_every == 0):
             self.checkpoint(ctx)
@@ -237,10 +237,10 @@ def final_metrics(cfg: Config, model, data: RunData, pipeline: Pipeline, history
     train_x, test_x, _ = data.model_inputs(pipeline)
     # denoising: corrupted inputs (seeded), scored against the clean images; else the images themselves
     scored = pipeline if pipeline.corrupt else None
-    train_eval = evaluate(model, train_x, pipeline=scored, seed=cfg.seed + 2)
+    train_eval = evaluate(model, train_x, pipeline=scored, seed=cfg.seed + SEED_HELDOUT)
     heldout = None
     if len(test_x):  # the final model's (with train.select: the chosen weights, not the last epoch's)
-        heldout = {**evaluate(model, test_x, pipeline=scored, seed=cfg.seed + 2), "images": len(test_x)}
+        heldout = {**evaluate(model, test_x, pipeline=scored, seed=cfg.seed + SEED_HELDOUT), "images": len(test_x)}
     return {
         "status": "complete",
         "aekit_version": __version__,

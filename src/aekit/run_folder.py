@@ -192,6 +192,8 @@ class RunFolder:
         if not (self / self.DATA).is_file():
             return
         then, now = read_json(self / self.DATA), data_record(data)
+        if not isinstance(then, dict):
+            raise AekitError(f"{self / self.DATA}: not a record of the run's data (a JSON {type(then).__name__})")
         if then.get("names_sha256") != now["names_sha256"]:
             raise AekitError(
                 f"{self.path}: the data changed since the run was trained ({now['source']}: {now['images']} images "

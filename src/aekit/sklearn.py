@@ -33,7 +33,7 @@ from .config import Config, TrainConfig, validate
 from .data import map_batches
 from .errors import ConfigError
 from .latent import decode, encode
-from .models import build_model_config, create_model, model_class
+from .models import build_model_config, create_model, list_models, model_class
 from .noise import SEEDS
 from .typed import build
 from .training import fit as fit_model
@@ -233,7 +233,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         except ConfigError:
             return True  # fit names the unknown model
         if not decodes:
-            raise AttributeError(f"{cannot_decode(self.model)}: it has no inverse_transform; hybrid, conv and vae have one")
+            those = ", ".join(n for n in list_models() if model_class(n).decodes_codes)
+            raise AttributeError(f"{cannot_decode(self.model)}: it has no inverse_transform; {those} have one")
         return True
 
     @available_if(_decodes_codes)

@@ -92,6 +92,8 @@ def test_create_model_refuses_what_config_validation_refuses(name, settings, mes
     ("conv", {"encoder_channels": (0, 32, 64, 128)}, "model.encoder_channels must all be at least 1, got [0, 32, 64, 128]"),
     ("conv", {"decoder_strides": (2, 0, 1)}, "model.decoder_strides must all be at least 1, got [2, 0, 1]"),
     ("vae", {"encoder_strides": (2, -1, 2)}, "model.encoder_strides must all be at least 1, got [2, -1, 2]"),
+    ("vae", {"kl_warmup": -5}, "model.kl_warmup must be 0 or more (training steps; 0: off), got -5"),
+    ("vae", {"start_channels": 0}, "model.start_channels must be at least 1, got 0"),
 ])
 def test_impossible_layers_are_refused_before_torch_sees_them(name, settings, message):
     with pytest.raises(aekit.ConfigError, match=re.escape(message)):

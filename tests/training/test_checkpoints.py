@@ -167,6 +167,10 @@ def test_checkpoints_last_best_and_every_n(tiny_config, tmp_path, cli):
     assert not any(name.startswith(".") for name in kept)
     model = aekit.load(ck / best["dir"])  # a checkpoint is a loadable model folder
     assert model.config.encoder_channels == (4, 8)
+    # 'best' is the epoch selection kept, as validated (with train.ema, the average): the run's final model
+    assert best["epoch"] == json.loads((run / "metrics.json").read_text())["selection"]["chosen_epoch"]
+    final = aekit.load(run).state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in model.state_dict().items())
 
 
 def test_without_selection_last_is_written_after_the_first_epoch(tiny_config, tmp_path, cli, monkeypatch):

@@ -12,7 +12,7 @@ from typing import get_args
 from ..config import DataConfig
 from ..data import FitMethod, fit_images, load_data, save_folder
 from ..errors import ConfigError
-from ..export import FORMATS, PARTS, SUFFIX, export, format_of
+from ..export import FORMATS, PARTS, SUFFIX, TOLERANCE, export, format_of
 from ..models import config_class, list_models, model_class
 from ..report import write_report
 from .options import add_command, add_config_options, size_arg
@@ -28,8 +28,8 @@ def add_commands(sub) -> None:
         """, cmd_export,
         description="Export a run's model (or its encoder or decoder) with a dynamic batch axis (and for unet and fcn, "
         "except as TorchScript, dynamic height and width), then reload the file, run it on the run's own images and "
-        "print the largest absolute difference from PyTorch (the file is kept only when it is below 1e-4). ONNX needs "
-        "pip install 'aekit[export]'.",
+        "print the largest absolute difference from PyTorch (the file is kept only when it is below "
+        f"{TOLERANCE:g}). ONNX needs pip install 'aekit[export]'.",
     )
     e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
     e.add_argument("--format", choices=FORMATS, help="file format (default: from --out's suffix, .pt2 pt2 "
@@ -88,7 +88,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if fit is not None and size is None:
         raise ConfigError("data.fit: fits the images to --size, which is not given (without it they are written "
                           "at their own size)", keys="data.fit")
-    fit, method = fit or "resize", DataConfig().resize
+    fit, method = fit or DataConfig().fit, DataConfig().resize
     data = load_data(getattr(args, "data.source"), size=size, fit=fit, method=method,
                      skip_bad=getattr(args, "data.skip_bad"), layout=getattr(args, "data.layout") or "auto",
                      channels=getattr(args, "data.channels") or "auto",

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import get_args
 
 from ..baselines import ALL
-from ..data import FitMethod
+from ..config import DataConfig
+from ..data import FitMethod, SplitName
 from ..evaluation import evaluate_run, format_table
 from ..files import new_file
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
 from ..run_folder import RunFolder
 from ..training import resolve_device
-from .options import add_command, add_config_options, size_arg
+from .options import add_command, add_config_options, default_of, size_arg
 
 FLIP_HELP = ("average the model's passes on each image and on its mirror image, mirrored back (two passes; a "
              "little more accurate for models trained with flips); default: on for a run trained with flips "
@@ -46,8 +47,8 @@ def add_commands(sub) -> None:
                    "instead of stopping")
     add_config_options(e, {"data.layout", "data.rescale"})  # with --data: how to read an array
     e.add_argument("--noise", metavar="SPEC", help=f"corruption (default: the run's own): {GRAMMAR}")
-    e.add_argument("--split", choices=["random", "subject"], help="random: the last test_fraction of the seeded "
-                   "order (the run's; 0.2 for a run trained on everything); subject: whole labels (people) never seen "
+    e.add_argument("--split", choices=get_args(SplitName), help="random: the last test_fraction of the seeded "
+                   f"order (the run's; {DataConfig().test_fraction} for a run trained on everything); subject: whole labels (people) never seen "
                    "(default: the run's split)")
     e.add_argument("--baselines", nargs="?", const="all", metavar="LIST",
                    help=f"also run baselines: all (default when given: every one with noise, pca without) or a "
@@ -78,8 +79,9 @@ def add_commands(sub) -> None:
     d.add_argument("--add-noise", metavar="SPEC", help="corrupt the inputs first (for demonstrations) and write "
                    f"DIR/grid.png: clean | noisy | denoised; SPEC: {GRAMMAR}")
     d.add_argument("--seed", type=int, metavar="N", help="seed of --add-noise (default 0)")
-    d.add_argument("--tile", type=int, default=256, metavar="N", help="tile size for fully convolutional models (default 256)")
-    d.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
+    tile, overlap = default_of(denoise_files, "tile"), default_of(denoise_files, "overlap")
+    d.add_argument("--tile", type=int, default=tile, metavar="N", help=f"tile size for fully convolutional models (default {tile})")
+    d.add_argument("--overlap", type=int, default=overlap, metavar="N", help=f"tile overlap in pixels (default {overlap})")
     d.add_argument("--overwrite", action="store_true", help="replace existing output files")
     d.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     d.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
@@ -87,10 +89,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    names: tuple[str, ...] | str = ()
     out = new_file(args.out, overwrite=args.overwrite, suffix=".json", beside=(".png",)) if args.out else None
-    if args.baselines:
-        names = "all" if args.baselines == "all" else tuple(n.strip() for n in args.baselines.split(",") if n.strip())
     report = evaluate_run(
         args.run,
         data=getattr(args, "data.source"),
@@ -101,7 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rescale=getattr(args, "data.rescale"),
         noise=parse_noise(args.noise) if args.noise is not None else None,
         split=args.split,
-        baselines=names,
+        baselines=args.baselines or (),
         limit=args.limit,
         seed=args.seed,
         device=str(resolve_device(args.device)),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..anomaly import score, write_scores
+from ..anomaly import DEFAULT_QUANTILE, score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
 from ..files import new_file
-from .options import add_command
+from .options import add_command, default_of
 
 
 def add_commands(sub) -> None:
@@ -29,17 +29,19 @@ def add_commands(sub) -> None:
     p = command("sample", "draw new images from a VAE's prior N(0, I): a PNG grid and a .npy of the images",
                 "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy\n"
                 "aekit sample runs/vae --temperature 0.8 --seed 3 --out typical.png", cmd_sample)
-    p.add_argument("-n", type=int, default=64, metavar="N", help="images to draw (default 64)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the drawn codes (default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                   help="scale the prior's spread: below 1, more typical and less varied images (default 1)")
+    n, seed, temperature = (default_of(sample, k) for k in ("n", "seed", "temperature"))
+    p.add_argument("-n", type=int, default=n, metavar="N", help=f"images to draw (default {n})")
+    p.add_argument("--seed", type=int, default=seed, metavar="N", help=f"seed of the drawn codes (default {seed})")
+    p.add_argument("--temperature", type=float, default=temperature, metavar="T",
+                   help=f"scale the prior's spread: below 1, more typical and less varied images (default {temperature:g})")
     p.add_argument("--out", required=True, metavar="FILE.png", help="grid to write")
     p = command("interpolate", "decode the straight line between the codes of two images: a strip "
                 "A | STEPS decodings | B (and a .npy)",
                 "aekit interpolate runs/vae a.png b.png --steps 10 --out strip.png", cmd_interpolate)
     p.add_argument("a", metavar="A", help="first image")
     p.add_argument("b", metavar="B", help="second image")
-    p.add_argument("--steps", type=int, default=10, metavar="N", help="decoded points from A to B (default 10)")
+    steps = default_of(interpolate, "steps")
+    p.add_argument("--steps", type=int, default=steps, metavar="N", help=f"decoded points from A to B (default {steps})")
     p.add_argument("--out", required=True, metavar="FILE.png", help="strip to write")
     p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
                 "aekit map runs/ref --out map.png                       # the run's own data\n"
@@ -57,7 +59,7 @@ def add_commands(sub) -> None:
                 cmd_score)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--quantile", type=float, metavar="Q",
-                   help="threshold = this quantile of the held-out errors (default 0.99)")
+                   help=f"threshold = this quantile of the held-out errors (default {DEFAULT_QUANTILE})")
     p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")

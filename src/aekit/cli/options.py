@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import textwrap
 import types
@@ -19,8 +20,8 @@ import typing
 from typing import Any
 
 from ..config import Config, config_options, load_config, replace
-from ..data import parse_size
-from ..data.sources import BUILT_IN
+from ..data import SUBJECT_TEST_FRACTION, parse_size, size_problem
+from ..data.sources import ARRAY_SUFFIXES, BUILT_IN
 from ..errors import AekitError, ConfigError
 from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR
@@ -29,6 +30,12 @@ from ..typed import Option, choices, coerce
 
 def examples(text: str) -> str:
     return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def default_of(func, name: str) -> Any:
+    """The default of parameter ``name`` of the library function ``func``: the option that passes it shows and
+    uses that value (one home for it)."""
+    return inspect.signature(func).parameters[name].default
 
 
 def add_command(sub, name: str, help: str, examples_text: str, func, description: str | None = None):
@@ -142,8 +149,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cfg = Config.from_dict(raw, where="noise")
     cfg = replace(cfg, **given)
     if "data.test_fraction" in given and cfg.data.split == "subject":  # else config.toml would record a split not made
-        raise ConfigError("data.test_fraction applies to the random split; data.split subject holds out the last 20% "
-                          "of the labels (people)", keys=("data.test_fraction", "data.split"))
+        raise ConfigError("data.test_fraction applies to the random split; data.split subject holds out the last "
+                          f"{SUBJECT_TEST_FRACTION:.0%} of the labels (people)", keys=("data.test_fraction", "data.split"))
     for key, why in idle_options(cfg):
         if key in given:
             raise ConfigError(f"{key} {why}", keys=key)
@@ -157,7 +164,7 @@ def idle_options(cfg: Config):
     if not t.select:
         why = "has no effect without model selection (--no-select carves out no validation split); drop one"
         yield from ((k, why) for k in ("train.val_fraction", "train.early_stop"))
-    builtin, array = d.source in BUILT_IN, str(d.source).lower().endswith((".npy", ".npz"))
+    builtin, array = d.source in BUILT_IN, str(d.source).lower().endswith(ARRAY_SUFFIXES)
     if builtin or array:
         why = f"applies to a folder of images, not {d.source}; drop it"
         yield from ((k, why) for k in ("data.skip_bad", "data.workers"))
@@ -181,6 +188,6 @@ def size_arg(args: argparse.Namespace) -> tuple[int, int] | None:
         size = parse_size(text)
     except ValueError as e:
         raise ConfigError(f"data.size: {e}", keys="data.size") from None
-    if min(size) < 1:
-        raise ConfigError(f"data.size must be positive, got {size[0]}x{size[1]}", keys="data.size")
+    if size_problem(size):
+        raise ConfigError(f"data.size {size_problem(size)}", keys="data.size")
     return size

@@ -22,16 +22,16 @@ from .folders import ImageFiles, find_images, image_files, load_folder, read_eac
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
 from .lfw import load_lfw
 from .olivetti import load_olivetti
-from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, parse_size, resize
+from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, parse_size, resize, size_problem
 from .saving import save_folder
 from .sources import absolute_source, load_data
-from .splits import split_indices, validation_split
+from .splits import SUBJECT_TEST_FRACTION, SplitName, split_indices, validation_split
 from .synthetic import dead_leaves, mix_synthetic
 from .tiles import cut_tiles, tile_data
 
 __all__ = [
-    "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "absolute_source", "check_crop",
+    "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "SUBJECT_TEST_FRACTION", "SplitName", "absolute_source", "check_crop",
     "convert_channels", "cut_tiles", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
     "load_array", "load_data", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
-    "parse_size", "read_each", "read_image", "resize", "save_folder", "select", "split_indices", "take", "tile_data", "validation_split", "write_image",
+    "parse_size", "read_each", "read_image", "resize", "save_folder", "select", "size_problem", "split_indices", "take", "tile_data", "validation_split", "write_image",
 ]

@@ -2,7 +2,7 @@
 
 ``load_folder(folder)`` does, in order:
 
-1. lists the image files under ``folder`` (:data:`aekit.images.IMAGE_SUFFIXES`, any case; hidden
+1. lists the image files under ``folder`` (:data:`aekit.data.image_file.IMAGE_SUFFIXES`, any case; hidden
    files and folders and other suffixes are ignored, an image reached twice through links is listed
    once) and puts them in a seeded random order;
 2. reads every file's header (format, mode, size): a file that is not an image stops the load with
@@ -126,7 +126,7 @@ def load_folder(
     streaming = stream == "on" or (stream == "auto" and count * np.prod(dataset.shape[1:]) * 4 > STREAM_ABOVE_BYTES)
     if streaming and fit == "tiles":
         why = "cannot stream them (leave data.stream auto)" if stream == "on" else \
-            f"and its {count} tiles would take more than 1 GiB (give a larger data.size, or data.fit window)"
+            f"and its {count} tiles would take more than {STREAM_ABOVE_BYTES / 2**30:g} GiB (give a larger data.size, or data.fit window)"
         raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
                         keys=("data.fit", "data.stream"))
     good, kept, counts = [], [], []

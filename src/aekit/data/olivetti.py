@@ -56,7 +56,7 @@ def _fetch_olivetti(seed: int, data_home: str | None) -> tuple[np.ndarray, np.nd
         where = f"{cached} exists but could not be read" if cached.exists() else f"{cached} is missing"
         raise DataError(
             f"olivetti: {where} and downloading it failed ({type(e).__name__}: {e}); "
-            "point SCIKIT_LEARN_DATA or data.data_home at a folder holding olivetti_py3.pkz, "
+            f"point SCIKIT_LEARN_DATA or data.data_home at a folder holding {OLIVETTI_FILE}, "
             "or connect to the internet so scikit-learn can download it", keys="data.data_home",
         ) from None
     return faces.images.astype(np.float32), faces.target.astype(np.int64)

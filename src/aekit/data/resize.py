@@ -30,6 +30,11 @@ def parse_size(text: str) -> tuple[int, int]:
         raise ValueError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
 
 
+def size_problem(size: tuple[int, int]) -> str | None:
+    """Why ``size`` (height, width) cannot be a working size ("data.size " + it says so), or None."""
+    return None if min(size) >= 1 else f"must be positive, got {size[0]}x{size[1]}"
+
+
 def convert_channels(images: torch.Tensor, channels: str | int) -> torch.Tensor:
     """(N, C, H, W) with C = 1 or 3 -> ``channels`` ("auto" keeps C): luma for RGB -> gray, copies for gray -> RGB."""
     if channels == "auto" or images.shape[1] == channels:

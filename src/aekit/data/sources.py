@@ -31,6 +31,7 @@ from .tiles import tile_data
 
 
 BUILT_IN = ("olivetti", LFW_SOURCE)  # the data sources known by name, not paths
+ARRAY_SUFFIXES = (".npy", ".npz")  # a data source with one of these suffixes (any case) is an array file
 
 
 def absolute_source(source: str) -> str:
@@ -85,7 +86,7 @@ def load_data(
                 path, seed=seed, size=size, fit=fit, method=method, channels=channels,
                 skip_bad=skip_bad, stream=stream, workers=workers,
             )
-        if path.suffix.lower() not in (".npy", ".npz") or not path.is_file():
+        if path.suffix.lower() not in ARRAY_SUFFIXES or not path.is_file():
             what = "not a folder, .npy or .npz file" if path.exists() else "no such folder or file"
             raise DataError(
                 f"data.source {source!r}: unknown data source: {what} "

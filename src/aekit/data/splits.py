@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from ..errors import DataError
 from .container import ImageData
 
+
+SplitName = Literal["random", "subject"]
+SUBJECT_TEST_FRACTION = 0.2  # the subject split holds out the last fifth of the labels (people)
 
 def split_indices(
     data: ImageData, *, split: str = "random", test_fraction: float = 0.2
@@ -43,11 +48,11 @@ def split_indices(
         if len(people) < 2:
             raise DataError(f"data.split 'subject' holds out whole labels, and {data.source} has only one",
                             keys="data.split")
-        n_test_people = max(1, int(round(len(people) * 0.2)))
+        n_test_people = max(1, int(round(len(people) * SUBJECT_TEST_FRACTION)))
         test_people = people[len(people) - n_test_people :]
         is_test = np.isin(data.labels, test_people)
         return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    raise DataError(f"unknown data.split {split!r} (known: random, subject)", keys="data.split")
+    raise DataError(f"unknown data.split {split!r} (known: {', '.join(get_args(SplitName))})", keys="data.split")
 
 
 def _group_cut(data: ImageData, cut: int) -> int:

@@ -34,7 +34,8 @@ from .registry import register
 @dataclass
 class FCNConfig(ModelConfig):
     name: str = option("fcn", "registered architecture")
-    code_length: int = option(64, "channels of the code feature map (at 1/4 of the input size)")
+    code_length: int = option(64, "channels of the code feature map (at 1/2**len(channels) of the input "
+                              "size: 1/4 by default)")
     channels: tuple[int, ...] = option((32, 64), "channels at full and at half resolution")
     skips: bool = option(True, "U-Net skip connections (false: a plain convolutional autoencoder)")
     residual: bool = option(False, "predict a correction added to the input (clipped to [0, 1] in eval mode)")
@@ -108,13 +109,13 @@ class FCNAutoencoder(Autoencoder):
         return F.pad(x, padding_to_multiple(x, self.factor), mode=mode)
 
     def code_size(self, height: int, width: int) -> int:
-        """The code is the bottleneck feature map: code_length channels at 1/4 of the (padded) size."""
+        """The code is the bottleneck feature map: code_length channels at 1/factor of the (padded) size."""
         f = self.factor
         return self.config.code_length * -(-height // f) * -(-width // f)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         z, _ = self._features(self._pad(x))
-        return z.flatten(1)  # (B, code_length * H/4 * W/4)
+        return z.flatten(1)  # (B, code_length * H/factor * W/factor)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(

@@ -60,7 +60,8 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as e:
         raise AekitError(f"{path}: cannot read model description ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AekitError(f"{path}: not an aekit model description (format {meta.get('format')!r})")
+        what = f"format {meta.get('format')!r}" if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+        raise AekitError(f"{path}: not an aekit model description ({what})")
     return meta
 
 

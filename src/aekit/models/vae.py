@@ -11,7 +11,7 @@ The book's VAE (configs/reference-vae.toml) has a latent of 1024 values reshaped
 (``decoder_input = "reshape"``). That latent is a map of independent local features: samples from the
 prior decode to textured noise, not faces, and a run escapes the all-prior start (no active unit)
 only after tens of epochs. A small latent projected by a dense layer is global: its samples are faces
-(benchmarks/README.md#variational-autoencoder).
+(benchmarks/README.md#the-vae).
 
 The loss of one sample is its reconstruction loss (``bce``: the summed sigmoid cross-entropy,
 computed from the logits; or ``l2`` / ``mse``) plus ``beta`` x KL(q(z|x) || N(0, I)); in training the
@@ -59,6 +59,10 @@ class VAEConfig(ModelConfig):
         """Why this configuration cannot build a model, or None."""
         if self.beta < 0:
             return f"model.beta must be 0 or more, got {self.beta}"
+        if self.kl_warmup < 0:
+            return f"model.kl_warmup must be 0 or more (training steps; 0: off), got {self.kl_warmup}"
+        if self.start_channels < 1:
+            return f"model.start_channels must be at least 1, got {self.start_channels}"
         return check_conv(self)  # the conv model's rules: strides divide the size, a reshaped code fits
 
 
@@ -82,11 +86,11 @@ class VAE(Autoencoder):
         for cout, s in zip(c.encoder_channels, c.encoder_strides):
             layers += [SameConv2d(cin, cout, 3, s), nn.ReLU()]
             cin = cout
-        self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 8, 8)
+        self.encoder = nn.Sequential(*layers)  # (B, C, 32, 32) -> (B, 128, 8, 8) with the default layers
         down = math.prod(c.encoder_strides)
         features = cin * (h // down) * (w // down)
-        self.mu = Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
-        self.log_var = Linear(features, c.code_length)  # (B, 8192) -> (B, 1024)
+        self.mu = Linear(features, c.code_length)  # (B, 8192) -> (B, code_length), 16 by default
+        self.log_var = Linear(features, c.code_length)  # (B, 8192) -> (B, code_length)
 
         self.to_map = CodeToMap(c.code_length, (h, w), c.decoder_strides, c.decoder_input,
                                 channels=c.start_channels)  # (B, 16) -> (B, 16, 8, 8)

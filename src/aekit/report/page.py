@@ -23,10 +23,11 @@ from safetensors import safe_open
 
 from ..errors import AekitError
 from ..files import read_json, write_text
-from ..metrics import COLLAPSE_STD, COLLAPSED_RECONSTRUCTIONS
+from ..metrics import COLLAPSED_RECONSTRUCTIONS, collapse_warning, collapsed
 from ..models.io import MODEL_JSON
 from ..run_folder import RunFolder
 from .pictures import code_figure, loss_figure, png_bytes
+from .run_pictures import SAMPLES, STEPS
 
 REPORT = RunFolder.REPORT
 # Pictures with a known caption, shown first; any other PNG in the folder follows under its name.
@@ -36,8 +37,8 @@ CAPTIONS = {
     "evaluation.png": "Evaluation ({what}): clean (top row), {rows}",
     "code_histogram.png": "The code of training images: every value (left) and each unit's mean (right), counts on a "
                           "log scale; dashed: the 'small activation' threshold",
-    "samples.png": "New images: 64 codes drawn from the prior, decoded",
-    "interpolation.png": "A {which} face, eight decodings along the line between its code and another person's, "
+    "samples.png": f"New images: {SAMPLES} codes drawn from the prior, decoded",
+    "interpolation.png": f"A {{which}} face, {STEPS} decodings along the line between its code and another person's, "
                          "that face",
 }
 DRAWN_HERE = {"loss.png"}  # redrawn from history.csv rather than embedded
@@ -179,11 +180,9 @@ def code_html(history: list[dict]) -> str:
             _fmt(h["heldout_code_mean"]) + ("" if h["epoch"] == at["epoch"] else f" (epoch {int(h['epoch'])})")
             for h, at in ((held[0], first), (held[-1], last))])
     text = _table(["", f"epoch {int(first['epoch'])}", f"epoch {int(last['epoch'])}"], rows)
-    if last.get("code_std") is not None and last["code_std"] < COLLAPSE_STD:
-        text += (
-            "<p class=\"warn\">The code has collapsed: every image gets almost the same code, so the "
-            "decoder can only learn the mean image. Try another seed.</p>"
-        )
+    if last.get("code_std") is not None and collapsed(int(last["epoch"]), last["code_std"]):
+        message = collapse_warning(int(last["epoch"]), last["code_std"])
+        text += f"<p class=\"warn\">{html.escape(message[0].upper() + message[1:])}.</p>"
     return text + _plot(code_figure(history), "code statistics by epoch")
 
 
@@ -197,11 +196,11 @@ def config_html(run: RunFolder) -> str:
                 ["preprocessing", json.dumps(meta.get("preprocess", {}))],
                 ["aekit version", meta.get("aekit_version")]]
         parts.append(_table(["model", ""], [[k, _fmt(v)] for k, v in rows]))
-    config = folder / "config.toml"
+    config = folder / run.CONFIG
     if config.is_file():
-        parts.append(f"<p>config.toml (<code>aekit train --config</code> it to re-run):</p>"
+        parts.append(f"<p>{run.CONFIG} (<code>aekit train --config</code> it to re-run):</p>"
                      f"<pre>{_esc(config.read_text(encoding='utf-8'))}</pre>")
-    return "\n".join(parts) or _missing("config.toml")
+    return "\n".join(parts) or _missing(run.CONFIG)
 
 
 def parameter_count(weights: Path) -> int | None:

@@ -7,12 +7,14 @@ import torch
 from ..data import map_batches, resize, take
 from ..codes import decode, interpolate_images
 from ..metrics import SMALL_ACTIVATION
+from ..noise import SEED_START
 from ..pipeline import Pipeline, RunData
 from ..run_folder import RunFolder
 from ..training import EpochStats, history_row
 from .pictures import code_histogram_figure, image_grid, loss_figure, save_figure, save_png
 
-SAMPLES = 64  # prior samples in samples.png
+SAMPLES = 64  # prior samples in samples.png (rows of 8)
+STEPS = 8  # decodings along the line in interpolation.png
 CODE_HISTOGRAM_IMAGES = 1000  # at most this many training images feed code_histogram.png
 SHOWN = 10  # images in the reconstruction and denoising grids
 
@@ -34,7 +36,7 @@ def write_run_pictures(folder: RunFolder, model, data: RunData, pipeline: Pipeli
 
     save_png(image_grid([originals, upsized(fitted)]), folder / "reconstructions.png")
     if pipeline.corrupt is not None:
-        gen = torch.Generator(device=device).manual_seed(seed + 3)
+        gen = torch.Generator(device=device).manual_seed(seed + SEED_START)
         noisy, _ = pipeline.view(take(data.data.images, index).to(device), gen)
         noisy = noisy.cpu()
         shown = resize(noisy, tuple(originals.shape[-2:]), pipeline.method)
@@ -42,7 +44,7 @@ def write_run_pictures(folder: RunFolder, model, data: RunData, pipeline: Pipeli
     save_figure(loss_figure([history_row(s) for s in history], title=title, selection=getattr(history, "selection", None)),
                 folder / "loss.png")
     if model.prior is not None:  # a generative model: new images from its prior, and a walk between two people
-        write_generative_pictures(folder, model, data)
+        write_generative_pictures(folder, model, data, seed=seed)
     n = min(len(data.train_x), CODE_HISTOGRAM_IMAGES)
     codes = map_batches(lambda x: model(x).code, take(data.train_x, range(n)), device)
     save_figure(code_histogram_figure(codes, SMALL_ACTIVATION), folder / "code_histogram.png")
@@ -50,7 +52,7 @@ def write_run_pictures(folder: RunFolder, model, data: RunData, pipeline: Pipeli
 
 @torch.no_grad()
 def write_generative_pictures(folder: RunFolder, model, data: RunData, seed: int = 0) -> None:
-    """samples.png (64 images decoded from the prior, seeded) and interpolation.png (a held-out face,
+    """samples.png (64 images decoded from the prior, drawn with ``seed``: the run's) and interpolation.png (a held-out face,
     eight decodings along the line between its code and that of a face of another person, that face)."""
     h, w = model.config.input_size
     z = torch.randn(SAMPLES, model.code_size(h, w), generator=torch.Generator().manual_seed(seed))
@@ -61,4 +63,4 @@ def write_generative_pictures(folder: RunFolder, model, data: RunData, seed: int
     first = index[0]
     other = next((i for i in index if labels is None or labels[i] != labels[first]), index[-1])
     fitted = take(data.fitted, [first, other])
-    save_png(image_grid([interpolate_images(model, fitted[0], fitted[1], 8)]), folder / "interpolation.png")
+    save_png(image_grid([interpolate_images(model, fitted[0], fitted[1], STEPS)]), folder / "interpolation.png")

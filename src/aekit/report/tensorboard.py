@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import take
 from ..errors import AekitError
 from ..training import EpochStats
 from .pictures import image_grid
@@ -34,7 +35,7 @@ class TensorBoardLog:
                 "train.tensorboard needs the tensorboard package: pip install 'aekit[tensorboard]'", keys="train.tensorboard"
             ) from None
         self.writer = SummaryWriter(log_dir=str(folder))
-        self.model, self.images = model, images[:GRID_IMAGES]
+        self.model, self.images = model, take(images, range(min(GRID_IMAGES, len(images))))  # a streaming Dataset too
         self.every, self.last = every, last
 
     @classmethod

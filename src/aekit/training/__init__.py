@@ -9,6 +9,7 @@
     devices       the device and mixed precision (autocast)
     optim         Adam, the learning-rate schedule, the batches of an epoch
     checkpoints   checkpoints that survive a kill, loaded without unpickling
+    preflight     what fit() checks before the first step: the config, the images, the batch, the device
     distributed   several processes: the process group, same-config check, the --nproc launcher
 """
 

@@ -3,10 +3,11 @@
 Layout inside a run folder::
 
     checkpoints/
-      epoch-000012/          one checkpoint: model.json + model.safetensors (loadable by aekit.load)
-                             + state.pt (optimiser, scheduler, epoch, history, every random state)
+      epoch-000012/          one checkpoint: model.json + model.safetensors (loadable by aekit.load: the
+                             weights as validated, the average with train.ema) + state.pt (the weights
+                             training continues from, optimiser, scheduler, epoch, history, random states)
       last.json              {"dir": "epoch-000012", "epoch": 12}  -> the newest checkpoint
-      best.json              the one with the lowest held-out loss so far
+      best.json              the epoch model selection keeps so far (the lowest validation loss)
 
 A checkpoint folder is written under a temporary name and renamed into place when complete; the
 pointer files are then replaced atomically. A kill at any moment leaves the previous pointers and
@@ -119,12 +120,12 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
     except Exception as e:  # UnpicklingError for anything but tensors and plain values
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AekitError(f"{folder / STATE}: refused to load ({first[:200]})") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise AekitError(f"{folder / STATE}: not an aekit training state")
     try:
         state["model"] = load_file(str(folder / MODEL_WEIGHTS), device="cpu")
     except (FileNotFoundError, SafetensorError, OSError) as e:
         raise AekitError(f"{folder / MODEL_WEIGHTS}: cannot read checkpoint weights ({e})") from None
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise AekitError(f"{folder / STATE}: not an aekit training state")
     return folder, state
 
 

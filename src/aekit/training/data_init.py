@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..data import epoch_batches
+from ..noise import SEED_START
 from ..pipeline import Pipeline
 from .selection import Selection, weights_copy
 
@@ -35,10 +36,10 @@ def data_init(model: torch.nn.Module, images, *, pipeline: Pipeline | None = Non
     pipeline = pipeline or Pipeline()
     mirrors = pipeline.hflip if mirrors is None else mirrors
     device = torch.device(device)
-    g = torch.Generator().manual_seed(seed + 3)
+    g = torch.Generator().manual_seed(seed + SEED_START)
     pick = torch.randperm(len(images), generator=g)[: model.data_init_images].sort().values
     x = next(iter(epoch_batches(images, [pick]))).to(device)
-    x, target = pipeline.view(x, torch.Generator(device=device).manual_seed(seed + 3))
+    x, target = pipeline.view(x, torch.Generator(device=device).manual_seed(seed + SEED_START))
     if mirrors:
         x, target = torch.cat([x, x.flip(-1)]), torch.cat([target, target.flip(-1)])
     was_training = model.training

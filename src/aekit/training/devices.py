@@ -50,6 +50,11 @@ def _proc_model() -> str:
     return next(iter(_proc_lines("model name")), "")
 
 
+def vector_isa(cpu: dict) -> str:
+    """The widest vector instruction set of ``cpu`` (:func:`cpu_features`) that matters here, in words."""
+    return "AVX-512" if cpu["avx512_f"] else "AVX2" if cpu["avx2"] else "no AVX2"
+
+
 def native_bf16(device: torch.device) -> tuple[bool, str]:
     """Whether ``device`` runs bf16 natively, and why (for the printed precision choice)."""
     if device.type == "cuda":
@@ -62,8 +67,7 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
         native = [n for n, flag in (("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16")) if cpu[flag]]
         if native:
             return True, f"the CPU, {cpu['model']}, has {' and '.join(native)}"
-        best = "AVX-512" if cpu["avx512_f"] else "AVX2" if cpu["avx2"] else "no AVX2"
-        return False, f"the CPU, {cpu['model']} with {best}, has no native bf16 (AVX512-BF16 or AMX)"
+        return False, f"the CPU, {cpu['model']} with {vector_isa(cpu)}, has no native bf16 (AVX512-BF16 or AMX)"
     return False, f"bf16 is not used on {device.type}"
 
 
@@ -108,8 +112,7 @@ def machine(device: torch.device | str | None = None) -> dict:
 def describe_machine(info: dict) -> str:
     """One line for a table: 'AMD EPYC (AVX2, no native bf16), 2 cores, 2 threads, torch 2.13.0, cpu'."""
     cpu = info["cpu"]
-    isa = "AVX-512" if cpu["avx512_f"] else "AVX2" if cpu["avx2"] else "no AVX2"
-    bf16 = "+BF16" if cpu["avx512_bf16"] or cpu["amx_bf16"] else ", no native bf16"
+    isa, bf16 = vector_isa(cpu), "+BF16" if cpu["avx512_bf16"] or cpu["amx_bf16"] else ", no native bf16"
     where = info.get("gpu") or info["device"]
     return f"{cpu['model']} ({isa}{bf16}), {cpu['cores']} cores, {info['threads']} threads, torch {info['torch']}, {where}"
 

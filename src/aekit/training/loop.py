@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from ..config import Config, validate
 from ..data import epoch_batches
 from ..errors import AekitError, ConfigError
-from ..metrics import COLLAPSE_STD, code_small, collapse_warning
+from ..metrics import code_small, collapse_warning, collapsed
+from ..noise import SEED_HELDOUT, SEED_TRAINING
 from ..pipeline import Pipeline
 from .averaging import averaged, averaging
 from .data_init import choose_start, wants_data_init
@@ -64,9 +65,8 @@ def fit(
     training) (:mod:`aekit.training.selection`): the start and every epoch are scored, training stops after
     ``config.early_stop`` epochs without improvement, and ``model`` ends with the best weights
     (``History.selection`` says which). ``on_epoch(context)`` is the one hook (:class:`EpochContext`). ``state`` (a
-    snapshot) continues a run exactly where it stopped. ``progress``: a progress bar over the epochs (None: when
-    stderr is a terminal, not in a log file or pipe). ``model`` ends in eval mode. The VAE's sampling noise comes
-    from torch's global generator: seed it (as aekit.train does) to repeat a fit.
+    snapshot) continues a run exactly where it stopped. ``progress``: a progress bar (None: when stderr is a
+    terminal). ``model`` ends in eval mode. A VAE's draws use torch's global generator: seed it to repeat a fit.
     """
     config = train_config(config)  # a dict or None too; types and choices checked
     validate(Config(seed=seed, model=model.config, train=config), where="fit")  # what the CLI refuses, refused here
@@ -135,7 +135,7 @@ class _Trainer:
         # fp16: scale the loss so small gradients survive, and skip steps whose gradients overflow
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == "fp16" else None
         self.shuffle = torch.Generator().manual_seed(seed)  # the same order on every process
-        self.noise = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)  # per process
+        self.noise = torch.Generator(device=device).manual_seed(seed + SEED_TRAINING + 7919 * dist.rank)  # per process
         # DDP averages gradients over processes; a summed loss must be summed over them too
         self.loss_scale = dist.world if model.loss_is_sum else 1
         self.history, self.first_epoch, self.final_state = History(), 1, None
@@ -155,7 +155,7 @@ class _Trainer:
 
     def restore(self, state: dict) -> None:
         """Continue exactly where a snapshot was taken: weights, optimiser, schedule, random streams."""
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("training_weights") or state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):  # checkpoints without one start a fresh scaler
@@ -180,14 +180,14 @@ class _Trainer:
 
     def snapshot(self) -> dict:
         """Everything needed to continue exactly (tensors and plain values: loads with weights_only)."""
-        return {
+        raw = self.final_state or weights_copy(self.model)  # the weights training continues from
+        return {  # "model": the weights as validated (the average, with train.ema): a checkpoint loads as them
             "epoch": self.history[-1].epoch,
-            "model": self.final_state or weights_copy(self.model),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "shuffle_rng": self.shuffle.get_state(),
+            "model": weights_copy(self.average.average) if self.average is not None else raw,
+            "training_weights": raw if self.average is not None else None,
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(),
             "noise_rng": self.dist.gather(self.noise.get_state(), self.device),
-            "torch_rng": torch.get_rng_state(),
             "cuda_rng": (self.dist.gather(torch.cuda.get_rng_state(self.device), self.device)
                          if self.device.type == "cuda" else None),
             "history": [vars(h) for h in self.history],
@@ -272,15 +272,15 @@ class _Trainer:
         last = epoch == c.epochs or out_of_time
         with averaged(self.average, self.model):  # the weights that are kept: the average, with train.ema
             if test_images is not None and len(test_images) and (last or (c.eval_every and epoch % c.eval_every == 0)):
-                stats.heldout = evaluate(self.model, test_images, pipeline=self.pipeline, seed=self.seed + 2)
+                stats.heldout = evaluate(self.model, test_images, pipeline=self.pipeline, seed=self.seed + SEED_HELDOUT)
             if self.selection is not None:
                 stats.validation = self.selection.score()
                 self.selection.consider(epoch, stats.validation)
         self.history.append(stats)
         self.print(format_epoch(stats))
-        if epoch >= 5 and stats.code_std < COLLAPSE_STD and not self.warned_collapse:
+        if collapsed(epoch, stats.code_std) and not self.warned_collapse:
             self.warned_collapse = True
-            self.print(collapse_warning(epoch, stats.code_std))
+            self.print("warning: " + collapse_warning(epoch, stats.code_std))
         if out_of_time:
             self.history.stopped = f"time limit of {c.max_minutes:g} minutes reached after epoch {epoch}"
         elif self.selection is not None and self.selection.exhausted:

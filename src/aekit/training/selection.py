@@ -13,16 +13,17 @@ import numpy as np
 import torch
 
 from ..data import select
+from ..noise import SEED_VALIDATION
 from ..pipeline import Pipeline
 from .evaluate import evaluate
 
-VALIDATION_SEED = 4  # offset from the run's seed of the validation images' corruption
 MIN_IMAGES = 10  # fewer training images than this: fit() carves no validation split of its own
 
 
-def weights_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of ``model``'s weights on the CPU (kept while training goes on)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+def weights_copy(weights: torch.nn.Module | dict) -> dict[str, torch.Tensor]:
+    """A copy on the CPU of a model's weights (or of a state dict), kept while training goes on."""
+    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def carve(images, fraction: float, seed: int):
@@ -39,7 +40,7 @@ def carve(images, fraction: float, seed: int):
 class Selection:
     def __init__(self, model: torch.nn.Module, images, pipeline: Pipeline, *, seed: int, patience: int):
         self.model, self.images, self.pipeline = model, images, pipeline
-        self.seed, self.patience = seed + VALIDATION_SEED, patience
+        self.seed, self.patience = seed + SEED_VALIDATION, patience
         self.best, self.best_epoch, self.since_best = float("inf"), None, 0
         self.best_state: dict | None = None
         self.start: dict | None = None  # the validation figures of the start (epoch 0)
