@@ -27,7 +27,7 @@ from .run_folder import RunFolder
 from .training import Distributed, EpochContext, EpochStats, evaluate, fit, preflight
 from .training.checkpoints import prune, read_checkpoint, write_checkpoint
 from .training.devices import machine, resolve_amp
-from .training.distributed import check_same_config
+from .training.agreement import check_same_config, check_same_inputs, lost_peer, on_every_process
 from .typed import flatten
 from .version import __version__
 
@@ -76,24 +76,10 @@ def train(
     main_process = dist.rank == 0
     if dist.world > 1:
         check_same_config({**flatten(cfg.to_dict()), "resume": resume})
-    state = None
     if out is None and not resume:
         out = default_out(cfg)  # a bad name is refused before any work
-    if resume:
-        if out is None:
-            raise AekitError("resume needs the run folder to continue", keys="resume")
-        RunFolder(out).check_resume(cfg)
-        _, state = read_checkpoint(Path(out))
-        if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
-            raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
-                             f"{cfg.train.epochs} leaves nothing to do; give more to extend it",
-                             keys=("resume", "train.epochs"))
-    try:
-        data = prepare_data(cfg)
-    except AekitError as e:
-        raise (RunFolder(out).data_gone(e, cfg.data.source) if resume else e) from None
-    if resume:
-        RunFolder(out).check_data(data.data, "resume")
+    state, data = on_every_process(lambda: _inputs(cfg, out, resume))  # a failure on one process stops every one
+    check_same_inputs(data.data, state)  # several processes: the same images and checkpoint on each (machine)
     cfg = replace(cfg, **{"model.in_channels": data.data.channels,  # data.channels decides
                           "data.source": absolute_source(cfg.data.source)})  # config.toml works from anywhere
     if data.size != tuple(cfg.model.input_size):  # a model for any size, at the images' own
@@ -138,6 +124,11 @@ def train(
         if main_process:
             (log or print)(recorder.interrupted())
         raise
+    except RuntimeError as e:  # a collective's error when another process (machine) has gone
+        if not lost_peer(e):
+            raise
+        raise AekitError(f"rank {dist.rank} of {dist.world}: another process stopped or cannot be reached (its own "
+                         f"output says why); {recorder.kept()}") from None
     except AekitError as e:  # e.g. a diverged loss: the corrected command must replace this run's folder
         if resume:
             raise
@@ -163,6 +154,27 @@ def train(
     write_report(folder, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(folder / folder.METRICS, metrics)  # last: marks the run complete
     return RunResult(out=folder.path, model=model, history=history, metrics=metrics)
+
+
+def _inputs(cfg: Config, out, resume: bool) -> tuple[dict | None, RunData]:
+    """The checkpoint a resume continues from (else None) and the prepared data, checked against the run's."""
+    state = None
+    if resume:
+        if out is None:
+            raise AekitError("resume needs the run folder to continue", keys="resume")
+        RunFolder(out).check_resume(cfg)
+        _, state = read_checkpoint(Path(out))
+        if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
+            raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
+                             f"{cfg.train.epochs} leaves nothing to do; give more to extend it",
+                             keys=("resume", "train.epochs"))
+    try:
+        data = prepare_data(cfg)
+    except AekitError as e:
+        raise (RunFolder(out).data_gone(e, cfg.data.source) if resume else e) from None
+    if resume:
+        RunFolder(out).check_data(data.data, "resume")
+    return state, data
 
 
 class _Recorder:
@@ -205,11 +217,14 @@ class _Recorder:
     def interrupted(self) -> str:
         """What a run stopped by Ctrl-C keeps: the newest checkpoint, which ``--resume`` continues."""
         done = self.latest.history[-1].epoch if self.latest is not None else self.saved_epoch
+        return f"Interrupted after epoch {done}{',' if not self.saved_epoch else ';'} {self.kept()}"
+
+    def kept(self) -> str:
+        """The newest checkpoint and the command that continues from it, in words."""
         if not self.saved_epoch:
-            return (f"Interrupted after epoch {done}, before the first checkpoint: nothing to resume (the same "
-                    "command with --overwrite starts again in this folder)")
-        return (f"Interrupted after epoch {done}; the newest checkpoint is epoch {self.saved_epoch}: "
-                f"aekit train --resume {self.folder.path} continues from it")
+            return ("before the first checkpoint: nothing to resume (the same command with --overwrite starts again "
+                    "in this folder)")
+        return f"the newest checkpoint is epoch {self.saved_epoch}: aekit train --resume {self.folder.path} continues from it"
 
     def finish(self) -> None:
         """The final state as 'last' (for --resume --epochs N), unless it was just written."""

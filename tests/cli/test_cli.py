@@ -24,6 +24,9 @@ from helpers import aekit_process
         (["--split", "subject", "--test-fraction", "0.5"], "--test-fraction applies to the random split; --split "
                                                            "subject holds out the last 20% of the labels"),
         (["--nproc", "2", "--dist-timeout", "-1"], "--dist-timeout must be a positive number of seconds, got -1.0"),
+        (["--nproc", "2", "--dist-timeout", "inf"], "--dist-timeout must be a positive number of seconds, got inf"),
+        (["--dist-timeout", "30"], "--dist-timeout bounds the waits of several processes (--nproc, torchrun), and "
+                                   "this is one process: drop it"),
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, cli, args, message, monkeypatch):

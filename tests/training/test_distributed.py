@@ -7,6 +7,8 @@ standalone launcher) and by hand with the env:// variables torchrun sets (RANK, 
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -162,10 +164,68 @@ def test_only_rank_0_writes_files(tmp_path, config):
 def test_processes_with_different_configs_stop_with_one_line(tmp_path, config):
     args = ["train", "--config", str(config), "--epochs", "1", "--out", str(tmp_path / "r")]
     results = _by_hand([args + ["--lr", "0.001"], args + ["--lr", "0.002"]], [tmp_path, tmp_path])
-    for rc, out, err in results:
-        assert rc == 2
-        assert err.strip() == ("aekit: error: the processes run different configurations: train.lr is 0.001 on "
-                               "rank 0 but 0.002 on rank 1 (start every process with the same command)")
+    assert [rc for rc, _, _ in results] == [2, 2]
+    assert [err.strip() for _, _, err in results] == [  # rank 0 says it for the job
+        "aekit: error: the processes run different configurations: train.lr is 0.001 on rank 0 but 0.002 on rank 1 "
+        "(start every process with the same command)", ""]
+
+
+def test_processes_that_read_other_files_stop_with_one_line_before_training(tmp_path, config):
+    """The same command on every process, but the files differ (machines without a shared file system): other
+    images, or another copy of the run folder to resume; one line from rank 0, exit 2 everywhere, nothing trained."""
+    cwds = [tmp_path / "a", tmp_path / "b"]
+    images = np.load(config.parent / "images.npy")
+    for c, x in zip(cwds, [images, images[::-1].copy()]):  # the same shape and name, other pixels
+        c.mkdir()
+        np.save(c / "images.npy", x)
+    args = ["train", "--config", str(config), "--data", "images.npy", "--epochs", "1", "--out", "run", "--no-progress",
+            "--dist-timeout", "60"]
+    results = _by_hand([args, args], cwds)
+    assert [rc for rc, _, _ in results] == [2, 2] and results[1][2] == "", results
+    assert results[0][2].startswith("aekit: error: rank 1 of 2 read other images than rank 0 from ") and results[0][2].strip(
+        ).endswith("every process must train on the same images (on several machines: the same files, e.g. on a "
+                   "shared file system)")
+    assert not (cwds[0] / "run").exists()
+
+    np.save(cwds[1] / "images.npy", images)  # the same images now; rank 1's run folder a copy one epoch behind
+    assert [rc for rc, _, _ in _by_hand([args, args], cwds)] == [0, 0]
+    shutil.copytree(cwds[0] / "run", cwds[1] / "run")
+    resume = ["train", "--resume", "run", "--no-progress", "--dist-timeout", "60"]
+    assert [rc for rc, _, _ in _by_hand([resume + ["--epochs", "2"]] * 2, [cwds[0], cwds[0]])] == [0, 0]
+    (rc0, _, err0), (rc1, _, err1) = _by_hand([resume + ["--epochs", "3"]] * 2, cwds)
+    assert (rc0, rc1, err1) == (2, 2, "") and err0.strip() == (
+        "aekit: error: rank 1 of 2 resumes from another checkpoint than rank 0 (epoch 1 there, epoch 2 on rank 0): "
+        "every process must read the same run folder (on several machines: the same files, e.g. on a shared file "
+        "system)")
+    assert _history(cwds[0] / "run")[-1]["epoch"] == 2  # untouched
+
+    shutil.rmtree(cwds[1] / "run")  # rank 1 has no run folder at all: it says so, and rank 0 that it has gone
+    (rc0, _, err0), (rc1, _, err1) = _by_hand([resume + ["--epochs", "3"]] * 2, cwds)
+    assert (rc0, rc1) == (2, 2) and "run: no config.toml" in err1
+    assert err0.strip() == "aekit: error: rank 0 of 2: another process stopped before training began (its own output says why)"
+
+
+def test_a_process_that_dies_stops_the_others_with_one_line_naming_the_checkpoint(tmp_path, config):
+    cwds = [tmp_path / "a", tmp_path / "b"]
+    for c in cwds:
+        c.mkdir()
+    args = ["train", "--config", str(config), "--epochs", "300", "--out", "run", "--no-progress", "--dist-timeout", "60"]
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "aekit", *args], cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"})
+             for rank, cwd in enumerate(cwds)]
+    for line in procs[0].stdout:
+        if line.startswith("Epoch 2)"):
+            break
+    procs[1].kill()  # SIGKILL: no word from it
+    out, err = procs[0].communicate(timeout=120)
+    procs[1].communicate(timeout=10)
+    assert procs[0].returncode == 2, err
+    assert re.fullmatch(r"aekit: error: rank 0 of 2: another process stopped or cannot be reached \(its own output "
+                        r"says why\); the newest checkpoint is epoch \d+: aekit train --resume run continues from it\n",
+                        err), err
 
 
 def test_an_unreachable_rendezvous_times_out_naming_the_endpoint(tmp_path):
@@ -177,6 +237,14 @@ def test_an_unreachable_rendezvous_times_out_naming_the_endpoint(tmp_path):
     assert r.stderr.strip() == (f"aekit: error: rank 1 of 2: nothing answered at 127.0.0.1:{port} within 2 s "
                                 "(is rank 0 running there, and reachable from here? --dist-timeout sets the wait)")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_backend_that_torch_does_not_have_is_named(tmp_path):
+    r = _aekit("train", "--epochs", "1", "--out", str(tmp_path / "r"),
+               env={"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(_free_port()), "AEKIT_DIST_BACKEND": "bogus"})
+    assert r.returncode == 2 and r.stderr.strip() == ("aekit: error: AEKIT_DIST_BACKEND=bogus: not a torch.distributed "
+                                                      "backend (gloo, nccl, mpi, ucc); unset it for torch's own choice")
 
 
 def test_more_processes_than_samples_in_a_batch_is_an_error(tmp_path, config):

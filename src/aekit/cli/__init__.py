@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     except AekitError as e:
         if args.debug:
             raise
+        if getattr(e, "quiet", False):  # one of several processes, and rank 0 says it for all (training.distributed)
+            return EXIT_USER_ERROR
         command = parser._subparsers._group_actions[0].choices.get(args.command)
         _stderr_line(f"aekit: error: {flag_message(e, command)}")
         return EXIT_USER_ERROR

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 from typing import Callable
 
@@ -58,7 +59,7 @@ def add_commands(sub) -> None:
 
 def dist_timeout(args: argparse.Namespace) -> float:
     """--dist-timeout in seconds (the default where not given); not a positive number: a one-line error."""
-    if args.dist_timeout is not None and not args.dist_timeout > 0:
+    if args.dist_timeout is not None and not 0 < args.dist_timeout < math.inf:
         raise ConfigError(f"dist_timeout must be a positive number of seconds, got {args.dist_timeout}",
                           keys="dist_timeout")
     return args.dist_timeout or DEFAULT_TIMEOUT
@@ -82,6 +83,9 @@ def distributed(command: Callable) -> Callable:
         if nproc is not None and nproc != 1:
             dist_timeout(args)  # checked before the processes start
             return launch(nproc, args.argv)
+        if args.dist_timeout is not None:
+            raise ConfigError("dist_timeout bounds the waits of several processes (nproc, torchrun), and this is one "
+                              "process: drop it", keys=("dist_timeout", "nproc"))
         return command(args)
 
     return wrapper

@@ -10,7 +10,8 @@
     optim         Adam, the learning-rate schedule, the batches of an epoch
     checkpoints   checkpoints that survive a kill, loaded without unpickling
     preflight     what fit() checks before the first step: the config, the images, the batch, the device
-    distributed   several processes: the process group, same-config check, the --nproc launcher
+    distributed   several processes: the process group, the --nproc launcher
+    agreement     what the processes must agree on (config, images, checkpoint), one line when they do not
 """
 
 from .data_init import data_init, wants_data_init

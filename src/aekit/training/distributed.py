@@ -3,7 +3,7 @@
 ``torchrun`` (or any launcher speaking PyTorch's env:// protocol) starts every process with RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Such a process joins the process group
 (:func:`process_group`: gloo for CPU tensors, NCCL for CUDA ones), checks that it runs the same
-configuration as rank 0 (:func:`check_same_config`), trains with :func:`aekit.fit` (which
+configuration, images and checkpoint as rank 0 (:mod:`aekit.training.agreement`), trains with :func:`aekit.fit` (which
 shards each batch and wraps the model in DistributedDataParallel, :class:`Distributed` being this
 process's place in the job) and leaves the group at the end, also on an error. ``aekit train
 --nproc N`` (:func:`launch`) starts N such processes on this machine with torchrun's
@@ -31,11 +31,11 @@ from torch.distributed.run import get_args_parser, run
 
 from ..errors import AekitError, ConfigError
 
-BACKEND_ENV = "AEKIT_DIST_BACKEND"  # a torch.distributed backend to force (nccl, gloo); unset: torch's choice
+BACKEND_ENV = "AEKIT_DIST_BACKEND"  # a torch.distributed backend to force (BACKENDS); unset: torch's choice
+BACKENDS = ("gloo", "nccl", "mpi", "ucc")
 DEFAULT_TIMEOUT = 300.0  # seconds to join the group, and the longest any one collective may wait
 
 LEFT_KEY = "aekit/left"  # in the rendezvous store: how many processes other than rank 0 have left the group
-PER_PROCESS = ("train.threads", "data.data_home")  # settings that may differ between processes (machines)
 
 
 @dataclass
@@ -98,6 +98,10 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
         raise ConfigError("RANK and WORLD_SIZE must be integers (start the processes with torchrun)") from None
     if torch.cuda.is_available():  # each process on its own GPU of the machine (shared when there are fewer)
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    backend = os.environ.get(BACKEND_ENV) or None
+    if backend not in (None, *BACKENDS):
+        raise ConfigError(f"{BACKEND_ENV}={backend}: not a torch.distributed backend ({', '.join(BACKENDS)}); "
+                          "unset it for torch's own choice")
     deadline = time.monotonic() + timeout
     if rank != 0 and not _reachable(os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"], deadline):
         raise AekitError(
@@ -107,10 +111,11 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
     try:
         # no backend named: gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is present.
         # AEKIT_DIST_BACKEND=gloo forces gloo (NCCL refuses two processes on one GPU).
-        dist.init_process_group(backend=os.environ.get(BACKEND_ENV) or None, timeout=timedelta(seconds=timeout))
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
     except (RuntimeError, TimeoutError, ValueError) as e:  # DistNetworkError, DistStoreError, ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise AekitError(f"rank {rank} of {world}: could not join the process group at {endpoint}: {reason}") from None
+        forced = f" (with {BACKEND_ENV}={backend})" if backend else ""
+        raise AekitError(f"rank {rank} of {world}: could not join the process group at {endpoint}{forced}: {reason}") from None
     try:
         yield
     except KeyboardInterrupt:  # every process and the launcher are stopping: tearing the group down races their
@@ -158,25 +163,6 @@ def _reachable(host: str, port: str, deadline: float) -> bool:
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
         except ValueError:
             raise ConfigError(f"MASTER_PORT {port!r} is not a port number") from None
-
-
-def check_same_config(config_dict: dict) -> None:
-    """Every process must run rank 0's configuration (except :data:`PER_PROCESS` settings); the
-    first that does not is a ConfigError naming the setting and the rank, raised on every process."""
-    d = Distributed.current()
-    if d.world == 1:
-        return
-    mine = {k: v for k, v in config_dict.items() if k not in PER_PROCESS}
-    every: list = [None] * d.world
-    dist.all_gather_object(every, mine)
-    first = every[0]
-    for rank, other in enumerate(every[1:], start=1):
-        for key in [*first, *(k for k in other if k not in first)]:
-            if first.get(key) != other.get(key):
-                raise ConfigError(
-                    f"the processes run different configurations: {key} is {first.get(key)!r} on rank 0 "
-                    f"but {other.get(key)!r} on rank {rank} (start every process with the same command)"
-                )
 
 
 def launch(nproc: int, argv: list[str]) -> int:
