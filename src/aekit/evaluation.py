@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .baselines import applicable, build_baselines, run_baseline
-from .config import DataConfig, replace
+from .config import Config, DataConfig, replace
 from .data import absolute_source, load_data, map_batches, size_problem, split_indices, take
 from .errors import AekitError, DataError
 from .files import write_json
@@ -75,85 +75,31 @@ def evaluate_run(
             raise AekitError(f"{key}: applies to the images of data.source (a folder or array to score); the run's own "
                              "held-out images are scored as it was trained", keys=(key, "data.source"))
     model = folder.model(device)
-    fixed = not model.any_size
     noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
-
-    # the evaluation split; a run trained on everything is evaluated on the default split, and we say
-    # how many of those images it saw in training
-    ev = replace(trained, **{"data.split": split, "data.test_fraction": test_fraction})
-    everything = ev.data.split == "random" and ev.data.test_fraction == 0
-    if everything:
-        ev = replace(ev, **{"data.test_fraction": DataConfig().test_fraction})
-    def prepared(ev):  # the run's own data; not where config.toml says: an error about the run, not about --data
-        try:
-            return prepare_data(ev)
-        except DataError as e:
-            raise folder.data_gone(e, ev.data.source, other=data is not None) from None
-
-    try:
-        own = prepared(ev)
-    except DataError:  # too few images for that split; scoring other images needs none (the baselines get all)
-        if not (everything and data is not None):
-            raise
-        ev = replace(ev, **{"data.test_fraction": 0.0})
-        own = prepared(ev)
+    ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
+                        scoring_other=data is not None)
     if data is None:
-        folder.check_data(own.data, "evaluate")
-    train_native = take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES])
-    work = own.size  # the working size of the scored images
-    if data is None:
-        trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
-        test_index = own.test_index[: limit or None]
-        if not test_index:
-            raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
-        seen = len(set(test_index) & set(int(i) for i in trained_on))
-        note, skipped = None, []
-        test_native, where = take(own.data.images, test_index), f"{ev.data.split} split"
+        images = _heldout(folder, trained, ev, own, limit)
     else:
-        if size is not None and size_problem(size):
-            raise AekitError(f"data.size {size_problem(size)}", keys="data.size")
-        if fixed and size is not None and tuple(size) != tuple(own.size):
-            raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
-                             f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
-        if fit == "tiles" and size is None and not fixed:
-            raise AekitError("data.fit tiles cuts windows of data.size: give it", keys=("data.fit", "data.size"))
-        if fit is not None:  # the pipeline below fits arrays the same way
-            ev = replace(ev, **{"data.fit": fit})
-        ev = replace(ev, **{"data.layout": layout, "data.rescale": rescale})  # None keeps the run's
-        d = ev.data
-        fit_to = own.size if fixed else size
-        other = load_data(str(data), seed=d.order_seed, size=fit_to, fit=d.fit, method=d.resize,
-                          channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
-        test_native, seen, where = take(other.images, range(min(len(other), limit or len(other)))), 0, str(data)
-        if absolute_source(str(data)) == absolute_source(trained.data.source):  # its own source: say what it saw
-            trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
-            saw = {own.data.names[i] for i in trained_on}
-            seen = sum(n in saw for n in other.names[: len(test_native)])
-        note, skipped = scale_note(model, list(test_native), other.names, str(folder)), other.skipped
-        work = own.size if fixed else tuple(size or test_native.shape[-2:])  # arrays are fitted by the pipeline
-    pipeline = dataclasses.replace(Pipeline.for_run(ev, noise=noise), size=work)
+        images = _other(folder, trained, ev, own, model, data, size=size, fit=fit, layout=layout, rescale=rescale,
+                        skip_bad=skip_bad, limit=limit)
+    pipeline = dataclasses.replace(Pipeline.for_run(images.ev, noise=noise), size=images.work)
     baselines = applicable(baselines, denoising=pipeline.corrupt is not None)
     if flip_ensemble is None:
         flip_ensemble = pipeline.corrupt is not None and flips_by_default(folder)
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
-    if flip_ensemble:
-        model = FlipEnsemble(model)
     gen = torch.Generator().manual_seed(seed)
-    noisy, clean = pipeline.view(test_native, gen)
-    train_noisy, train_clean = pipeline.view(train_native, gen)
+    noisy, clean = pipeline.view(images.test, gen)
+    train_noisy, train_clean = pipeline.view(take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES]), gen)
 
     results = []
     if pipeline.corrupt is not None:
         results.append({"method": "noisy input", "setting": noise.spec(), **image_metrics(noisy, clean),
                         "seconds_per_image": 0.0})
     t0 = time.perf_counter()
-    if fixed:
-        recon = map_batches(lambda x: model(x).recon, noisy, next(model.parameters()).device)
-    else:  # its own size may not be the working size it trained at: in one piece, or in tiles
-        recon = torch.stack(reconstruct(model, list(noisy)))
+    recon = _model_outputs(FlipEnsemble(model) if flip_ensemble else model, noisy, any_size=model.any_size)
     results.append({"method": name, "setting": str(folder), **image_metrics(recon, clean),
                     "seconds_per_image": (time.perf_counter() - t0) / len(noisy)})
-
     outputs = {}
     for b in build_baselines(tuple(baselines), train_clean=train_clean.numpy(), train_noisy=train_noisy.numpy(),
                              code_length=model.config.code_length):
@@ -166,22 +112,22 @@ def evaluate_run(
     best = max(base_rows, key=lambda r: r["psnr"])["method"] if base_rows else None
     report = {
         "run": str(folder),
-        "images_from": where,
+        "images_from": images.where,
         "noise": noise.spec(),
         "noise_where": noise.where,
         "noise_std_at_working_size": float((noisy - clean).std()) if pipeline.corrupt is not None else 0.0,
-        "split": ev.data.split if data is None else None,
-        "test_fraction": ev.data.test_fraction if data is None and ev.data.split == "random" else None,
-        "images": len(test_native),
-        "seen_in_training": seen,
-        "working_size": list(work),
+        "split": images.ev.data.split if data is None else None,
+        "test_fraction": images.ev.data.test_fraction if data is None and images.ev.data.split == "random" else None,
+        "images": len(images.test),
+        "seen_in_training": images.seen,
+        "working_size": list(images.work),
         "seed": seed,
         "results": results,
         "model": name,  # the model's row of results
         "flip_ensemble": flip_ensemble,
         "best_baseline": best,
-        "note": note,  # images of another scale than the model learnt (aekit.inference.scale_note)
-        "skipped": skipped,  # unreadable files of data left out (skip_bad), as "path: reason"
+        "note": images.note,  # images of another scale than the model learnt (aekit.inference.scale_note)
+        "skipped": images.skipped,  # unreadable files of data left out (skip_bad), as "path: reason"
     }
     if write:
         rows = [clean, *([noisy] if pipeline.corrupt is not None else []), recon, *([outputs[best]] if best else [])]
@@ -189,6 +135,88 @@ def evaluate_run(
         save_png(image_grid([r[:GRID_IMAGES] for r in rows]), out.with_suffix(".png"))
         write_json(out, report)
     return report
+
+
+@dataclasses.dataclass
+class _Scored:
+    """The images an evaluation scores, and what is known of them."""
+
+    ev: Config  # the run's config as the evaluation reads the data (its split, fit, layout ...)
+    test: torch.Tensor  # at their native size; the pipeline fits them to ``work``
+    work: tuple[int, int]  # the working size of the scored images
+    where: str  # where they come from, in words
+    seen: int  # how many of them the run trained on
+    note: str | None = None
+    skipped: list = dataclasses.field(default_factory=list)
+
+
+def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
+    """The run's own data, split for the evaluation: a run trained on everything is evaluated on the default
+    split (and the report says how many of those images it trained on); (the config read, the prepared data)."""
+    everything = ev.data.split == "random" and ev.data.test_fraction == 0
+    if everything:
+        ev = replace(ev, **{"data.test_fraction": DataConfig().test_fraction})
+
+    def prepared(ev):  # not where config.toml says: an error about the run, not about --data
+        try:
+            return prepare_data(ev)
+        except DataError as e:
+            raise folder.data_gone(e, ev.data.source, other=scoring_other) from None
+
+    try:
+        return ev, prepared(ev)
+    except DataError:  # too few images for that split; scoring other images needs none (the baselines get all)
+        if not (everything and scoring_other):
+            raise
+        ev = replace(ev, **{"data.test_fraction": 0.0})
+        return ev, prepared(ev)
+
+
+def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | None) -> _Scored:
+    """The run's own held-out images (of the evaluation's split)."""
+    folder.check_data(own.data, "evaluate")
+    trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+    test_index = own.test_index[: limit or None]
+    if not test_index:
+        raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
+    return _Scored(ev, take(own.data.images, test_index), own.size, f"{ev.data.split} split",
+                   seen=len(set(test_index) & set(int(i) for i in trained_on)))
+
+
+def _other(folder: RunFolder, trained: Config, ev: Config, own, model, data, *, size, fit, layout, rescale,
+           skip_bad: bool, limit: int | None) -> _Scored:
+    """Every image of ``data`` (a folder or array), read as the evaluation's arguments say."""
+    fixed = not model.any_size
+    if size is not None and size_problem(size):
+        raise AekitError(f"data.size {size_problem(size)}", keys="data.size")
+    if fixed and size is not None and tuple(size) != tuple(own.size):
+        raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
+                         f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
+    if fit == "tiles" and size is None and not fixed:
+        raise AekitError("data.fit tiles cuts windows of data.size: give it", keys=("data.fit", "data.size"))
+    if fit is not None:  # the pipeline fits arrays the same way
+        ev = replace(ev, **{"data.fit": fit})
+    ev = replace(ev, **{"data.layout": layout, "data.rescale": rescale})  # None keeps the run's
+    d = ev.data
+    other = load_data(str(data), seed=d.order_seed, size=own.size if fixed else size, fit=d.fit, method=d.resize,
+                      channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
+    test = take(other.images, range(min(len(other), limit or len(other))))
+    seen = 0
+    if absolute_source(str(data)) == absolute_source(trained.data.source):  # its own source: say what it saw
+        trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+        saw = {own.data.names[i] for i in trained_on}
+        seen = sum(n in saw for n in other.names[: len(test)])
+    work = own.size if fixed else tuple(size or test.shape[-2:])  # arrays are fitted by the pipeline
+    return _Scored(ev, test, work, str(data), seen, note=scale_note(model, list(test), other.names, str(folder)),
+                   skipped=other.skipped)
+
+
+def _model_outputs(model, noisy: torch.Tensor, *, any_size: bool) -> torch.Tensor:
+    """The model's outputs: batches at the working size, or (a model for any size, whose working size may not be
+    the one it trained at) each image in one piece or in tiles."""
+    if not any_size:
+        return map_batches(lambda x: model(x).recon, noisy, next(model.parameters()).device)
+    return torch.stack(reconstruct(model, list(noisy)))
 
 
 def comparison(report: dict[str, Any]) -> dict[str, Any] | None:

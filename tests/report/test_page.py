@@ -204,6 +204,19 @@ def test_the_held_out_code_mean_says_its_epoch_where_it_is_not_the_columns():
     assert re.findall(r"<td[^>]*>(.*?)</td>", row) == ["0.34 (epoch 3)", "0.34"]
 
 
+def test_a_collapsed_code_is_called_so_by_one_rule_in_training_and_in_the_report():
+    from aekit.metrics import COLLAPSE_FROM_EPOCH, COLLAPSE_STD, collapse_warning, collapsed
+    from aekit.report.page import code_html
+
+    assert collapsed(COLLAPSE_FROM_EPOCH, COLLAPSE_STD / 10) and not collapsed(COLLAPSE_FROM_EPOCH, COLLAPSE_STD * 10)
+    assert not collapsed(COLLAPSE_FROM_EPOCH - 1, 0.0)  # a code may start narrow
+    history = lambda std: [{"epoch": e, "code_mean": 0.2, "code_std": std} for e in range(1, 9)]
+    warned = code_html(history(4.8e-8))
+    assert 'class="warn">The code has collapsed (epoch 8' in warned and "train.data_init" in warned
+    assert collapse_warning(8, 4.8e-8).startswith("the code has collapsed (epoch 8")
+    assert 'class="warn"' not in code_html(history(0.3))
+
+
 def test_the_chosen_weights_are_starred_where_selection_says_the_start_included():
     history = [{"epoch": e, "loss_per_sample": 2.0 / e, "val_loss_per_sample": 1.0 + 0.1 * e} for e in range(1, 4)]
     labels = lambda fig: fig.axes[0].get_legend_handles_labels()[1]
