@@ -37,3 +37,18 @@ def test_a_run_without_held_out_images_needs_a_threshold(make_run, faces, tmp_pa
         f"aekit: error: {run.out}: the run has no held-out images (test_fraction 0) to take the quantile from; "
         "give --threshold (the MSE above which an image is flagged)")
     assert cli("score", run.out, faces[0], "--threshold", "0.01", "--out", out).code == 0
+
+
+def test_the_threshold_comes_from_the_images_the_run_held_out_or_is_refused(make_run, tmp_path, cli):
+    """A folder that gained images since training splits otherwise: its held-out set would be other images
+    (some trained on), so score refuses to take a quantile from it, as evaluate and --resume do."""
+    from conftest import SMALL_CONV
+    from helpers import make_folder
+
+    root = make_folder(tmp_path / "pets", 12, size=(32, 32))
+    run = make_run(**SMALL_CONV, **{"train.epochs": 1, "data.source": str(root), "model.in_channels": 3})
+    make_folder(tmp_path / "more", 4, size=(32, 32))
+    for p in (tmp_path / "more").rglob("*.png"):
+        p.rename(root / p.relative_to(tmp_path / "more").parent / f"new-{p.name}")
+    error = cli("score", run.out, root, "--out", tmp_path / "s.csv").error
+    assert "the data changed since the run was trained" in error and "score's held-out threshold needs" in error

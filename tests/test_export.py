@@ -189,6 +189,16 @@ def test_out_that_is_a_folder_is_refused_even_with_overwrite(tiny_run, tmp_path,
     assert error == f"aekit: error: --out {tmp_path / 'folder'}: is a folder; give the file to write"
 
 
+def test_the_runs_own_files_are_never_an_out_even_with_overwrite(tiny_run, cli):
+    weights = tiny_run.out / "model.safetensors"
+    before = weights.read_bytes()
+    assert cli("export", tiny_run.out, "--format", "onnx", "--out", weights, "--overwrite").error == (
+        f"aekit: error: --out {weights}: is the run's own model.safetensors; give another file name")
+    assert cli("evaluate", tiny_run.out, "--out", tiny_run.out / "model.json", "--overwrite").error.endswith(
+        "is the run's own model.json; give another file name")
+    assert weights.read_bytes() == before
+
+
 def test_onnx_without_the_optional_packages_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(AekitError, match=r"needs the onnxruntime package: pip install 'aekit\[export\]'"):

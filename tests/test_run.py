@@ -79,6 +79,15 @@ def test_existing_out_is_refused_without_overwrite(tmp_path, cli):
     err = cli("train", "--epochs", "1", "--out", out, "--overwrite").error
     assert "not an aekit run folder" in err
     assert (out / "precious.txt").read_text() == "keep me"
+    # nor one that merely holds a config.toml among other things (a project folder), or the data to train on
+    (out / "config.toml").write_text("[train]\nepochs = 1\n")
+    err = cli("train", "--config", out / "config.toml", "--out", out, "--overwrite").error
+    assert err == (f"aekit: error: --out {out}: holds precious.txt, which no aekit run writes (your files, or the "
+                   "data?); refusing to delete it, even with --overwrite")
+    (out / "precious.txt").unlink()
+    make_folder(out / "images", 12, size=(16, 16))
+    err = cli("train", "--data", out / "images", "--out", out, "--overwrite").error
+    assert "holds the folder images/, which no aekit run writes" in err and len(list((out / "images").rglob("*.png"))) == 12
 
 
 def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):

@@ -48,6 +48,7 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
     """The ``quantile`` of the reconstruction errors on the run's own held-out split."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     data = prepare_data(folder.config())
+    folder.check_data(data.data, "score's held-out threshold")
     if not len(data.test_x):
         raise AekitError(
             f"{folder}: the run has no held-out images (test_fraction 0) to take the quantile from; give "

@@ -127,6 +127,7 @@ def export(
     folder = Path(model) if isinstance(model, (str, Path)) else None
     if folder is not None:
         model = RunFolder(folder).model()
+        RunFolder(folder).check_not_own(Path(out))
     out = new_file(out, overwrite=overwrite)
     if part == "decoder" and not model.decodes_codes:
         raise AekitError(

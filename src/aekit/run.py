@@ -138,6 +138,7 @@ def train(
     model.eval()
     if not main_process:
         return RunResult(out=folder.path, model=model, history=history, metrics={})
+    (folder / folder.METRICS).unlink(missing_ok=True)  # a resumed run's old one: unfinished until the new is written
     save(model, folder.path, preprocess=preprocess)
     before = sum(e.seconds for e in history if state and e.epoch <= state["epoch"])  # the epochs before a resume
     metrics = final_metrics(cfg, model, data, pipeline, history, before + time.perf_counter() - t_start)

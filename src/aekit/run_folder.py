@@ -77,6 +77,29 @@ class RunFolder:
         """A folder aekit wrote: it holds a config.toml (a run) or a model.json (a saved model)."""
         return (self / self.CONFIG).is_file() or (self / MODEL_JSON).is_file()
 
+    def foreign(self) -> str | None:
+        """The first entry of the folder that aekit does not write into a run folder (a user's file or folder, the
+        data itself, the working directory), else None: overwrite deletes only what aekit wrote."""
+        if Path.cwd().resolve().is_relative_to(self.path.resolve()):
+            return "the current folder"
+        ours = {self.CONFIG, self.HISTORY, self.METRICS, self.REPORT, self.EVALUATION, self.SKIPPED, self.DATA,
+                MODEL_JSON, MODEL_WEIGHTS, ".write-test"}
+        for entry in sorted(self.path.iterdir()):
+            name = entry.name
+            if entry.is_dir() and not entry.is_symlink():
+                if name not in (CHECKPOINTS, self.TENSORBOARD):
+                    return f"the folder {name}/"
+            elif not (name in ours or name.endswith((".png", ".json", ".onnx", ".pt2", ".pt", ".tmp"))):
+                return name
+        return None
+
+    def check_not_own(self, path: Path, key: str = "out") -> None:
+        """Refuse ``path`` (an output) when it is one of the files that make this folder a run (its model, config,
+        metrics ...): even with overwrite, writing there would leave a run that no longer loads."""
+        own = {self.CONFIG, self.HISTORY, self.METRICS, self.DATA, self.REPORT, MODEL_JSON, MODEL_WEIGHTS}
+        if path.name in own and path.resolve().parent == self.path.resolve():
+            raise AekitError(f"{key} {path}: is the run's own {path.name}; give another file name", keys=key)
+
     def has_config(self) -> bool:
         return (self / self.CONFIG).is_file()
 
@@ -145,6 +168,9 @@ class RunFolder:
                         f"out {out}: not an aekit run folder (no {self.CONFIG} or {MODEL_JSON}); "
                         "refusing to delete it, even with overwrite", keys=("out", "overwrite"),
                     )
+                if foreign := self.foreign():
+                    raise AekitError(f"out {out}: holds {foreign}, which no aekit run writes (your files, or the "
+                                     "data?); refusing to delete it, even with overwrite", keys=("out", "overwrite"))
                 shutil.rmtree(out)
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
 """Folders of images: found recursively, checked up front, labels from subfolders, streamed from disk."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +10,7 @@ from PIL import Image
 
 import aekit
 from aekit.data import epoch_batches, folders, load_data, save_folder
-from aekit.data.folders import ImageFiles
+from aekit.data.folders import ImageFiles, find_images
 from aekit.training import evaluate, fit
 from helpers import make_folder, picture, truncate
 
@@ -55,6 +58,15 @@ def test_a_folder_of_hidden_images_says_so(tmp_path):
     Image.fromarray(picture(1)).save(root / ".a.png")
     with pytest.raises(aekit.DataError, match=r"no image files .*\(ignored: 1 hidden images \(names starting with '\.'\)\)"):
         load_data(str(root), workers=0)
+
+
+def test_a_pipe_named_like_an_image_is_passed_over_not_read(tmp_path):
+    root = tmp_path / "f"
+    root.mkdir()
+    Image.fromarray(picture(1)).save(root / "a.png")
+    os.mkfifo(root / "b.png")  # opening it would wait for a writer forever
+    assert load_data(str(root), workers=0).names == ["a.png"]
+    assert find_images([root]) == [(root / "a.png", Path("a.png"))]
 
 
 def test_folder_order_is_a_seeded_permutation(tmp_path):

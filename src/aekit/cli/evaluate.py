@@ -89,6 +89,8 @@ def add_commands(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        RunFolder(args.run).check_not_own(Path(args.out))
     out = new_file(args.out, overwrite=args.overwrite, suffix=".json", beside=(".png",)) if args.out else None
     report = evaluate_run(
         args.run,

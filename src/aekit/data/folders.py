@@ -157,7 +157,8 @@ def load_folder(
     return data
 
 
-_IGNORED = ("other files", "hidden images (names starting with '.')", "second names (links) of an image listed")
+_IGNORED = ("other files", "hidden images (names starting with '.')", "second names (links) of an image listed",
+            "entries that are not regular files (pipes, sockets, devices)")
 
 
 def image_files(folder: Path) -> tuple[list[str], str]:
@@ -181,6 +182,8 @@ def image_files(folder: Path) -> tuple[list[str], str]:
                 counts[_IGNORED[0]] += 1
             elif name.startswith("."):
                 counts[_IGNORED[1]] += 1
+            elif os.path.exists(path := os.path.join(root, name)) and not os.path.isfile(path):  # reading would block
+                counts[_IGNORED[3]] += 1
             else:
                 files.append(os.path.join(root, name))
     unique = []
