@@ -15,6 +15,8 @@ from typing import Iterable
 class AekitError(Exception):
     """A problem with the user's input (file, option, config); the message names it."""
 
+    quiet = False  # True: raised alike on several processes, and printed by rank 0 alone (training.agreement)
+
     def __init__(self, message: str = "", *, keys: str | Iterable[str] = ()):
         super().__init__(message)
         self.keys = (keys,) if isinstance(keys, str) else tuple(keys)

@@ -55,6 +55,8 @@ class RunFolder:
     SKIPPED = "skipped.txt"
     DATA = "data.json"  # what the run was trained on: the source and a digest of its image names
     TENSORBOARD = "tensorboard"
+    PROBE = ".write-test"  # written and removed by create(), to check that the folder can be written
+    OWN = (CONFIG, HISTORY, METRICS, REPORT, DATA, MODEL_JSON, MODEL_WEIGHTS)  # the files that make it a run
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -82,8 +84,7 @@ class RunFolder:
         data itself, the working directory), else None: overwrite deletes only what aekit wrote."""
         if Path.cwd().resolve().is_relative_to(self.path.resolve()):
             return "the current folder"
-        ours = {self.CONFIG, self.HISTORY, self.METRICS, self.REPORT, self.EVALUATION, self.SKIPPED, self.DATA,
-                MODEL_JSON, MODEL_WEIGHTS, ".write-test"}
+        ours = {*self.OWN, self.EVALUATION, self.SKIPPED, self.PROBE}
         for entry in sorted(self.path.iterdir()):
             name = entry.name
             if entry.is_dir() and not entry.is_symlink():
@@ -96,8 +97,7 @@ class RunFolder:
     def check_not_own(self, path: Path, key: str = "out") -> None:
         """Refuse ``path`` (an output) when it is one of the files that make this folder a run (its model, config,
         metrics ...): even with overwrite, writing there would leave a run that no longer loads."""
-        own = {self.CONFIG, self.HISTORY, self.METRICS, self.DATA, self.REPORT, MODEL_JSON, MODEL_WEIGHTS}
-        if path.name in own and path.resolve().parent == self.path.resolve():
+        if path.name in self.OWN and path.resolve().parent == self.path.resolve():
             raise AekitError(f"{key} {path}: is the run's own {path.name}; give another file name", keys=key)
 
     def has_config(self) -> bool:
@@ -174,7 +174,7 @@ class RunFolder:
                 shutil.rmtree(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
+            probe = out / self.PROBE
             probe.write_text("")
             probe.unlink()
         except OSError as e:

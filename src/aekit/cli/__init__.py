@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except AekitError as e:
         if args.debug:
             raise
-        if getattr(e, "quiet", False):  # one of several processes, and rank 0 says it for all (training.distributed)
+        if e.quiet:  # one of several processes, and rank 0 says it for all (training.agreement)
             return EXIT_USER_ERROR
         command = parser._subparsers._group_actions[0].choices.get(args.command)
         _stderr_line(f"aekit: error: {flag_message(e, command)}")
