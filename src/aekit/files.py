@@ -1,12 +1,14 @@
 """Atomic file writes: a temporary file beside the target, then one ``os.replace``.
 
 Every file aekit writes goes through here, so a kill at any moment leaves either the old file or
-the new one, never half of one.
+the new one, never half of one; a write that fails (a full disk, a folder that cannot be written, a
+file size limit) is one :class:`WriteError` naming the file that was to be written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -16,6 +18,43 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import AekitError
+
+
+class WriteError(AekitError):
+    """A file could not be written: the message names it, the reason and what to do."""
+
+
+_FIXES = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EFBIG: "the file size limit (ulimit -f) is too small for it",
+    errno.EACCES: "the folder is not writable: give another or change its permissions",
+    errno.EPERM: "the folder is not writable: give another or change its permissions",
+    errno.EROFS: "the folder is on a read-only file system: give another",
+}
+
+
+def write_failed(path: str | Path, e: OSError) -> WriteError:
+    """The one-line error for ``e``, raised while writing ``path`` (not the temporary file beside it)."""
+    reason = e.strerror or str(e) or type(e).__name__
+    fix = _FIXES.get(e.errno)
+    return WriteError(f"cannot write {path}: {reason}{f' ({fix})' if fix else ''}")
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an OSError in the block, which writes ``path``, into :func:`write_failed`'s error."""
+    try:
+        yield
+    except OSError as e:
+        raise write_failed(path, e) from e
+
+
+def check_writable(folder: Path, key: str = "out") -> None:
+    """Refuse, before any work, an output folder that this process may not write into."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WriteError(f"{key} {folder}: the folder is not writable (give another or change its permissions)",
+                         keys=key)
 
 
 def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, beside: tuple[str, ...] = ()) -> Path:
@@ -30,6 +69,7 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
         raise AekitError(f"out {p}: this command writes {suffix} files; give a name ending in {suffix}", keys="out")
     if not p.parent.is_dir():
         raise AekitError(f"out {p}: folder {p.parent} does not exist", keys="out")
+    check_writable(p.parent)
     existing = [f for f in (p, *(p.with_suffix(s) for s in beside)) if f.exists()]
     if existing and not overwrite:
         which = "" if existing[0] == p else f"{existing[0]} "
@@ -48,25 +88,52 @@ def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
     if existing is not None and not overwrite:
         shown = existing.relative_to(folder) if existing.is_relative_to(folder) else existing
         raise error(f"out {folder}: {shown} already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    if folder.is_dir():
+        check_writable(folder)
     return folder
+
+
+def usual_mode(path: Path, mode: int = 0o666) -> None:
+    """Give ``path`` the permissions a plain open() would (mkstemp and mkdtemp make it private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each of ``paths``; when the block has written them all, each replaces
+    its target (files that belong together, as codes and their names, change together or not at all)."""
+    paths = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for path in paths:
+            with writing(path):
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+        try:
+            yield temps
+        except OSError as e:  # a write to one of the temporary files (or to no file named) failed: name its target
+            target = next((p for p, t in zip(paths, temps) if e.filename in (str(t), t)), None)
+            if target is None and e.filename is not None:
+                raise  # about another file (one the writer reads)
+            raise write_failed(target or paths[0], e) from e
+        for path, tmp in zip(paths, temps):
+            with writing(path):
+                usual_mode(tmp)
+                os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            if tmp.exists():
+                tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and some writers) create 0600: give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
@@ -76,7 +143,8 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    """``text`` as UTF-8; file names that are not UTF-8 (surrogate escapes) are written back as their bytes."""
+    write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -87,12 +155,14 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    def writer(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
+def save_npy_to(path: Path, array: np.ndarray) -> None:
+    """``array`` as .npy at exactly ``path`` (np.save alone would add a suffix to a temporary name)."""
+    with open(path, "wb") as f:
+        np.save(f, array)
 
-    write_with(path, writer)
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    write_with(path, lambda tmp: save_npy_to(tmp, array))
 
 
 def read_json(path: str | Path) -> Any:

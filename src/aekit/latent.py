@@ -19,7 +19,7 @@ from sklearn.manifold import TSNE
 from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, read_each, take, write_image
 from .errors import AekitError
-from .files import new_files, save_npy, write_bytes, write_text
+from .files import atomic_paths, new_files, save_npy, save_npy_to, write_bytes
 from .inference import preprocessing
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
@@ -68,10 +68,12 @@ def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: 
     out). Returns both paths and the unreadable files skipped."""
     model = as_model(run, device)
     x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad)
-    out = Path(out)
-    save_npy(out, encode(model, x))
-    names = out.with_suffix(".txt")
-    write_text(names, "".join(f"{_one_line(str(f))}\n" for f in files))
+    out, names = Path(out), Path(out).with_suffix(".txt")
+    codes = encode(model, x)
+    listing = "".join(f"{_one_line(str(f))}\n" for f in files)
+    with atomic_paths(out, names) as (codes_tmp, names_tmp):  # the codes and their names change together
+        save_npy_to(codes_tmp, codes)
+        names_tmp.write_bytes(listing.encode("utf-8", errors="surrogateescape"))
     return out, names, skipped
 
 
@@ -82,7 +84,7 @@ def _one_line(name: str) -> str:
 
 def _listed(listing: Path) -> list[str]:
     """The names of a listing, one per line (only a newline ends a line, a Windows line end too)."""
-    return [line.removesuffix("\r") for line in listing.read_text(encoding="utf-8").removesuffix("\n").split("\n")]
+    return [line.removesuffix("\r") for line in listing.read_text(encoding="utf-8", errors="surrogateescape").removesuffix("\n").split("\n")]
 
 
 def read_codes(path: str | Path) -> np.ndarray:

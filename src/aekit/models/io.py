@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..errors import AekitError
-from ..files import write_json, write_with
+from ..files import write_bytes, write_json, writing
 from ..typed import to_plain
 from ..version import __version__
 from .registry import build_model_config, create_model
@@ -31,9 +32,11 @@ def save(model: torch.nn.Module, folder: str | Path, *, preprocess: dict[str, An
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise AekitError(f"{folder}: is a file; save writes a folder (model.json + model.safetensors)")
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_with(folder / MODEL_WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
+    # serialised in memory, written by Python: a full disk is an OSError that files.py names, not a library's own error
+    write_bytes(folder / MODEL_WEIGHTS, safetensors_bytes(state, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
         "aekit_version": __version__,

@@ -17,6 +17,7 @@ the folders they name intact. ``state.pt`` holds only tensors and plain values a
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..errors import AekitError
-from ..files import write_json, write_with
+from ..files import WriteError, usual_mode, write_bytes, write_json, writing
 from ..models.io import MODEL_WEIGHTS, save
 
 FOLDER = "checkpoints"
@@ -49,20 +50,27 @@ def write_checkpoint(run: Path, model: torch.nn.Module, state: dict[str, Any], *
                      pointers: tuple[str, ...] = ("last",), extra: dict | None = None) -> Path:
     """Write the checkpoint of ``state['epoch']`` (if not there yet) and point ``pointers`` at it."""
     root = run / FOLDER
-    root.mkdir(exist_ok=True)
     epoch = int(state["epoch"])
     final = root / _name(epoch)
     if not (final / STATE).is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{_name(epoch)}.", dir=root))
+        with writing(final):
+            root.mkdir(exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{_name(epoch)}.", dir=root))
+        usual_mode(tmp, 0o777)  # mkdtemp makes it private; a checkpoint is as readable as the run's other files
         try:
             model_state = state["model"]
             saved = _WeightsOnly(model, model_state)
             save(saved, tmp, preprocess=preprocess)
             rest = {k: v for k, v in state.items() if k != "model"}
-            write_with(tmp / STATE, lambda p: torch.save(rest, p))
-            if final.exists():  # an incomplete leftover of an earlier, killed attempt
-                shutil.rmtree(final)
-            tmp.rename(final)
+            buffer = io.BytesIO()  # serialised in memory: a full disk is an OSError files.py names, not torch's
+            torch.save(rest, buffer)
+            write_bytes(tmp / STATE, buffer.getvalue())
+            with writing(final):
+                if final.exists():  # an incomplete leftover of an earlier, killed attempt
+                    shutil.rmtree(final)
+                tmp.rename(final)
+        except WriteError as e:  # name the checkpoint, not its temporary folder
+            raise WriteError(str(e).replace(str(tmp), str(final))) from e
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

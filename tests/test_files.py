@@ -1,0 +1,106 @@
+"""Atomic writes: a failed write is one line naming the file, and files that belong together change together."""
+
+import errno
+import os
+import resource
+import stat
+
+import numpy as np
+import pytest
+
+import aekit
+from aekit.files import WriteError, atomic_paths, new_file, write_json, write_text
+from helpers import aekit_process, make_folder, one_line_error
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"old": 1})
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", full)
+    with pytest.raises(WriteError) as e:
+        write_json(target, {"new": 2})
+    assert str(e.value) == f"cannot write {target}: No space left on device (free some space or write elsewhere)"
+    assert target.read_text() == '{\n  "old": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
+
+
+def test_files_that_belong_together_change_together(tmp_path):
+    a, b = tmp_path / "codes.npy", tmp_path / "codes.txt"
+    a.write_text("old a")
+    b.write_text("old b")
+    with pytest.raises(RuntimeError):
+        with atomic_paths(a, b) as (ta, tb):
+            ta.write_text("new a")
+            raise RuntimeError("the second file could not be made")
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    with atomic_paths(a, b) as (ta, tb):
+        ta.write_text("new a")
+        tb.write_text("new b")
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy", "codes.txt"]
+
+
+def test_an_error_about_another_file_is_not_called_a_write_failure(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with atomic_paths(tmp_path / "out.json"):
+            open(tmp_path / "missing.json").close()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(WriteError, match="out .*: the folder is not writable") as e:
+        new_file(tmp_path / "codes.npy", overwrite=False)
+    assert e.value.keys == ("out",)
+
+
+def limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # Python ignores SIGXFSZ: writes fail (EFBIG)
+
+
+def test_training_past_the_file_size_limit_is_one_line_naming_the_checkpoint(tmp_path):
+    import subprocess
+    import sys
+
+    source = tmp_path / "images.npy"
+    np.save(source, np.random.default_rng(0).random((20, 16, 16), dtype=np.float32))
+    r = subprocess.run([sys.executable, "-m", "aekit", "train", "--data", str(source), "--epochs", "1", "--no-compare",
+                        "--out", str(tmp_path / "run"), "--no-progress"], capture_output=True, text=True,
+                       preexec_fn=limit_file_size, timeout=600)
+    err = one_line_error(r)
+    assert f"cannot write {tmp_path / 'run'}" in err and "File too large (the file size limit (ulimit -f)" in err, err
+    assert ".tmp" not in err and not list((tmp_path / "run").rglob("*.tmp")), err
+
+
+def test_file_names_that_are_not_utf8_are_listed_as_their_bytes(tmp_path, cli):
+    run = tmp_path / "run"
+    aekit.save(aekit.create_model("conv", input_size=[16, 16], code_length=8), run)
+    folder = make_folder(tmp_path / "faces", 2, size=(16, 16), subfolders=())
+    odd = os.fsencode(folder) + b"/caf\xe9.png"  # Latin-1, not UTF-8
+    os.rename(next(folder.iterdir()), odd)
+    assert cli("encode", run, folder, "--out", tmp_path / "codes.npy").code == 0
+    assert b"caf\xe9.png\n" in (tmp_path / "codes.txt").read_bytes()
+    assert cli("decode", run, tmp_path / "codes.npy", "--out", tmp_path / "decoded").code == 0
+    assert sorted(os.listdir(os.fsencode(tmp_path / "decoded")))[0] == b"0000-caf\xe9.png"
+    assert cli("score", run, folder, "--threshold", "0.1", "--out", tmp_path / "scores.csv").code == 0
+    assert b"caf\xe9.png," in (tmp_path / "scores.csv").read_bytes()
+
+
+def test_a_checkpoint_is_as_readable_as_the_other_files_of_the_run(tmp_path):
+    source = tmp_path / "images.npy"
+    np.save(source, np.random.default_rng(0).random((20, 16, 16), dtype=np.float32))
+    r = aekit_process("train", "--data", source, "--epochs", "1", "--no-compare", "--out", tmp_path / "run",
+                      "--no-progress")
+    assert r.returncode == 0, r.stderr
+    (checkpoint,) = [p for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()]
+    mode = stat.S_IMODE(checkpoint.stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "run").stat().st_mode), oct(mode)
+
+
+def test_text_is_written_as_utf8(tmp_path):
+    write_text(tmp_path / "a.txt", "é\n")
+    assert (tmp_path / "a.txt").read_bytes() == "é\n".encode()
