@@ -90,6 +90,24 @@ def test_existing_out_is_refused_without_overwrite(tmp_path, cli):
     assert "holds the folder images/, which no aekit run writes" in err and len(list((out / "images").rglob("*.png"))) == 12
 
 
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, cli):
+    """The old run waits beside the folder: a new run that fails before its first checkpoint puts it back, one
+    that completes removes it."""
+    make_folder(tmp_path / "photos", 12, size=(16, 16), subfolders=())
+    args = ["train", "--data", tmp_path / "photos", "--size", "16x16", "--no-compare", "--no-progress",
+            "--out", tmp_path / "run", "--overwrite"]
+    assert cli(*args, "--epochs", "1").code == 0
+    old = (tmp_path / "run" / "model.safetensors").read_bytes()
+    err = cli(*args, "--epochs", "3", "--lr", "1e12").error  # diverges in its first epoch
+    assert err.endswith(f"lower --lr ({tmp_path / 'run'} holds the run it was to replace again)"), err
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == old and (tmp_path / "run" / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]
+    assert cli(*args, "--epochs", "2", "--seed", "5").code == 0
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() != old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run"]  # the old run is gone once this one is complete
+
+
 def test_rgb_folder_train_evaluate_and_reconstruct_files(tmp_path, cli):
     """train (streaming, with --skip-bad) -> load -> evaluate -> reconstruct a file back to its own format,
     through the Python API and then through `aekit evaluate` and `aekit denoise`."""

@@ -122,18 +122,24 @@ def train(
                       progress=progress, log=log, state=state)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept, then stop as interrupted
         if main_process:
-            (log or print)(recorder.interrupted())
+            (log or print)(recorder.interrupted(put_back=recorder.put_back()))
         raise
     except RuntimeError as e:  # a collective's error when another process (machine) has gone
         if not lost_peer(e):
+            recorder.put_back(resumable=False)
             raise
         raise AekitError(f"rank {dist.rank} of {dist.world}: another process stopped or cannot be reached (its own "
                          f"output says why); {recorder.kept()}") from None
     except AekitError as e:  # e.g. a diverged loss: the corrected command must replace this run's folder
         if resume:
             raise
+        if recorder.put_back(resumable=False):
+            raise type(e)(f"{e} ({folder.path} holds the run it was to replace again)", keys=e.keys) from None
         raise type(e)(f"{e} (then run again with overwrite: {folder.path} holds this failed run)",
                       keys=(*e.keys, "overwrite")) from None
+    except Exception:  # an internal error: a new run that replaces another gives the folder back to it
+        recorder.put_back(resumable=False)
+        raise
     recorder.finish()
     model.eval()
     if not main_process:
@@ -154,6 +160,7 @@ def train(
     write_run_pictures(folder, model, data, pipeline, history, title=cfg.name, seed=cfg.seed)
     write_report(folder, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(folder / folder.METRICS, metrics)  # last: marks the run complete
+    folder.drop_replaced()  # the run overwrite set aside, if any
     return RunResult(out=folder.path, model=model, history=history, metrics=metrics)
 
 
@@ -164,7 +171,8 @@ def _inputs(cfg: Config, out, resume: bool) -> tuple[dict | None, RunData]:
         if out is None:
             raise AekitError("resume needs the run folder to continue", keys="resume")
         RunFolder(out).check_resume(cfg)
-        _, state = read_checkpoint(Path(out))
+        checkpoint, state = read_checkpoint(Path(out))
+        RunFolder(out).check_checkpoint(cfg, checkpoint)
         if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
             raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
                              f"{cfg.train.epochs} leaves nothing to do; give more to extend it",
@@ -185,7 +193,7 @@ class _Recorder:
     def __init__(self, cfg: Config, folder: RunFolder, model, preprocess: dict, main_process: bool,
                  tensorboard: TensorBoardLog | None, resumed_at: int | None = None):
         self.cfg, self.folder, self.model, self.preprocess = cfg, folder, model, preprocess
-        self.main, self.tensorboard = main_process, tensorboard
+        self.main, self.tensorboard, self.fresh = main_process, tensorboard, resumed_at is None
         self.saved_epoch, self.saved_at = resumed_at or 0, time.perf_counter()  # the newest checkpoint's epoch
         self.latest: EpochContext | None = None
 
@@ -215,9 +223,16 @@ class _Recorder:
             if self.tensorboard is not None:
                 self.tensorboard.log_epoch(stats)
 
-    def interrupted(self) -> str:
+    def put_back(self, resumable: bool = True) -> bool:
+        """A run that replaces another (overwrite) and fails, or is stopped before its first checkpoint (one that
+        ``resumable`` stops later can be resumed), leaves the folder to the run it replaces."""
+        return self.main and self.fresh and not (resumable and self.saved_epoch) and self.folder.put_back()
+
+    def interrupted(self, put_back: bool = False) -> str:
         """What a run stopped by Ctrl-C keeps: the newest checkpoint, which ``--resume`` continues."""
         done = self.latest.history[-1].epoch if self.latest is not None else self.saved_epoch
+        if put_back:
+            return f"Interrupted after epoch {done}, before the first checkpoint: {self.folder.path} holds the run it replaced again"
         return f"Interrupted after epoch {done}{',' if not self.saved_epoch else ';'} {self.kept()}"
 
     def kept(self) -> str:
@@ -225,7 +240,8 @@ class _Recorder:
         if not self.saved_epoch:
             return ("before the first checkpoint: nothing to resume (the same command with --overwrite starts again "
                     "in this folder)")
-        return f"the newest checkpoint is epoch {self.saved_epoch}: aekit train --resume {self.folder.path} continues from it"
+        waits = f" (the run it replaces waits in {self.folder.replaced} until it completes)" if self.folder.replaced.is_dir() else ""
+        return f"the newest checkpoint is epoch {self.saved_epoch}: aekit train --resume {self.folder.path} continues from it{waits}"
 
     def finish(self) -> None:
         """The final state as 'last' (for --resume --epochs N), unless it was just written."""

@@ -23,18 +23,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
 from .errors import AekitError
-from .files import read_json, write_json, write_text
-from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
+from .files import read_json, write_json, write_text, writing
+from .models import create_model
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder, read_model_json
 from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
 from .training.history import EpochStats, history_columns, history_row
-from .typed import flatten
+from .typed import flatten, to_plain
 
 
 def data_record(data) -> dict:
@@ -93,6 +96,11 @@ class RunFolder:
             elif not (name in ours or name.endswith((".png", ".json", ".onnx", ".pt2", ".pt", ".tmp"))):
                 return name
         return None
+
+    @property
+    def replaced(self) -> Path:
+        """Where the run that overwrite replaces waits, beside the folder, until the new run is complete."""
+        return self.path.parent / f".{self.path.name}.replaced"
 
     def check_not_own(self, path: Path, key: str = "out") -> None:
         """Refuse ``path`` (an output) when it is one of the files that make this folder a run (its model, config,
@@ -154,7 +162,8 @@ class RunFolder:
     # --- writing ------------------------------------------------------------------------------
     def create(self, overwrite: bool = False) -> "RunFolder":
         """Make the folder, refusing an existing non-empty one unless ``overwrite`` (and then only an
-        aekit run folder, which is emptied); checks that it can be written."""
+        aekit run folder, which waits aside, at :attr:`replaced`, until the new run is complete or is put back
+        when it stops before its first checkpoint); checks that it can be written."""
         out = self.path
         if out.exists():
             if not out.is_dir():
@@ -171,7 +180,11 @@ class RunFolder:
                 if foreign := self.foreign():
                     raise AekitError(f"out {out}: holds {foreign}, which no aekit run writes (your files, or the "
                                      "data?); refusing to delete it, even with overwrite", keys=("out", "overwrite"))
-                shutil.rmtree(out)
+                if self.replaced.exists():  # an earlier overwrite's unfinished run: the run before it stays aside
+                    shutil.rmtree(out)
+                else:
+                    with writing(out):
+                        out.rename(self.replaced)
         try:
             out.mkdir(parents=True, exist_ok=True)
             probe = out / self.PROBE
@@ -180,6 +193,19 @@ class RunFolder:
         except OSError as e:
             raise AekitError(f"out {out}: cannot write there ({e.strerror})", keys="out") from None
         return self
+
+    def put_back(self) -> bool:
+        """The run overwrite set aside, back in its folder in place of the new one (which stopped before its first
+        checkpoint); False when there is none."""
+        if not self.replaced.is_dir():
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.replaced.rename(self.path)
+        return True
+
+    def drop_replaced(self) -> None:
+        """The new run is complete: the run it replaces goes."""
+        shutil.rmtree(self.replaced, ignore_errors=True)
 
     def write_config(self, cfg: Config) -> None:
         write_text(self / self.CONFIG, dump_config(cfg))
@@ -239,6 +265,20 @@ class RunFolder:
                     f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
                     f"{value!r} now); resuming may only change {', '.join(sorted(may))}", keys="resume",
                 )
+
+    def check_checkpoint(self, cfg: Config, checkpoint: Path) -> None:
+        """The model ``cfg`` builds is the one ``checkpoint`` holds: a key edited or deleted in config.toml
+        (a deleted one reads as its default) would otherwise fail deep inside the resume, or train another model."""
+        saved = read_model_json(checkpoint).get("config")
+        if not isinstance(saved, dict):
+            return
+        now = to_plain(asdict(create_model(cfg.model).config))
+        for key, value in now.items():
+            if key in saved and saved[key] != value:
+                raise AekitError(
+                    f"resume {self.path}: model.{key} is {value!r} by its {self.CONFIG} (edited, or missing and so "
+                    f"its default), but checkpoint {checkpoint.name} was trained with {saved[key]!r}; set it back "
+                    f"in {self / self.CONFIG} ([model] {key} = {json.dumps(saved[key])})", keys="resume")
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
+import tomli_w
 import torch
 from safetensors.torch import load_file
 
@@ -220,6 +222,24 @@ def test_resume_refuses_a_changed_config(tiny_config, tmp_path, cli):
     with pytest.raises(aekit.AekitError, match="train.lr differs from the run's config.toml"):
         RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.lr": 0.5}))
     RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.epochs": 9}))
+
+
+
+def test_a_model_key_edited_in_config_toml_is_refused_before_the_resume_rewrites_it(tiny_config, tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--epochs", "1").code == 0
+    toml = run / "config.toml"
+    tables = tomllib.loads(toml.read_text())
+    trained_with = tables["model"]["code_length"]
+    tables["model"]["code_length"] = 7
+    edited = tomli_w.dumps(tables)
+    toml.write_text(edited)
+    r = cli("train", "--resume", run, "--epochs", "2")
+    assert r.code == 2
+    assert ("model.code_length is 7 by its config.toml (edited, or missing and so its default), "
+            f"but checkpoint epoch-000001 was trained with {trained_with}") in r.error, r.error
+    assert f"[model] code_length = {trained_with})" in r.error
+    assert toml.read_text() == edited  # not rewritten by the failed resume
 
 
 class _Evil:
