@@ -173,6 +173,8 @@ def _inputs(cfg: Config, out, resume: bool) -> tuple[dict | None, RunData]:
         RunFolder(out).check_resume(cfg)
         checkpoint, state = read_checkpoint(Path(out))
         RunFolder(out).check_checkpoint(cfg, checkpoint)
+        if Distributed.current().rank == 0:
+            RunFolder(out).clean_stale()
         if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
             raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
                              f"{cfg.train.epochs} leaves nothing to do; give more to extend it",

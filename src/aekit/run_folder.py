@@ -20,11 +20,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,6 +47,9 @@ def data_record(data) -> dict:
     names = sorted(str(n) for n in (data.names or []))
     return {"source": str(data.source), "images": len(data),
             "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
+
+
+STALE_SECONDS = 600  # a temporary file this old was left by a write that a kill stopped
 
 
 class RunFolder:
@@ -202,6 +207,14 @@ class RunFolder:
         shutil.rmtree(self.path, ignore_errors=True)
         self.replaced.rename(self.path)
         return True
+
+    def clean_stale(self, older_than: float = STALE_SECONDS) -> None:
+        """Remove the temporary files of writes that a kill stopped (``.NAME.XXXX.tmp``; not recent ones, which
+        another aekit command may be writing now)."""
+        for tmp in self.path.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.lstat().st_mtime > older_than:
+                    tmp.unlink()
 
     def drop_replaced(self) -> None:
         """The new run is complete: the run it replaces goes."""
