@@ -23,7 +23,7 @@ try:
 except ImportError:  # Windows: no file size limit
     resource = None
 
-from ..errors import DataError
+from ..errors import DataError, note
 
 SHARED_MEMORY = "/dev/shm"  # where torch puts the batches that worker processes hand over (Linux)
 PREFETCH = 2  # batches in flight per worker (DataLoader's prefetch_factor)
@@ -115,8 +115,7 @@ def _fall_back(dataset, why: str) -> None:
     global _said
     dataset.workers = 0
     if not _said:
-        sys.stderr.write(f"aekit: note: {why} (data.workers 0 does so from the start)\n")
-        sys.stderr.flush()
+        note(f"{why} (data.workers 0 does so from the start)")
         _said = True
 
 
