@@ -2,6 +2,7 @@
 (and, for the models of any size, dynamic height and width)."""
 
 import re
+import subprocess
 import sys
 
 import pytest
@@ -163,6 +164,31 @@ def test_a_file_that_fails_the_check_is_not_written(tiny_images, tmp_path, monke
     with pytest.raises(AekitError, match=r"differs from PyTorch by .* the file was not written"):
         export(aekit.create_model("conv"), tmp_path / "m.pt", format="torchscript")
     assert list(tmp_path.iterdir()) == []
+
+
+# Export onto a full disk, in a process of its own: the file size limit (ulimit -f; Python ignores SIGXFSZ)
+# stops every write past 16 KiB with EFBIG, as a full disk stops it with ENOSPC.
+FULL_DISK = """
+import resource, sys
+from aekit import create_model
+from aekit.export import export
+model = create_model("conv")
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    export(model, sys.argv[1])
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".pt", ".pt2", ".onnx"])
+def test_a_full_disk_is_a_python_error_and_leaves_no_file(tmp_path, suffix):
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / f"m{suffix}")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]  # TorchScript's own writer aborted the process (134, a C++ stack)
+    assert "File too large" in r.stdout and "\n" not in r.stdout.strip(), r.stdout
+    assert list(tmp_path.iterdir()) == []  # no hidden temporary left behind
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

@@ -1,4 +1,4 @@
-"""User-facing errors: each one is shown as a single line by the CLI.
+"""User-facing errors: each one is shown as a single line by the CLI; and notes, one line that stops nothing.
 
 An error may name the parameters it is about (``keys``): config keys such as ``train.batch_size``
 or argument names such as ``tile``, spelled in the message exactly so. A Python user reads them as
@@ -9,6 +9,7 @@ user gave it as one.
 from __future__ import annotations
 
 import difflib
+import sys
 from typing import Iterable
 
 
@@ -47,3 +48,10 @@ def did_you_mean(word: object, choices: Iterable[object]) -> str:
     names = {str(c): c for c in choices}
     close = difflib.get_close_matches(str(word), list(names), n=1, cutoff=0.6)
     return f" (did you mean {names[close[0]]!r}?)" if close else ""
+
+
+def note(text: str) -> None:
+    """``text`` as one line on stderr, ``aekit: note: ...``: what the user should know, from deep in the
+    library where no log is at hand (e.g. a worker process), that stops nothing."""
+    sys.stderr.write(f"aekit: note: {' '.join(text.splitlines())}\n")
+    sys.stderr.flush()

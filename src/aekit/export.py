@@ -180,12 +180,9 @@ def dynamic_shapes(factor: int | None) -> tuple[dict, ...]:
     return (axes,)
 
 
-def _name_axes(path: Path) -> None:
-    """Name the ONNX input's dynamic height and width ``height`` and ``width`` (torch.export calls them s0,
-    s1, ...) wherever they appear in the graph's shapes."""
-    import onnx
-
-    model = onnx.load(str(path))
+def _name_axes(model) -> None:
+    """Name the ONNX model's (an onnx.ModelProto) dynamic height and width ``height`` and ``width``
+    (torch.export calls them s0, s1, ...) wherever they appear in the graph's shapes."""
     dims = model.graph.input[0].type.tensor_type.shape.dim
     names = {d.dim_param: n for d, n in zip(dims, ("batch", "", "height", "width")) if d.dim_param and n}
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
@@ -193,7 +190,6 @@ def _name_axes(path: Path) -> None:
         for d in value.type.tensor_type.shape.dim:
             if d.dim_param:
                 d.dim_param = pattern.sub(lambda m: names[m.group(1)], d.dim_param)
-    onnx.save(model, str(path))
 
 
 def run_images(folder: Path, model: nn.Module) -> tuple[torch.Tensor, str]:
@@ -232,7 +228,8 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path, shapes: tup
 
     We use ``dynamo=True`` (torch.export, the default since torch 2.9): with torch 2.13 it exports
     these models exactly (differences ~1e-7) and reliably. The older TorchScript-based exporter
-    (``dynamo=False``) also works but is deprecated. ``external_data=False`` keeps one file.
+    (``dynamo=False``) also works but is deprecated. The program is serialised in memory and written
+    as one file (weights inside) by Python, like every format here: a full disk is an OSError.
     """
     try:
         import onnx  # noqa: F401  (the exporter needs it)
@@ -245,19 +242,12 @@ def write_onnx(module: nn.Module, example: torch.Tensor, path: Path, shapes: tup
     in_name = "code" if module.part == "decoder" else "images"
     out_name = "code" if module.part == "encoder" else "recon"
     with _quiet():
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            input_names=[in_name],
-            output_names=[out_name],
-            dynamic_shapes=shapes,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+        program = torch.onnx.export(module, (example,), input_names=[in_name], output_names=[out_name],
+                                    dynamic_shapes=shapes, dynamo=True, verbose=False)
+    proto = program.model_proto
     if len(shapes[0]) > 1:
-        _name_axes(path)
+        _name_axes(proto)
+    path.write_bytes(proto.SerializeToString())  # one file, no external data, written by Python
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {in_name: x.numpy()})[0])
 
@@ -283,9 +273,11 @@ def write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, shap
     (the pt2 format), but TorchScript is still what older C++ and mobile runtimes load. Spatial sizes become
     constants (the model's input size is fixed; ``shapes`` is not used); the batch axis stays dynamic.
     """
+    buffer = io.BytesIO()  # through memory: torch.jit.save's own writer aborts the process on a full disk
     with _quiet():
-        torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), str(path))
-        return torch.jit.load(str(path), map_location="cpu")
+        torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), buffer)
+        path.write_bytes(buffer.getvalue())
+        return torch.jit.load(io.BytesIO(path.read_bytes()), map_location="cpu")
 
 
 def _need_torch(format: str) -> None:

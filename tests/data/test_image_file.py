@@ -94,6 +94,22 @@ def test_gif_first_frame(tmp_path):
     assert x[0, 0].tolist() == [1.0, 0.0, 0.0]
 
 
+def test_an_image_above_pillows_bomb_limits_is_one_note_or_a_one_line_error(tmp_path, monkeypatch, capsys, recwarn):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow warns above 100 pixels, refuses above 200
+    monkeypatch.setattr("aekit.data.image_file._NOTED", set(), raising=False)
+    large, huge = tmp_path / "large.png", tmp_path / "huge.png"
+    Image.fromarray(gradient(12, 12)).save(large)  # 144 pixels: read, with one line said (once)
+    Image.fromarray(gradient(16, 16)).save(huge)  # 256 pixels
+    assert probe_image(large).size == (12, 12) and read_image(large)[0].shape == (12, 12, 3)
+    assert capsys.readouterr().err == (f"aekit: note: {large}: 12x12 pixels, more than the 100 above which Pillow "
+                                       "warns of a decompression bomb; reading it anyway takes gigabytes of memory\n")
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]  # not Python's two lines
+    with pytest.raises(aekit.DataError) as e:
+        read_image(huge)
+    assert str(e.value) == (f"{huge}: too large to read: 256 pixels, more than the 200 Pillow opens (its guard "
+                            "against decompression bombs)")
+
+
 @pytest.mark.parametrize(
     "content, message",
     [(b"", "not an image"), (b"hello, I am text", "not an image"), ("truncated", "cannot decode")],

@@ -13,6 +13,7 @@
     splits      split_indices: random or by subject
     synthetic   dead_leaves: synthetic images (train.synthetic)
     batches     epoch_batches (the training loop's), map_batches (a model over many images)
+    workers     load_batches: DataLoader worker processes, or this process where shared memory is short
 """
 
 from .arrays import load_array

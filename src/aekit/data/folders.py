@@ -9,7 +9,8 @@
    its name, or with ``skip_bad`` is skipped and listed;
 3. settles the channels ("auto": 1 when every file is grayscale, else 3) and the working size
    (None: the images' common size);
-4. decodes every file once, in DataLoader worker processes, to find truncated or corrupt ones;
+4. decodes every file once, in DataLoader worker processes (in this process where shared memory is
+   short: :mod:`aekit.data.workers`), to find truncated or corrupt ones;
    a small folder keeps the decoded images as one tensor, a large one keeps nothing and
    streams: :class:`ImageFiles`, a torch Dataset, decodes each image again whenever a batch needs it.
 
@@ -22,6 +23,7 @@ held in memory: such a folder never streams.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .container import ImageData
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
 from .tiles import cut_tiles, tile_origins, tiled
+from .workers import load_batches
 
 STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
 CHECK_BATCH = 64  # images per DataLoader batch while checking a folder
@@ -122,15 +125,15 @@ def load_folder(
             check_crop(f, info.size, size, fit)
 
     dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
-    count = sum(len(tile_origins(i.size, size)) for i in infos) if fit == "tiles" else len(readable)
-    streaming = stream == "on" or (stream == "auto" and count * np.prod(dataset.shape[1:]) * 4 > STREAM_ABOVE_BYTES)
+    per_file = [len(tile_origins(i.size, size)) for i in infos] if fit == "tiles" else [1] * len(readable)
+    streaming = stream == "on" or (stream == "auto" and sum(per_file) * np.prod(dataset.shape[1:]) * 4 > STREAM_ABOVE_BYTES)
     if streaming and fit == "tiles":
         why = "cannot stream them (leave data.stream auto)" if stream == "on" else \
-            f"and its {count} tiles would take more than {STREAM_ABOVE_BYTES / 2**30:g} GiB (give a larger data.size, or data.fit window)"
+            f"and its {sum(per_file)} tiles would take more than {STREAM_ABOVE_BYTES / 2**30:g} GiB (give a larger data.size, or data.fit window)"
         raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
                         keys=("data.fit", "data.stream"))
     good, kept, counts = [], [], []
-    for i, images, problems in _decode_all(dataset, keep=not streaming):
+    for i, (images, problems) in _decode_all(dataset, not streaming, per_file):
         for j, problem in enumerate(problems):
             if problem:
                 bad(problem)
@@ -274,7 +277,7 @@ class _Checked(torch.utils.data.Dataset):
     """Item i: (the decoded image or None, the problem or ""), so one bad file does not stop a batch."""
 
     def __init__(self, files: ImageFiles, keep: bool):
-        self.files, self.keep = files, keep
+        self.files, self.keep, self.workers = files, keep, files.workers
 
     def __len__(self) -> int:
         return len(self.files)
@@ -288,18 +291,19 @@ class _Checked(torch.utils.data.Dataset):
 
 
 def _stack_checked(items: list) -> tuple[tuple[torch.Tensor, list[int]] | None, list[str]]:
-    """In the worker: the batch's good images as one tensor (one shared-memory block) and how many each
-    file gave (1, or its tiles), and the problems."""
-    images = [x if x.dim() == 4 else x[None] for x, _ in items if x is not None]
-    kept = (torch.cat(images), [len(x) for x in images]) if images else None
-    return kept, [problem for _, problem in items]
+    """The batch's good images as one tensor and how many each file gave (1, or its tiles), and the problems.
+    A worker makes the tensor in shared memory, as DataLoader's batches are: where it cannot, the worker fails."""
+    images, problems = [x if x.dim() == 4 else x[None] for x, _ in items if x is not None], [p for _, p in items]
+    shared = images and torch.utils.data.get_worker_info() is not None  # else the hand-over fails later, and hangs
+    out = torch.empty(sum(map(len, images)), *images[0].shape[1:]).share_memory_() if shared else None
+    return ((torch.cat(images, out=out), [len(x) for x in images]) if images else None), problems
 
 
-def _decode_all(files: ImageFiles, keep: bool):
-    """Decode every file once, in order; yields (first index, (good images, images per file) or None,
-    problems) per batch."""
-    loader = torch.utils.data.DataLoader(
-        _Checked(files, keep), batch_size=CHECK_BATCH, num_workers=files.workers, collate_fn=_stack_checked
-    )
-    for b, (images, problems) in enumerate(loader):
-        yield b * CHECK_BATCH, images, problems
+def _decode_all(files: ImageFiles, keep: bool, per_file: list[int]):
+    """Decode every file once, in order; yields (first index, ((good images, images per file) or None,
+    problems)) per batch. ``per_file``: the images each file gives (1, or its tiles)."""
+    checked, starts = _Checked(files, keep), range(0, len(files), CHECK_BATCH)
+    largest = max(sum(per_file[s : s + CHECK_BATCH]) for s in starts) * 4 * math.prod(files.shape[1:]) if keep else 0
+    yield from zip(starts, load_batches(checked, [range(s, min(s + CHECK_BATCH, len(files))) for s in starts],
+                                        _stack_checked, batch_bytes=largest))
+    files.workers = checked.workers  # 0 where shared memory was short: the streamed files start none either

@@ -19,6 +19,7 @@ What reading does, stated:
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import DataError, note
 from ..files import write_with
 from .resize import LUMA, convert_channels, fit_images
 
@@ -39,6 +40,7 @@ SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}  # lossy forma
 
 # What Pillow raises for unreadable, truncated or hostile files.
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+_NOTED: set[str] = set()  # the files above Pillow's decompression-bomb warning limit said so (_note_large)
 
 
 @dataclass(frozen=True)
@@ -124,15 +126,33 @@ def write_image(path: str | Path, pixels: np.ndarray, like: ImageInfo | None = N
 
 def _open(path: str | Path) -> Image.Image:
     try:
-        return Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # one line instead: _note_large
+            im = Image.open(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not an image file") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image (unknown format, empty or corrupt header)") from None
+    except Image.DecompressionBombError as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise DataError(f"{path}: too large to read: {int(pixels[1]) if pixels else 'more'} pixels, more than the "
+                        f"{2 * Image.MAX_IMAGE_PIXELS} Pillow opens (its guard against decompression bombs)") from None
     except _READ_ERRORS as e:
         raise DataError(f"{path}: cannot read the image ({_reason(e)})") from None
+    _note_large(path, im)
+    return im
+
+
+def _note_large(path, im: Image.Image) -> None:
+    """One line, once per file and process, for an image above Pillow's warning limit (and below its error
+    limit: read, like any other): where Pillow would print a two-line DecompressionBombWarning."""
+    w, h = im.size
+    if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS and str(path) not in _NOTED:
+        _NOTED.add(str(path))
+        note(f"{path}: {w}x{h} pixels, more than the {Image.MAX_IMAGE_PIXELS} above which Pillow warns of a "
+             "decompression bomb; reading it anyway takes gigabytes of memory")
 
 
 def _reason(e: Exception) -> str:

@@ -1,0 +1,53 @@
+"""Worker processes short of shared memory (/dev/shm, ulimit -f): the images are loaded in this process,
+said in one line, never a hang."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from aekit.data import epoch_batches, load_data, workers
+from helpers import make_folder
+
+# A process whose file size limit (ulimit -f) leaves no room for a worker's batch. "late": the room
+# looks fine beforehand, and the workers fail as they hand their first batch over (or start).
+SCRIPT = """
+import resource, sys, torch
+from aekit.data import epoch_batches, load_data, workers
+if sys.argv[2] == "late":
+    workers.shared_memory_problem = lambda *args: ""
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+held = load_data(sys.argv[1], size=(16, 16), workers=2).images
+files = load_data(sys.argv[1], size=(16, 16), stream="on", workers=2).images
+files.workers = 2
+streamed = torch.cat(list(epoch_batches(files, [torch.arange(0, 7), torch.arange(7, 12)])))
+print(repr(held.sum().item()), repr(streamed.sum().item()), files.workers)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "late"])
+def test_a_low_file_size_limit_loads_in_this_process_with_one_note(tmp_path, when):
+    folder = make_folder(tmp_path / "f", 12, size=(16, 16))
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), when], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    want = load_data(str(folder), size=(16, 16), workers=0).images.sum().item()
+    assert r.stdout.split() == [repr(want), repr(want), "0"]
+    note = r.stderr.strip()
+    assert note.startswith("aekit: note: ") and "\n" not in note and "data.workers 0" in note, note
+    assert ("ulimit -f" if when == "before" else "could not start or hand over") in note
+
+
+def test_too_little_shared_memory_starts_no_worker(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(workers, "_said", False)
+    monkeypatch.setattr(workers.os, "statvfs", lambda path: SimpleNamespace(f_bavail=16, f_frsize=4096))
+    files = load_data(str(make_folder(tmp_path / "f", 6, size=(16, 16))), size=(16, 16), stream="on", workers=2).images
+    batches = list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 6)]))
+    assert files.workers == 0 and torch.equal(torch.cat(batches), torch.stack([files[i] for i in range(6)]))
+    list(epoch_batches(files.subset(range(3)), [torch.arange(0, 3)]))  # said once
+    assert capsys.readouterr().err == (
+        "aekit: note: /dev/shm has 64 KiB free, less than the 304 KiB that 2 worker processes hand over at once; "
+        "loading the images in this process (data.workers 0 does so from the start)\n"
+    )
