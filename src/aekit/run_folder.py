@@ -35,6 +35,7 @@ from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
 from .training.history import EpochStats, history_columns, history_row
 from .typed import flatten
+from .version import newer
 
 
 def data_record(data) -> dict:
@@ -112,10 +113,26 @@ class RunFolder:
         return self
 
     def config(self) -> Config:
-        """The run's own configuration (config.toml)."""
+        """The run's own configuration (config.toml): every table, each key one this aekit knows."""
         if not self.has_config():
             raise AekitError(f"{self.path}: no {self.CONFIG} (not an aekit run folder)")
-        return load_config(self / self.CONFIG)
+        try:
+            return load_config(self / self.CONFIG, run=True)
+        except AekitError:
+            if why := self.newer():
+                raise AekitError(f"{self / self.CONFIG}: {why}") from None
+            raise
+
+    def newer(self) -> str | None:
+        """Why a newer aekit wrote the run (its model.json or metrics.json says so), else None."""
+        for name in (MODEL_JSON, self.METRICS):
+            try:
+                meta = read_json(self / name)
+            except AekitError:
+                continue
+            if isinstance(meta, dict) and (why := newer(meta.get("aekit_version"))):
+                return why
+        return None
 
     def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The run's model (or the saved model's); a run that has not finished says what it has instead."""
@@ -128,22 +145,33 @@ class RunFolder:
         return load_model_folder(self.path, device=device)
 
     def metrics(self) -> dict | None:
-        return read_json(self / self.METRICS)
+        return self._table(self.METRICS, f"delete it, and aekit train --resume {self.path} writes it again")
 
     def evaluation(self) -> dict | None:
-        return read_json(self / self.EVALUATION)
+        return self._table(self.EVALUATION, f"delete it, or aekit evaluate {self.path} again")
+
+    def _table(self, name: str, fix: str) -> dict | None:
+        """The run's JSON file ``name``: the table aekit writes there (None when there is none)."""
+        found = read_json(self / name)
+        if found is not None and not isinstance(found, dict):
+            raise AekitError(f"{self / name}: damaged (a JSON {type(found).__name__}, not the table aekit writes); {fix}")
+        return found
 
     def history(self) -> list[dict[str, float | None]]:
         """history.csv as one dict per epoch: numbers, and None for empty cells ([] when missing)."""
+        path, fix = self / self.HISTORY, "delete it, and the report leaves the loss curves out"
         try:
-            with open(self / self.HISTORY, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
         except FileNotFoundError:
             return []
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            why = f"not UTF-8 text (byte {e.start})" if isinstance(e, UnicodeDecodeError) else e
+            raise AekitError(f"{path}: damaged ({why}); {fix}") from None
         try:
             return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in rows]
-        except ValueError as e:
-            raise AekitError(f"{self / self.HISTORY}: not a history file of numbers ({e})") from None
+        except (ValueError, TypeError) as e:
+            raise AekitError(f"{path}: not a history file of numbers ({e}); {fix}") from None
 
     def pictures(self) -> list[Path]:
         return sorted(self.path.glob("*.png"))
