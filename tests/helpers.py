@@ -69,6 +69,14 @@ def make_folder(
     return root
 
 
+def huge_header(path: Path, shape=(10**7, 1000, 1000)) -> Path:
+    """A .npy file whose header declares ``shape`` (36 TiB of float32), with a few bytes after it: a damaged header."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        f.write(bytes(1000))
+    return path
+
+
 def truncate(path: Path) -> Path:
     """Cut an image file short, so that its header reads but its pixels do not."""
     data = path.read_bytes()

@@ -9,6 +9,7 @@ import torch
 import aekit
 from aekit import latent
 from aekit.models import create_model
+from helpers import huge_header
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +266,10 @@ def test_the_submodules_the_docs_name_are_reached_from_the_package():
     assert out.split() == ["encode", "score", "aekit.sklearn"]
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         aekit.nope
+
+
+def test_codes_whose_header_declares_more_than_the_file_holds_are_refused_before_any_allocation(tmp_path):
+    """A damaged header (a huge shape) was a MemoryError for 36 TiB."""
+    with pytest.raises(aekit.AekitError, match=r"codes.npy: not a .npy array of codes \(damaged or truncated: its "
+                       r"header declares a float32 array of shape \(10000000, 1000, 1000\)"):
+        latent.read_codes(huge_header(tmp_path / "codes.npy"))

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import aekit
-from aekit.noise import GRAMMAR, KINDS, NoiseConfig, make_corruption, parse_noise
+from aekit.noise import GRAMMAR, KINDS, NoiseConfig, load_sigma_map, make_corruption, parse_noise
+from helpers import huge_header
 
 
 def _apply(spec, x, seed=0):
@@ -122,3 +123,10 @@ def test_blind_gaussian_draws_one_sigma_per_image_within_the_range():
     assert float(per_image.std()) > 0.02  # different images, different levels (U(0.05, 0.15): std 0.029)
     assert torch.equal(_apply("gaussian-image:0.05-0.15", x, seed=3), _apply("gaussian-image:0.05-0.15", x, seed=3))
     assert parse_noise("gaussian-image:0-0.4").spec() == "gaussian-image:0-0.4"
+
+
+def test_a_noise_map_whose_header_declares_more_than_the_file_holds_is_refused_before_any_allocation(tmp_path):
+    """A damaged header (a huge shape) was a MemoryError for 36 TiB."""
+    with pytest.raises(aekit.ConfigError, match=r"noise map .*sigma.npy: not a readable .npy array \(damaged or "
+                       r"truncated: its header declares a float32 array of shape \(10000000, 1000, 1000\)"):
+        load_sigma_map(str(huge_header(tmp_path / "sigma.npy")))

@@ -200,8 +200,8 @@ def resumable_keys() -> set[str]:
     return {o.key for o in config_options() if o.resume}
 
 
-def load_config(path: str | Path) -> Config:
-    """Read a TOML config file; errors name the file and the key."""
+def load_config(path: str | Path, *, run: bool = False) -> Config:
+    """Read a TOML config file; errors name the file and the key (``run``: a run's config.toml, every table in it)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -213,6 +213,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); a config file is TOML text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    if run and (lost := [k for k, v in Config().to_dict().items() if isinstance(v, dict) and k not in raw]):
+        raise ConfigError(f"{path}: no [{lost[0]}] table, which every run's config.toml holds (damaged? restore it)")
     return Config.from_dict(raw, where=str(path))
 
 
@@ -294,10 +296,8 @@ def working_size(cfg: Config) -> tuple[int, int]:
     """The size images are fitted to: data.size, which must equal the model's input size."""
     size = tuple(cfg.data.size or cfg.model.input_size)
     if size != tuple(cfg.model.input_size):
-        raise ConfigError(
-            f"data.size {size[0]}x{size[1]} differs from model.input_size "
-            f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]}: give both the same size (--size sets both)"
-        )
+        raise ConfigError(f"data.size {size[0]}x{size[1]} differs from model.input_size {cfg.model.input_size[0]}x"
+                          f"{cfg.model.input_size[1]}: give both the same size (--size sets both)")
     return size
 
 

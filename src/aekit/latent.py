@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
-from .data import find_images, fit_images, load_image, read_each, take, write_image
+from .data import find_images, fit_images, load_image, load_npy, read_each, take, write_image
 from .errors import AekitError
 from .files import atomic_paths, new_files, save_npy, save_npy_to, write_bytes
 from .inference import preprocessing
@@ -90,7 +90,7 @@ def _listed(listing: Path) -> list[str]:
 def read_codes(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
-        codes = np.load(path, allow_pickle=False)
+        codes = load_npy(path)
     except FileNotFoundError:
         raise AekitError(f"{path}: no such codes file") from None
     except (OSError, ValueError) as e:

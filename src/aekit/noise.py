@@ -28,6 +28,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
+from .data.arrays import load_npy
 from .errors import ConfigError, did_you_mean
 from .typed import option
 
@@ -72,7 +73,7 @@ def salt_and_pepper(x: torch.Tensor, fraction: float, g: torch.Generator) -> tor
 
 def load_sigma_map(path: str) -> np.ndarray:
     try:
-        sigma = np.load(path, allow_pickle=False)
+        sigma = load_npy(path)
     except FileNotFoundError:
         raise ConfigError(f"noise map {path}: file not found") from None
     except (OSError, ValueError) as e:

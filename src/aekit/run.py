@@ -25,7 +25,7 @@ from .report.run_pictures import write_run_pictures
 from .report.tensorboard import TensorBoardLog
 from .run_folder import RunFolder
 from .training import Distributed, EpochContext, EpochStats, evaluate, fit, preflight
-from .training.checkpoints import prune, read_checkpoint, write_checkpoint
+from .training.checkpoints import check_weights, prune, read_checkpoint, write_checkpoint
 from .training.devices import machine, resolve_amp
 from .training.agreement import check_same_config, check_same_inputs, lost_peer, on_every_process
 from .typed import flatten
@@ -78,7 +78,7 @@ def train(
         check_same_config({**flatten(cfg.to_dict()), "resume": resume})
     if out is None and not resume:
         out = default_out(cfg)  # a bad name is refused before any work
-    state, data = on_every_process(lambda: _inputs(cfg, out, resume))  # a failure on one process stops every one
+    checkpoint, state, data = on_every_process(lambda: _inputs(cfg, out, resume))  # a failure on one stops every one
     check_same_inputs(data.data, state)  # several processes: the same images and checkpoint on each (machine)
     cfg = replace(cfg, **{"model.in_channels": data.data.channels,  # data.channels decides
                           "data.source": absolute_source(cfg.data.source)})  # config.toml works from anywhere
@@ -96,6 +96,8 @@ def train(
         (log or print)(f"Precision: {'float32' if amp == 'off' else amp} ({why})")
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
+    if state is not None:  # the checkpoint's weights are this model's (a damaged or foreign file: named)
+        check_weights(model, checkpoint, state)
     pipeline = Pipeline.for_run(cfg)  # before the folder: a bad noise map is refused with nothing written
     if pipeline.corrupt is not None:  # one blank image where the noise is added: a map of another shape fails here
         where = data.data.images[0].shape[-2:] if pipeline.takes_native else data.size
@@ -164,9 +166,10 @@ def train(
     return RunResult(out=folder.path, model=model, history=history, metrics=metrics)
 
 
-def _inputs(cfg: Config, out, resume: bool) -> tuple[dict | None, RunData]:
-    """The checkpoint a resume continues from (else None) and the prepared data, checked against the run's."""
-    state = None
+def _inputs(cfg: Config, out, resume: bool) -> tuple[Path | None, dict | None, RunData]:
+    """The checkpoint a resume continues from, its folder and state (else None), and the prepared data, checked
+    against the run's."""
+    checkpoint = state = None
     if resume:
         if out is None:
             raise AekitError("resume needs the run folder to continue", keys="resume")
@@ -185,7 +188,7 @@ def _inputs(cfg: Config, out, resume: bool) -> tuple[dict | None, RunData]:
         raise (RunFolder(out).data_gone(e, cfg.data.source) if resume else e) from None
     if resume:
         RunFolder(out).check_data(data.data, "resume")
-    return state, data
+    return checkpoint, state, data
 
 
 class _Recorder:

@@ -21,9 +21,7 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import shutil
 import time
@@ -38,8 +36,9 @@ from .files import read_json, write_json, write_text, writing
 from .models import create_model
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder, read_model_json
 from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
-from .training.history import EpochStats, history_columns, history_row
+from .training.history import EpochStats, history_csv, read_history_csv
 from .typed import flatten, to_plain
+from .version import newer
 
 
 def data_record(data) -> dict:
@@ -125,10 +124,26 @@ class RunFolder:
         return self
 
     def config(self) -> Config:
-        """The run's own configuration (config.toml)."""
+        """The run's own configuration (config.toml): every table, each key one this aekit knows."""
         if not self.has_config():
             raise AekitError(f"{self.path}: no {self.CONFIG} (not an aekit run folder)")
-        return load_config(self / self.CONFIG)
+        try:
+            return load_config(self / self.CONFIG, run=True)
+        except AekitError:
+            if why := self.newer():
+                raise AekitError(f"{self / self.CONFIG}: {why}") from None
+            raise
+
+    def newer(self) -> str | None:
+        """Why a newer aekit wrote the run (its model.json or metrics.json says so), else None."""
+        for name in (MODEL_JSON, self.METRICS):
+            try:
+                meta = read_json(self / name)
+            except AekitError:
+                continue
+            if isinstance(meta, dict) and (why := newer(meta.get("aekit_version"))):
+                return why
+        return None
 
     def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The run's model (or the saved model's); a run that has not finished says what it has instead."""
@@ -141,22 +156,21 @@ class RunFolder:
         return load_model_folder(self.path, device=device)
 
     def metrics(self) -> dict | None:
-        return read_json(self / self.METRICS)
+        return self._table(self.METRICS, f"delete it, and aekit train --resume {self.path} writes it again")
 
     def evaluation(self) -> dict | None:
-        return read_json(self / self.EVALUATION)
+        return self._table(self.EVALUATION, f"delete it, or aekit evaluate {self.path} again")
+
+    def _table(self, name: str, fix: str) -> dict | None:
+        """The run's JSON file ``name``: the table aekit writes there (None when there is none)."""
+        found = read_json(self / name)
+        if found is not None and not isinstance(found, dict):
+            raise AekitError(f"{self / name}: damaged (a JSON {type(found).__name__}, not the table aekit writes); {fix}")
+        return found
 
     def history(self) -> list[dict[str, float | None]]:
         """history.csv as one dict per epoch: numbers, and None for empty cells ([] when missing)."""
-        try:
-            with open(self / self.HISTORY, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        except FileNotFoundError:
-            return []
-        try:
-            return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in rows]
-        except ValueError as e:
-            raise AekitError(f"{self / self.HISTORY}: not a history file of numbers ({e})") from None
+        return read_history_csv(self / self.HISTORY)
 
     def pictures(self) -> list[Path]:
         return sorted(self.path.glob("*.png"))
@@ -224,14 +238,7 @@ class RunFolder:
         write_text(self / self.CONFIG, dump_config(cfg))
 
     def write_history(self, history: list[EpochStats]) -> None:
-        buf = io.StringIO()
-        columns = history_columns(history)
-        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        w.writeheader()
-        for s in history:
-            row = history_row(s)
-            w.writerow({k: ("" if row[k] is None else row[k]) for k in columns})
-        write_text(self / self.HISTORY, buf.getvalue())
+        write_text(self / self.HISTORY, history_csv(history))
 
     def write_skipped(self, lines: list[str]) -> None:
         write_text(self / self.SKIPPED, "".join(f"{line}\n" for line in lines))

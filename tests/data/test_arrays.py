@@ -1,11 +1,14 @@
 """Arrays of images: layouts, dtypes, labels, and one-line errors naming the file."""
 
+import zipfile
+
 import numpy as np
 import pytest
 import torch
 
 import aekit
 from aekit.data import load_array, load_data
+from helpers import huge_header
 
 
 @pytest.mark.parametrize(
@@ -106,3 +109,27 @@ def test_npz_with_several_unnamed_arrays_is_an_error(tmp_path):
     np.save(tmp_path / "l.npy", np.zeros((2, 4, 4)))
     with pytest.raises(aekit.ConfigError, match="only folders stream"):
         load_data(str(tmp_path / "l.npy"), stream="on")
+
+
+def test_an_array_header_declaring_more_than_the_file_holds_is_refused_before_any_allocation(tmp_path):
+    """A damaged header (a huge shape) was a MemoryError for 36 TiB; a truncated file read in part first."""
+    with pytest.raises(aekit.DataError, match=r"huge.npy: not a readable .npy array \(damaged or truncated: its header "
+                       r"declares a float32 array of shape \(10000000, 1000, 1000\), 40000000000128 bytes, but the file "
+                       r"holds 1128: write it again\)$"):
+        load_data(str(huge_header(tmp_path / "huge.npy")))
+    np.save(tmp_path / "cut.npy", np.zeros((20, 32, 32), np.float32))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:5000])
+    with pytest.raises(aekit.DataError, match=r"cut.npy: .*shape \(20, 32, 32\), 82048 bytes, but the file holds 5000"):
+        load_data(str(tmp_path / "cut.npy"))
+    np.savez(tmp_path / "huge.npz", images=np.zeros((2, 4, 4), np.float32))  # the member's header, damaged alike
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        z.writestr("images.npy", huge_header(tmp_path / "member.npy").read_bytes())
+    with pytest.raises(aekit.DataError, match=r"huge.npz: not a readable .npz array \(damaged or truncated"):
+        load_data(str(tmp_path / "huge.npz"))
+
+
+def test_an_npz_archive_named_npy_is_a_one_line_error(tmp_path):
+    np.savez(tmp_path / "a.npz", images=np.zeros((2, 4, 4), np.float32))
+    (tmp_path / "a.npz").rename(tmp_path / "a.npy")
+    with pytest.raises(aekit.DataError, match=r"a.npy: not a readable .npy array \(a .npz archive of arrays, not one"):
+        load_data(str(tmp_path / "a.npy"))

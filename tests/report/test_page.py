@@ -182,6 +182,14 @@ def test_report_of_an_unfinished_run_says_so(tiny_run, tmp_path, cli):
     assert 'alt="loss curves"' in text  # drawn from history.csv
 
 
+def test_report_shows_a_config_toml_that_is_not_text_as_it_can(tiny_run, tmp_path, cli):
+    """Binary bytes in config.toml were a UnicodeDecodeError of aekit report."""
+    run = copy_run(tiny_run, tmp_path)
+    (run / "config.toml").write_bytes(b"[train]\nepochs = \xb9\xff\n")
+    assert cli("report", run).code == 0
+    assert "epochs = \ufffd\ufffd" in (run / REPORT).read_text(encoding="utf-8")
+
+
 def test_report_of_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path, cli):
     assert cli("report", tmp_path).error == f"aekit: error: {tmp_path}: not an aekit run folder (no config.toml or model.json)"
     assert cli("report", tmp_path / "nothing").error == f"aekit: error: {tmp_path / 'nothing'}: no such run folder"

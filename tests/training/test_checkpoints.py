@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -351,3 +352,42 @@ def test_the_progress_bar_is_for_a_terminal_only(tiny_config, tmp_path, cli, mon
     assert r.code == 0 and "epoch" in r.err and "\r" in r.err
     r = cli("train", "--config", tiny_config, "--out", tmp_path / "off", "--epochs", "2", "--no-progress")
     assert r.code == 0 and r.err == ""
+
+
+def test_a_damaged_newest_checkpoint_names_the_file_and_the_others_a_resume_can_start_from(tmp_path, cli):
+    """state.pt without its keys (was KeyError 'optimizer'), weights of another model (was torch's RuntimeError of
+    hundreds of characters), a state.pt that does not unpickle: one line naming the file, the other checkpoints
+    (which best.json names) and how to resume from one; doing so resumes."""
+    run = tmp_path / "run"
+    aekit.train(_npy_config(tmp_path, epochs=3, checkpoint_every=1), out=run, progress=False, log=lambda s: None)
+    ck = run / "checkpoints"
+    newest = ck / "epoch-000003"
+    assert json.loads((ck / "last.json").read_text())["dir"] == newest.name
+    (ck / "best.json").write_text(json.dumps({"dir": "epoch-000002", "epoch": 2}))
+    others = (f"; other checkpoints: epoch-000002 (best.json names it), epoch-000001: to resume from epoch-000002, "
+              f'move {newest} away and write {{"dir": "epoch-000002", "epoch": 2}} into {ck / "last.json"}')
+    intact = {name: (newest / name).read_bytes() for name in ("state.pt", "model.safetensors")}
+
+    state = torch.load(newest / "state.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "optimizer"}, newest / "state.pt")
+    assert cli("train", "--resume", run, "--epochs", "4").error == (
+        f"aekit: error: {newest / 'state.pt'}: not an aekit training state (no 'optimizer'){others}")
+    torch.save({**state, "history": "epochs"}, newest / "state.pt")
+    assert "not an aekit training state ('history' is a str)" in cli("train", "--resume", run, "--epochs", "4").error
+    (newest / "state.pt").write_bytes(intact["state.pt"][:100])
+    error = cli("train", "--resume", run, "--epochs", "4").error
+    assert error.startswith(f"aekit: error: {newest / 'state.pt'}: refused to load (") and error.endswith(others)
+    (newest / "state.pt").write_bytes(intact["state.pt"])
+
+    other = aekit.train(aekit.config.replace(_npy_config(tmp_path, epochs=1), **{"model.code_length": 8}),
+                        out=tmp_path / "other", progress=False, log=lambda s: None)
+    shutil.copy(other.out / "model.safetensors", newest / "model.safetensors")
+    assert cli("train", "--resume", run, "--epochs", "4").error == (
+        f"aekit: error: {newest / 'model.safetensors'}: the weights are not of the model the run's configuration "
+        "describes (code.0.weight has shape (8, 256), the model's (64, 256); 4 differences)" + others)
+
+    shutil.move(newest, tmp_path / "damaged")  # what the message says to do
+    (ck / "last.json").write_text(json.dumps({"dir": "epoch-000002", "epoch": 2}))
+    r = cli("train", "--resume", run, "--epochs", "4", "--no-progress")
+    assert r.code == 0, r.err
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 4

@@ -16,7 +16,7 @@
     workers     load_batches: DataLoader worker processes, or this process where shared memory is short
 """
 
-from .arrays import load_array
+from .arrays import load_array, load_npy
 from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
 from .container import ImageData, select, take
 from .folders import ImageFiles, find_images, image_files, load_folder, read_each
@@ -33,6 +33,6 @@ from .tiles import cut_tiles, tile_data
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "SUBJECT_TEST_FRACTION", "SplitName", "absolute_source", "check_crop",
     "convert_channels", "cut_tiles", "dead_leaves", "epoch_batches", "find_images", "fit_images", "image_files", "in_batches", "inference_batch_size",
-    "load_array", "load_data", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
+    "load_array", "load_data", "load_npy", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
     "parse_size", "read_each", "read_image", "resize", "save_folder", "select", "size_problem", "split_indices", "take", "tile_data", "validation_split", "write_image",
 ]

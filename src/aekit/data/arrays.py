@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -55,16 +58,51 @@ def load_array(path: str | Path | np.ndarray, *, seed: int = 1000, layout: str =
     )
 
 
+def load_npy(path: str | Path) -> np.ndarray:
+    """The array of a .npy file (never a pickle), once its header is checked against the file's size: a damaged
+    header declaring a huge shape is a ValueError, not an attempt to allocate it."""
+    with open(path, "rb") as f:
+        check_header(f, os.fstat(f.fileno()).st_size)
+    a = np.load(path, allow_pickle=False)
+    if not isinstance(a, np.ndarray):  # numpy reads a .npz archive by its content, whatever its name
+        a.close()
+        raise ValueError("a .npz archive of arrays, not one .npy array")
+    return a
+
+
+def check_header(f: BinaryIO, size: int) -> None:
+    """A ValueError when the .npy data ``f`` (read from its start) declares more bytes than its ``size`` (anything
+    but a .npy array of a known version passes: numpy's load says what it is)."""
+    magic = f.read(8)
+    if magic[:6] != np.lib.format.MAGIC_PREFIX or tuple(magic[6:]) not in ((1, 0), (2, 0), (3, 0)):
+        return
+    read = np.lib.format.read_array_header_1_0 if magic[6] == 1 else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    need = f.tell() + math.prod(shape) * dtype.itemsize
+    if need > size and not dtype.hasobject:  # (numpy refuses an array of objects itself)
+        raise ValueError(f"damaged or truncated: its header declares a {dtype} array of shape {shape}, "
+                         f"{need} bytes, but the file holds {size}: write it again")
+
+
+def _member(arrays, key: str) -> np.ndarray:
+    """The array ``key`` of an open .npz file, its header checked first (:func:`check_header`)."""
+    name = f"{key}.npy" if f"{key}.npy" in arrays.zip.namelist() else key
+    info = arrays.zip.getinfo(name)
+    with arrays.zip.open(info) as f:
+        check_header(f, info.file_size)
+    return arrays[key]
+
+
 def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False), None
+            return load_npy(path), None
         with np.load(path, allow_pickle=False) as arrays:
             keys = list(arrays.keys())
             if "images" in keys:
-                return arrays["images"], arrays["labels"] if "labels" in keys else None
+                return _member(arrays, "images"), _member(arrays, "labels") if "labels" in keys else None
             if len(keys) == 1:
-                return arrays[keys[0]], None
+                return _member(arrays, keys[0]), None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         why = "not a NumPy file, or one holding Python objects" if "pickle" in str(e) else str(e)  # numpy's hint is unsafe
         raise DataError(f"{path}: not a readable {path.suffix} array ({why})") from None

@@ -7,24 +7,36 @@ Every write is atomic: a temporary file in the same folder, then ``os.replace``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from ..data import FitMethod, ResizeMethod, size_problem
 from ..errors import AekitError
 from ..files import write_bytes, write_json, writing
-from ..typed import to_plain
-from ..version import __version__
+from ..typed import build, to_plain
+from ..version import __version__, newer
 from .registry import build_model_config, create_model
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 FORMAT = "aekit-model/1"
+
+
+@dataclass
+class Preprocess:
+    """model.json's "preprocess": how images reached the model's working size in training (None: not recorded)."""
+
+    size: tuple[int, int] | None = None  # (height, width) the model works at
+    resize: ResizeMethod | None = None  # the resize method
+    channels: Literal[1, 3] | None = None  # the model's image channels
+    fit: FitMethod | None = None  # how an image was fitted to the working size
+    crop: int | None = None  # training windows of this side (0: whole images)
 
 
 def save(model: torch.nn.Module, folder: str | Path, *, preprocess: dict[str, Any] | None = None) -> Path:
@@ -64,16 +76,48 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
         raise AekitError(f"{path}: cannot read model description ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         what = f"format {meta.get('format')!r}" if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
-        raise AekitError(f"{path}: not an aekit model description ({what})")
+        raise AekitError(f"{path}: {_newer(meta) or f'not an aekit model description ({what})'}")
     return meta
+
+
+def _newer(meta: Any) -> str | None:
+    """Why a model.json this aekit cannot read was written by a newer aekit, or None."""
+    return newer(meta.get("aekit_version")) if isinstance(meta, dict) else None
+
+
+def read_preprocess(meta: dict[str, Any]) -> dict[str, Any]:
+    """model.json's "preprocess", checked: a table of known keys, each value of its type."""
+    raw = meta.get("preprocess", {})
+    pre = build(Preprocess, raw, "preprocess")
+    if pre.size is not None and (problem := size_problem(pre.size)):
+        raise AekitError(f"preprocess.size {problem}")
+    return raw
+
+
+def weights_problem(model: torch.nn.Module, state: dict[str, Any]) -> str | None:
+    """The first difference between ``model``'s weights and ``state`` (a shape, a missing or an unexpected
+    key), in a few words with the number of differences, or None when ``state`` loads into ``model``."""
+    own = model.state_dict()
+    shapes = [f"{k} has shape {tuple(getattr(state[k], 'shape', ()))}, the model's {tuple(own[k].shape)}"
+              for k in own if k in state and getattr(state[k], "shape", None) != own[k].shape]
+    missing = [f"no {k}" for k in own if k not in state]
+    unexpected = [f"an unexpected {k}" for k in state if k not in own]
+    problems = shapes + missing + unexpected
+    if not problems:
+        return None
+    return problems[0] + (f"; {len(problems)} differences" if len(problems) > 1 else "")
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a model saved by :func:`save` (or a run folder); returns it in eval mode."""
     folder = Path(folder)
     meta = read_model_json(folder)
-    config = build_model_config(meta.get("config", {}), where=f"{folder / MODEL_JSON}: config")
-    model = create_model(config)
+    try:
+        model = create_model(build_model_config(meta.get("config"), where="config"))
+        preprocess = read_preprocess(meta)
+    except AekitError as e:  # a key or a value a newer aekit writes, or a damaged file
+        why = _newer(meta) or f"{e} (a damaged or hand-edited file: restore it)"
+        raise AekitError(f"{folder / MODEL_JSON}: {why}") from None
     weights = folder / MODEL_WEIGHTS
     try:
         state = load_file(str(weights), device="cpu")
@@ -81,10 +125,9 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
         raise AekitError(f"{weights}: missing weights file") from None
     except (SafetensorError, OSError) as e:
         raise AekitError(f"{weights}: not a readable safetensors file ({e})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "mismatch"
-        raise AekitError(f"{weights}: weights do not match {MODEL_JSON} ({first})") from None
-    model.preprocess = meta.get("preprocess", {})
+    if problem := weights_problem(model, state):
+        raise AekitError(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): the two files are of "
+                         "different models; restore them from one save")
+    model.load_state_dict(state, strict=True)
+    model.preprocess = preprocess
     return model.to(device).eval()

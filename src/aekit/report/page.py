@@ -199,7 +199,7 @@ def config_html(run: RunFolder) -> str:
     config = folder / run.CONFIG
     if config.is_file():
         parts.append(f"<p>{run.CONFIG} (<code>aekit train --config</code> it to re-run):</p>"
-                     f"<pre>{_esc(config.read_text(encoding='utf-8'))}</pre>")
+                     f"<pre>{_esc(config.read_text(encoding='utf-8', errors='replace'))}</pre>")
     return "\n".join(parts) or _missing(run.CONFIG)
 
 

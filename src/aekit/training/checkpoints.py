@@ -31,10 +31,16 @@ from safetensors.torch import load_file
 
 from ..errors import AekitError
 from ..files import WriteError, usual_mode, write_bytes, write_json, writing
-from ..models.io import MODEL_WEIGHTS, save
+from ..models.io import MODEL_WEIGHTS, save, weights_problem
 
 FOLDER = "checkpoints"
 STATE = "state.pt"
+# What a resume reads from state.pt (the training loop's snapshot), by type: the keys every one holds, then those
+# that may be None or absent
+STATE_KEYS = {"epoch": int, "optimizer": dict, "scheduler": dict, "shuffle_rng": torch.Tensor,
+              "torch_rng": torch.Tensor, "noise_rng": (list, tuple), "history": list}
+OPTIONAL_STATE_KEYS = {"training_weights": dict, "average": dict, "selection": dict, "scaler": dict,
+                       "cuda_rng": (list, tuple)}
 
 
 def pointer(run: Path, which: str = "last") -> Path:
@@ -108,15 +114,16 @@ def prune(run: Path, keep_every: int = 0) -> None:
 
 
 def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
-    """The folder and the full training state (model weights included) of checkpoint ``which``."""
+    """The folder and the full training state (model weights included) of checkpoint ``which``; a damaged one
+    names the others a resume could start from."""
     path = pointer(run, which)
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         folder = run / FOLDER / str(info["dir"])
     except FileNotFoundError:
-        raise AekitError(f"{run}: no checkpoint to resume from ({path} is missing)") from None
+        raise AekitError(f"{run}: no checkpoint to resume from ({path} is missing){others(run)}") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise AekitError(f"{path}: unreadable checkpoint pointer ({e})") from None
+        raise AekitError(f"{path}: unreadable checkpoint pointer ({e}){others(run)}") from None
     if folder.parent != run / FOLDER:
         raise AekitError(f"{path}: points outside {run / FOLDER}")
     try:
@@ -124,17 +131,60 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
             warnings.simplefilter("ignore")
             state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise AekitError(f"{folder}: missing {STATE}") from None
+        raise AekitError(f"{folder}: missing {STATE}{others(run, folder)}") from None
     except Exception as e:  # UnpicklingError for anything but tensors and plain values
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AekitError(f"{folder / STATE}: refused to load ({first[:200]})") from None
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise AekitError(f"{folder / STATE}: not an aekit training state")
+        raise AekitError(f"{folder / STATE}: refused to load ({first[:200]}){others(run, folder)}") from None
+    if problem := state_problem(state):
+        raise AekitError(f"{folder / STATE}: not an aekit training state ({problem}){others(run, folder)}")
     try:
         state["model"] = load_file(str(folder / MODEL_WEIGHTS), device="cpu")
     except (FileNotFoundError, SafetensorError, OSError) as e:
-        raise AekitError(f"{folder / MODEL_WEIGHTS}: cannot read checkpoint weights ({e})") from None
+        raise AekitError(f"{folder / MODEL_WEIGHTS}: cannot read checkpoint weights ({e})"
+                         f"{others(run, folder)}") from None
     return folder, state
+
+
+def state_problem(state: Any) -> str | None:
+    """What a resume would miss in ``state`` (a key, or one of another type: :data:`STATE_KEYS`), or None."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}"
+    for key, kind in STATE_KEYS.items():
+        if key not in state:
+            return f"no {key!r}"
+        if not isinstance(state[key], kind):
+            return f"{key!r} is a {type(state[key]).__name__}"
+    for key, kind in OPTIONAL_STATE_KEYS.items():
+        if state.get(key) is not None and not isinstance(state[key], kind):
+            return f"{key!r} is a {type(state[key]).__name__}"
+    return None
+
+
+def check_weights(model: torch.nn.Module, folder: Path, state: dict[str, Any]) -> None:
+    """The weights of checkpoint ``folder`` (``state``, read by :func:`read_checkpoint`) fit ``model``, the model
+    the run's configuration describes: else an error naming the file and the first difference."""
+    for name, weights in ((MODEL_WEIGHTS, state["model"]), (STATE, state.get("training_weights"))):
+        if weights is not None and (problem := weights_problem(model, weights)):
+            raise AekitError(f"{folder / name}: the weights are not of the model the run's configuration describes "
+                             f"({problem}){others(folder.parent.parent, folder)}")
+
+
+def others(run: Path, damaged: Path | None = None) -> str:
+    """"; other checkpoints: ..." naming those a resume could start from instead of ``damaged`` (newest first,
+    and which best.json names) and how, or "" when there are none."""
+    found = sorted((d for d in (run / FOLDER).glob("epoch-*")
+                    if d.name[6:].isdigit() and d != damaged and (d / STATE).is_file()), reverse=True)
+    if not found:
+        return ""
+    try:
+        best = json.loads(pointer(run, "best").read_text(encoding="utf-8"))["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        best = None
+    names = ", ".join(d.name + (" (best.json names it)" if d.name == best else "") for d in found)
+    move = f"move {damaged} away and " if damaged is not None else ""
+    newest = {"dir": found[0].name, "epoch": int(found[0].name.split("-")[1])}
+    return (f"; other checkpoints: {names}: to resume from {found[0].name}, {move}write {json.dumps(newest)} "
+            f"into {pointer(run)}")
 
 
 class _WeightsOnly(torch.nn.Module):

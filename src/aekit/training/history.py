@@ -1,9 +1,14 @@
-"""The record of a training run: one EpochStats per epoch, the epoch line, and history.csv's columns."""
+"""The record of a training run: one EpochStats per epoch, the epoch line, and history.csv (written and read)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ..errors import AekitError
 
 
 @dataclass
@@ -77,3 +82,32 @@ class EpochContext:
     def agree(self, flag: bool) -> bool:
         """True on every process when ``flag`` is true on any (decisions that depend on a clock)."""
         return self.trainer.dist.agree(flag, self.trainer.device)
+
+
+def history_csv(history: list[EpochStats]) -> str:
+    """history.csv's text: a header, then one row per epoch (empty cells for figures an epoch lacks)."""
+    buf = io.StringIO()
+    columns = history_columns(history)
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for s in history:
+        row = history_row(s)
+        w.writerow({k: ("" if row[k] is None else row[k]) for k in columns})
+    return buf.getvalue()
+
+
+def read_history_csv(path: Path) -> list[dict[str, float | None]]:
+    """history.csv as one dict per epoch: numbers, and None for empty cells ([] when there is none)."""
+    fix = "delete it, and the report leaves the loss curves out"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        why = f"not UTF-8 text (byte {e.start})" if isinstance(e, UnicodeDecodeError) else e
+        raise AekitError(f"{path}: damaged ({why}); {fix}") from None
+    try:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in rows]
+    except (ValueError, TypeError) as e:
+        raise AekitError(f"{path}: not a history file of numbers ({e}); {fix}") from None

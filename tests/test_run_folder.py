@@ -1,0 +1,90 @@
+"""The run folder's own files read back (run_folder.py): a damaged one is one line naming it and the fix."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import aekit
+from aekit.config import replace
+from aekit.run_folder import RunFolder
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished 1-epoch run of a small conv model on 20 synthetic 16x16 images in a .npy file."""
+    folder = tmp_path_factory.mktemp("small")
+    np.save(folder / "images.npy", np.random.default_rng(0).random((20, 16, 16), dtype=np.float32))
+    cfg = replace(aekit.Config(), **{
+        "data.source": str(folder / "images.npy"), "model.input_size": [16, 16], "model.code_length": 16,
+        "model.encoder_channels": [4], "model.encoder_strides": [2], "model.decoder_channels": [4],
+        "model.decoder_strides": [2], "train.epochs": 1, "train.batch_size": 4, "train.threads": 1,
+        "train.device": "cpu", "train.compare": False})
+    return aekit.train(cfg, out=folder / "run", progress=False, log=lambda s: None).out
+
+
+@pytest.fixture
+def run(small_run, tmp_path):
+    """A private copy of the small run."""
+    return shutil.copytree(small_run, tmp_path / "run")
+
+
+def test_a_metrics_or_evaluation_json_holding_no_table_names_the_file_and_the_fix(run, cli):
+    """A list in metrics.json was an AttributeError of aekit report; deleting it and resuming writes it again."""
+    (run / "metrics.json").write_text("[1, 2]")
+    assert cli("report", run).error == (f"aekit: error: {run / 'metrics.json'}: damaged (a JSON list, not the table "
+                                        f"aekit writes); delete it, and aekit train --resume {run} writes it again")
+    (run / "metrics.json").unlink()
+    assert cli("train", "--resume", run, "--no-progress").code == 0
+    assert json.loads((run / "metrics.json").read_text())["status"] == "complete"
+    (run / "evaluation.json").write_text('"done"')
+    assert cli("report", run).error == (f"aekit: error: {run / 'evaluation.json'}: damaged (a JSON str, not the table "
+                                        f"aekit writes); delete it, or aekit evaluate {run} again")
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"epoch,loss_per_sample\n1,\xb9\xff\n", "damaged (not UTF-8 text (byte 24))"),
+    (b"epoch,loss_per_sample\n1,2,3\n", "not a history file of numbers (float() argument"),
+    (b"epoch,loss_per_sample\n1,many\n", "not a history file of numbers (could not convert"),
+])
+def test_a_damaged_history_csv_names_the_file_and_the_fix(run, cli, content, why):
+    """Binary bytes were a UnicodeDecodeError of aekit report; without the file the report leaves the curves out."""
+    (run / "history.csv").write_bytes(content)
+    error = cli("report", run).error
+    assert error.startswith(f"aekit: error: {run / 'history.csv'}: {why}")
+    assert error.endswith("; delete it, and the report leaves the loss curves out")
+    (run / "history.csv").unlink()
+    assert cli("report", run).code == 0
+
+
+def test_a_run_config_without_its_tables_is_refused_naming_the_file(run, cli, tmp_path):
+    """An empty config.toml was taken as every default: evaluate blamed the data (Olivetti's 400 images), score
+    scored against Olivetti's held-out images."""
+    config = run / "config.toml"
+    whole = config.read_text()
+    config.write_text("")
+    refused = f"aekit: error: {config}: no [data] table, which every run's config.toml holds (damaged? restore it)"
+    assert cli("evaluate", run, "--limit", "2").error == refused
+    aekit.write_image(tmp_path / "other.png", np.zeros((16, 16, 1), np.float32))
+    assert cli("score", run, tmp_path / "other.png", "--out", tmp_path / "s.csv").error == refused
+    assert cli("train", "--resume", run, "--epochs", "2").error == refused
+    config.write_text(whole.split("[noise]")[0])
+    assert "config.toml: no [noise] table" in cli("evaluate", run, "--limit", "2").error
+    empty = tmp_path / "mine.toml"  # a user's own config file may leave any table out
+    empty.write_text("")
+    assert aekit.load_config(empty) == aekit.Config()
+
+
+def test_a_run_config_of_a_newer_aekit_says_so(run):
+    """A key this version does not know, in a run a newer aekit wrote: upgrade, not 'unknown key'."""
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("[train]\n", "[train]\nwarp_drive = true\n"))
+    with pytest.raises(aekit.ConfigError, match="unknown key 'warp_drive'"):
+        RunFolder(run).config()
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "aekit_version": "99.0.0"}))
+    with pytest.raises(aekit.AekitError) as e:
+        RunFolder(run).config()
+    assert str(e.value) == (f"{config}: written by aekit 99.0.0, newer than this aekit {aekit.__version__}: "
+                            "upgrade aekit (pip install -U aekit)")
