@@ -20,6 +20,7 @@ LAYERS = [
     {"report"},
     {"inference", "baselines"},
     {"evaluation"},
+    {"run_record"},
     {"run", "latent", "export"},
     {"sklearn", "anomaly"},
     {"cli"},
