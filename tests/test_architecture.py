@@ -20,7 +20,7 @@ LAYERS = [
     {"report"},
     {"inference", "baselines"},
     {"evaluation"},
-    {"run_record"},
+    {"run_record", "resume"},
     {"run", "latent", "export"},
     {"sklearn", "anomaly"},
     {"cli"},

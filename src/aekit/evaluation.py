@@ -65,6 +65,8 @@ def evaluate_run(
     model's output averages its passes on each image and its mirror; by default (None) it does where the
     images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    with folder.lock(shared=True):  # refused at once while another command trains the run
+        pass
     trained = folder.config()
     check_seed(seed)
     noise = parse_noise(noise) if isinstance(noise, str) else noise  # a SPEC: "gaussian:0.2"
@@ -74,6 +76,7 @@ def evaluate_run(
         if data is None and given is not None:
             raise AekitError(f"{key}: applies to the images of data.source (a folder or array to score); the run's own "
                              "held-out images are scored as it was trained", keys=(key, "data.source"))
+    stamp = folder.weights_stamp()
     model = folder.model(device)
     noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
     ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
@@ -132,8 +135,12 @@ def evaluate_run(
     if write:
         rows = [clean, *([noisy] if pipeline.corrupt is not None else []), recon, *([outputs[best]] if best else [])]
         out = folder / RunFolder.EVALUATION if out is None else Path(out)
-        save_png(image_grid([r[:GRID_IMAGES] for r in rows]), out.with_suffix(".png"))
-        write_json(out, report)
+        with folder.lock(shared=True):  # not while a training replaces the run's model, nor after it did
+            if folder.weights_stamp() != stamp:
+                raise AekitError(f"{folder.path}: its model changed while it was evaluated (a training replaced it); "
+                                 "nothing was written: aekit evaluate it again")
+            save_png(image_grid([r[:GRID_IMAGES] for r in rows]), out.with_suffix(".png"))
+            write_json(out, report)
     return report
 
 

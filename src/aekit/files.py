@@ -19,6 +19,11 @@ import numpy as np
 
 from .errors import AekitError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so commands on one run are not kept apart there
+    fcntl = None
+
 
 class WriteError(AekitError):
     """A file could not be written: the message names it, the reason and what to do."""
@@ -174,3 +179,42 @@ def read_json(path: str | Path) -> Any:
         return None
     except (OSError, json.JSONDecodeError) as e:
         raise AekitError(f"{path}: cannot read JSON ({e})") from None
+
+
+class Busy(AekitError):
+    """Another aekit command holds what this one would read or write."""
+
+
+_held: dict[str, int] = {}  # lock files this process holds (a run's lock, then its own end-of-run evaluation)
+
+
+@contextlib.contextmanager
+def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
+    """Hold an advisory lock on the file ``path`` for the block: ``shared`` with other readers, else alone;
+    a conflicting holder in another process (or another aekit command) is :class:`Busy` with the message
+    ``busy``. Nothing is locked where the folder cannot be written (nothing could change there through
+    aekit) or the system has no locks; a lock this process holds already is held on."""
+    key = os.path.abspath(path)
+    if fcntl is None or key in _held:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(busy) from None
+        _held[key] = fd
+        try:
+            yield
+        finally:
+            del _held[key]
+            with contextlib.suppress(OSError):  # the last holder removes the file
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+    finally:
+        os.close(fd)

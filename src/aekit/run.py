@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
 from .report.run_pictures import write_run_pictures
 from .report.tensorboard import TensorBoardLog
+from .resume import check_checkpoint, check_resume, clear_for_resume
 from .run_folder import RunFolder
 from .run_record import Recorder, final_metrics
 from .training import Distributed, EpochStats, fit, preflight
@@ -64,8 +66,14 @@ def train(
     With ``resume`` the run in ``out`` continues exactly from its last checkpoint; ``cfg`` must be the
     run's own config.toml, except for the settings declared resumable (epochs, the time limit, the
     device, threads, compile: :func:`aekit.config.resumable_keys`). ``progress``: a progress bar (None:
-    when stderr is a terminal).
+    when stderr is a terminal). While it trains, the run folder is locked: another training of it, or an
+    evaluation, is refused (:meth:`RunFolder.lock`).
     """
+    with contextlib.ExitStack() as hold:  # the run folder's lock, taken by the first process before it reads there
+        return _train(cfg, out, overwrite=overwrite, resume=resume, progress=progress, log=log, hold=hold)
+
+
+def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: contextlib.ExitStack) -> RunResult:
     t_start = time.perf_counter()
     cfg = load_config(cfg) if isinstance(cfg, (str, Path)) else Config.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if not isinstance(cfg, Config):
@@ -76,7 +84,7 @@ def train(
         check_same_config({**flatten(cfg.to_dict()), "resume": resume})
     if out is None and not resume:
         out = default_out(cfg)  # a bad name is refused before any work
-    checkpoint, state, data = on_every_process(lambda: _inputs(cfg, out, resume))  # a failure on one stops every one
+    checkpoint, state, data = on_every_process(lambda: _inputs(cfg, out, resume, hold))  # a failure on one stops every one
     check_same_inputs(data.data, state)  # several processes: the same images and checkpoint on each (machine)
     cfg = replace(cfg, **{"model.in_channels": data.data.channels,  # data.channels decides
                           "data.source": absolute_source(cfg.data.source)})  # config.toml works from anywhere
@@ -164,18 +172,18 @@ def train(
     return RunResult(out=folder.path, model=model, history=history, metrics=metrics)
 
 
-def _inputs(cfg: Config, out, resume: bool) -> tuple[Path | None, dict | None, RunData]:
+def _inputs(cfg: Config, out, resume: bool, hold: contextlib.ExitStack) -> tuple[Path | None, dict | None, RunData]:
     """The checkpoint a resume continues from, its folder and state (else None), and the prepared data, checked
-    against the run's."""
+    against the run's; the first process locks the run folder first (held by ``hold``)."""
     checkpoint = state = None
+    if resume and out is None:
+        raise AekitError("resume needs the run folder to continue", keys="resume")
+    if Distributed.current().rank == 0:
+        hold.enter_context(RunFolder(out).lock())
     if resume:
-        if out is None:
-            raise AekitError("resume needs the run folder to continue", keys="resume")
-        RunFolder(out).check_resume(cfg)
+        check_resume(RunFolder(out), cfg)
         checkpoint, state = read_checkpoint(Path(out))
-        RunFolder(out).check_checkpoint(cfg, checkpoint)
-        if Distributed.current().rank == 0:
-            RunFolder(out).clean_stale()
+        check_checkpoint(RunFolder(out), cfg, checkpoint)
         if state["epoch"] >= cfg.train.epochs and (Path(out) / RunFolder.METRICS).exists():
             raise AekitError(f"resume {out}: the run is complete after {state['epoch']} epochs, and train.epochs "
                              f"{cfg.train.epochs} leaves nothing to do; give more to extend it",
@@ -186,4 +194,6 @@ def _inputs(cfg: Config, out, resume: bool) -> tuple[Path | None, dict | None, R
         raise (RunFolder(out).data_gone(e, cfg.data.source) if resume else e) from None
     if resume:
         RunFolder(out).check_data(data.data, "resume")
+        if Distributed.current().rank == 0:
+            clear_for_resume(RunFolder(out))
     return checkpoint, state, data

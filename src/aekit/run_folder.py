@@ -1,4 +1,4 @@
-"""The run folder as one type: its files, the is-a-run check, creating one, and the resume rules.
+"""The run folder as one type: its files, the is-a-run check, creating and replacing one, and its lock.
 
     config.toml          the fully resolved configuration (``aekit train --config`` it to re-run)
     data.json            the data trained on: its source, number of images and a digest of their names
@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import shutil
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .config import AUTO_KEYS, Config, dump_config, load_config, resumable_keys
+from .config import Config, dump_config, load_config
 from .errors import AekitError
-from .files import read_json, write_json, write_text, writing
-from .models import create_model
-from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder, read_model_json
-from .training.checkpoints import FOLDER as CHECKPOINTS, pointer
+from .files import lock_file, read_json, write_json, write_text, writing
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
+from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, pointer
 from .training.history import EpochStats, history_csv, read_history_csv
-from .typed import flatten, to_plain
 from .version import newer
 
 
@@ -46,9 +41,6 @@ def data_record(data) -> dict:
     names = sorted(str(n) for n in (data.names or []))
     return {"source": str(data.source), "images": len(data),
             "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
-
-
-STALE_SECONDS = 600  # a temporary file this old was left by a write that a kill stopped
 
 
 class RunFolder:
@@ -106,6 +98,20 @@ class RunFolder:
         """Where the run that overwrite replaces waits, beside the folder, until the new run is complete."""
         return self.path.parent / f".{self.path.name}.replaced"
 
+    def lock(self, *, shared: bool = False):
+        """The run's lock (a hidden file beside the folder, there while held): a training holds it alone, an
+        evaluation shares it; another command's conflicting hold is one line."""
+        return lock_file(self.path.parent / f".{self.path.name}.lock", shared=shared,
+                         busy=f"{self.path}: another aekit command is training or evaluating this run now; "
+                              "run this one again when it has finished")
+
+    def weights_stamp(self) -> tuple[int, int, int] | None:
+        """Which model.safetensors is there (inode, time, size): another after a training replaced it."""
+        with contextlib.suppress(OSError):
+            st = (self / MODEL_WEIGHTS).stat()
+            return st.st_ino, st.st_mtime_ns, st.st_size
+        return None
+
     def check_not_own(self, path: Path, key: str = "out") -> None:
         """Refuse ``path`` (an output) when it is one of the files that make this folder a run (its model, config,
         metrics ...): even with overwrite, writing there would leave a run that no longer loads."""
@@ -146,14 +152,36 @@ class RunFolder:
         return None
 
     def model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
-        """The run's model (or the saved model's); a run that has not finished says what it has instead."""
+        """The run's model (or the saved model's, or with RUN/checkpoints/last or best the checkpoint that
+        pointer names); a run that has not finished says what it has instead."""
+        if self.path.parent.name == CHECKPOINTS and self.path.name in POINTERS and not self.path.exists():
+            return self._pointed(device)
         unfinished = self.path.is_dir() and not (self / MODEL_JSON).is_file()
-        last = read_json(pointer(self.path)) if unfinished else None
-        if isinstance(last, dict) and "dir" in last:
+        if unfinished and pointer(self.path).is_file():
+            best = " (the epoch model selection keeps so far)" if pointer(self.path, "best").is_file() else ""
+            meanwhile = (f"{self.checkpoints / 'best'}{best} and {self.checkpoints / 'last'} (the newest checkpoint)"
+                         if best else f"{self.checkpoints / 'last'} (its newest checkpoint)")
             raise AekitError(f"{self.path}: the run has not finished (no {MODEL_JSON}); aekit train --resume "
-                             f"{self.path} finishes it, and its newest checkpoint, {self.checkpoints / str(last['dir'])}, "
-                             "is a model folder that denoise, encode, export and aekit.load take meanwhile")
+                             f"{self.path} finishes it; meanwhile {meanwhile} name models that denoise, encode, "
+                             "export and aekit.load take")
+        if unfinished and self.replaced.is_dir():
+            raise AekitError(f"{self.path}: a training that was to replace the run here was killed before its first "
+                             f"checkpoint; the run it replaces is in {self.replaced}: move it back in place of {self.path}")
         return load_model_folder(self.path, device=device)
+
+    def _pointed(self, device) -> torch.nn.Module:
+        """The model of the checkpoint that RUN/checkpoints/last.json (or best.json) names, read again when a
+        training replaced it while it was read (it removes the checkpoints no pointer names)."""
+        run, which = self.path.parent.parent, self.path.name
+        while True:
+            named = read_json(pointer(run, which))
+            if not isinstance(named, dict) or "dir" not in named:
+                raise AekitError(f"{self.path}: no such checkpoint ({pointer(run, which)} is missing or damaged)")
+            try:
+                return load_model_folder(self.path.parent / str(named["dir"]), device=device)
+            except AekitError:
+                if read_json(pointer(run, which)) == named:  # not replaced meanwhile: the checkpoint is at fault
+                    raise
 
     def metrics(self) -> dict | None:
         return self._table(self.METRICS, f"delete it, and aekit train --resume {self.path} writes it again")
@@ -222,14 +250,6 @@ class RunFolder:
         self.replaced.rename(self.path)
         return True
 
-    def clean_stale(self, older_than: float = STALE_SECONDS) -> None:
-        """Remove the temporary files of writes that a kill stopped (``.NAME.XXXX.tmp``; not recent ones, which
-        another aekit command may be writing now)."""
-        for tmp in self.path.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                if time.time() - tmp.lstat().st_mtime > older_than:
-                    tmp.unlink()
-
     def drop_replaced(self) -> None:
         """The new run is complete: the run it replaces goes."""
         shutil.rmtree(self.replaced, ignore_errors=True)
@@ -272,33 +292,6 @@ class RunFolder:
                 f"now, {then.get('images')} then, or other names), so its splits would be others and images it "
                 f"trained on could be scored as held out; {doing} needs the images it was trained on (restore them; "
                 "to score other images: aekit evaluate RUN --data PATH)")
-
-    # --- resuming -----------------------------------------------------------------------------
-    def check_resume(self, cfg: Config) -> None:
-        """A resume keeps the run's configuration, except for the settings declared resumable
-        (:func:`aekit.config.resumable_keys`)."""
-        own = flatten(self.config().to_dict())
-        may = resumable_keys()
-        for key, value in flatten(cfg.to_dict()).items():
-            if key not in may and own.get(key) != value and not (key in AUTO_KEYS and value == "auto"):
-                raise AekitError(
-                    f"resume {self.path}: {key} differs from the run's {self.CONFIG} ({own.get(key)!r} there, "
-                    f"{value!r} now); resuming may only change {', '.join(sorted(may))}", keys="resume",
-                )
-
-    def check_checkpoint(self, cfg: Config, checkpoint: Path) -> None:
-        """The model ``cfg`` builds is the one ``checkpoint`` holds: a key edited or deleted in config.toml
-        (a deleted one reads as its default) would otherwise fail deep inside the resume, or train another model."""
-        saved = read_model_json(checkpoint).get("config")
-        if not isinstance(saved, dict):
-            return
-        now = to_plain(asdict(create_model(cfg.model).config))
-        for key, value in now.items():
-            if key in saved and saved[key] != value:
-                raise AekitError(
-                    f"resume {self.path}: model.{key} is {value!r} by its {self.CONFIG} (edited, or missing and so "
-                    f"its default), but checkpoint {checkpoint.name} was trained with {saved[key]!r}; set it back "
-                    f"in {self / self.CONFIG} ([model] {key} = {json.dumps(saved[key])})", keys="resume")
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:

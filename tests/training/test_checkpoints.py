@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 import aekit
+from aekit.resume import check_resume
 from aekit.run_folder import RunFolder
 from aekit.training import fit
 from aekit.training.checkpoints import read_checkpoint
@@ -144,10 +145,16 @@ def test_ctrl_c_says_which_checkpoint_resume_continues_from(tiny_config, tmp_pat
                                              f"aekit train --resume {stopped} continues from it"), said
     r = aekit_process("evaluate", stopped)  # the unfinished run: what to do instead, not just "no model.json"
     assert r.returncode == 2 and f"the run has not finished (no model.json); aekit train --resume {stopped} " \
-        f"finishes it, and its newest checkpoint, {stopped / 'checkpoints' / f'epoch-{last:06d}'}, is a model" in r.stderr
+        f"finishes it; meanwhile {stopped / 'checkpoints' / 'best'} (the epoch model selection keeps so far) and " \
+        f"{stopped / 'checkpoints' / 'last'} (the newest checkpoint) name models that denoise" in r.stderr, r.stderr
     with pytest.raises(aekit.AekitError, match="the run has not finished"):  # and in Python
         aekit.load(stopped)
     assert aekit.load(stopped / "checkpoints" / f"epoch-{last:06d}").training is False  # meanwhile
+    newest = aekit.load(stopped / "checkpoints" / "last")  # the pointer's name, which outlives pruned folders
+    assert all(torch.equal(a, b) for a, b in zip(newest.state_dict().values(),
+                                                 aekit.load(stopped / "checkpoints" / f"epoch-{last:06d}").state_dict().values()))
+    with pytest.raises(aekit.AekitError, match="no such checkpoint"):
+        aekit.load(tmp_path / "elsewhere" / "checkpoints" / "best")
     r = aekit_process("train", "--resume", stopped, "--no-progress")
     assert r.returncode == 0, r.stderr
     a, b = weights(uninterrupted_run), weights(stopped)
@@ -179,11 +186,11 @@ def test_checkpoints_last_best_and_every_n(tiny_config, tmp_path, cli):
 def test_without_selection_last_is_written_after_the_first_epoch(tiny_config, tmp_path, cli, monkeypatch):
     """No 'best' without selection (the reference configs): 'last' after epoch 1 all the same, so a run stopped
     in its first minute can resume; then on the clock (an hour here: only the end's)."""
-    import aekit.run
+    import aekit.run_record
 
     written = []
-    real = aekit.run.write_checkpoint
-    monkeypatch.setattr(aekit.run, "write_checkpoint", lambda folder, model, st, **kw: (written.append(st["epoch"]),
+    real = aekit.run_record.write_checkpoint
+    monkeypatch.setattr(aekit.run_record, "write_checkpoint", lambda folder, model, st, **kw: (written.append(st["epoch"]),
                                                                                        real(folder, model, st, **kw)))
     tiny_config.write_text(tiny_config.read_text().replace("checkpoint_seconds = 0", "checkpoint_seconds = 3600"))
     r = cli("train", "--config", tiny_config, "--out", tmp_path / "run", "--no-progress", "--no-select",
@@ -221,8 +228,8 @@ def test_resume_refuses_a_changed_config(tiny_config, tmp_path, cli):
     assert "--lr cannot change it" in cli("train", "--resume", run, "--lr", "0.5").error
     assert "not an aekit run folder" in cli("train", "--resume", tmp_path / "nowhere").error
     with pytest.raises(aekit.AekitError, match="train.lr differs from the run's config.toml"):
-        RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.lr": 0.5}))
-    RunFolder(run).check_resume(aekit.config.replace(RunFolder(run).config(), **{"train.epochs": 9}))
+        check_resume(RunFolder(run), aekit.config.replace(RunFolder(run).config(), **{"train.lr": 0.5}))
+    check_resume(RunFolder(run), aekit.config.replace(RunFolder(run).config(), **{"train.epochs": 9}))
 
 
 
@@ -296,9 +303,9 @@ def test_fp16_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, cli):
 
     # a resume may turn compile on or off (same math) but not change the precision
     assert "--amp cannot change it" in cli("train", "--resume", part, "--amp", "bf16").error
-    RunFolder(part).check_resume(_npy_config(tmp_path, epochs=6, amp="fp16", compile=True))
+    check_resume(RunFolder(part), _npy_config(tmp_path, epochs=6, amp="fp16", compile=True))
     with pytest.raises(aekit.AekitError, match="train.amp differs"):
-        RunFolder(part).check_resume(_npy_config(tmp_path, epochs=6, amp="bf16"))
+        check_resume(RunFolder(part), _npy_config(tmp_path, epochs=6, amp="bf16"))
 
     # a checkpoint written before the scaler was saved: resumes with a fresh scaler
     del state["scaler"]

@@ -13,9 +13,12 @@ status (``--debug`` shows the traceback instead); it shows the parameters a libr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import signal
 import sys
+import threading
 
 from ..errors import AekitError, did_you_mean
 from ..training.distributed import launched
@@ -90,7 +93,41 @@ def _stderr_line(text: str) -> None:
     sys.stderr.flush()
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a plain kill, a closed terminal): stopped as Ctrl-C stops a command, so that a training
+    says what it keeps and an --overwrite that had not checkpointed gives the folder back to the run it replaced."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGTERM and SIGHUP raise :class:`Stopped` while the command runs (one process alone: the processes of a
+    launcher, aekit --nproc or torchrun, keep what it expects of them)."""
+    signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if launched() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, _raise_stopped) for s in signals if signal.getsignal(s) is signal.SIG_DFL}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _stopped_by_signals():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc, which runs the command again
@@ -107,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         command = parser._subparsers._group_actions[0].choices.get(args.command)
         _stderr_line(f"aekit: error: {flag_message(e, command)}")
         return EXIT_USER_ERROR
+    except Stopped as e:  # SIGTERM, SIGHUP (one process alone)
+        _stderr_line(f"aekit: stopped by {signal.Signals(e.signum).name}")
+        return 128 + e.signum
     except KeyboardInterrupt:
         if launched():  # one of several processes: the launcher (aekit --nproc, torchrun) says it once, and
             sys.stdout.flush()  # this process leaves its process group as it is (training.distributed)

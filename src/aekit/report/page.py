@@ -58,7 +58,11 @@ def write_report(folder: str | Path | RunFolder, *, metrics: dict | None = None)
     """Build ``folder/report.html`` from the run folder; ``metrics`` stands in for metrics.json."""
     run = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     run.check()
-    write_text(run / REPORT, build_report(run, metrics=metrics))
+    finished = metrics is not None or (run / run.METRICS).exists()
+    page = build_report(run, metrics=metrics)
+    if not finished and (run / run.METRICS).exists():  # the run finished (and wrote its report) meanwhile
+        page = build_report(run)
+    write_text(run / REPORT, page)
     return run / REPORT
 
 

@@ -35,6 +35,7 @@ from ..models.io import MODEL_WEIGHTS, save, weights_problem
 
 FOLDER = "checkpoints"
 STATE = "state.pt"
+POINTERS = ("last", "best")  # RUN/checkpoints/NAME.json: the newest checkpoint, and the one selection keeps
 # What a resume reads from state.pt (the training loop's snapshot), by type: the keys every one holds, then those
 # that may be None or absent
 STATE_KEYS = {"epoch": int, "optimizer": dict, "scheduler": dict, "shuffle_rng": torch.Tensor,

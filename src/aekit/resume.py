@@ -1,0 +1,59 @@
+"""The resume rules: what a resume may change, that the run's config.toml still builds the model its checkpoint
+holds, and what a resume clears away first."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import AUTO_KEYS, Config, resumable_keys
+from .errors import AekitError
+from .models import create_model
+from .models.io import read_model_json
+from .run_folder import RunFolder
+from .typed import flatten, to_plain
+
+STALE_SECONDS = 600  # a temporary file this old was left by a write that a kill stopped
+
+
+def check_resume(folder: RunFolder, cfg: Config) -> None:
+    """A resume keeps the run's configuration, except for the settings declared resumable
+    (:func:`aekit.config.resumable_keys`)."""
+    own = flatten(folder.config().to_dict())
+    may = resumable_keys()
+    for key, value in flatten(cfg.to_dict()).items():
+        if key not in may and own.get(key) != value and not (key in AUTO_KEYS and value == "auto"):
+            raise AekitError(
+                f"resume {folder.path}: {key} differs from the run's {folder.CONFIG} ({own.get(key)!r} there, "
+                f"{value!r} now); resuming may only change {', '.join(sorted(may))}", keys="resume",
+            )
+
+
+def check_checkpoint(folder: RunFolder, cfg: Config, checkpoint: Path) -> None:
+    """The model ``cfg`` builds is the one ``checkpoint`` holds: a key edited or deleted in config.toml
+    (a deleted one reads as its default) would otherwise fail deep inside the resume, or train another model."""
+    saved = read_model_json(checkpoint).get("config")
+    if not isinstance(saved, dict):
+        return
+    now = to_plain(asdict(create_model(cfg.model).config))
+    for key, value in now.items():
+        if key in saved and saved[key] != value:
+            raise AekitError(
+                f"resume {folder.path}: model.{key} is {value!r} by its {folder.CONFIG} (edited, or missing and so "
+                f"its default), but checkpoint {checkpoint.name} was trained with {saved[key]!r}; set it back "
+                f"in {folder / folder.CONFIG} ([model] {key} = {json.dumps(saved[key])})", keys="resume")
+
+
+def clear_for_resume(folder: RunFolder, older_than: float = STALE_SECONDS) -> None:
+    """What a resume leaves behind: the evaluation of the model it replaces (the report would show it as the new
+    model's), and the temporary files of writes a kill stopped (``.NAME.XXXX.tmp``; not recent ones, which
+    another command may be writing now)."""
+    for name in (folder.EVALUATION, Path(folder.EVALUATION).with_suffix(".png").name):
+        (folder / name).unlink(missing_ok=True)
+    for tmp in folder.path.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.lstat().st_mtime > older_than:
+                tmp.unlink()
