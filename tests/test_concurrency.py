@@ -97,3 +97,10 @@ def test_a_run_whose_replacement_was_killed_says_where_it_is(tmp_path, photos):
     (run / "config.toml").write_text((tmp_path / ".run.replaced" / "config.toml").read_text())
     err = one_line_error(aekit_process("evaluate", run))
     assert err.endswith(f"the run it replaces is in {tmp_path / '.run.replaced'}: move it back in place of {run}"), err
+
+
+def test_a_run_in_the_current_folder_locks_beside_it(tmp_path, photos, cli, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert cli(*_train(photos, ".", "--epochs", "1")).code == 0  # its lock is not a file in the (empty) folder
+    assert (tmp_path / "here" / "model.json").is_file() and not list(tmp_path.glob(".*"))

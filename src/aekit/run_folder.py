@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -93,15 +94,20 @@ class RunFolder:
                 return name
         return None
 
+    def _beside(self, what: str) -> Path:
+        """The hidden file or folder ``.NAME.what`` beside the folder (``--out .``: beside the current folder)."""
+        absolute = Path(os.path.abspath(self.path))
+        return absolute.parent / f".{absolute.name}.{what}"
+
     @property
     def replaced(self) -> Path:
         """Where the run that overwrite replaces waits, beside the folder, until the new run is complete."""
-        return self.path.parent / f".{self.path.name}.replaced"
+        return self._beside("replaced")
 
     def lock(self, *, shared: bool = False):
         """The run's lock (a hidden file beside the folder, there while held): a training holds it alone, an
         evaluation shares it; another command's conflicting hold is one line."""
-        return lock_file(self.path.parent / f".{self.path.name}.lock", shared=shared,
+        return lock_file(self._beside("lock"), shared=shared,
                          busy=f"{self.path}: another aekit command is training or evaluating this run now; "
                               "run this one again when it has finished")
 
