@@ -104,3 +104,31 @@ def test_a_checkpoint_is_as_readable_as_the_other_files_of_the_run(tmp_path):
 def test_text_is_written_as_utf8(tmp_path):
     write_text(tmp_path / "a.txt", "é\n")
     assert (tmp_path / "a.txt").read_bytes() == "é\n".encode()
+
+
+def test_an_output_another_command_wrote_meanwhile_is_kept_without_overwrite(tmp_path):
+    codes, names = tmp_path / "codes.npy", tmp_path / "codes.txt"
+    new_file(codes, overwrite=False, suffix=".npy", beside=(".txt",))  # free when the command starts
+    names.write_text("another command's names\n")  # ... and written by another before this one ends
+    with pytest.raises(aekit.AekitError, match="out .*codes.txt: another command wrote it while this one ran") as e:
+        with atomic_paths(codes, names) as (tc, tn):
+            tc.write_text("codes")
+            tn.write_text("names")
+    assert e.value.keys == ("out", "overwrite")
+    assert not codes.exists() and names.read_text() == "another command's names\n"  # neither half of this one
+    new_file(codes, overwrite=True, suffix=".npy", beside=(".txt",))  # with overwrite: replaced at the write
+    names.write_text("theirs")
+    with atomic_paths(codes, names) as (tc, tn):
+        tc.write_text("codes")
+        tn.write_text("names")
+    assert names.read_text() == "names"
+
+
+def test_the_aekit_commands_write_the_outputs_they_checked(tmp_path, cli):
+    run = tmp_path / "run"
+    aekit.save(aekit.create_model("conv", input_size=[16, 16], code_length=8), run)
+    folder = make_folder(tmp_path / "faces", 2, size=(16, 16), subfolders=())
+    assert cli("encode", run, folder, "--out", tmp_path / "codes.npy").code == 0
+    assert cli("encode", run, folder, "--out", tmp_path / "codes.npy", "--overwrite").code == 0
+    assert cli("denoise", run, folder, "--out", tmp_path / "clean").code == 0
+    assert len(list((tmp_path / "clean").iterdir())) == 2

@@ -62,6 +62,18 @@ def check_writable(folder: Path, key: str = "out") -> None:
                          keys=key)
 
 
+_must_be_new: set[str] = set()  # outputs new_file/new_files found free (no overwrite): a write replaces none there
+
+
+def _claim(paths: Iterable[Path], overwrite: bool) -> None:
+    """Record that ``paths`` must still be free when they are written (not with ``overwrite``)."""
+    names = {os.path.abspath(p) for p in paths}
+    if overwrite:
+        _must_be_new.difference_update(names)
+    else:
+        _must_be_new.update(names)
+
+
 def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, beside: tuple[str, ...] = ()) -> Path:
     """``path`` (an ``out`` option) checked before any work: not a folder, ending in ``suffix`` when given, in a
     folder that exists, and replacing no file (it, or the ones with the suffixes ``beside`` it) unless
@@ -79,6 +91,7 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
     if existing and not overwrite:
         which = "" if existing[0] == p else f"{existing[0]} "
         raise AekitError(f"out {p}: {which}already exists (add overwrite to replace it)", keys=("out", "overwrite"))
+    _claim([p, *(p.with_suffix(s) for s in beside)], overwrite)  # another command may write there meanwhile
     return p
 
 
@@ -86,7 +99,7 @@ def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
               error: type[AekitError] = AekitError) -> Path:
     """The output folder ``folder`` (an ``out`` option) checked before any work: not a file, and none of
     ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder."""
-    folder = Path(folder)
+    folder, paths = Path(folder), list(paths)
     if folder.exists() and not folder.is_dir():
         raise error(f"out {folder}: exists and is not a folder", keys="out")
     existing = next((p for p in paths if p.exists()), None)
@@ -95,6 +108,7 @@ def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
         raise error(f"out {folder}: {shown} already exists (add overwrite to replace it)", keys=("out", "overwrite"))
     if folder.is_dir():
         check_writable(folder)
+    _claim(paths, overwrite)
     return folder
 
 
@@ -124,14 +138,36 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
             if target is None and e.filename is not None:
                 raise  # about another file (one the writer reads)
             raise write_failed(target or paths[0], e) from e
-        for path, tmp in zip(paths, temps):
-            with writing(path):
-                usual_mode(tmp)
-                os.replace(tmp, path)
+        placed: list[Path] = []  # files that were not there: taken away again if a later one cannot be placed
+        try:
+            for path, tmp in zip(paths, temps):
+                with writing(path):
+                    usual_mode(tmp)
+                    if os.path.abspath(path) in _must_be_new:
+                        _place_new(tmp, path)
+                        placed.append(path)
+                    else:
+                        os.replace(tmp, path)
+        except AekitError:
+            for path in placed:
+                path.unlink(missing_ok=True)
+            raise
+        _must_be_new.difference_update(os.path.abspath(p) for p in placed)
     finally:
         for tmp in temps:
             if tmp.exists():
                 tmp.unlink()
+
+
+def _place_new(tmp: Path, path: Path) -> None:
+    """``tmp`` as ``path``, which must not exist: a hard link fails where another command wrote one meanwhile."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise AekitError(f"out {path}: another command wrote it while this one ran, and it is kept (add overwrite "
+                         "to replace it)", keys=("out", "overwrite")) from None
+    except OSError:  # a file system without hard links: as before, replaced
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager
