@@ -128,6 +128,26 @@ def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_pa
     assert np.array_equal(got, np.asarray(opened(default / "gray.png"), dtype=np.float32) / 255)
 
 
+
+def test_denoise_reads_denoises_and_writes_a_chunk_at_a_time_with_the_same_result(fcn_run, images, tmp_path,
+                                                                                  monkeypatch):
+    """A folder of photos is never all in memory: the outputs, the seeded noise and the grid are those of one pass."""
+    import aekit.inference
+
+    whole = denoise_files(fcn_run, [images], tmp_path / "whole", add_noise="gaussian:0.1", seed=3)
+    monkeypatch.setattr(aekit.inference, "CHUNK_VALUES", 1)  # every image a chunk of its own
+    reads, writes = [], []
+    real_read, real_write = aekit.inference.read_image, aekit.inference.write_image
+    monkeypatch.setattr(aekit.inference, "read_image", lambda path: (reads.append(path), real_read(path))[1])
+    monkeypatch.setattr(aekit.inference, "write_image", lambda *a, **k: (writes.append(len(reads)), real_write(*a, **k)))
+    chunked = denoise_files(fcn_run, [images], tmp_path / "chunked", add_noise="gaussian:0.1", seed=3)
+    assert writes == list(range(1, len(reads) + 1))  # each written before the next is read
+    assert len(chunked["written"]) == len(whole["written"]) == 6
+    for a, b in zip(sorted(whole["written"]), sorted(chunked["written"])):
+        assert np.array_equal(np.asarray(opened(a)), np.asarray(opened(b))), b
+    assert np.array_equal(np.asarray(opened(whole["grid"])), np.asarray(opened(chunked["grid"])))
+
+
 @pytest.mark.slow
 def test_denoise_as_a_real_process(fcn_run, images, tmp_path):
     r = aekit_process("denoise", fcn_run, images / "gray.png", "--out", tmp_path / "o")

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from .config import DataConfig
-from .data import convert_channels, find_images, inference_batch_size, read_each, read_image, resize, write_image
+from .data import convert_channels, find_images, inference_batch_size, read_image, resize, write_image
 from .data.image_file import ImageInfo
-from .errors import AekitError
-from .files import new_files
+from .errors import AekitError, DataError, skip_bad_hint
+from .files import new_files, writing
 from .noise import NoiseConfig, check_seed, make_corruption, parse_noise
 from .pipeline import Pipeline
 from .run_folder import RunFolder
@@ -249,36 +249,62 @@ def denoise_files(
     if tile < 16 or overlap < 0:
         raise AekitError(f"tile must be at least 16 and overlap 0 or more (got {tile}, {overlap})",
                          keys=("tile", "overlap"))
-    read, kept, skipped = read_each(files, read_image, skip_bad=skip_bad, inputs=inputs)
-    items = [Item(path, name, torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), info)
-             for (path, name), (pixels, info) in zip(kept, read)]
-    clean = [it.pixels for it in items]
-    noisy = clean
-    if add_noise is not None:  # at each image's own size, as it comes
-        pipeline, gen = Pipeline(corrupt=make_corruption(add_noise)), torch.Generator().manual_seed(seed)
-        noisy = [pipeline.view(x[None], gen)[0][0] for x in clean]
-    note = scale_note(model, clean, [str(it.name) for it in items], str(run))
-    paged = [it for it in items if it.info.frames > 1]
+    pipeline, gen = Pipeline(corrupt=None if add_noise is None else make_corruption(add_noise)), torch.Generator()
+    gen.manual_seed(seed)
+    written, skipped, sizes, denoised, paged, shown = [], [], [], [], [], ([], [], [])
+    for items in _read_in_chunks(files, skip_bad=skip_bad, skipped=skipped):  # never every image at once
+        clean = [it.pixels for it in items]
+        noisy = clean if add_noise is None else [pipeline.view(x[None], gen)[0][0] for x in clean]  # each at its size
+        results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
+        for it, y in zip(items, results):
+            target = out / it.name
+            with writing(target.parent):
+                target.parent.mkdir(parents=True, exist_ok=True)
+            write_image(target, y.permute(1, 2, 0).numpy().astype(np.float32), like=it.info)
+            written.append(str(target))
+        sizes += [torch.empty(()).expand(x.shape) for x in clean]  # scale_note reads their shapes only
+        denoised += [str(it.name) for it in items]
+        paged += [(it.name, it.info.frames) for it in items if it.info.frames > 1]
+        for keep, xs in zip(shown, (clean, noisy, results)):
+            keep.extend(xs[:GRID_IMAGES - len(keep)])
+    if not written:
+        raise DataError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
+    note = scale_note(model, sizes, denoised, str(run))
     if paged:  # read_image reads the first page of a TIFF, the first frame of a GIF: say so
-        first = (f"note: {len(paged)} file(s) hold several pages or frames (e.g. {paged[0].name}, "
-                 f"{paged[0].info.frames}); only the first of each was denoised and written")
+        first = (f"note: {len(paged)} file(s) hold several pages or frames (e.g. {paged[0][0]}, "
+                 f"{paged[0][1]}); only the first of each was denoised and written")
         note = first if note is None else f"{note}\n{first}"
-    results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AekitError(f"out {out}: cannot create it ({e.strerror})", keys="out") from None
-    for it, y in zip(items, results):
-        target = out / it.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(target, y.permute(1, 2, 0).numpy().astype(np.float32), like=it.info)
-    report = {"written": [str(out / it.name) for it in items], "grid": None, "skipped": skipped, "note": note}
+    clean, noisy, results = shown
+    report = {"written": written, "grid": None, "skipped": skipped, "note": note}
     if add_noise is not None and pipeline.corrupt is not None:
         colour = 3 if any(len(x) == 3 for x in clean[:GRID_IMAGES]) else 1
 
-        def shown(xs: list[torch.Tensor]) -> torch.Tensor:  # every picture at one display size, in one mode
+        def on_grid(xs: list[torch.Tensor]) -> torch.Tensor:  # every picture at one display size, in one mode
             return torch.stack([convert_channels(grid_view(x)[None], colour)[0] for x in xs[:GRID_IMAGES]])
 
-        save_png(image_grid([shown(clean), shown(noisy), shown(results)], scale=1), out / "grid.png")
+        save_png(image_grid([on_grid(clean), on_grid(noisy), on_grid(results)], scale=1), out / "grid.png")
         report["grid"] = str(out / "grid.png")
     return report
+
+
+CHUNK_VALUES = 2**25  # pixel values (128 MiB as float32) read, denoised and written at a time
+
+
+def _read_in_chunks(files: list[tuple[Path, Path]], *, skip_bad: bool, skipped: list[str]):
+    """Items of ``files`` in lists of about :data:`CHUNK_VALUES` pixel values, read as needed; an unreadable one stops all (with ``skip_bad``: listed in ``skipped``)."""
+    chunk, values = [], 0
+    for path, name in files:
+        try:
+            pixels, info = read_image(path)
+        except AekitError as e:
+            if not skip_bad:
+                raise skip_bad_hint(e) from None
+            skipped.append(str(e))
+            continue
+        chunk.append(Item(path, name, torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), info))
+        values += pixels.size
+        if values >= CHUNK_VALUES:
+            yield chunk
+            chunk, values = [], 0
+    if chunk:
+        yield chunk

@@ -105,3 +105,16 @@ def test_an_error_names_each_plain_parameter_once_so_the_flag_lands_on_it():
                 if len(re.findall(rf"(?<![\w.\-/]){re.escape(name)}(?![\w-]|\.\w)", text)) > 1:
                     twice.append(f"{path.name}:{node.lineno} {name}")
     assert twice == []
+
+
+def test_output_to_a_reader_that_went_away_stops_quietly():
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # `aekit models | head -0`: nobody reads
+    r = subprocess.run([sys.executable, "-m", "aekit", "models"], stdout=write, stderr=subprocess.PIPE, text=True,
+                       timeout=120)
+    os.close(write)
+    assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)

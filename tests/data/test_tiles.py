@@ -39,7 +39,7 @@ def test_a_tiles_name_gives_back_the_name_of_the_image_it_was_cut_from(name):
     assert len(set(names)) == 6 and [cut_from(n) for n in names] == [name] * 6
 
 
-def test_a_folder_of_photos_of_any_size_gives_all_its_tiles_with_names_and_groups(tmp_path):
+def test_a_folder_of_photos_of_any_size_gives_all_its_tiles_with_names_and_groups(tmp_path, monkeypatch):
     root = photos(tmp_path / "p")
     data = load_data(str(root), size=(16, 16), fit="tiles", workers=0)
     per = {f"photo-{i}.png": len(tile_origins(s, (16, 16)))
@@ -55,6 +55,11 @@ def test_a_folder_of_photos_of_any_size_gives_all_its_tiles_with_names_and_group
         load_data(str(root), size=(24, 24), fit="tiles", workers=0)
     with pytest.raises(aekit.DataError, match=r"data.fit tiles keeps the tiles in memory, cannot stream them"):
         load_data(str(root), size=(16, 16), fit="tiles", stream="on", workers=0)
+    monkeypatch.setattr("aekit.data.folders.STREAM_ABOVE_BYTES", 1000)  # what 1 GiB is to a folder of photos
+    with pytest.raises(aekit.DataError, match=r"and its 13 tiles take 0.0 GiB, more than the 9.31323e-07 GiB it "
+                                              r"holds unasked: data.stream off holds them all the same"):
+        load_data(str(root), size=(16, 16), fit="tiles", workers=0)
+    assert len(load_data(str(root), size=(16, 16), fit="tiles", stream="off", workers=0)) == 13
 
 
 def test_labels_follow_the_tiles_and_an_unreadable_photo_is_skipped(tmp_path):

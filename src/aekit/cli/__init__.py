@@ -144,6 +144,10 @@ def _main(argv: list[str] | None) -> int:
         command = parser._subparsers._group_actions[0].choices.get(args.command)
         _stderr_line(f"aekit: error: {flag_message(e, command)}")
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader of its output went away (a pager closed, `| head`): stop quietly, as SIGPIPE
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 128 + signal.SIGPIPE
     except Stopped as e:  # SIGTERM, SIGHUP (one process alone)
         _stderr_line(f"aekit: stopped by {signal.Signals(e.signum).name}")
         return 128 + e.signum

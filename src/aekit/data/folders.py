@@ -9,16 +9,14 @@
    its name, or with ``skip_bad`` is skipped and listed;
 3. settles the channels ("auto": 1 when every file is grayscale, else 3) and the working size
    (None: the images' common size);
-4. decodes every file once, in DataLoader worker processes (in this process where shared memory is
-   short: :mod:`aekit.data.workers`), to find truncated or corrupt ones;
-   a small folder keeps the decoded images as one tensor, a large one keeps nothing and
-   streams: :class:`ImageFiles`, a torch Dataset, decodes each image again whenever a batch needs it.
+4. decodes every file once, in DataLoader worker processes (in this process where shared memory is short:
+   :mod:`aekit.data.workers`), to find truncated or corrupt ones; a small folder keeps the decoded images as one
+   tensor, a large one streams: :class:`ImageFiles`, a torch Dataset, decodes each image whenever a batch needs it.
 
 Stream rule: ``stream="auto"`` streams when the decoded images would take more than
 :data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
 Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
-no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`),
-held in memory: such a folder never streams.
+no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`), held in memory.
 """
 
 from __future__ import annotations
@@ -126,10 +124,13 @@ def load_folder(
 
     dataset = ImageFiles(readable, size=size, channels=channels, fit=fit, method=method, workers=workers)
     per_file = [len(tile_origins(i.size, size)) for i in infos] if fit == "tiles" else [1] * len(readable)
-    streaming = stream == "on" or (stream == "auto" and sum(per_file) * np.prod(dataset.shape[1:]) * 4 > STREAM_ABOVE_BYTES)
+    need = sum(per_file) * np.prod(dataset.shape[1:]) * 4  # bytes of the decoded images (or tiles)
+    streaming = stream == "on" or (stream == "auto" and need > STREAM_ABOVE_BYTES)
     if streaming and fit == "tiles":
-        why = "cannot stream them (leave data.stream auto)" if stream == "on" else \
-            f"and its {sum(per_file)} tiles would take more than {STREAM_ABOVE_BYTES / 2**30:g} GiB (give a larger data.size, or data.fit window)"
+        why = "cannot stream them (leave data.stream auto)" if stream == "on" else (
+            f"and its {sum(per_file)} tiles take {need / 2**30:.1f} GiB, more than the {STREAM_ABOVE_BYTES / 2**30:g} GiB "
+            "it holds unasked: data.stream off holds them all the same, where there is the memory (a larger data.size "
+            "does not shrink them: the tiles cover the photos), or data.fit window takes one window a photo")
         raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
                         keys=("data.fit", "data.stream"))
     good, kept, counts = [], [], []
