@@ -153,3 +153,14 @@ def test_fit_refuses_what_the_command_line_refuses(tiny_images, field, value, me
     with pytest.raises(aekit.AekitError) as e:
         aekit.fit(aekit.create_model("conv"), tiny_images[:8], aekit.TrainConfig(**{field: value}), progress=False)
     assert message in str(e.value)
+
+
+def test_an_epoch_longer_than_the_time_limit_is_cut_at_it():
+    """One process: the limit holds even when one epoch is longer than it (a large folder on a small CPU)."""
+    from test_devices import _images16, _quiet_fit, _small_model
+
+    history = _quiet_fit(_small_model(), _images16(), epochs=5, batch_size=2, max_minutes=1e-6, select=False)
+    assert len(history) == 1 and history.stopped.endswith(
+        "reached after epoch 1 (its first 1 of 8 batches: the epoch was longer than the limit)"), history.stopped
+    whole = _quiet_fit(_small_model(), _images16(), epochs=1, batch_size=2, select=False)
+    assert 0 < history[0].loss_per_sample < 2 * whole[0].loss_per_sample  # per image of the batches it ran

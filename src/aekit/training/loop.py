@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, validate
 from ..data import epoch_batches
-from ..errors import AekitError, ConfigError
+from ..errors import AekitError
 from ..metrics import code_small, collapse_warning, collapsed
 from ..noise import SEED_HELDOUT, SEED_TRAINING
 from ..pipeline import Pipeline
@@ -39,6 +39,7 @@ from .history import EpochContext, EpochStats, History, format_epoch
 from .optim import batch_starts, lr_factor, make_adam
 from .preflight import batch_size, preflight, train_config, user_images
 from .selection import Selection, carve, weights_copy
+from .snapshot import restore, snapshot
 
 
 def fit(
@@ -139,7 +140,7 @@ class _Trainer:
         # DDP averages gradients over processes; a summed loss must be summed over them too
         self.loss_scale = dist.world if model.loss_is_sum else 1
         self.history, self.first_epoch, self.final_state = History(), 1, None
-        self.warned_collapse, self.log, self.bar = False, log, None
+        self.warned_collapse, self.log, self.bar, self.cut = False, log, None, ""
         self.average = averaging(model, config.ema)  # train.ema: the weights validated, evaluated and kept
         if state is not None:
             self.restore(state)
@@ -154,48 +155,10 @@ class _Trainer:
         return (time.perf_counter() - self.started) / 60 / c.max_minutes if c.max_minutes else 0.0
 
     def restore(self, state: dict) -> None:
-        """Continue exactly where a snapshot was taken: weights, optimiser, schedule, random streams."""
-        self.model.load_state_dict(state.get("training_weights") or state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler"):  # checkpoints without one start a fresh scaler
-            self.scaler.load_state_dict(state["scaler"])
-        self.shuffle.set_state(state["shuffle_rng"])
-        if len(state["noise_rng"]) != self.dist.world:
-            raise ConfigError(
-                f"the checkpoint of epoch {state['epoch']} was written by {len(state['noise_rng'])} process(es); "
-                f"resume it with as many (nproc), not {self.dist.world}", keys="nproc",
-            )
-        self.noise.set_state(state["noise_rng"][self.dist.rank].to(self.noise.get_state().device))
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng"):  # dropout, a VAE's draws: the device's own stream
-            torch.cuda.set_rng_state(state["cuda_rng"][self.dist.rank].cpu(), self.device)
-        self.history.extend(EpochStats(**h) for h in state["history"])
-        if self.average is not None and state.get("average"):
-            self.average.restore(state["average"])
-        if self.selection is not None and state.get("selection"):
-            self.selection.restore(state["selection"])
-        self.pipeline.hflip = bool(state.get("hflip", self.pipeline.hflip))  # with train.hflip auto, fit() decided
-        self.first_epoch = int(state["epoch"]) + 1
+        restore(self, state)
 
     def snapshot(self) -> dict:
-        """Everything needed to continue exactly (tensors and plain values: loads with weights_only)."""
-        raw = self.final_state or weights_copy(self.model)  # the weights training continues from
-        return {  # "model": the weights as validated (the average, with train.ema): a checkpoint loads as them
-            "epoch": self.history[-1].epoch,
-            "model": weights_copy(self.average.average) if self.average is not None else raw,
-            "training_weights": raw if self.average is not None else None,
-            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-            "noise_rng": self.dist.gather(self.noise.get_state(), self.device),
-            "cuda_rng": (self.dist.gather(torch.cuda.get_rng_state(self.device), self.device)
-                         if self.device.type == "cuda" else None),
-            "history": [vars(h) for h in self.history],
-            "selection": self.selection.state() if self.selection is not None else None,
-            "average": self.average.state() if self.average is not None else None,
-            "hflip": self.pipeline.hflip,
-            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
-        }
+        return snapshot(self)
 
     @contextlib.contextmanager
     def progress_bar(self, show: bool | None) -> Iterator[None]:
@@ -216,17 +179,22 @@ class _Trainer:
         t0 = time.perf_counter()
         device, dist, bs = self.device, self.dist, self.batch_size
         order = torch.randperm(self.n, generator=self.shuffle).to(device)
-        sums = torch.zeros(4, device=device)  # loss, code mean, code spread, small-code fraction
+        sums, done = torch.zeros(4, device=device), 0  # loss, code mean, code spread, small-code fraction; batches
+        c = self.config  # one process stops a long epoch at the time limit (several stop between epochs)
+        deadline = self.started + 60 * c.max_minutes if c.max_minutes and dist.world == 1 else math.inf
         batches = [order[start : start + bs] for start in self.starts]
         sizes = [len(b) for b in batches]  # of the whole batch, whatever share of it this process takes
         if dist.world > 1:
             batches = [b.tensor_split(dist.world)[dist.rank] for b in batches]
         for x, size in zip(epoch_batches(self.images, batches), sizes):
-            sums += self.step(x.to(device), size)
+            sums, done = sums + self.step(x.to(device), size), done + 1
+            if time.perf_counter() >= deadline:
+                break
         loss, code, spread, small = (float(v) for v in dist.sum(*sums.unbind()))
-        k = len(self.starts)
-        stats = EpochStats(epoch=epoch, loss_per_sample=loss / self.n, code_mean=code / k, code_std=spread / k,
-                           seconds=time.perf_counter() - t0, code_small=small / k)
+        k, whole = done, done == len(sizes)  # a whole epoch's loss per sample divides by N, as the reference does
+        self.cut = "" if whole else f" (its first {done} of {len(sizes)} batches: the epoch was longer than the limit)"
+        stats = EpochStats(epoch=epoch, loss_per_sample=loss / (self.n if whole else sum(sizes[:done])), code_mean=code / k,
+                           code_std=spread / k, seconds=time.perf_counter() - t0, code_small=small / k)
         if not math.isfinite(stats.loss_per_sample):
             raise AekitError(f"epoch {epoch}: the loss is {stats.loss_per_sample}; lower train.lr", keys="train.lr")
         return stats
@@ -282,7 +250,7 @@ class _Trainer:
             self.warned_collapse = True
             self.print("warning: " + collapse_warning(epoch, stats.code_std))
         if out_of_time:
-            self.history.stopped = f"time limit of {c.max_minutes:g} minutes reached after epoch {epoch}"
+            self.history.stopped = f"time limit of {c.max_minutes:g} minutes reached after epoch {epoch}{self.cut}"
         elif self.selection is not None and self.selection.exhausted:
             self.history.stopped = (f"early stop after epoch {epoch}: no better validation loss in "
                                     f"{self.selection.since_best} epochs")
