@@ -267,3 +267,17 @@ def test_a_failed_comparison_warns_and_keeps_the_run(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison_error"] == run.metrics["comparison_error"]
     assert (tmp_path / "run" / "report.html").is_file()
     assert any(s.startswith("warning: the end-of-run comparison failed (MemoryError: out of memory); ") for s in said)
+
+
+def test_the_comparison_on_a_sample_of_the_heldout_images_says_so(tmp_path, monkeypatch, cli):
+    import numpy as np
+
+    import aekit.run
+
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).random((40, 16, 16), dtype=np.float32))
+    monkeypatch.setattr(aekit.run, "COMPARE_IMAGES", 4)  # what 500 is to a large held-out split
+    r = cli("train", "--data", tmp_path / "images.npy", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    assert r.code == 0, r.err
+    c = json.loads((tmp_path / "run" / "metrics.json").read_text())["comparison"]
+    assert (c["images"], c["heldout_images"]) == (4, 8)
+    assert "Held-out (the first 4 of 8 images): aekit (conv)" in r.out, r.out

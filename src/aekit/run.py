@@ -161,6 +161,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
             report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
                                   device=str(device))
             metrics["comparison"] = comparison(report)
+            if metrics["comparison"] and len(test_x) > COMPARE_IMAGES:  # say that it is a sample of the held-out images
+                metrics["comparison"]["heldout_images"] = len(test_x)
         except Exception as e:  # an extra after the training: its failure must not cost the run its metrics and report
             metrics["comparison_error"] = f"{type(e).__name__}: {e}"
             (log or print)(f"warning: the end-of-run comparison failed ({metrics['comparison_error']}); the model, "

@@ -108,7 +108,8 @@ def comparison_line(c: dict) -> str:
     """'Held-out (80 images): aekit (hybrid) 25.60 dB, SSIM 0.831; ... pca (64 components ...) 24.84 dB, SSIM 0.808:
     +0.76 dB' (the model as scored: 'aekit (unet, flip ensemble)' where it averages its mirror image's pass)."""
     a, b = c["aekit"], c["baseline"]
-    return (f"Held-out ({c['images']} images): {a.get('method', 'aekit')} {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}; "
+    of = f"the first {c['images']} of {c['heldout_images']}" if c.get("heldout_images") else c["images"]
+    return (f"Held-out ({of} images): {a.get('method', 'aekit')} {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}; "
             f"the best of what a user would pick instead, {b['method']} ({b['setting']}), {b['psnr']:.2f} dB, "
             f"SSIM {b['ssim']:.3f}: {c['margin_db']:+.2f} dB")
 
