@@ -149,6 +149,15 @@ def test_resuming_on_another_number_of_processes_is_an_error(runs, tmp_path, cap
     assert "written by 2 process(es); resume it with as many (--nproc), not 1" in capsys.readouterr().err
 
 
+def test_an_epoch_longer_than_the_time_limit_is_cut_on_every_process(tmp_path, config):
+    """Two processes agree where a long epoch stops (they stopped between epochs: a 2-minute limit took 5)."""
+    r = _aekit("train", "--config", str(config), "--no-progress", "--no-compare", "--epochs", "5", "--batch-size", "10",
+               "--max-time", "1e-6", "--out", str(tmp_path / "cut"), "--nproc", "2")
+    assert r.returncode == 0, r.stderr
+    assert "reached after epoch 1 (its first 1 of 15 batches: the epoch was longer than the limit)" in r.stdout, r.stdout
+    assert len(_history(tmp_path / "cut")) == 1
+
+
 def test_only_rank_0_writes_files(tmp_path, config):
     cwds = [tmp_path / "rank0", tmp_path / "rank1"]
     for c in cwds:
