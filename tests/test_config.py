@@ -1,5 +1,7 @@
 """Configuration: the reference configs, TOML round trips, overrides, and errors naming the file and key."""
 
+from pathlib import Path
+
 import pytest
 
 import aekit
@@ -21,6 +23,31 @@ def test_the_reference_configs_train_as_the_book_does(root, name):
     """No flips, no validation split, float32: none of the defaults' choices reach the book's runs."""
     t = load_config(root / "configs" / f"{name}.toml").train
     assert (t.hflip, t.select, t.amp, t.shift, t.rotate, t.zoom, t.intensity, t.ema) == (False, False, "off", 0, 0, 0, 0, 0)
+
+
+def test_a_shipped_config_is_read_by_name_from_anywhere(root, tmp_path, monkeypatch):
+    """--config reference works from an installed package (a wheel has no configs/ folder beside it)."""
+    monkeypatch.chdir(tmp_path)
+    assert load_config("reference") == load_config("reference.toml") == load_config(root / "configs" / "reference.toml")
+    (tmp_path / "reference.toml").write_text("seed = 7\n")  # a file of that very name comes first
+    assert load_config("reference.toml").seed == 7 and load_config("reference").seed == 1002
+    with pytest.raises(aekit.AekitError, match=r"^referense: config file not found; the configs aekit ships: fast, "
+                                                r"reference, .*\(did you mean 'reference'\?\)$"):
+        load_config("referense")
+    with pytest.raises(aekit.AekitError, match=r"^sub/reference\.toml: config file not found$"):
+        load_config("sub/reference.toml")
+
+
+def test_the_shipped_configs_are_package_data(root):
+    """pyproject.toml installs them with the package: the checkout's configs/ is a link to them."""
+    import tomllib
+
+    from aekit import configs
+
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["aekit"]
+    assert data == ["configs/*.toml"] and configs.HERE.parent == Path(aekit.__file__).parent
+    assert (root / "configs").resolve() == configs.HERE.resolve()
+    assert configs.names() == ["fast", "reference", "reference-denoising", "reference-sparse", "reference-vae"]
 
 
 def test_fast_config_changes_only_the_schedule_of_the_reference(root):

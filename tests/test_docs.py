@@ -18,7 +18,7 @@ def test_the_readme_is_a_front_door_with_two_commands(root):
     text = (root / "README.md").read_text()
     assert len(text.splitlines()) <= 250
     install_and_train, install_and_test = commands(text)
-    assert "aekit train --config configs/reference.toml" in install_and_train and "-c constraints.txt" in install_and_train
+    assert "aekit train --config reference" in install_and_train and "-c constraints.txt" in install_and_train
     assert install_and_test.endswith("python -m pytest -q") and "'.[test]'" in install_and_test
 
 

@@ -11,7 +11,7 @@ The Python API mirrors the CLI::
     print(aekit.evaluate(model, x[320:]))              # loss per sample, code mean, MSE, PSNR, SSIM
     aekit.save(model, "my-model"); model = aekit.load("my-model")
 
-    cfg = aekit.load_config("configs/reference.toml")  # or run a whole experiment with its run folder
+    cfg = aekit.load_config("reference")  # or run a whole experiment with its run folder
     result = aekit.train(cfg, out="runs/reference")
 
 The package is in layers, every import pointing down (tests/test_architecture.py holds the order):

@@ -23,6 +23,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from . import configs
 from .data import FitMethod, ImageData, ResizeMethod, SplitName, load_data, parse_size, size_problem
 from .data.folders import STREAM_ABOVE_BYTES
 from .errors import ConfigError
@@ -202,11 +203,9 @@ def resumable_keys() -> set[str]:
 
 def load_config(path: str | Path, *, run: bool = False) -> Config:
     """Read a TOML config file; errors name the file and the key (``run``: a run's config.toml, every table in it)."""
-    path = Path(path)
+    path = configs.find(path)  # a file, or the name of a config aekit ships ("reference")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     except UnicodeDecodeError as e:  # a binary file

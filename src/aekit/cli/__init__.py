@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=examples(
             """
-            aekit train --config configs/reference.toml            # the reference experiment (600 epochs)
-            aekit train --config configs/reference.toml --epochs 20 --out runs/ref20
+            aekit train --config reference            # the reference experiment (600 epochs)
+            aekit train --config reference --epochs 20 --out runs/ref20
             aekit export runs/ref20 --format onnx --out ref20.onnx # verified against PyTorch
             aekit report runs/ref20                                # rebuild runs/ref20/report.html
             aekit models                                           # registered architectures
