@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,23 @@ def truncate(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     return path
+
+
+class FakeClock:
+    """The clock of aekit.progress, moved only by the work a test runs (no sleeping, no timed assertions)."""
+
+    def __init__(self, monkeypatch):
+        import aekit.progress
+
+        self.now = 0.0
+        monkeypatch.setattr(aekit.progress, "time", types.SimpleNamespace(perf_counter=lambda: self.now))
+
+    def slow_baseline(self, monkeypatch, seconds: float, name: str = "slow") -> None:
+        """Register a baseline ``name`` that takes ``seconds`` an image on this clock (and dims the images)."""
+        from aekit.baselines import BASELINES, Baseline
+
+        def denoise(noisy: np.ndarray) -> np.ndarray:
+            self.now += seconds * len(noisy)
+            return noisy * 0.9
+
+        monkeypatch.setitem(BASELINES, name, lambda setup: Baseline(name, "a fake", denoise))

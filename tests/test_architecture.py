@@ -11,7 +11,7 @@ PACKAGE = Path(aekit.__file__).parent
 # graph over all modules has no cycle.
 LAYERS = [
     {"version", "errors"},
-    {"files", "typed", "metrics", "configs"},
+    {"files", "typed", "metrics", "configs", "progress"},
     {"data", "noise"},
     {"models"},
     {"config"},

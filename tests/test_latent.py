@@ -1,6 +1,7 @@
 """Using the codes: aekit encode / decode / sample / interpolate / map / score, and their errors."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -144,6 +145,20 @@ def test_an_unreadable_file_stops_encode_and_score_unless_skipped(tiny_run, face
     listed = (tmp_path / "codes.txt").read_text().splitlines() if command == "encode" else \
         [line.split(",")[0] for line in (tmp_path / out).read_text().splitlines()[1:]]
     assert len(listed) == 6 and not any("broken" in f for f in listed)
+
+
+@pytest.mark.parametrize("command, out", [("encode", "codes.npy"), ("score", "scores.csv")])
+def test_encode_and_score_show_a_bar_over_the_files_they_read_on_a_terminal_only(tiny_run, faces, tmp_path, cli,
+                                                                                 monkeypatch, command, out):
+    """A large folder was read without a sign: on a terminal a bar over its files; none in a log, none with
+    --no-progress."""
+    r = cli(command, tiny_run.out, faces[0], "--out", tmp_path / f"log-{out}")
+    assert r.code == 0 and "\r" not in r.err and "reading" not in r.err, r.err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    r = cli(command, tiny_run.out, faces[0], "--out", tmp_path / f"tty-{out}")
+    assert r.code == 0 and "\r" in r.err and "reading: " in r.err and "/6 [" in r.err, r.err
+    r = cli(command, tiny_run.out, faces[0], "--out", tmp_path / f"off-{out}", "--no-progress")
+    assert r.code == 0 and r.err == ""
 
 
 def test_errors_are_one_line(tiny_run, vae_folder, faces, tmp_path, cli):

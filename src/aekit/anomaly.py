@@ -59,10 +59,11 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
 
 
 def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, threshold: float | None = None,
-          device: str = "cpu", skip_bad: bool = False) -> Scores:
+          device: str = "cpu", skip_bad: bool = False, progress: bool | None = None) -> Scores:
     """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
     given, else the ``quantile`` (default DEFAULT_QUANTILE, 0.99) of the errors on the run's held-out images (``skip_bad``:
-    unreadable files are left out, listed in ``Scores.skipped``)."""
+    unreadable files are left out, listed in ``Scores.skipped``; ``progress``: a bar over the files read, None: when
+    stderr is a terminal)."""
     if quantile is not None and threshold is not None:
         raise AekitError("quantile and threshold: give one, not both (each sets the level above which an image is "
                          "flagged)", keys=("quantile", "threshold"))
@@ -74,7 +75,7 @@ def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, t
     if isinstance(run, torch.nn.Module) and threshold is None:
         raise AekitError("score: a model without its run folder needs a threshold", keys="threshold")
     model = as_model(run, device)
-    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress)
     errors = reconstruction_errors(model, x)
     if threshold is not None:
         return Scores(files, errors, float(threshold), None, 0, skipped)

@@ -27,7 +27,6 @@ scikit-image and bm3d are optional (``pip install 'aekit[baselines]'``), importe
 from __future__ import annotations
 
 import importlib.util
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,6 +34,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from .errors import AekitError, did_you_mean
+from .progress import PROBE, in_parts
 
 BLUR_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 TV_WEIGHTS = (0.02, 0.05, 0.08, 0.12, 0.18, 0.25)
@@ -49,6 +49,7 @@ class Baseline:
     setting: str
     denoise: Callable[..., np.ndarray]  # (N, C, H, W) -> (N, C, H, W), values in [0, 1]
     oracle: bool = False  # denoise(noisy, clean) is also given the clean images (to measure the true noise level)
+    batched: bool = False  # one matrix product over all the images: run at once (a row's last bits follow the batch)
 
 
 @dataclass
@@ -214,7 +215,7 @@ def _pca_wiener(setup: Setup) -> Baseline:
         return np.clip(y, 0, 1).reshape(noisy.shape).astype(noisy.dtype)
 
     return Baseline("pca-wiener", f"{len(lam)} components, Ledoit-Wolf shrinkage {shrink:.3f}, "
-                    "each image's true noise std", denoise, oracle=True)
+                    "each image's true noise std", denoise, oracle=True, batched=True)
 
 
 @baseline("pca")
@@ -228,7 +229,7 @@ def _pca(setup: Setup) -> Baseline:
         y = pca.inverse_transform(pca.transform(x.reshape(len(x), -1).astype(np.float64)))
         return np.clip(y, 0, 1).reshape(x.shape).astype(x.dtype)
 
-    return Baseline("pca", f"{k} components, fitted on the clean training images", project)
+    return Baseline("pca", f"{k} components, fitted on the clean training images", project, batched=True)
 
 
 ALL = tuple(BASELINES)
@@ -285,8 +286,16 @@ def build_baselines(names: tuple[str, ...], *, train_clean: np.ndarray, train_no
     return [BASELINES[n](setup) for n in names]
 
 
-def run_baseline(b: Baseline, noisy: np.ndarray, clean: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Denoise ``noisy`` with ``b`` (an oracle baseline also sees ``clean``); the result and the seconds per image."""
-    t0 = time.perf_counter()
-    y = b.denoise(noisy, clean) if b.oracle else b.denoise(noisy)
-    return y.astype(np.float32), (time.perf_counter() - t0) / max(len(noisy), 1)
+def run_baseline(b: Baseline, noisy: np.ndarray, clean: np.ndarray | None = None, *, moving=None,
+                 slow: Callable[[float], None] | None = None) -> tuple[np.ndarray, float]:
+    """Denoise ``noisy`` with ``b`` (an oracle baseline also sees ``clean``) a part at a time, the bar ``moving``
+    moved by each, ``slow(seconds_per_image)`` called when the first images say it takes long (:func:`in_parts`);
+    the result and the seconds per image."""
+    out = np.empty(noisy.shape, np.float32)
+
+    def work(start: int, stop: int) -> None:
+        x = noisy[start:stop]
+        out[start:stop] = b.denoise(x, clean[start:stop]) if b.oracle else b.denoise(x)
+
+    spi = in_parts(work, len(noisy), moving=moving, slow=slow, first=len(noisy) if b.batched else PROBE)
+    return out, spi

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -25,11 +25,13 @@ from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
 from .metrics import image_metrics
 from .noise import NoiseConfig, check_seed, parse_noise
 from .pipeline import Pipeline, prepare_data
+from .progress import bar, estimate, say
 from .report.pictures import image_grid, save_png
 from .run_folder import RunFolder
 
 BASELINE_TRAIN_IMAGES = 2000  # training images the baselines may use (PCA's fit, picking settings)
 GRID_IMAGES = 10  # images per row of evaluation.png
+SLOW_HINT = "limit N scores the first N images; baselines without {name} skips it"  # the slow note's advice
 
 
 @torch.no_grad()
@@ -52,6 +54,9 @@ def evaluate_run(
     write: bool = True,
     out: str | Path | None = None,
     flip_ensemble: bool | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+    slow_hint: str = SLOW_HINT,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
@@ -63,7 +68,9 @@ def evaluate_run(
     every one with noise, PCA without); returns the results and writes them (unless not ``write``) to
     ``out`` (a .json file, its picture beside it as .png; default: the run folder's evaluation.json). With ``flip_ensemble`` the
     model's output averages its passes on each image and its mirror; by default (None) it does where the
-    images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`)."""
+    images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`).
+    ``progress``: a bar over each baseline's images (None: when stderr is a terminal); a baseline whose first images
+    put it past a minute says so, through ``log`` (default: print), with ``slow_hint`` (``{name}``: the baseline's)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     with folder.lock(shared=True):  # refused at once while another command trains the run
         pass
@@ -103,10 +110,13 @@ def evaluate_run(
     recon = _model_outputs(FlipEnsemble(model) if flip_ensemble else model, noisy, any_size=model.any_size)
     results.append({"method": name, "setting": str(folder), **image_metrics(recon, clean),
                     "seconds_per_image": (time.perf_counter() - t0) / len(noisy)})
-    outputs = {}
+    outputs, tell = {}, say(log)
     for b in build_baselines(tuple(baselines), train_clean=train_clean.numpy(), train_noisy=train_noisy.numpy(),
                              code_length=model.config.code_length):
-        y, spi = run_baseline(b, noisy.numpy(), clean.numpy())
+        def slow(pace: float, name: str = b.name) -> None:
+            tell(f"note: {name} takes {estimate(pace, len(noisy))} ({slow_hint.format(name=name)})")
+        with bar(len(noisy), unit="image", desc=b.name, show=progress) as moving:
+            y, spi = run_baseline(b, noisy.numpy(), clean.numpy(), moving=moving, slow=slow)
         outputs[b.name] = torch.from_numpy(y)
         results.append({"method": b.name, "setting": b.setting, **image_metrics(outputs[b.name], clean),
                         "seconds_per_image": spi})

@@ -21,6 +21,7 @@ from .data import find_images, fit_images, load_image, load_npy, read_each, take
 from .errors import AekitError
 from .files import atomic_paths, new_files, save_npy, save_npy_to, write_bytes
 from .inference import preprocessing
+from .progress import bar
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
 from .run_folder import RunFolder
@@ -45,29 +46,36 @@ def decode(run, codes: np.ndarray | torch.Tensor, *, device: str = "cpu") -> tor
 
 # --- images in ---------------------------------------------------------------------------------
 
-def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *,
-                skip_bad: bool | None = None) -> tuple[torch.Tensor, list[Path], list[str]]:
+def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *, skip_bad: bool | None = None,
+                progress: bool | None = False) -> tuple[torch.Tensor, list[Path], list[str]]:
     """The images of ``inputs`` (files, or folders searched recursively) at the model's working size,
     (N, C, H, W), their files, and the unreadable files skipped: with ``skip_bad`` they are left out and
-    listed; without, the first one stops it (False: its error points to ``skip_bad``)."""
+    listed; without, the first one stops it (False: its error points to ``skip_bad``). ``progress``: a bar over
+    the files (None: when stderr is a terminal)."""
     pre = preprocessing(model)
+    found = find_images(inputs)
+    with bar(len(found), unit="file", desc="reading", show=progress) as moving:
+        def read(f: Path) -> torch.Tensor:
+            try:
+                return load_image(f, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"],
+                                  channels=pre["channels"])
+            finally:
+                moving.update()
 
-    def read(f: Path) -> torch.Tensor:
-        return load_image(f, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"], channels=pre["channels"])
-
-    images, kept, skipped = read_each(find_images(inputs), read, skip_bad=skip_bad, inputs=inputs)
+        images, kept, skipped = read_each(found, read, skip_bad=skip_bad, inputs=inputs)
     return torch.stack(images), [f for f, _ in kept], skipped
 
 
 # --- codes -------------------------------------------------------------------------------------
 
 def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu",
-                 skip_bad: bool = False) -> tuple[Path, Path, list[str]]:
+                 skip_bad: bool = False, progress: bool | None = None) -> tuple[Path, Path, list[str]]:
     """Encode image files/folders into ``out`` (.npy, (N, code length)) and list the files, one per
     line in the order of the codes, in the .txt beside it (``skip_bad``: unreadable files are left
-    out). Returns both paths and the unreadable files skipped."""
+    out; ``progress``: a bar over the files read, None: when stderr is a terminal). Returns both paths and the
+    unreadable files skipped."""
     model = as_model(run, device)
-    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress)
     out, names = Path(out), Path(out).with_suffix(".txt")
     codes = encode(model, x)
     listing = "".join(f"{_one_line(str(f))}\n" for f in files)

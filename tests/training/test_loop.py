@@ -164,3 +164,27 @@ def test_an_epoch_longer_than_the_time_limit_is_cut_at_it():
         "reached after epoch 1 (its first 1 of 8 batches: the epoch was longer than the limit)"), history.stopped
     whole = _quiet_fit(_small_model(), _images16(), epochs=1, batch_size=2, select=False)
     assert 0 < history[0].loss_per_sample < 2 * whole[0].loss_per_sample  # per image of the batches it ran
+
+
+def test_the_bar_moves_with_every_batch_and_stands_at_each_epoch_after_it(tiny_images, monkeypatch):
+    """An epoch of a large folder (216 s) left the bar over the epochs where it was: it moves by each batch's
+    share of an epoch (2.5/10: half of the third epoch done)."""
+    import aekit.training.loop
+    from aekit.progress import FractionBar
+
+    positions = []
+
+    class Recorded(FractionBar):
+        def at(self, position):
+            positions.append(position)
+            super().at(position)
+
+    monkeypatch.setattr(aekit.training.loop, "FractionBar", Recorded)
+    model = aekit.create_model("conv")
+    fit(model, tiny_images[:16], aekit.TrainConfig(epochs=2, batch_size=4, select=False), progress=True,
+        log=lambda s: None)
+    assert positions == [0.25, 0.5, 0.75, 1, 1, 1.25, 1.5, 1.75, 2, 2]
+    positions.clear()
+    fit(model, tiny_images[:16], aekit.TrainConfig(epochs=1, batch_size=4, select=False), progress=False,
+        log=lambda s: None)
+    assert positions == []

@@ -15,7 +15,7 @@ from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
 from ..run_folder import RunFolder
 from ..training import resolve_device
-from .options import add_command, add_config_options, default_of, size_arg
+from .options import add_command, add_config_options, add_no_progress, default_of, size_arg
 
 FLIP_HELP = ("average the model's passes on each image and on its mirror image, mirrored back (two passes; a "
              "little more accurate for models trained with flips); default: on for a run trained with flips "
@@ -60,6 +60,7 @@ def add_commands(sub) -> None:
     e.add_argument("--out", metavar="FILE.json", help="write the results to FILE.json and the picture to FILE.png "
                    "(default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
     e.add_argument("--overwrite", action="store_true", help="with --out: replace an existing FILE.json / FILE.png")
+    add_no_progress(e, "s over the baselines' images")
 
     d = add_command(
         sub, "denoise", "denoise image files with a trained run", """
@@ -108,6 +109,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=str(resolve_device(args.device)),
         flip_ensemble=args.flip_ensemble,
         out=out,
+        progress=False if args.no_progress else None,
+        slow_hint="--limit N scores the first N images; a --baselines list without {name} skips it",
     )
     for line in report["skipped"]:
         print(f"skipped {line}")

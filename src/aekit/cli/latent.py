@@ -7,7 +7,7 @@ import argparse
 from ..anomaly import DEFAULT_QUANTILE, score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
 from ..files import new_file
-from .options import add_command, default_of
+from .options import add_command, add_no_progress, default_of
 
 
 def add_commands(sub) -> None:
@@ -22,6 +22,7 @@ def add_commands(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
+    add_no_progress(p, " over the files read")
     p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
                 "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
     p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
@@ -63,6 +64,7 @@ def add_commands(sub) -> None:
     p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
+    add_no_progress(p, " over the files read")
     for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
         sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
         sub.choices[name].add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -70,7 +72,8 @@ def add_commands(sub) -> None:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     out = new_file(args.out, overwrite=args.overwrite, suffix=".npy", beside=(".txt",))
-    codes, names, skipped = encode_files(args.run, args.inputs, out, device=args.device, skip_bad=args.skip_bad)
+    codes, names, skipped = encode_files(args.run, args.inputs, out, device=args.device, skip_bad=args.skip_bad,
+                                         progress=False if args.no_progress else None)
     for line in skipped:
         print(f"skipped {line}")
     print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
@@ -111,7 +114,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     new_file(args.out, overwrite=args.overwrite, suffix=".csv")
     s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
-              skip_bad=args.skip_bad)
+              skip_bad=args.skip_bad, progress=False if args.no_progress else None)
     write_scores(s, args.out)
     for line in s.skipped:
         print(f"skipped {line}")

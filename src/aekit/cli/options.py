@@ -46,6 +46,12 @@ def add_command(sub, name: str, help: str, examples_text: str, func, description
     return p
 
 
+def add_no_progress(p: argparse.ArgumentParser, what: str) -> None:
+    """--no-progress: no bar on a terminal (there is none where stderr is not one)."""
+    p.add_argument("--no-progress", action="store_true", help=f"no progress bar{what} (none shows when stderr is not "
+                   "a terminal, e.g. redirected to a log file)")
+
+
 def flagged() -> list[Option]:
     """The config fields that have a command-line flag."""
     return [o for o in config_options() if o.flag]

@@ -14,7 +14,7 @@ from ..report.page import comparison_line
 from ..run import train
 from ..run_folder import RunFolder
 from ..training.distributed import DEFAULT_TIMEOUT, launch, launched, process_group
-from .options import add_command, add_config_options, config_from_args, flagged, given_options
+from .options import add_command, add_config_options, add_no_progress, config_from_args, flagged, given_options
 
 EXAMPLES = """
 aekit train --config reference                       # experiment A, exactly
@@ -49,8 +49,7 @@ def add_commands(sub) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     may = ", ".join(o.flag for o in flagged() if o.resume)
     t.add_argument("--resume", metavar="RUN", help=f"continue RUN from its last checkpoint (may change {may})")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines still print; "
-                   "there is none when stderr is not a terminal, e.g. redirected to a log file)")
+    add_no_progress(t, "; epoch lines still print")
     t.add_argument("--nproc", type=int, metavar="N", help="data-parallel training on N processes of this machine "
                    "(torchrun --standalone; one CPU thread each unless --threads); see also torchrun")
     t.add_argument("--dist-timeout", type=float, metavar="SECONDS", help="several processes: longest wait to join "
