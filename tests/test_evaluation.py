@@ -271,6 +271,26 @@ def test_a_failed_comparison_warns_and_keeps_the_run(tmp_path, monkeypatch):
     assert any(s.startswith("warning: the end-of-run comparison failed (MemoryError: out of memory); ") for s in said)
 
 
+def test_ctrl_c_in_the_comparison_completes_the_run_without_it(tmp_path, monkeypatch):
+    """The comparison can take minutes (BM3D): Ctrl-C there skips it and still completes the run, then stops
+    (it left a run with a model but no metrics.json, so read as unfinished)."""
+    import aekit.run
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(aekit.run, "evaluate_run", interrupted)
+    said = []
+    cfg = aekit.config.replace(aekit.Config(), **{"model.name": "hybrid", "model.code_length": 8, "train.epochs": 1,
+                                                  "train.device": "cpu"})
+    with pytest.raises(KeyboardInterrupt):
+        aekit.train(cfg, out=tmp_path / "run", progress=False, log=said.append)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["comparison_error"] == "interrupted" and "comparison" not in metrics
+    assert (tmp_path / "run" / "report.html").is_file() and aekit.RunFolder(tmp_path / "run").metrics() == metrics
+    assert f"Interrupted in the end-of-run comparison: the run is completed without it (`aekit evaluate " \
+           f"{tmp_path / 'run'} --baselines` runs it)" in said
+
+
 def test_the_comparison_on_a_sample_of_the_heldout_images_says_so(tmp_path, monkeypatch, cli):
     import numpy as np
 

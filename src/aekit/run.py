@@ -156,6 +156,7 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     save(model, folder.path, preprocess=preprocess)
     before = sum(e.seconds for e in history if state and e.epoch <= state["epoch"])  # the epochs before a resume
     metrics = final_metrics(cfg, model, data, pipeline, history, before + time.perf_counter() - t_start)
+    stopped = None  # Ctrl-C (or SIGTERM) in the comparison: the run is completed without it, then stops
     if cfg.train.compare and len(test_x):  # what a user would pick instead, on the same held-out images
         try:
             report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
@@ -168,10 +169,16 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
             metrics["comparison_error"] = f"{type(e).__name__}: {e}"
             (log or print)(f"warning: the end-of-run comparison failed ({metrics['comparison_error']}); the model, "
                            f"metrics and report are written, and `aekit evaluate {folder.path} --baselines` tries it again")
+        except KeyboardInterrupt as e:
+            stopped, metrics["comparison_error"] = e, "interrupted"
+            (log or print)(f"Interrupted in the end-of-run comparison: the run is completed without it "
+                           f"(`aekit evaluate {folder.path} --baselines` runs it)")
     write_run_pictures(folder, model, data, pipeline, history, title=cfg.name, seed=cfg.seed)
     write_report(folder, metrics=metrics)  # before metrics.json, which marks the run complete
     write_json(folder / folder.METRICS, metrics)  # last: marks the run complete
     folder.drop_replaced()  # the run overwrite set aside, if any
+    if stopped is not None:
+        raise stopped
     return RunResult(out=folder.path, model=model, history=history, metrics=metrics)
 
 
