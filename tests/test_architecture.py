@@ -16,7 +16,7 @@ LAYERS = [
     {"models"},
     {"config"},
     {"pipeline", "training", "codes"},
-    {"run_folder"},
+    {"run_tables", "run_folder"},
     {"report"},
     {"inference", "baselines"},
     {"evaluation"},

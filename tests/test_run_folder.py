@@ -43,6 +43,25 @@ def test_a_metrics_or_evaluation_json_holding_no_table_names_the_file_and_the_fi
                                         f"aekit writes); delete it, or aekit evaluate {run} again")
 
 
+@pytest.mark.parametrize("section, why", [
+    ({"comparison": 5}, "comparison is 5, not a table"),
+    ({"heldout": "x"}, "heldout is 'x', not a table"),
+    ({"train": {"images": 16, "recon_spread": "low"}}, "train.recon_spread is 'low', not a number"),
+    ({"selection": {"chosen_epoch": 1, "epochs_run": 1, "validation_loss": None, "validation_images": 2}},
+     "selection.validation_loss is null"),
+    ({"comparison": {"images": 4, "margin_db": 0.5, "aekit": {"psnr": 20.0, "ssim": 0.5}}}, "no comparison.baseline"),
+])
+def test_a_metrics_json_section_of_another_form_names_the_file_the_key_and_the_fix(run, cli, section, why):
+    """A section the report reads, of another type ("comparison": 5 was a TypeError of aekit report, "heldout": "x" an
+    AttributeError): one line naming the file and the key; a null section (none computed) is left out."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, **section}))
+    assert cli("report", run).error == (f"aekit: error: {run / 'metrics.json'}: damaged ({why}); delete it, and aekit "
+                                        f"train --resume {run} writes it again")
+    (run / "metrics.json").write_text(json.dumps({**metrics, "heldout": None, "selection": None, "comparison": None}))
+    assert cli("report", run).code == 0
+
+
 @pytest.mark.parametrize("content, why", [
     (b"epoch,loss_per_sample\n1,\xb9\xff\n", "damaged (not UTF-8 text (byte 24))"),
     (b"epoch,loss_per_sample\n1,2,3\n", "not a history file of numbers (float() argument"),
