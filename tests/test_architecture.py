@@ -15,6 +15,7 @@ LAYERS = [
     {"data", "noise"},
     {"models"},
     {"config"},
+    {"config_file"},
     {"pipeline", "training", "codes"},
     {"run_tables", "run_folder"},
     {"report"},

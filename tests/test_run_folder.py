@@ -95,6 +95,37 @@ def test_a_run_config_without_its_tables_is_refused_naming_the_file(run, cli, tm
     assert aekit.load_config(empty) == aekit.Config()
 
 
+@pytest.mark.parametrize("line, refused", [
+    ("test_fraction = 0.2", "no [data] test_fraction, which every run's config.toml holds (its default, read in its "
+     "place, may not be what the run used); put back the line the run wrote in [data] (the default: test_fraction = 0.2)"),
+    ('split = "random"', "no [data] split, "),
+    ("seed = 1000", "no seed, which every run's config.toml holds (its default, read in its place, may not be what the "
+     "run used); put back the line the run wrote above the tables (the default: seed = 1000)"),
+    ('kind = "none"', "no [noise] kind, "),
+    ("code_length = 16", "no [model] code_length, which every run's config.toml holds (its default, read in its place, "
+     "may not be what the run used); put back the line the run wrote in [model] (its value is under \"config\" in "
+     "the run's model.json, or a checkpoint's; the default: code_length = 256)"),
+])
+def test_a_key_deleted_from_a_run_config_is_refused_naming_the_file_the_key_and_the_fix(run, cli, tmp_path, line,
+                                                                                         refused):
+    """A deleted key read as its default: evaluate rebuilt another split (images the run trained on scored as held
+    out) or scored a denoiser without noise, a resume continued with another seed. A user's own config file may
+    leave any key out."""
+    config = run / "config.toml"
+    whole = config.read_text()
+    assert f"\n{line}\n" in whole  # the run wrote it
+    config.write_text(whole.replace(f"\n{line}\n", "\n", 1))
+    aekit.write_image(tmp_path / "other.png", np.zeros((16, 16, 1), np.float32))
+    for args in (("evaluate", run, "--limit", "2"), ("score", run, tmp_path / "other.png", "--out", tmp_path / "s.csv"),
+                 ("train", "--resume", run, "--epochs", "2")):
+        assert cli(*args).error.startswith(f"aekit: error: {config}: {refused}")
+    mine = tmp_path / "mine.toml"  # the same lines in a user's own file: the key takes its default
+    mine.write_text(config.read_text())
+    assert isinstance(aekit.load_config(mine), aekit.Config)
+    config.write_text(whole)
+    assert cli("evaluate", run, "--limit", "2").code == 0
+
+
 def test_a_run_config_of_a_newer_aekit_says_so(run):
     """A key this version does not know, in a run a newer aekit wrote: upgrade, not 'unknown key'."""
     config = run / "config.toml"

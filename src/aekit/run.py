@@ -12,7 +12,8 @@ from typing import Callable
 import torch
 
 from .baselines import rivals
-from .config import Config, load_config, replace, working_size
+from .config import Config, replace, working_size
+from .config_file import load_config
 from .evaluation import comparison, evaluate_run
 from .errors import AekitError, ConfigError
 from .data import absolute_source

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, dump_config, load_config
+from .config import Config
+from .config_file import dump_config, load_config
 from .errors import AekitError
 from .files import lock_file, read_json, write_json, write_text, writing
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
