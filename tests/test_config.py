@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 import aekit
-from aekit.config import Config, config_options, dump_config, load_config, replace, resumable_keys
+from aekit.config import Config, config_options, replace, resumable_keys
+from aekit.config_file import dump_config, load_config
 from aekit.errors import did_you_mean
 
 

@@ -43,6 +43,25 @@ def test_a_metrics_or_evaluation_json_holding_no_table_names_the_file_and_the_fi
                                         f"aekit writes); delete it, or aekit evaluate {run} again")
 
 
+@pytest.mark.parametrize("section, why", [
+    ({"comparison": 5}, "comparison is 5, not a table"),
+    ({"heldout": "x"}, "heldout is 'x', not a table"),
+    ({"train": {"images": 16, "recon_spread": "low"}}, "train.recon_spread is 'low', not a number"),
+    ({"selection": {"chosen_epoch": 1, "epochs_run": 1, "validation_loss": None, "validation_images": 2}},
+     "selection.validation_loss is null"),
+    ({"comparison": {"images": 4, "margin_db": 0.5, "aekit": {"psnr": 20.0, "ssim": 0.5}}}, "no comparison.baseline"),
+])
+def test_a_metrics_json_section_of_another_form_names_the_file_the_key_and_the_fix(run, cli, section, why):
+    """A section the report reads, of another type ("comparison": 5 was a TypeError of aekit report, "heldout": "x" an
+    AttributeError): one line naming the file and the key; a null section (none computed) is left out."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, **section}))
+    assert cli("report", run).error == (f"aekit: error: {run / 'metrics.json'}: damaged ({why}); delete it, and aekit "
+                                        f"train --resume {run} writes it again")
+    (run / "metrics.json").write_text(json.dumps({**metrics, "heldout": None, "selection": None, "comparison": None}))
+    assert cli("report", run).code == 0
+
+
 @pytest.mark.parametrize("content, why", [
     (b"epoch,loss_per_sample\n1,\xb9\xff\n", "damaged (not UTF-8 text (byte 24))"),
     (b"epoch,loss_per_sample\n1,2,3\n", "not a history file of numbers (float() argument"),
@@ -74,6 +93,37 @@ def test_a_run_config_without_its_tables_is_refused_naming_the_file(run, cli, tm
     empty = tmp_path / "mine.toml"  # a user's own config file may leave any table out
     empty.write_text("")
     assert aekit.load_config(empty) == aekit.Config()
+
+
+@pytest.mark.parametrize("line, refused", [
+    ("test_fraction = 0.2", "no [data] test_fraction, which every run's config.toml holds (its default, read in its "
+     "place, may not be what the run used); put back the line the run wrote in [data] (the default: test_fraction = 0.2)"),
+    ('split = "random"', "no [data] split, "),
+    ("seed = 1000", "no seed, which every run's config.toml holds (its default, read in its place, may not be what the "
+     "run used); put back the line the run wrote above the tables (the default: seed = 1000)"),
+    ('kind = "none"', "no [noise] kind, "),
+    ("code_length = 16", "no [model] code_length, which every run's config.toml holds (its default, read in its place, "
+     "may not be what the run used); put back the line the run wrote in [model] (its value is under \"config\" in "
+     "the run's model.json, or a checkpoint's; the default: code_length = 256)"),
+])
+def test_a_key_deleted_from_a_run_config_is_refused_naming_the_file_the_key_and_the_fix(run, cli, tmp_path, line,
+                                                                                         refused):
+    """A deleted key read as its default: evaluate rebuilt another split (images the run trained on scored as held
+    out) or scored a denoiser without noise, a resume continued with another seed. A user's own config file may
+    leave any key out."""
+    config = run / "config.toml"
+    whole = config.read_text()
+    assert f"\n{line}\n" in whole  # the run wrote it
+    config.write_text(whole.replace(f"\n{line}\n", "\n", 1))
+    aekit.write_image(tmp_path / "other.png", np.zeros((16, 16, 1), np.float32))
+    for args in (("evaluate", run, "--limit", "2"), ("score", run, tmp_path / "other.png", "--out", tmp_path / "s.csv"),
+                 ("train", "--resume", run, "--epochs", "2")):
+        assert cli(*args).error.startswith(f"aekit: error: {config}: {refused}")
+    mine = tmp_path / "mine.toml"  # the same lines in a user's own file: the key takes its default
+    mine.write_text(config.read_text())
+    assert isinstance(aekit.load_config(mine), aekit.Config)
+    config.write_text(whole)
+    assert cli("evaluate", run, "--limit", "2").code == 0
 
 
 def test_a_run_config_of_a_newer_aekit_says_so(run):

@@ -21,7 +21,8 @@ the run folder, report/, the features (evaluation, inference, latent, export, sk
 
 import importlib
 
-from .config import Config, DataConfig, TrainConfig, dump_config, load_config, load_from_config
+from .config import Config, DataConfig, TrainConfig, load_from_config
+from .config_file import dump_config, load_config
 from .data import ImageData, ImageInfo, load_data, load_image, read_image, resize, split_indices, write_image
 from .errors import AekitError, ConfigError, DataError
 from .metrics import image_metrics, mse, psnr, ssim

@@ -1,4 +1,5 @@
-"""Typed configuration: dataclasses for data, model, training and noise, read from and written to TOML.
+"""Typed configuration: dataclasses for data, model, training and noise (read from and written to TOML files by
+:mod:`aekit.config_file`).
 
 A run is described by one :class:`Config`. TOML files hold the same tables (``[data]``,
 ``[model]``, ``[train]``, ``[noise]``); unknown keys, wrong types and impossible values are reported
@@ -11,25 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-import tomli_w
-
-from . import configs
 from .data import FitMethod, ImageData, ResizeMethod, SplitName, load_data, parse_size, size_problem
 from .data.folders import STREAM_ABOVE_BYTES
 from .errors import ConfigError
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
 from .noise import NoiseConfig, parse_noise, seed_problem
-from .typed import Option, build, drop_none, option, options, to_plain
+from .typed import Option, build, option, options, to_plain
 
 OPTIONS = "options"  # the ``where`` of a configuration built from options (the command line's, or aekit.train's)
 
@@ -199,27 +190,6 @@ AUTO_KEYS = ("train.amp", "train.hflip")  # settings whose "auto" a run resolves
 def resumable_keys() -> set[str]:
     """The settings a resumed run may change (the fields declared with ``resume=True``)."""
     return {o.key for o in config_options() if o.resume}
-
-
-def load_config(path: str | Path, *, run: bool = False) -> Config:
-    """Read a TOML config file; errors name the file and the key (``run``: a run's config.toml, every table in it)."""
-    path = configs.find(path)  # a file, or the name of a config aekit ships ("reference")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    except UnicodeDecodeError as e:  # a binary file
-        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); a config file is TOML text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    if run and (lost := [k for k, v in Config().to_dict().items() if isinstance(v, dict) and k not in raw]):
-        raise ConfigError(f"{path}: no [{lost[0]}] table, which every run's config.toml holds (damaged? restore it)")
-    return Config.from_dict(raw, where=str(path))
-
-
-def dump_config(cfg: Config) -> str:
-    """The configuration as TOML text (None values are left out: they mean 'default')."""
-    return tomli_w.dumps(drop_none(cfg.to_dict()))
 
 
 def replace(cfg: Config, **overrides: Any) -> Config:

@@ -14,6 +14,8 @@ from .errors import AekitError
 from .models import create_model
 from .models.io import read_model_json
 from .run_folder import RunFolder
+from .training.checkpoints import STATE, others
+from .training.snapshot import StateError
 from .typed import flatten, to_plain
 
 STALE_SECONDS = 600  # a temporary file this old was left by a write that a kill stopped
@@ -45,6 +47,15 @@ def check_checkpoint(folder: RunFolder, cfg: Config, checkpoint: Path) -> None:
                 f"resume {folder.path}: model.{key} is {value!r} by its {folder.CONFIG} (edited, or missing and so "
                 f"its default), but checkpoint {checkpoint.name} was trained with {saved[key]!r}; set it back "
                 f"in {folder / folder.CONFIG} ([model] {key} = {json.dumps(saved[key])})", keys="resume")
+
+
+def unfit_state(folder: RunFolder, checkpoint: Path, e: StateError) -> AekitError:
+    """``e``, a part of ``checkpoint``'s state.pt that does not fit the training (a foreign optimiser, a value of
+    another type), as one line naming the file, the checkpoints a resume could start from instead, and a new start."""
+    instead = others(folder.path, checkpoint)
+    return AekitError(f"{checkpoint / STATE}: {e}: damaged, or of another run{instead}; {'or ' if instead else ''}"
+                      f"start it afresh in {folder.path} from config {folder / folder.CONFIG} with overwrite",
+                      keys=("overwrite", "config"))
 
 
 def clear_for_resume(folder: RunFolder, older_than: float = STALE_SECONDS) -> None:

@@ -12,7 +12,8 @@ from typing import Callable
 import torch
 
 from .baselines import rivals
-from .config import Config, load_config, replace, working_size
+from .config import Config, replace, working_size
+from .config_file import load_config
 from .evaluation import comparison, evaluate_run
 from .errors import AekitError, ConfigError
 from .data import absolute_source
@@ -22,12 +23,13 @@ from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
 from .report.run_pictures import write_run_pictures
 from .report.tensorboard import TensorBoardLog
-from .resume import check_checkpoint, check_resume, clear_for_resume
+from .resume import check_checkpoint, check_resume, clear_for_resume, unfit_state
 from .run_folder import RunFolder
 from .run_record import Recorder, final_metrics
 from .training import Distributed, EpochStats, fit, preflight
 from .training.checkpoints import check_weights, read_checkpoint
 from .training.devices import resolve_amp
+from .training.snapshot import StateError
 from .training.agreement import check_same_config, check_same_inputs, lost_peer, on_every_process
 from .typed import flatten
 
@@ -138,6 +140,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
             raise
         raise AekitError(f"rank {dist.rank} of {dist.world}: another process stopped or cannot be reached (its own "
                          f"output says why); {recorder.kept()}") from None
+    except StateError as e:  # a part of the checkpoint's state.pt that does not fit (resume only): name the file
+        raise unfit_state(folder, checkpoint, e) from None
     except AekitError as e:  # e.g. a diverged loss: the corrected command must replace this run's folder
         if resume:
             raise

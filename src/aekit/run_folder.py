@@ -28,10 +28,12 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, dump_config, load_config
+from .config import Config
+from .config_file import dump_config, load_config
 from .errors import AekitError
 from .files import lock_file, read_json, write_json, write_text, writing
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
+from .run_tables import METRICS_FORM, read_table
 from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, pointer
 from .training.history import EpochStats, history_csv, read_history_csv
 from .version import newer
@@ -190,17 +192,12 @@ class RunFolder:
                     raise
 
     def metrics(self) -> dict | None:
-        return self._table(self.METRICS, f"delete it, and aekit train --resume {self.path} writes it again")
+        """metrics.json (None when there is none), its sections of the form the run writes them."""
+        return read_table(self / self.METRICS, f"delete it, and aekit train --resume {self.path} writes it again",
+                          METRICS_FORM)
 
     def evaluation(self) -> dict | None:
-        return self._table(self.EVALUATION, f"delete it, or aekit evaluate {self.path} again")
-
-    def _table(self, name: str, fix: str) -> dict | None:
-        """The run's JSON file ``name``: the table aekit writes there (None when there is none)."""
-        found = read_json(self / name)
-        if found is not None and not isinstance(found, dict):
-            raise AekitError(f"{self / name}: damaged (a JSON {type(found).__name__}, not the table aekit writes); {fix}")
-        return found
+        return read_table(self / self.EVALUATION, f"delete it, or aekit evaluate {self.path} again")
 
     def history(self) -> list[dict[str, float | None]]:
         """history.csv as one dict per epoch: numbers, and None for empty cells ([] when missing)."""

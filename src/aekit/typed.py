@@ -153,6 +153,35 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def form_problem(value: Any, form: Any, where: str = "") -> str | None:
+    """How plain data (JSON) differs from ``form``, or None. A form is a type (``numbers.Real``: a number, not a bool;
+    ``object``: any value) or a table of forms by key, where a key ending in "?" may be absent or null."""
+    if isinstance(form, dict):
+        if not isinstance(value, dict):
+            return f"{where} is {_shown(value)}, not a table"
+        for key, inner in form.items():
+            name = key.rstrip("?")
+            at = f"{where}.{name}" if where else name
+            if value.get(name) is None:
+                if key.endswith("?"):
+                    continue
+                return f"{at} is null" if name in value else f"no {at}"
+            if problem := form_problem(value[name], inner, at):
+                return problem
+        return None
+    if not isinstance(value, form) or (isinstance(value, bool) and form not in (bool, object)):  # True is an int
+        return f"{where} is {_shown(value)}, not {_KINDS.get(form, f'a {form.__name__}')}"
+    return None
+
+
+_KINDS = {numbers.Real: "a number", str: "a string", bool: "true or false"}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
+
+
 def to_plain(obj: Any) -> Any:
     """Dataclasses, tuples and dicts as plain dicts and lists (for TOML and JSON)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -56,7 +56,7 @@ def test_level_input_is_one_more_input_channel_and_padding_repeats_the_edges():
 
 
 def test_the_code_length_follows_channels_and_levels_unless_given(tmp_path):
-    from aekit.config import load_config
+    from aekit.config_file import load_config
 
     (tmp_path / "small.toml").write_text("[model]\nname = 'unet'\nchannels = 8\nlevels = 2\n")
     assert load_config(tmp_path / "small.toml").model.code_length == 32  # 8 x 2**2, not the default's 192

@@ -398,3 +398,38 @@ def test_a_damaged_newest_checkpoint_names_the_file_and_the_others_a_resume_can_
     r = cli("train", "--resume", run, "--epochs", "4", "--no-progress")
     assert r.code == 0, r.err
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_a_foreign_or_damaged_training_state_inside_state_pt_names_the_file_and_the_fix(tmp_path, cli):
+    """Weights that fit, but an optimiser state of another model (was torch's ValueError, or a RuntimeError at the
+    first step when the counts agree), a scheduler or grad scaler value of another type (was a TypeError mid-epoch),
+    a history entry of another form (was a TypeError): one line naming state.pt, the other checkpoints and a new start;
+    the intact file resumes."""
+    run = tmp_path / "run"
+    aekit.train(_npy_config(tmp_path, epochs=2, checkpoint_every=1, amp="fp16"), out=run, progress=False,
+                log=lambda s: None)
+    ck = run / "checkpoints"
+    newest, state = ck / "epoch-000002", torch.load(ck / "epoch-000002" / "state.pt", weights_only=True)
+    fix = (f": damaged, or of another run; other checkpoints: epoch-000001 (best.json names it): to resume from "
+           f'epoch-000001, move {newest} away and write {{"dir": "epoch-000001", "epoch": 1}} into {ck / "last.json"}; '
+           f"or start it afresh in {run} from --config {run / 'config.toml'} with --overwrite")
+    optimizer, group = state["optimizer"], state["optimizer"]["param_groups"][0]
+    swapped = {**optimizer, "state": {**optimizer["state"], 0: optimizer["state"][1]}}  # as many, of other shapes
+    for damaged, why in [
+        ({"optimizer": {**optimizer, "param_groups": [{**group, "params": group["params"][:3]}]}},
+         "'optimizer' does not fit this training (optimizer['param_groups'][0]['params'] holds 3 values, "
+         "this training's 8)"),
+        ({"optimizer": swapped}, "'optimizer' does not fit this training (optimizer['state'][0]['exp_avg'] has shape "
+                                 "(4,), its parameter's shape (4, 1, 3, 3))"),
+        ({"optimizer": {"state": {}}}, "'optimizer' does not fit this training (no 'param_groups')"),
+        ({"scheduler": {**state["scheduler"], "last_epoch": "8"}},
+         "'scheduler' does not fit this training (scheduler['last_epoch'] is a str, not a number)"),
+        ({"scaler": {**state["scaler"], "scale": None}},
+         "'scaler' does not fit this training (scaler['scale'] is a NoneType, not a number)"),
+        ({"history": [{"epoch": 1}]}, "'history' does not fit this training (history[0]: EpochStats.__init__() missing 4"),
+    ]:
+        torch.save({**state, **damaged}, newest / "state.pt")
+        error = cli("train", "--resume", run, "--epochs", "3").error
+        assert error.startswith(f"aekit: error: {newest / 'state.pt'}: {why}") and error.endswith(fix), error
+    torch.save(state, newest / "state.pt")
+    assert cli("train", "--resume", run, "--epochs", "3", "--no-progress").code == 0

@@ -19,7 +19,8 @@ import types
 import typing
 from typing import Any
 
-from ..config import Config, config_options, load_config, replace
+from ..config import Config, config_options, replace
+from ..config_file import load_config
 from ..data import SUBJECT_TEST_FRACTION, parse_size, size_problem
 from ..data.sources import ARRAY_SUFFIXES, BUILT_IN
 from ..errors import AekitError, ConfigError

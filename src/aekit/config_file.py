@@ -1,0 +1,64 @@
+"""A configuration as a TOML file: reading one (errors name the file and the key) and writing one.
+
+A user's config file may leave out any key or table (its default). A run folder's own config.toml holds every table
+and every key its run wrote (all but those whose value is None, which TOML cannot hold): a key deleted there would
+read as its default, perhaps not what the run used (another split, size or noise, so that images it trained on
+are scored as held out), so it is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from . import configs
+from .config import Config
+from .errors import ConfigError
+from .typed import drop_none, flatten
+
+
+def load_config(path: str | Path, *, run: bool = False) -> Config:
+    """Read a TOML config file; errors name the file and the key (``run``: a run's config.toml, every key in it)."""
+    path = configs.find(path)  # a file, or the name of a config aekit ships ("reference")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    except UnicodeDecodeError as e:  # a binary file
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); a config file is TOML text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    if run and (lost := [k for k, v in Config().to_dict().items() if isinstance(v, dict) and k not in raw]):
+        raise ConfigError(f"{path}: no [{lost[0]}] table, which every run's config.toml holds (damaged? restore it)")
+    cfg = Config.from_dict(raw, where=str(path))
+    if run:
+        check_complete(path, raw, cfg)
+    return cfg
+
+
+def check_complete(path: Path, raw: dict, cfg: Config) -> None:
+    """``raw`` (a run's config.toml, read as ``cfg``) holds every key its run wrote: else an error naming the first
+    one missing, where its line goes and its default."""
+    held, written = flatten(raw), flatten(drop_none(cfg.to_dict()))
+    missing = next((k for k in written if k not in held), None)
+    if missing is None:
+        return
+    table, _, key = missing.rpartition(".")
+    shown, where = (f"[{table}] {key}", f"in [{table}]") if table else (key, "above the tables")
+    saved = "its value is under \"config\" in the run's model.json, or a checkpoint's; " if table == "model" else ""
+    raise ConfigError(f"{path}: no {shown}, which every run's config.toml holds (its default, read in its place, may "
+                      f"not be what the run used); put back the line the run wrote {where} ({saved}the default: "
+                      f"{key} = {json.dumps(written[missing])})")
+
+
+def dump_config(cfg: Config) -> str:
+    """The configuration as TOML text (None values are left out: they mean 'default')."""
+    return tomli_w.dumps(drop_none(cfg.to_dict()))
