@@ -21,7 +21,7 @@ import sys
 import threading
 
 from ..errors import AekitError, did_you_mean
-from ..training.distributed import launched
+from ..training.distributed import joined, launched
 from ..version import __version__
 from . import artifacts, evaluate, latent, train
 from .options import examples
@@ -124,7 +124,12 @@ def _stopped_by_signals():
 
 def main(argv: list[str] | None = None) -> int:
     with _stopped_by_signals():
-        return _main(argv)
+        code = _main(argv)
+    if code and joined():  # one of several processes, failed (a peer lost?): leave now, as after Ctrl-C
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

@@ -53,7 +53,7 @@ def add_commands(sub) -> None:
     e.add_argument("--baselines", nargs="?", const="all", metavar="LIST",
                    help=f"also run baselines: all (default when given: every one with noise, pca without) or a "
                    f"comma list of {','.join(ALL)}")
-    e.add_argument("--limit", type=int, metavar="N", help="only the first N held-out images")
+    e.add_argument("--limit", type=int, metavar="N", help="only the first N images scored (of the held-out split, or of --data)")
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     e.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)

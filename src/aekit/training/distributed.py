@@ -82,6 +82,15 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
+_JOINED: list[bool] = []  # [True] once this process joined a process group (process_group)
+
+
+def joined() -> bool:
+    """Whether this process joined a process group: after a failure it leaves at once (cli.main), since torch's
+    threads torn down at exit can race a lost peer's sockets (a native abort, "terminate called ...")."""
+    return bool(_JOINED)
+
+
 @contextmanager
 def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
     """Join the torch.distributed process group from the launcher's environment; leave it on exit.
@@ -112,6 +121,7 @@ def process_group(timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
         # no backend named: gloo for CPU tensors, plus NCCL for CUDA tensors when CUDA is present.
         # AEKIT_DIST_BACKEND=gloo forces gloo (NCCL refuses two processes on one GPU).
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
+        _JOINED.append(True)
     except (RuntimeError, TimeoutError, ValueError) as e:  # DistNetworkError, DistStoreError, ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         forced = f" (with {BACKEND_ENV}={backend})" if backend else ""
