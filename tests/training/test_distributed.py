@@ -158,6 +158,20 @@ def test_an_epoch_longer_than_the_time_limit_is_cut_on_every_process(tmp_path, c
     assert len(_history(tmp_path / "cut")) == 1
 
 
+def test_processes_whose_images_have_other_labels_stop_with_one_line(tmp_path, config):
+    """The same pixels with other labels would split other people out by subject on each process."""
+    cwds = [tmp_path / "a", tmp_path / "b"]
+    images = np.load(config.parent / "images.npy")
+    for c, labels in zip(cwds, [np.arange(200) // 10, np.arange(200) // 20]):
+        c.mkdir()
+        np.savez(c / "faces.npz", images=images, labels=labels)
+    args = ["train", "--config", str(config), "--data", "faces.npz", "--split", "subject", "--epochs", "1", "--out",
+            "run", "--no-progress", "--dist-timeout", "60"]
+    results = _by_hand([args, args], cwds)
+    assert [rc for rc, _, _ in results] == [2, 2], results
+    assert results[0][2].startswith("aekit: error: rank 1 of 2 read other images than rank 0 from "), results[0][2]
+
+
 def test_only_rank_0_writes_files(tmp_path, config):
     cwds = [tmp_path / "rank0", tmp_path / "rank1"]
     for c in cwds:

@@ -97,12 +97,14 @@ def digest(*tensors: torch.Tensor, names=()) -> str:
 
 def check_same_inputs(data: ImageData, state: dict | None) -> None:
     """Every process must train on rank 0's images (``data``; digests of their values, or of the names of files
-    streamed) and resume from rank 0's checkpoint (``state``: its epoch and weights): else one line on every process."""
+    streamed, and of their labels) and resume from rank 0's checkpoint (``state``: its epoch and weights): else one line on every process."""
     d = Distributed.current()
     if d.world == 1:
         return
     streamed = not isinstance(data.images, torch.Tensor)
-    images = {"source": str(data.source), "digest": digest(names=data.names) if streamed else digest(data.images)}
+    labels = () if data.labels is None else (torch.as_tensor(data.labels),)  # they decide a split by subject
+    images = {"source": str(data.source),
+              "digest": digest(*labels, names=data.names) if streamed else digest(data.images, *labels)}
     checkpoint = state and (int(state["epoch"]), digest(*state["model"].values()))
     every = _gather((images, checkpoint))
     shared = "(on several machines: the same files, e.g. on a shared file system)"
