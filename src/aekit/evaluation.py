@@ -18,7 +18,7 @@ import torch
 
 from .baselines import applicable, build_baselines, run_baseline
 from .config import Config, DataConfig, replace
-from .data import absolute_source, load_data, map_batches, size_problem, split_indices, take
+from .data import absolute_source, inference_batch_size, load_data, map_batches, size_problem, split_indices, take
 from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
@@ -107,7 +107,8 @@ def evaluate_run(
         results.append({"method": "noisy input", "setting": noise.spec(), **image_metrics(noisy, clean),
                         "seconds_per_image": 0.0})
     t0 = time.perf_counter()
-    recon = _model_outputs(FlipEnsemble(model) if flip_ensemble else model, noisy, any_size=model.any_size)
+    recon = _model_outputs(FlipEnsemble(model) if flip_ensemble else model, noisy, any_size=model.any_size,
+                           show=progress)
     results.append({"method": name, "setting": str(folder), **image_metrics(recon, clean),
                     "seconds_per_image": (time.perf_counter() - t0) / len(noisy)})
     outputs, tell = {}, say(log)
@@ -228,12 +229,18 @@ def _other(folder: RunFolder, trained: Config, ev: Config, own, model, data, *, 
                    skipped=other.skipped)
 
 
-def _model_outputs(model, noisy: torch.Tensor, *, any_size: bool) -> torch.Tensor:
+def _model_outputs(model, noisy: torch.Tensor, *, any_size: bool, show: bool | None = None) -> torch.Tensor:
     """The model's outputs: batches at the working size, or (a model for any size, whose working size may not be
-    the one it trained at) each image in one piece or in tiles."""
-    if not any_size:
-        return map_batches(lambda x: model(x).recon, noisy, next(model.parameters()).device)
-    return torch.stack(reconstruct(model, list(noisy)))
+    the one it trained at) each image in one piece or in tiles; a bar over the batches (the same batches either way)."""
+    device = next(model.parameters()).device
+    step, out = inference_batch_size(device), torch.empty_like(noisy)
+    with bar(len(noisy), unit="image", desc="model", show=show) as moving:
+        for start in range(0, len(noisy), step):
+            part = noisy[start : start + step]
+            out[start : start + step] = (torch.stack(reconstruct(model, list(part))) if any_size
+                                         else map_batches(lambda x: model(x).recon, part, device))
+            moving.update(len(part))
+    return out
 
 
 def comparison(report: dict[str, Any]) -> dict[str, Any] | None:
