@@ -8,6 +8,7 @@ import math
 import os
 from typing import Callable
 
+from .. import configs
 from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
 from ..report.page import comparison_line
@@ -43,7 +44,8 @@ def add_commands(sub) -> None:
         description="Train an autoencoder and write a run folder (config.toml, model.json, model.safetensors, "
         "history.csv, metrics.json, reconstructions.png, loss.png, report.html). Options override the config file.",
     )
-    t.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in defaults)")
+    t.add_argument("--config", metavar="FILE", help="TOML config file, or the name of one aekit ships: "
+                   f"{', '.join(configs.names())} (default: built-in defaults)")
     add_config_options(t)
     t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
