@@ -57,6 +57,7 @@ def evaluate_run(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     slow_hint: str = SLOW_HINT,
+    prepared=None,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run`` on its held-out images (``split``/``test_fraction``: another
     split), or on every image of ``data`` (a folder or array the run never saw: fitted to the working
@@ -70,7 +71,9 @@ def evaluate_run(
     model's output averages its passes on each image and its mirror; by default (None) it does where the
     images are corrupted (a denoising evaluation) and the run trained with flips (:func:`flips_by_default`).
     ``progress``: a bar over each baseline's images (None: when stderr is a terminal); a baseline whose first images
-    put it past a minute says so, through ``log`` (default: print), with ``slow_hint`` (``{name}``: the baseline's)."""
+    put it past a minute says so, through ``log`` (default: print), with ``slow_hint`` (``{name}``: the baseline's).
+    ``prepared``: the run's data as :func:`aekit.pipeline.prepare_data` gave its training (the end-of-run comparison,
+    which holds it: a large folder is not read again)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     with folder.lock(shared=True):  # refused at once while another command trains the run
         pass
@@ -86,8 +89,11 @@ def evaluate_run(
     stamp = folder.weights_stamp()
     model = folder.model(device)
     noise = trained.noise if noise is None else dataclasses.replace(noise, where=trained.noise.where)
-    ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
-                        scoring_other=data is not None)
+    if prepared is not None and split is None and test_fraction is None and data is None:
+        ev, own = trained, prepared
+    else:
+        ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
+                            scoring_other=data is not None)
     if data is None:
         images = _heldout(folder, trained, ev, own, limit)
     else:

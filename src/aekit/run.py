@@ -165,7 +165,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
         try:
             report = evaluate_run(folder, baselines=rivals(pipeline.corrupt is not None), limit=COMPARE_IMAGES,
                                   device=str(device), progress=progress, log=log,
-                                  slow_hint="in the end-of-run comparison; train.compare = false skips it")
+                                  slow_hint="in the end-of-run comparison; train.compare = false skips it",
+                                  prepared=data)
             metrics["comparison"] = comparison(report)
             if metrics["comparison"] and len(test_x) > COMPARE_IMAGES:  # say that it is a sample of the held-out images
                 metrics["comparison"]["heldout_images"] = len(test_x)
