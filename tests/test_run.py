@@ -288,6 +288,26 @@ def test_without_a_test_split_the_summary_names_the_validation_images_it_chose_o
     assert "Held-out: none (test_fraction = 0: every image was used for training, as in the reference)" in r.out
 
 
+def test_an_array_whose_rows_were_reordered_is_not_the_data_the_run_trained_on(tmp_path, cli):
+    """An array's image names are its row numbers: rows reordered (or relabelled) kept the names and silently gave
+    another split, so that 61 of 80 'held-out' images had been trained on. Old runs' data.json (no pixel digest) pass."""
+    import numpy as np
+
+    x = np.random.default_rng(0).random((30, 16, 16), dtype=np.float32)
+    np.save(tmp_path / "a.npy", x)
+    run = tmp_path / "run"
+    assert cli("train", "--data", tmp_path / "a.npy", "--epochs", "1", "--no-compare", "--no-progress", "--out",
+               run).code == 0
+    np.save(tmp_path / "a.npy", x[::-1].copy())
+    for args in (["evaluate", run], ["train", "--resume", run, "--epochs", "2"]):
+        err = cli(*args).error
+        assert f"aekit: error: {run}: the data changed since the run was trained ({tmp_path / 'a.npy'}: 30 images " \
+               "now, 30 then, other pixels, labels or order)" in err, err
+    record = json.loads((run / "data.json").read_text())
+    del record["pixels_sha256"]  # a run from before the pixel digest
+    (run / "data.json").write_text(json.dumps(record))
+    assert cli("evaluate", run).code == 0
+
 def test_a_run_reads_its_data_from_anywhere_and_notices_when_the_data_changed(tmp_path, cli, monkeypatch):
     """config.toml keeps the folder's absolute path (given relative); files added since training would change
     the splits, so evaluate and resume refuse; evaluate --data on the run's own folder says what it trained on."""

@@ -34,16 +34,21 @@ from .errors import AekitError
 from .files import lock_file, read_json, write_json, write_text, writing
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .run_tables import METRICS_FORM, read_table
+from .training.agreement import digest
 from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, pointer
 from .training.history import EpochStats, history_csv, read_history_csv
 from .version import newer
 
 
 def data_record(data) -> dict:
-    """The source of ``data`` (ImageData), its number of images and a digest of their sorted names."""
+    """The source of ``data`` (ImageData), its size, a digest of its sorted names and, held in memory, of its pixels
+    and labels in order (an array's names are its row numbers: rows reordered would split otherwise, unseen)."""
     names = sorted(str(n) for n in (data.names or []))
-    return {"source": str(data.source), "images": len(data),
-            "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
+    record = {"source": str(data.source), "images": len(data),
+              "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
+    if isinstance(data.images, torch.Tensor):
+        record["pixels_sha256"] = digest(data.images, *(() if data.labels is None else (torch.as_tensor(data.labels),)))
+    return record
 
 
 class RunFolder:
@@ -289,12 +294,14 @@ class RunFolder:
         then, now = read_json(self / self.DATA), data_record(data)
         if not isinstance(then, dict):
             raise AekitError(f"{self / self.DATA}: not a record of the run's data (a JSON {type(then).__name__})")
-        if then.get("names_sha256") != now["names_sha256"]:
+        named = then.get("names_sha256") == now["names_sha256"]  # older runs have no pixel digest: names only
+        if not named or then.get("pixels_sha256", now.get("pixels_sha256")) != now.get("pixels_sha256"):
             raise AekitError(
                 f"{self.path}: the data changed since the run was trained ({now['source']}: {now['images']} images "
-                f"now, {then.get('images')} then, or other names), so its splits would be others and images it "
-                f"trained on could be scored as held out; {doing} needs the images it was trained on (restore them; "
-                "to score other images: aekit evaluate RUN --data PATH)")
+                f"now, {then.get('images')} then, " + ("or other names" if not named else "other pixels, labels or "
+                "order") + "), so its splits would be others and images it trained on could be scored as held out; "
+                f"{doing} needs the images it was trained on (restore them; to score other images: aekit evaluate RUN "
+                "--data PATH)")
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
