@@ -51,3 +51,16 @@ def test_too_little_shared_memory_starts_no_worker(tmp_path, monkeypatch, capsys
         "aekit: note: /dev/shm has 64 KiB free, less than the 304 KiB that 2 worker processes hand over at once; "
         "loading the images in this process (data.workers 0 does so from the start)\n"
     )
+
+
+@pytest.mark.slow
+def test_worker_processes_draw_nothing_from_the_global_random_generator(tmp_path):
+    """A VAE draws its noise from torch's global generator: a DataLoader that took its seed from there gave a streamed
+    run other draws than the same run in memory, and a resume other draws than the run it continues."""
+    files = load_data(str(make_folder(tmp_path / "f", 6, size=(16, 16))), size=(16, 16), stream="on", workers=2).images
+    files.workers = 2
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    batches = list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 6)]))
+    assert torch.equal(torch.get_rng_state(), before) and torch.equal(torch.cat(batches),
+                                                                    torch.stack([files[i] for i in range(6)]))

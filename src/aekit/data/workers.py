@@ -54,8 +54,9 @@ def load_batches(
     while workers:
         try:
             if loader is None:
-                loader = iter(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                                                          collate_fn=collate, prefetch_factor=PREFETCH))
+                loader = iter(torch.utils.data.DataLoader(  # its own generator: torch's global one is the model's
+                    dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, prefetch_factor=PREFETCH,
+                    generator=torch.Generator().manual_seed(0)))  # (a VAE's draws): a loader took a number from it
             batch = next(loader)
         except StopIteration:
             return
