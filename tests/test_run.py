@@ -255,6 +255,24 @@ def test_a_twelve_image_folder_trains_with_the_default_settings(tmp_path, cli):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "complete"
 
 
+def test_train_leaves_the_callers_generator_and_thread_count_as_they_were(tmp_path):
+    """aekit.train seeded torch's global generator with the run's seed: whatever the caller had seeded, torch.rand
+    gave the same numbers after it; train.threads stayed the process's thread count."""
+    np.save(tmp_path / "x.npy", torch.rand(12, 1, 8, 8).numpy())
+    tables = {"data": {"source": str(tmp_path / "x.npy"), "size": [8, 8]}, "model": {"name": "fcn", "channels": [4]},
+              "train": {"epochs": 1, "compare": False, "threads": 1}}
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    torch.manual_seed(123)
+    aekit.train(tables, out=tmp_path / "run", progress=False, log=lambda s: None)
+    assert torch.equal(torch.rand(3), want) and torch.get_num_threads() == threads
+    torch.manual_seed(7)  # and the run itself is the same whatever the caller's generator
+    again = aekit.train(tables, out=tmp_path / "again", progress=False, log=lambda s: None)
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == (tmp_path / "again" / "model.safetensors").read_bytes()
+    assert again.history[-1].loss_per_sample > 0
+
+
 def test_train_takes_the_tables_as_a_dict_or_a_toml_file_and_load_data_a_tensor(tmp_path):
     images = torch.rand(12, 1, 8, 8)
     assert aekit.load_data(images).images.shape == (12, 1, 8, 8)  # a tensor is an array

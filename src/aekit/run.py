@@ -69,10 +69,15 @@ def train(
     run's own config.toml, except for the settings declared resumable (epochs, the time limit, the
     device, threads, compile: :func:`aekit.config.resumable_keys`). ``progress``: a progress bar (None:
     when stderr is a terminal). While it trains, the run folder is locked: another training of it, or an
-    evaluation, is refused (:meth:`RunFolder.lock`).
+    evaluation, is refused (:meth:`RunFolder.lock`). torch's global generator and thread count are the caller's again
+    afterwards.
     """
-    with contextlib.ExitStack() as hold:  # the run folder's lock, taken by the first process before it reads there
-        return _train(cfg, out, overwrite=overwrite, resume=resume, progress=progress, log=log, hold=hold)
+    threads, cuda = torch.get_num_threads(), [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    try:  # the caller's global generator and thread count are left as they were (train.seed, train.threads)
+        with contextlib.ExitStack() as hold, torch.random.fork_rng(devices=cuda):  # hold: the run folder's lock
+            return _train(cfg, out, overwrite=overwrite, resume=resume, progress=progress, log=log, hold=hold)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: contextlib.ExitStack) -> RunResult:
