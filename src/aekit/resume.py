@@ -34,6 +34,17 @@ def check_resume(folder: RunFolder, cfg: Config) -> None:
             )
 
 
+def schedule_note(folder: RunFolder, cfg: Config) -> str | None:
+    """A resume that changes train.epochs under a cosine schedule, in words (else None): the decay follows the new
+    count from the resumed step, so the learning rate jumps (a finished decay rises again)."""
+    before = folder.config().train.epochs
+    if cfg.train.schedule != "cosine" or cfg.train.epochs == before:
+        return None
+    return (f"note: train.schedule cosine decays over train.epochs: from here the learning rate follows the cosine of "
+            f"{cfg.train.epochs} epochs, not of {before} (a finished decay rises again); not the model a run of "
+            f"{cfg.train.epochs} epochs from the start gives")
+
+
 def check_checkpoint(folder: RunFolder, cfg: Config, checkpoint: Path) -> None:
     """The model ``cfg`` builds is the one ``checkpoint`` holds: a key edited or deleted in config.toml
     (a deleted one reads as its default) would otherwise fail deep inside the resume, or train another model."""

@@ -23,7 +23,7 @@ from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
 from .report.run_pictures import write_run_pictures
 from .report.tensorboard import TensorBoardLog
-from .resume import check_checkpoint, check_resume, clear_for_resume, unfit_state
+from .resume import check_checkpoint, check_resume, clear_for_resume, schedule_note, unfit_state
 from .run_folder import RunFolder
 from .run_record import Recorder, final_metrics
 from .training import Distributed, EpochStats, fit, preflight
@@ -107,6 +107,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
         cfg = replace(cfg, **{"train.amp": amp})
     if main_process:
         (log or print)(f"Precision: {'float32' if amp == 'off' else amp} ({why})")
+        if resume and (note := schedule_note(RunFolder(out), cfg)):
+            (log or print)(note)
     torch.manual_seed(cfg.seed)  # fixes the initialisation
     model = create_model(cfg.model)
     if state is not None:  # the checkpoint's weights are this model's (a damaged or foreign file: named)
