@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -344,6 +345,9 @@ def test_a_run_reads_its_data_from_anywhere_and_notices_when_the_data_changed(tm
     assert r.code == 0, r.err
     held_out = json.loads((run / "evaluation.json").read_text())["images"]
     r = cli("evaluate", run, "--data", tmp_path / "photos")
+    assert r.code == 0 and f"WARNING: the model saw {12 - held_out} of them in training" in r.out, r.out
+    shutil.copytree(tmp_path / "photos", tmp_path / "copy")  # a copy elsewhere: the same images, known by their pixels
+    r = cli("evaluate", run, "--data", tmp_path / "copy")
     assert r.code == 0 and f"WARNING: the model saw {12 - held_out} of them in training" in r.out, r.out
     make_folder(tmp_path / "photos" / "new", 2, size=(16, 16), subfolders=())
     for args in (["evaluate", run], ["train", "--resume", run, "--epochs", "2"]):

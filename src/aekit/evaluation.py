@@ -28,6 +28,7 @@ from .pipeline import Pipeline, prepare_data
 from .progress import bar, estimate, say
 from .report.pictures import image_grid, save_png
 from .run_folder import RunFolder
+from .training.agreement import digest
 
 BASELINE_TRAIN_IMAGES = 2000  # training images the baselines may use (PCA's fit, picking settings)
 GRID_IMAGES = 10  # images per row of evaluation.png
@@ -225,11 +226,14 @@ def _other(folder: RunFolder, trained: Config, ev: Config, own, model, data, *, 
     other = load_data(str(data), seed=d.order_seed, size=own.size if fixed else size, fit=d.fit, method=d.resize,
                       channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
     test = take(other.images, range(min(len(other), limit or len(other))))
-    seen = 0
-    if absolute_source(str(data)) == absolute_source(trained.data.source):  # its own source: say what it saw
-        trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+    seen = 0  # how many of them it trained on, said in a warning: its own source by name, a copy by the pixels
+    trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
+    if absolute_source(str(data)) == absolute_source(trained.data.source):
         saw = {own.data.names[i] for i in trained_on}
         seen = sum(n in saw for n in other.names[: len(test)])
+    elif isinstance(own.data.images, torch.Tensor) and isinstance(test, torch.Tensor):
+        saw = {digest(own.data.images[i]) for i in trained_on}
+        seen = sum(digest(x) in saw for x in test)
     work = own.size if fixed else tuple(size or test.shape[-2:])  # arrays are fitted by the pipeline
     return _Scored(ev, test, work, str(data), seen, note=scale_note(model, list(test), other.names, str(folder)),
                    skipped=other.skipped)
