@@ -1,5 +1,7 @@
 """`aekit denoise` on files of several sizes and modes; the fully convolutional path, tiles included."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +129,16 @@ def test_flip_ensemble_averages_the_image_and_its_mirror(fcn_run, images, tmp_pa
     # the run trained with flips (hflip auto: the Olivetti faces), so its default is the ensemble
     assert np.array_equal(got, np.asarray(opened(default / "gray.png"), dtype=np.float32) / 255)
 
+
+
+def test_a_files_added_noise_is_the_same_whichever_files_come_with_it(fcn_run, images, tmp_path):
+    """One generator ran across the files: a file's noise (and so its output) depended on the files before it."""
+    alone = denoise_files(fcn_run, [str(images / "gray.png")], tmp_path / "alone", add_noise="gaussian:0.1", seed=3)
+    among = denoise_files(fcn_run, [images], tmp_path / "among", add_noise="gaussian:0.1", seed=3)
+    mine = next(p for p in among["written"] if Path(p).name == "gray.png")
+    assert np.array_equal(np.asarray(opened(alone["written"][0])), np.asarray(opened(mine)))
+    other = denoise_files(fcn_run, [str(images / "gray.png")], tmp_path / "other", add_noise="gaussian:0.1", seed=4)
+    assert not np.array_equal(np.asarray(opened(alone["written"][0])), np.asarray(opened(other["written"][0])))
 
 
 def test_denoise_reads_denoises_and_writes_a_chunk_at_a_time_with_the_same_result(fcn_run, images, tmp_path,

@@ -21,7 +21,7 @@ from .data import convert_channels, find_images, inference_batch_size, read_imag
 from .data.image_file import ImageInfo
 from .errors import AekitError, DataError, skip_bad_hint
 from .files import new_files, writing
-from .noise import NoiseConfig, check_seed, make_corruption, parse_noise
+from .noise import NoiseConfig, check_seed, file_noise, make_corruption, parse_noise
 from .pipeline import Pipeline
 from .run_folder import RunFolder
 from .report.pictures import image_grid, save_png
@@ -249,12 +249,12 @@ def denoise_files(
     if tile < 16 or overlap < 0:
         raise AekitError(f"tile must be at least 16 and overlap 0 or more (got {tile}, {overlap})",
                          keys=("tile", "overlap"))
-    pipeline, gen = Pipeline(corrupt=None if add_noise is None else make_corruption(add_noise)), torch.Generator()
-    gen.manual_seed(seed)
+    pipeline = Pipeline(corrupt=None if add_noise is None else make_corruption(add_noise))
     written, skipped, sizes, denoised, paged, shown = [], [], [], [], [], ([], [], [])
     for items in _read_in_chunks(files, skip_bad=skip_bad, skipped=skipped):  # never every image at once
         clean = [it.pixels for it in items]
-        noisy = clean if add_noise is None else [pipeline.view(x[None], gen)[0][0] for x in clean]  # each at its size
+        noisy = clean if add_noise is None else [pipeline.view(x[None], file_noise(seed, it.name))[0][0]
+                                                 for x, it in zip(clean, items)]  # each at its size, its own noise
         results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
         for it, y in zip(items, results):
             target = out / it.name

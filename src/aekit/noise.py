@@ -21,6 +21,7 @@ configs); the input pipeline applies it (:mod:`aekit.pipeline`). A new kind is o
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -235,6 +236,13 @@ SEED_TRAINING = 1  # the training corruption (plus 7919 x the process's rank)
 SEED_HELDOUT = 2  # the held-out and training-image scores
 SEED_START = 3  # the data-initialised start's images, the report's pictures
 SEED_VALIDATION = 4  # the validation images (model selection)
+
+
+def file_noise(seed: int, name) -> torch.Generator:
+    """The generator of one file's noise (``aekit denoise --add-noise``): from the seed and the file's name, so a file
+    gets the same noise whichever other files are given with it."""
+    digest = hashlib.sha256(f"{seed}\0{name}".encode("utf-8", "surrogateescape")).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def seed_problem(seed: int) -> str | None:
