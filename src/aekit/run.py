@@ -28,7 +28,7 @@ from .run_folder import RunFolder
 from .run_record import Recorder, final_metrics
 from .training import Distributed, EpochStats, fit, preflight
 from .training.checkpoints import check_weights, read_checkpoint
-from .training.devices import resolve_amp
+from .training.devices import callers_generator, resolve_amp
 from .training.snapshot import StateError
 from .training.agreement import check_same_config, check_same_inputs, lost_peer, on_every_process
 from .typed import flatten
@@ -72,9 +72,9 @@ def train(
     evaluation, is refused (:meth:`RunFolder.lock`). torch's global generator and thread count are the caller's again
     afterwards.
     """
-    threads, cuda = torch.get_num_threads(), [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    threads = torch.get_num_threads()
     try:  # the caller's global generator and thread count are left as they were (train.seed, train.threads)
-        with contextlib.ExitStack() as hold, torch.random.fork_rng(devices=cuda):  # hold: the run folder's lock
+        with contextlib.ExitStack() as hold, callers_generator():  # hold: the run folder's lock
             return _train(cfg, out, overwrite=overwrite, resume=resume, progress=progress, log=log, hold=hold)
     finally:
         torch.set_num_threads(threads)

@@ -37,6 +37,7 @@ from .models import build_model_config, create_model, list_models, model_class
 from .noise import SEEDS
 from .typed import build
 from .training import fit as fit_model
+from .training.devices import callers_generator
 
 
 _PARAMS = {"train.epochs": "epochs", "train.batch_size": "batch_size", "train.lr": "lr", "train.device": "device",
@@ -208,8 +209,7 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
                                          "select": self.select, "device": self.device, "eval_every": 0,
                                          "checkpoint_seconds": 0}, "train")  # types checked: epochs=2.0 named
             validate(Config(seed=seed, model=model_config, train=config), where=type(self).__name__)
-            cuda = str(self.device).startswith("cuda")
-            with torch.random.fork_rng(devices=None if cuda else []):  # the caller's global generator is left as it was
+            with callers_generator():  # the caller's global generator is left as it was
                 torch.manual_seed(seed)
                 self.model_ = create_model(model_config)
                 self.history_ = fit_model(self.model_, self._padded(x), config, seed=seed, progress=False,

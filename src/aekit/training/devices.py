@@ -117,6 +117,12 @@ def describe_machine(info: dict) -> str:
     return f"{cpu['model']} ({isa}{bf16}), {cpu['cores']} cores, {info['threads']} threads, torch {info['torch']}, {where}"
 
 
+def callers_generator() -> contextlib.AbstractContextManager:
+    """A block after which torch's global generator (the CPU's and the current CUDA device's) is as the caller left
+    it, whatever the block seeds and draws (aekit.train and the estimator seed it for a model's initial weights)."""
+    return torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else [])
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when present, then Apple's MPS, else the CPU."""
     if name == "auto":
