@@ -96,7 +96,7 @@ def evaluate_run(
         ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
                             scoring_other=data is not None)
     if data is None:
-        images = _heldout(folder, trained, ev, own, limit)
+        images = _heldout(folder, trained, ev, own, limit, checked=own is prepared)  # the training's own: no check
     else:
         images = _other(folder, trained, ev, own, model, data, size=size, fit=fit, layout=layout, rescale=rescale,
                         skip_bad=skip_bad, limit=limit)
@@ -197,9 +197,10 @@ def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
         return ev, prepared(ev)
 
 
-def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | None) -> _Scored:
-    """The run's own held-out images (of the evaluation's split)."""
-    folder.check_data(own.data, "evaluate")
+def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | None, *, checked: bool) -> _Scored:
+    """The run's own held-out images (of the evaluation's split; ``checked``: known to be the run's data)."""
+    if not checked:
+        folder.check_data(own.data, "evaluate")
     trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
     test_index = own.test_index[: limit or None]
     if not test_index:
