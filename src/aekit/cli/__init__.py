@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=examples(
             """
-            aekit train --config reference            # the reference experiment (600 epochs)
+            aekit train --config reference                         # the reference experiment (600 epochs)
             aekit train --config reference --epochs 20 --out runs/ref20
             aekit export runs/ref20 --format onnx --out ref20.onnx # verified against PyTorch
             aekit report runs/ref20                                # rebuild runs/ref20/report.html
@@ -126,10 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     with _stopped_by_signals():
         code = _main(argv)
     if code and joined():  # one of several processes, failed (a peer lost?): leave now, as after Ctrl-C
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _leave_now(code)
     return code
+
+
+def _leave_now(code: int) -> None:
+    """Exit with ``code`` without tearing torch's threads down (one of several processes: they can race a peer's
+    sockets, a native abort), the output flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -158,9 +164,7 @@ def _main(argv: list[str] | None) -> int:
         return 128 + e.signum
     except KeyboardInterrupt:
         if launched():  # one of several processes: the launcher (aekit --nproc, torchrun) says it once, and
-            sys.stdout.flush()  # this process leaves its process group as it is (training.distributed)
-            sys.stderr.flush()
-            os._exit(130)
+            _leave_now(130)  # this process leaves its process group as it is (training.distributed)
         _stderr_line("aekit: interrupted")
         return 130
     except Exception as e:  # an unexpected failure: one line, the traceback with --debug
