@@ -18,23 +18,23 @@ from ..training.distributed import DEFAULT_TIMEOUT, launch, launched, process_gr
 from .options import add_command, add_config_options, add_no_progress, config_from_args, flagged, given_options
 
 EXAMPLES = """
-aekit train --config reference                       # experiment A, exactly
+aekit train --config reference                                    # experiment A, exactly
 aekit train --config reference --epochs 20 --out runs/ref20
 aekit train --epochs 100 --code-length 128 --seed 3               # 80/20 split, held-out metrics
 aekit train --config reference --device cuda --overwrite --out runs/ref
-aekit train --config reference --device cuda --amp bf16 --compile   # mixed precision
-aekit train --config reference-denoising --epochs 50     # experiment B
-aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100        # a denoiser for any size
-aekit train --config reference-sparse --epochs 50        # sparse code (L1, alpha 0.01)
-aekit train --config reference-vae --epochs 50           # the book's VAE; then aekit sample
-aekit train --model vae --loss bce --beta 4 --code-length 256         # a beta-VAE
-aekit train --config reference --max-time 10 --out runs/ref   # stops with a checkpoint
-aekit train --resume runs/ref                                         # ... and continues exactly
+aekit train --config reference --device cuda --amp bf16 --compile # mixed precision
+aekit train --config reference-denoising --epochs 50              # experiment B
+aekit train --model fcn --noise gaussian:0.05-0.4 --epochs 100    # a denoiser for any size
+aekit train --config reference-sparse --epochs 50                 # sparse code (L1, alpha 0.01)
+aekit train --config reference-vae --epochs 50                    # the book's VAE; then aekit sample
+aekit train --model vae --loss bce --beta 4 --code-length 256     # a beta-VAE
+aekit train --config reference --max-time 10 --out runs/ref       # stops with a checkpoint
+aekit train --resume runs/ref                                     # ... and continues exactly
 aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
-aekit train --data photos/ --size 64x64 --code-length 1024      # your folder (RGB works)
+aekit train --data photos/ --size 64x64 --code-length 1024        # your folder (RGB works)
 aekit train --data faces.npz --fit pad --epochs 50                # arrays; --split subject needs labels
 aekit train --nproc 2 --epochs 50                                 # 2 processes, each half of every batch
-torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50    # 4 GPUs (see docs/training.md)
+torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50 # 4 GPUs (see docs/training.md)
 """
 
 
