@@ -444,3 +444,23 @@ def test_a_foreign_or_damaged_training_state_inside_state_pt_names_the_file_and_
         assert error.startswith(f"aekit: error: {newest / 'state.pt'}: {why}") and error.endswith(fix), error
     torch.save(state, newest / "state.pt")
     assert cli("train", "--resume", run, "--epochs", "3", "--no-progress").code == 0
+
+
+def test_with_train_ema_state_pt_does_not_hold_the_average_again_and_older_checkpoints_still_resume(tmp_path, cli):
+    """The average is the checkpoint's model.safetensors: state.pt held a second copy of it. A checkpoint written
+    with that copy (by earlier versions) resumes to the same weights as one without."""
+    run = tmp_path / "run"
+    aekit.train(_npy_config(tmp_path, epochs=2, checkpoint_every=1, ema=0.9), out=run, progress=False,
+                log=lambda s: None)
+    older = tmp_path / "older"
+    shutil.copytree(run, older)
+    state_file = older / "checkpoints" / "epoch-000002" / "state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert set(state["average"]) == {"steps"} and state["average"]["steps"] == 8
+    average = load_file(str(older / "checkpoints" / "epoch-000002" / "model.safetensors"))
+    torch.save({**state, "average": {**state["average"], "average": average}}, state_file)
+    for folder in (run, older):
+        assert cli("train", "--resume", folder, "--epochs", "3", "--no-progress").code == 0
+    a, b = weights(run), weights(older)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], average[k]) for k in a if a[k].is_floating_point())  # the resume trained on

@@ -53,9 +53,10 @@ def restore(trainer, state: dict) -> None:
     with _part("history"):
         trainer.history.extend(_epoch(h, f"history[{i}]") for i, h in enumerate(state["history"]))
     if trainer.average is not None and state.get("average"):
-        with _part("average"):
-            _fail(weights_problem(trainer.model, state["average"]["average"]))
-            trainer.average.restore(state["average"])
+        with _part("average"):  # older checkpoints hold the weights in state.pt too
+            weights = state["average"].get("average", state["model"])
+            _fail(weights_problem(trainer.model, weights))
+            trainer.average.restore({"steps": state["average"]["steps"], "average": weights})
     if trainer.selection is not None and state.get("selection"):
         with _part("selection"):
             trainer.selection.restore(state["selection"])
@@ -144,7 +145,8 @@ def snapshot(trainer) -> dict:
                      if trainer.device.type == "cuda" else None),
         "history": [vars(h) for h in trainer.history],
         "selection": trainer.selection.state() if trainer.selection is not None else None,
-        "average": trainer.average.state() if trainer.average is not None else None,
+        # the average's weights are "model" (model.safetensors): state.pt keeps only its step count
+        "average": {"steps": trainer.average.steps} if trainer.average is not None else None,
         "hflip": trainer.pipeline.hflip,
         **({"scaler": trainer.scaler.state_dict()} if trainer.scaler is not None else {}),
     }
