@@ -21,7 +21,7 @@ LAYERS = [
     {"report"},
     {"inference", "baselines"},
     {"evaluation"},
-    {"run_record", "resume"},
+    {"run_record", "resume", "fine_tune"},
     {"run", "latent", "export"},
     {"sklearn", "anomaly"},
     {"cli"},

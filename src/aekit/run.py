@@ -18,6 +18,7 @@ from .evaluation import comparison, evaluate_run
 from .errors import AekitError, ConfigError
 from .data import absolute_source
 from .files import write_json
+from .fine_tune import load_init, notes, with_init
 from .models import create_model, model_class, save
 from .pipeline import Pipeline, RunData, prepare_data
 from .report.page import write_report
@@ -85,6 +86,9 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     cfg = load_config(cfg) if isinstance(cfg, (str, Path)) else Config.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if not isinstance(cfg, Config):
         raise ConfigError(f"cfg: expected an aekit.Config, a dict of its tables or a TOML file, got {type(cfg).__name__}")
+    started = ""  # train.init: the trained model this run starts from, in words (a resume reads its own checkpoint)
+    if cfg.train.init and not resume:
+        cfg, started = with_init(cfg)
     dist = Distributed.current()
     main_process = dist.rank == 0
     if dist.world > 1:
@@ -106,6 +110,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     if cfg.train.amp == "auto":  # the choice goes into config.toml: a resumed run keeps it, wherever it runs
         cfg = replace(cfg, **{"train.amp": amp})
     if main_process:
+        for line in ([started, *notes(cfg, data)] if started else []):
+            (log or print)(line)
         (log or print)(f"Precision: {'float32' if amp == 'off' else amp} ({why})")
         if resume and (note := schedule_note(RunFolder(out), cfg)):
             (log or print)(note)
@@ -113,6 +119,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     model = create_model(cfg.model)
     if state is not None:  # the checkpoint's weights are this model's (a damaged or foreign file: named)
         check_weights(model, checkpoint, state)
+    elif cfg.train.init:
+        load_init(model, cfg.train.init)
     pipeline = Pipeline.for_run(cfg)  # before the folder: a bad noise map is refused with nothing written
     if pipeline.corrupt is not None:  # one blank image where the noise is added: a map of another shape fails here
         where = data.data.images[0].shape[-2:] if pipeline.takes_native else data.size

@@ -11,6 +11,7 @@ from typing import Callable
 from .. import configs
 from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
+from ..fine_tune import check_given
 from ..report.page import comparison_line
 from ..run import train
 from ..run_folder import RunFolder
@@ -33,6 +34,7 @@ aekit train --resume runs/ref                                     # ... and cont
 aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
 aekit train --data photos/ --size 64x64 --code-length 1024        # your folder (RGB works)
 aekit train --data faces.npz --fit pad --epochs 50                # arrays; --split subject needs labels
+aekit train --init runs/faces --noise gaussian:0.2 --data photos/ # fine-tune a trained model on your images
 aekit train --nproc 2 --epochs 50                                 # 2 processes, each half of every batch
 torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50 # 4 GPUs (see docs/training.md)
 """
@@ -105,7 +107,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(folder.config(), **{k: v for k, v in given_options(args).items() if k in may})
         result = train(cfg, out=folder.path, resume=True, progress=False if args.no_progress else None)
     else:
-        result = train(config_from_args(args), out=args.out, overwrite=args.overwrite,
+        cfg = config_from_args(args)
+        if cfg.train.init:  # a [model] option given as a flag is a choice, even at its default
+            check_given(cfg.train.init, given_options(args))
+        result = train(cfg, out=args.out, overwrite=args.overwrite,
                        progress=False if args.no_progress else None)
     m = result.metrics
     if not m:  # not rank 0 of several processes: rank 0 reports
