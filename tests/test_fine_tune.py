@@ -72,6 +72,9 @@ def test_fine_tuning_trains_on_from_the_start_and_resumes_without_the_trained_fo
                 progress=False, log=lines.append)
     start = next(line for line in lines if line.startswith("Model selection on"))
     assert "the start scores" in start
+    said = f"the weights of {init} (train.init)"  # in metrics.json and the report, beside the start's figure
+    assert aekit.RunFolder(run).metrics()["selection"]["start_setup"] == said
+    assert said in (run / "report.html").read_text()
     shutil.rmtree(init)
     cfg = replace(aekit.load_config(run / "config.toml"), **{"train.epochs": 3})
     result = aekit.train(cfg, out=run, resume=True, progress=False, log=lambda s: None)

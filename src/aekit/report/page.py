@@ -152,7 +152,8 @@ def selection_line(s: dict) -> str:
     chosen = "the start (before any training step)" if s["chosen_epoch"] == 0 else f"epoch {s['chosen_epoch']}"
     return (f"Model selection on {s['validation_images']} validation images ({s.get('how', '')}): the weights of "
             f"{chosen} of {s['epochs_run']}, validation loss {s['validation_loss']:.5g}"
-            + (f" (the start: {s['start']['loss_per_sample']:.5g})" if s.get("start") else ""))
+            + (f" (the start: {s['start']['loss_per_sample']:.5g}{', ' * bool(s.get('start_setup'))}"
+               f"{s.get('start_setup', '')})" if s.get("start") else ""))
 
 
 def pictures_html(run: RunFolder, *, heldout: bool = True, evaluation: dict | None = None) -> str:
