@@ -1,4 +1,4 @@
-"""train.init (--init): a run that starts from a trained model's weights, with its model, and says what it should."""
+"""train.init_from (--init-from): a run that starts from a trained model's weights, with its model, and says what it should."""
 
 import shutil
 import tomllib
@@ -51,15 +51,17 @@ def test_the_start_is_the_trained_model_with_its_model_table(images, tmp_path, m
     settings = SMALL if model == "conv" else {"model.name": "hybrid", "model.code_length": 8}
     aekit.train(config(images, **settings, **{"data.size": "16x16"}), out=first, progress=False, log=lambda s: None)
     lines = []
-    out = aekit.train(config(images, **{"train.init": str(first), "train.lr": 0.0, "data.test_fraction": 0.3}),
+    out = aekit.train(config(images, **{"train.init_from": str(first), "train.lr": 0.0, "data.test_fraction": 0.3}),
                       out=tmp_path / "tuned", progress=False, log=lines.append)
-    assert f"Start: the weights of {first} (train.init), a {model} model" in lines
+    assert f"Start: the weights of {first} (train.init_from), a {model} model" in lines
     assert not any(line.startswith("The start:") for line in lines)  # no data-dependent start
     a, b = weights(first), weights(out.out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     saved = tomllib.loads((out.out / "config.toml").read_text())
     assert saved["model"] == tomllib.loads((first / "config.toml").read_text())["model"]
-    assert saved["train"]["init"] == str(first) and saved["data"]["size"] == [16, 16]
+    assert saved["train"]["init_from"] == str(first) and saved["data"]["size"] == [16, 16]
+    # a run without it writes no init_from line: config.toml files of runs written before the option existed stay complete
+    assert "init_from" not in tomllib.loads((first / "config.toml").read_text())["train"]
 
 
 def test_fine_tuning_trains_on_from_the_start_and_resumes_without_the_trained_folder(images, trained, tmp_path):
@@ -68,11 +70,11 @@ def test_fine_tuning_trains_on_from_the_start_and_resumes_without_the_trained_fo
     shutil.copytree(trained, init)
     lines = []
     run = tmp_path / "tuned"
-    aekit.train(config(images, **{"train.init": str(init), "train.lr": 3e-3, "train.checkpoint_seconds": 0}), out=run,
+    aekit.train(config(images, **{"train.init_from": str(init), "train.lr": 3e-3, "train.checkpoint_seconds": 0}), out=run,
                 progress=False, log=lines.append)
     start = next(line for line in lines if line.startswith("Model selection on"))
     assert "the start scores" in start
-    said = f"the weights of {init} (train.init)"  # in metrics.json and the report, beside the start's figure
+    said = f"the weights of {init} (train.init_from)"  # in metrics.json and the report, beside the start's figure
     assert aekit.RunFolder(run).metrics()["selection"]["start_setup"] == said
     assert said in (run / "report.html").read_text()
     shutil.rmtree(init)
@@ -83,18 +85,18 @@ def test_fine_tuning_trains_on_from_the_start_and_resumes_without_the_trained_fo
 
 def test_held_out_images_the_trained_run_saw_are_said(images, trained, tmp_path):
     lines = []
-    aekit.train(config(images, **{"train.init": str(trained), "data.test_fraction": 0.4}), out=tmp_path / "a",
+    aekit.train(config(images, **{"train.init_from": str(trained), "data.test_fraction": 0.4}), out=tmp_path / "a",
                 progress=False, log=lines.append)
     seen = [line for line in lines if "held-out images were training images of" in line]
-    assert seen == [f"note: 12 of the 24 held-out images were training images of {trained} (train.init): the held-out "
+    assert seen == [f"note: 12 of the 24 held-out images were training images of {trained} (train.init_from): the held-out "
                     "figures are not of unseen images (give data.split random and data.test_fraction 0.2, as it had)"]
     lines.clear()  # the trained run's own split: its held-out images are this run's, unseen by both
-    aekit.train(config(images, **{"train.init": str(trained)}), out=tmp_path / "b", progress=False, log=lines.append)
+    aekit.train(config(images, **{"train.init_from": str(trained)}), out=tmp_path / "b", progress=False, log=lines.append)
     assert not [line for line in lines if line.startswith("note:")]
     lines.clear()  # another order: another split
-    aekit.train(config(images, **{"train.init": str(trained), "data.order_seed": 5}), out=tmp_path / "c",
+    aekit.train(config(images, **{"train.init_from": str(trained), "data.order_seed": 5}), out=tmp_path / "c",
                 progress=False, log=lines.append)
-    assert any(line.startswith(f"note: {trained} (train.init) split the same images with data.order_seed 1000")
+    assert any(line.startswith(f"note: {trained} (train.init_from) split the same images with data.order_seed 1000")
                for line in lines)
 
 
@@ -103,15 +105,15 @@ def test_a_denoisers_noise_is_not_dropped_silently(images, tmp_path):
     aekit.train(config(images, **SMALL, **{"data.size": "16x16", "noise": "gaussian:0.1", "train.epochs": 1}),
                 out=denoiser, progress=False, log=lambda s: None)
     lines = []
-    aekit.train(config(images, **{"train.init": str(denoiser), "train.epochs": 1}), out=tmp_path / "plain",
+    aekit.train(config(images, **{"train.init_from": str(denoiser), "train.epochs": 1}), out=tmp_path / "plain",
                 progress=False, log=lines.append)
-    assert (f"note: {denoiser} (train.init) was trained to denoise (noise gaussian:0.1), and this run adds no noise: it "
+    assert (f"note: {denoiser} (train.init_from) was trained to denoise (noise gaussian:0.1), and this run adds no noise: it "
             "trains the model to reconstruct clean images (give noise gaussian:0.1, --noise on the command line, to "
             "fine-tune the denoiser)") in lines
 
 
 def test_choices_the_trained_model_contradicts_are_one_line_errors(images, trained, tmp_path, cli):
-    common = ("train", "--data", images, "--init", trained, "--out", tmp_path / "x", "--epochs", "1")
+    common = ("train", "--data", images, "--init-from", trained, "--out", tmp_path / "x", "--epochs", "1")
     for extra, why in [
         (("--model", "conv", "--code-length", "256"),  # the default code length, given: a choice all the same
          "its model has --code-length 32, not 256: the model is the trained one's (leave --code-length out)"),
@@ -119,13 +121,13 @@ def test_choices_the_trained_model_contradicts_are_one_line_errors(images, train
         (("--channels", "3"), "its model takes 1-channel images, not --channels 3 (leave --channels auto)"),
         (("--size", "32x32"), "its conv model works at 16x16 only, not --size 32x32 (leave --size out)"),
     ]:
-        assert cli(*common, *extra).error == f"aekit: error: --init {trained}: {why}"
-    assert cli(*common, "--data-init").error == ("aekit: error: --data-init recalibrates the start, and with --init the "
+        assert cli(*common, *extra).error == f"aekit: error: --init-from {trained}: {why}"
+    assert cli(*common, "--data-init").error == ("aekit: error: --data-init recalibrates the start, and with --init-from the "
                                                  "start is the trained weights: give one of them")
-    assert cli(*common[:3], "--init", tmp_path / "none", "--out", tmp_path / "y").error == (
-        f"aekit: error: --init {tmp_path / 'none'}: no such run or model folder")
+    assert cli(*common[:3], "--init-from", tmp_path / "none", "--out", tmp_path / "y").error == (
+        f"aekit: error: --init-from {tmp_path / 'none'}: no such run or model folder")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     # a value away from its architecture's default, in a config (the Python API): the same refusal
     with pytest.raises(aekit.AekitError, match="its model has model.code_length 32, not 64"):
-        aekit.train(config(images, **{"model.code_length": 64, "train.init": str(trained)}),
+        aekit.train(config(images, **{"model.code_length": 64, "train.init_from": str(trained)}),
                     out=tmp_path / "z", progress=False, log=lambda s: None)

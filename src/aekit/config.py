@@ -127,9 +127,9 @@ class TrainConfig:
     data_init: bool = option(False, "before the first step, let the model calibrate its code layer on training "
                              "images (conv: each code unit starts with zero mean and unit spread across images)",
                              flag="--data-init")
-    init: str = option("", "start from the weights of a trained run or model folder (fine-tuning): the model is its "
+    init_from: str | None = option(None, "start from the weights of a trained run or model folder (fine-tuning): the model is its "
                        "architecture and [model] settings, the start its weights; model selection scores that start "
-                       "first", flag="--init", metavar="RUN")
+                       "first", flag="--init-from", metavar="RUN")
 
 
 @dataclass

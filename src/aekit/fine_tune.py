@@ -1,4 +1,4 @@
-"""A run that starts from a trained model's weights (``train.init``: fine-tuning).
+"""A run that starts from a trained model's weights (``train.init_from``: fine-tuning).
 
 The model is the trained one: its ``[model]`` table replaces the run's (its architecture's training defaults
 follow, as with ``--model``), and where the run leaves them to the data, the images are read with its number
@@ -28,30 +28,30 @@ DATA_DECIDES = ("name", "in_channels", "input_size")  # [model] keys the init an
 
 
 def with_init(cfg: Config) -> tuple[Config, str]:
-    """``cfg`` with the model of ``train.init`` (see the module's docstring), and a line saying so; a choice of the
+    """``cfg`` with the model of ``train.init_from`` (see the module's docstring), and a line saying so; a choice of the
     user's that the trained model contradicts (another [model] value, channels, a size) is an error naming both."""
-    folder, trained, size = _trained(cfg.train.init)
+    folder, trained, size = _trained(cfg.train.init_from)
     if clash := _clash(cfg.model, trained):
-        raise AekitError(f"train.init {folder}: its model has {clash}: the model is the trained one's "
-                         f"(leave the [model] setting out)", keys="train.init")
+        raise AekitError(f"train.init_from {folder}: its model has {clash}: the model is the trained one's "
+                         f"(leave the [model] setting out)", keys="train.init_from")
     d = cfg.data
     if d.channels not in ("auto", trained.in_channels):
-        raise AekitError(f"train.init {folder}: its model takes {trained.in_channels}-channel images, not data.channels "
-                         f"{d.channels} (leave data.channels auto)", keys=("train.init", "data.channels"))
+        raise AekitError(f"train.init_from {folder}: its model takes {trained.in_channels}-channel images, not data.channels "
+                         f"{d.channels} (leave data.channels auto)", keys=("train.init_from", "data.channels"))
     fixed = not model_class(trained.name).any_size
     if fixed and d.size is not None and tuple(d.size) != tuple(trained.input_size):
         h, w = trained.input_size
-        raise AekitError(f"train.init {folder}: its {trained.name} model works at {h}x{w} only, not data.size "
-                         f"{d.size[0]}x{d.size[1]} (leave data.size out)", keys=("train.init", "data.size"))
+        raise AekitError(f"train.init_from {folder}: its {trained.name} model works at {h}x{w} only, not data.size "
+                         f"{d.size[0]}x{d.size[1]} (leave data.size out)", keys=("train.init_from", "data.size"))
     if cfg.train.data_init:
-        raise AekitError("train.data_init recalibrates the start, and with train.init the start is the trained "
-                         "weights: give one of them", keys=("train.data_init", "train.init"))
+        raise AekitError("train.data_init recalibrates the start, and with train.init_from the start is the trained "
+                         "weights: give one of them", keys=("train.data_init", "train.init_from"))
     cfg = replace(cfg, **{"model.name": trained.name})  # the architecture's training defaults follow, as with --model
-    mine = {"data.channels": trained.in_channels, "train.init": str(folder),
+    mine = {"data.channels": trained.in_channels, "train.init_from": str(folder),
             **({"data.size": d.size or size or trained.input_size} if fixed else {}),
             **{f"model.{f.name}": getattr(trained, f.name) for f in dataclasses.fields(trained)
                if f.name not in DATA_DECIDES}}
-    return replace(cfg, **mine), f"Start: the weights of {folder} (train.init), a {trained.name} model"
+    return replace(cfg, **mine), f"Start: the weights of {folder} (train.init_from), a {trained.name} model"
 
 
 def check_given(init: str, given: dict) -> None:
@@ -61,8 +61,8 @@ def check_given(init: str, given: dict) -> None:
     for key, value in given.items():
         name = key.removeprefix("model.")
         if key.startswith("model.") and name not in DATA_DECIDES[1:] and getattr(trained, name, None) != value:
-            raise AekitError(f"train.init {folder}: its model has {key} {getattr(trained, name, None)}, not {value}: "
-                             f"the model is the trained one's (leave {key} out)", keys=("train.init", key))
+            raise AekitError(f"train.init_from {folder}: its model has {key} {getattr(trained, name, None)}, not {value}: "
+                             f"the model is the trained one's (leave {key} out)", keys=("train.init_from", key))
 
 
 def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
@@ -72,7 +72,7 @@ def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
         meta = read_model_json(folder)
         return folder, build_model_config(meta.get("config"), where="config"), read_preprocess(meta).get("size")
     except AekitError as e:
-        raise AekitError(f"train.init {e}", keys="train.init") from None
+        raise AekitError(f"train.init_from {e}", keys="train.init_from") from None
 
 
 def _clash(mine: ModelConfig, trained: ModelConfig) -> str | None:
@@ -96,18 +96,18 @@ def load_init(model: torch.nn.Module, init: str) -> None:
     try:
         weights = load_file(str(path), device="cpu")
     except (FileNotFoundError, SafetensorError, OSError) as e:
-        raise AekitError(f"train.init {path}: cannot read the weights ({e})", keys="train.init") from None
+        raise AekitError(f"train.init_from {path}: cannot read the weights ({e})", keys="train.init_from") from None
     if problem := weights_problem(model, weights):
-        raise AekitError(f"train.init {path}: the weights are not of the model its model.json describes ({problem})",
-                         keys="train.init")
+        raise AekitError(f"train.init_from {path}: the weights are not of the model its model.json describes ({problem})",
+                         keys="train.init_from")
     model.load_state_dict(weights)
 
 
 def notes(cfg: Config, data) -> list[str]:
-    """What the user should know of the run ``train.init`` names (``data``: this run's RunData): that it denoised and
+    """What the user should know of the run ``train.init_from`` names (``data``: this run's RunData): that it denoised and
     this run adds no noise; that held-out images of this run were its training or validation images (the same
     source: known by name). None for a model folder, or a run whose config.toml cannot be read."""
-    folder = Path(cfg.train.init)
+    folder = Path(cfg.train.init_from)
     if not (folder / "config.toml").is_file():
         return []
     try:
@@ -116,7 +116,7 @@ def notes(cfg: Config, data) -> list[str]:
         return []
     out = []
     if theirs.noise.kind != "none" and cfg.noise.kind == "none":
-        out.append(f"note: {folder} (train.init) was trained to denoise (noise {theirs.noise.spec()}), and this run "
+        out.append(f"note: {folder} (train.init_from) was trained to denoise (noise {theirs.noise.spec()}), and this run "
                    f"adds no noise: it trains the model to reconstruct clean images (give noise "
                    f"{theirs.noise.spec()}, --noise on the command line, to fine-tune the denoiser)")
     return out + [n for n in [_seen(cfg, theirs, data, folder)] if n]
@@ -128,7 +128,7 @@ def _seen(cfg: Config, theirs: Config, data, folder: Path) -> str | None:
     if absolute_source(theirs.data.source) != absolute_source(cfg.data.source):
         return None
     if theirs.data.split == "random" and theirs.data.order_seed != cfg.data.order_seed:
-        return (f"note: {folder} (train.init) split the same images with data.order_seed {theirs.data.order_seed}: "
+        return (f"note: {folder} (train.init_from) split the same images with data.order_seed {theirs.data.order_seed}: "
                 f"held-out images of this run are likely among those it trained on (give the same data.order_seed, "
                 f"{theirs.data.order_seed}, for held-out figures of images neither model saw)")
     try:
@@ -142,4 +142,4 @@ def _seen(cfg: Config, theirs: Config, data, folder: Path) -> str | None:
     fix = ("it trained on every one: aekit evaluate RUN --data scores the run on other images" if everything else
            f"give data.split {theirs.data.split} and data.test_fraction {theirs.data.test_fraction}, as it had")
     return (f"note: {seen} of the {len(data.test_index)} held-out images were training images of {folder} "
-            f"(train.init): the held-out figures are not of unseen images ({fix})")
+            f"(train.init_from): the held-out figures are not of unseen images ({fix})")

@@ -86,8 +86,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     cfg = load_config(cfg) if isinstance(cfg, (str, Path)) else Config.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if not isinstance(cfg, Config):
         raise ConfigError(f"cfg: expected an aekit.Config, a dict of its tables or a TOML file, got {type(cfg).__name__}")
-    started = ""  # train.init: the trained model this run starts from, in words (a resume reads its own checkpoint)
-    if cfg.train.init and not resume:
+    started = ""  # train.init_from: the trained model this run starts from, in words (a resume reads its own checkpoint)
+    if cfg.train.init_from and not resume:
         cfg, started = with_init(cfg)
     dist = Distributed.current()
     main_process = dist.rank == 0
@@ -119,8 +119,8 @@ def _train(cfg, out, *, overwrite: bool, resume: bool, progress, log, hold: cont
     model = create_model(cfg.model)
     if state is not None:  # the checkpoint's weights are this model's (a damaged or foreign file: named)
         check_weights(model, checkpoint, state)
-    elif cfg.train.init:
-        load_init(model, cfg.train.init)
+    elif cfg.train.init_from:
+        load_init(model, cfg.train.init_from)
     pipeline = Pipeline.for_run(cfg)  # before the folder: a bad noise map is refused with nothing written
     if pipeline.corrupt is not None:  # one blank image where the noise is added: a map of another shape fails here
         where = data.data.images[0].shape[-2:] if pipeline.takes_native else data.size

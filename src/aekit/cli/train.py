@@ -34,7 +34,7 @@ aekit train --resume runs/ref                                     # ... and cont
 aekit train --epochs 50 --tensorboard --out runs/tb               # then: tensorboard --logdir runs/tb/tensorboard
 aekit train --data photos/ --size 64x64 --code-length 1024        # your folder (RGB works)
 aekit train --data faces.npz --fit pad --epochs 50                # arrays; --split subject needs labels
-aekit train --init runs/faces --noise gaussian:0.2 --data photos/ # fine-tune a trained model on your images
+aekit train --init-from runs/faces --noise gaussian:0.2 --data photos/ # fine-tune a trained model on your images
 aekit train --nproc 2 --epochs 50                                 # 2 processes, each half of every batch
 torchrun --nproc-per-node 4 -m aekit train --device cuda --epochs 50 # 4 GPUs (see docs/training.md)
 """
@@ -108,8 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, out=folder.path, resume=True, progress=False if args.no_progress else None)
     else:
         cfg = config_from_args(args)
-        if cfg.train.init:  # a [model] option given as a flag is a choice, even at its default
-            check_given(cfg.train.init, given_options(args))
+        if cfg.train.init_from:  # a [model] option given as a flag is a choice, even at its default
+            check_given(cfg.train.init_from, given_options(args))
         result = train(cfg, out=args.out, overwrite=args.overwrite,
                        progress=False if args.no_progress else None)
     m = result.metrics

@@ -22,7 +22,7 @@ from .selection import Selection, weights_copy
 def wants_data_init(model: torch.nn.Module, config) -> bool:
     """Whether fit() initialises ``model`` from the data: ``train.data_init``, or a model that always
     starts that way (``needs_data_init``, e.g. the PCA start of ``hybrid``)."""
-    return bool(not config.init and (config.data_init or model.needs_data_init))  # train.init: the trained weights
+    return bool(not config.init_from and (config.data_init or model.needs_data_init))  # train.init_from: the trained weights
 
 
 @torch.no_grad()

@@ -123,8 +123,8 @@ class _Trainer:
         self.selection = None
         if config.select and val_images is not None and len(val_images):
             self.selection = Selection(model, val_images, self.pipeline, seed=seed, patience=config.early_stop)
-        if state is None and config.init and self.selection is not None:  # aekit.train loaded its weights
-            self.selection.start_setup = f"the weights of {config.init} (train.init)"
+        if state is None and config.init_from and self.selection is not None:  # aekit.train loaded its weights
+            self.selection.start_setup = f"the weights of {config.init_from} (train.init_from)"
         if state is None and wants_data_init(model, config):  # before DDP wraps the model (it broadcasts rank 0's)
             for line in choose_start(model, images, self.selection, pipeline=self.pipeline, seed=seed, device=device,
                                      decide_flips=pipeline is None and config.hflip == "auto"):  # fit()'s own
