@@ -8,6 +8,7 @@ arrays of shape (N, code length). Anomaly scores are in :mod:`aekit.anomaly`.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -54,16 +55,11 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *, skip_ba
     the files (None: when stderr is a terminal)."""
     pre = preprocessing(model)
     found = find_images(inputs)
+    read = partial(load_image, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"], channels=pre["channels"])
     with bar(len(found), unit="file", desc="reading", show=progress) as moving:
-        def read(f: Path) -> torch.Tensor:
-            try:
-                return load_image(f, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"],
-                                  channels=pre["channels"])
-            finally:
-                moving.update()
-
-        images, kept, skipped = read_each(found, read, skip_bad=skip_bad, inputs=inputs)
-    return torch.stack(images), [f for f, _ in kept], skipped
+        images, kept, skipped = read_each(found, read, shape=(pre["channels"], *pre["size"]), skip_bad=skip_bad,
+                                          inputs=inputs, workers=0, moving=moving)
+    return images, [f for f, _ in kept], skipped
 
 
 # --- codes -------------------------------------------------------------------------------------

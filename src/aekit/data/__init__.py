@@ -8,6 +8,7 @@
     arrays      .npy / .npz arrays of images
     tiles       every window of the working size an image holds (data.fit tiles), cut_tiles, tile_data
     folders     folders of image files: checked up front, held in memory or streamed (ImageFiles)
+    decoding    many files decoded at once, in order, by worker processes into one tensor (read_each)
     saving      save_folder: images as a folder of PNG files, the inverse of load_folder
     sources     load_data: any of the above by name
     splits      split_indices: random or by subject
@@ -19,7 +20,8 @@
 from .arrays import load_array, load_npy
 from .batches import epoch_batches, in_batches, inference_batch_size, map_batches
 from .container import ImageData, select, take
-from .folders import ImageFiles, find_images, image_files, load_folder, read_each
+from .decoding import read_each
+from .folders import ImageFiles, find_images, image_files, load_folder
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
 from .lfw import load_lfw
 from .olivetti import load_olivetti
