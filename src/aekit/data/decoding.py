@@ -92,6 +92,8 @@ def read_each(found: list[tuple], read: Callable, *, shape: tuple[int, ...], ski
     skipped. An unreadable file is left out and listed with ``skip_bad``; without, it stops everything (False: its
     error points to ``skip_bad``). None readable: an error. ``workers`` decode them where there is more than one
     batch of files (``data.workers``: None, one per CPU core, at most 4); ``moving``: a bar moved by each file."""
+    if workers is not None and workers < 0:
+        raise DataError(f"data.workers must be 0 or more, got {workers}", keys="data.workers")
     each = Each([f for f, _ in found], read, workers=workers if len(found) > BATCH else 0)
     decoding, kept, skipped = Decoding(each, [1] * len(found), shape), [], []
     for i, error in decoding:
