@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from .config import replace
-from .data import map_batches, take
+from .data import gather, map_batches
 from .errors import AekitError
 from .files import write_text
 from .latent import as_model, read_inputs
-from .pipeline import prepare_data
 from .run_folder import RunFolder
 
 DEFAULT_QUANTILE = 0.99  # of the held-out errors: the threshold when none is given
@@ -50,14 +49,13 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
     """The ``quantile`` of the reconstruction errors on the run's own held-out split (``workers``: the worker
     processes that decode a folder's images; None: the run's data.workers)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
-    data = prepare_data(replace(folder.config(), **{"data.workers": workers}))  # None keeps the run's
-    folder.check_data(data.data, "score's held-out threshold")
+    data = folder.own_data(replace(folder.config(), **{"data.workers": workers}), "score's held-out threshold")
     if not len(data.test_x):
         raise AekitError(
             f"{folder}: the run has no held-out images (test_fraction 0) to take the quantile from; give "
             "threshold (the MSE above which an image is flagged)", keys="threshold",
         )
-    errors = reconstruction_errors(model, take(data.test_x, range(len(data.test_x))))
+    errors = reconstruction_errors(model, gather(data.fitted, data.test_index))  # a folder's: only those decoded
     return float(np.quantile(errors, quantile)), len(errors)
 
 

@@ -18,6 +18,8 @@ Stream rule: ``stream="auto"`` streams when the decoded images would take more t
 :data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
 Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
 no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`), held in memory.
+``decode=False`` leaves step 4 out (for a run's evaluation, which reads only its held-out images): the files
+stream, unchecked, each decoded when asked for; tiles are decoded and held as always.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def load_folder(
     skip_bad: bool = False,
     stream: str = "auto",
     workers: int | None = None,
+    decode: bool = True,
 ) -> ImageData:
-    """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring)."""
+    """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring; ``decode``: see there)."""
     folder = Path(folder)
     files, ignored = image_files(folder)
     if not files:
@@ -137,20 +140,24 @@ def load_folder(
             "does not shrink them: the tiles cover the photos), or data.fit window takes one window a photo")
         raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
                         keys=("data.fit", "data.stream"))
-    good, decoding = [], Decoding(Each(readable, dataset.read, workers=dataset.workers, keep=not streaming), per_file,
-                                  dataset.shape[1:])
-    for i, error in decoding:  # every file once, in order, the images held straight into one tensor
-        if error is None:
-            good.append(i)
-        else:
-            bad(str(error))
-    dataset.workers = decoding.each.workers  # 0 where shared memory was short: the streamed files start none either
-    _no_usable_image(folder, good, skipped)
+    if decode or fit == "tiles":
+        good, decoding = [], Decoding(Each(readable, dataset.read, workers=dataset.workers, keep=not streaming),
+                                      per_file, dataset.shape[1:])
+        for i, error in decoding:  # every file once, in order, the images held straight into one tensor
+            if error is None:
+                good.append(i)
+            else:
+                bad(str(error))
+        dataset.workers = decoding.each.workers  # 0 where shared memory was short: the streamed files start none either
+        _no_usable_image(folder, good, skipped)
+        images = dataset.subset(good) if streaming else decoding.result
+    else:  # each file decoded when asked for, unchecked
+        good, images = list(range(len(readable))), dataset
 
     good_files = [readable[i] for i in good]
     labels, label_names = _labels(folder, good_files)
     data = ImageData(
-        images=dataset.subset(good) if streaming else decoding.result,
+        images=images,
         labels=labels,
         names=[os.path.relpath(f, folder) for f in good_files],
         source=str(folder),
