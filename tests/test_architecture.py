@@ -17,7 +17,7 @@ LAYERS = [
     {"config"},
     {"config_file"},
     {"pipeline", "training", "codes"},
-    {"run_tables", "run_folder"},
+    {"run_tables", "run_folder", "run_data"},
     {"report"},
     {"inference", "baselines"},
     {"evaluation"},

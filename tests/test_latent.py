@@ -288,3 +288,49 @@ def test_codes_whose_header_declares_more_than_the_file_holds_are_refused_before
     with pytest.raises(aekit.AekitError, match=r"codes.npy: not a .npy array of codes \(damaged or truncated: its "
                        r"header declares a float32 array of shape \(10000000, 1000, 1000\)"):
         latent.read_codes(huge_header(tmp_path / "codes.npy"))
+
+
+@pytest.mark.slow
+def test_encode_and_score_decode_many_files_in_worker_processes_with_the_same_outputs(tiny_run, tmp_path, cli,
+                                                                                    monkeypatch):
+    """encode and score read every file in this process, one after another, where training reads a folder with
+    --workers processes; now they do too, with the same codes, scores, order and errors."""
+    import os
+
+    from aekit.data.decoding import BATCH
+    from helpers import truncate
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    data = aekit.load_data("olivetti")
+    for i in range(BATCH + 6):  # two batches of files
+        aekit.write_image(folder / f"face{i:02d}.png", data.images[i].permute(1, 2, 0).numpy())
+    pids = tmp_path / "pids"
+    read = latent.load_image
+
+    def load_image(*args, **kwargs):  # which process decodes each file
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(latent, "load_image", load_image)
+    x, files, _ = latent.read_inputs(tiny_run.model, [folder], workers=2)
+    assert os.getpid() not in {int(p) for p in pids.read_text().split()} and len(pids.read_text().split()) == BATCH + 6
+    y, same, _ = latent.read_inputs(tiny_run.model, [folder], workers=0)
+    assert torch.equal(x, y) and files == same == sorted(folder.glob("*.png"))
+    outputs = {}
+    for workers in ("0", "2"):
+        for command, out in (("encode", "codes.npy"), ("score", "scores.csv")):
+            args = (command, tiny_run.out, folder, "--out", tmp_path / workers / out, "--workers", workers)
+            (tmp_path / workers).mkdir(exist_ok=True)
+            assert cli(*args, *(["--threshold", "0.01"] if command == "score" else [])).code == 0
+        outputs[workers] = [(tmp_path / workers / name).read_bytes() for name in ("codes.npy", "codes.txt", "scores.csv")]
+    assert outputs["0"] == outputs["2"]
+    truncate(folder / f"face{BATCH + 2:02d}.png")  # in the second batch
+    errors = {w: cli("encode", tiny_run.out, folder, "--out", tmp_path / "bad.npy", "--workers", w).error for w in "02"}
+    assert errors["0"] == errors["2"] and errors["2"].endswith("(--skip-bad skips unreadable files)"), errors
+    skipped = {w: cli("encode", tiny_run.out, folder, "--out", tmp_path / w / "skip.npy", "--workers", w, "--skip-bad")
+               for w in "02"}
+    assert skipped["0"].out.replace("/0/", "/2/") == skipped["2"].out and "skipped 1 unreadable" in skipped["2"].out
+    assert cli("encode", tiny_run.out, folder, "--out", tmp_path / "w.npy", "--workers", "-1").error == (
+        "aekit: error: --workers must be 0 or more, got -1")

@@ -12,11 +12,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data import map_batches, take
+from .config import replace
+from .data import gather, map_batches
 from .errors import AekitError
 from .files import write_text
 from .latent import as_model, read_inputs
-from .pipeline import prepare_data
 from .run_folder import RunFolder
 
 DEFAULT_QUANTILE = 0.99  # of the held-out errors: the threshold when none is given
@@ -44,26 +44,29 @@ def reconstruction_errors(model: torch.nn.Module, images: torch.Tensor) -> np.nd
     return map_batches(errors, images, next(model.parameters()).device).numpy()
 
 
-def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quantile: float) -> tuple[float, int]:
-    """The ``quantile`` of the reconstruction errors on the run's own held-out split."""
+def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quantile: float,
+                      workers: int | None = None) -> tuple[float, int]:
+    """The ``quantile`` of the reconstruction errors on the run's own held-out split (``workers``: the worker
+    processes that decode a folder's images; None: the run's data.workers)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
-    data = prepare_data(folder.config())
-    folder.check_data(data.data, "score's held-out threshold")
+    data = folder.own_data(replace(folder.config(), **{"data.workers": workers}), "score's held-out threshold")
     if not len(data.test_x):
         raise AekitError(
             f"{folder}: the run has no held-out images (test_fraction 0) to take the quantile from; give "
             "threshold (the MSE above which an image is flagged)", keys="threshold",
         )
-    errors = reconstruction_errors(model, take(data.test_x, range(len(data.test_x))))
+    errors = reconstruction_errors(model, gather(data.fitted, data.test_index))  # a folder's: only those decoded
     return float(np.quantile(errors, quantile)), len(errors)
 
 
 def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, threshold: float | None = None,
-          device: str = "cpu", skip_bad: bool = False, progress: bool | None = None) -> Scores:
+          device: str = "cpu", skip_bad: bool = False, progress: bool | None = None,
+          workers: int | None = None) -> Scores:
     """Per-image reconstruction error of ``inputs``, flagged above a threshold: ``threshold`` when
     given, else the ``quantile`` (default DEFAULT_QUANTILE, 0.99) of the errors on the run's held-out images (``skip_bad``:
     unreadable files are left out, listed in ``Scores.skipped``; ``progress``: a bar over the files read, None: when
-    stderr is a terminal)."""
+    stderr is a terminal; ``workers``: the worker processes that decode many files, as training reads a folder
+    (data.workers; None: one per CPU core, at most 4, and the run's own for its held-out images))."""
     if quantile is not None and threshold is not None:
         raise AekitError("quantile and threshold: give one, not both (each sets the level above which an image is "
                          "flagged)", keys=("quantile", "threshold"))
@@ -75,11 +78,11 @@ def score(run, inputs: Sequence[str | Path], *, quantile: float | None = None, t
     if isinstance(run, torch.nn.Module) and threshold is None:
         raise AekitError("score: a model without its run folder needs a threshold", keys="threshold")
     model = as_model(run, device)
-    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress, workers=workers)
     errors = reconstruction_errors(model, x)
     if threshold is not None:
         return Scores(files, errors, float(threshold), None, 0, skipped)
-    t, n = heldout_threshold(run, model, quantile)
+    t, n = heldout_threshold(run, model, quantile, workers)
     return Scores(files, errors, t, quantile, n, skipped)
 
 

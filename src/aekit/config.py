@@ -273,10 +273,11 @@ def working_size(cfg: Config) -> tuple[int, int]:
     return size
 
 
-def load_from_config(data: DataConfig, *, size: tuple[int, int] | None = None) -> ImageData:
-    """:func:`aekit.load_data` with a configuration's ``[data]`` options; ``size`` defaults to ``data.size``."""
+def load_from_config(data: DataConfig, *, size: tuple[int, int] | None = None, decode: bool = True) -> ImageData:
+    """:func:`aekit.load_data` with a configuration's ``[data]`` options; ``size`` defaults to ``data.size``
+    (``decode``: see there)."""
     return load_data(
         data.source, seed=data.order_seed, data_home=data.data_home, size=size or data.size, fit=data.fit,
         method=data.resize, channels=data.channels, layout=data.layout, rescale=data.rescale,
-        skip_bad=data.skip_bad, stream=data.stream, workers=data.workers,
+        skip_bad=data.skip_bad, stream=data.stream, workers=data.workers, decode=decode,
     )

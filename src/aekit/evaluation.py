@@ -18,7 +18,8 @@ import torch
 
 from .baselines import applicable, build_baselines, run_baseline
 from .config import Config, DataConfig, replace
-from .data import absolute_source, inference_batch_size, load_data, map_batches, size_problem, split_indices, take
+from .data import (absolute_source, gather, inference_batch_size, load_data, map_batches, size_problem,
+                   split_indices, take)
 from .errors import AekitError, DataError
 from .files import write_json
 from .inference import FlipEnsemble, flips_by_default, reconstruct, scale_note
@@ -96,7 +97,7 @@ def evaluate_run(
         ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
                             scoring_other=data is not None)
     if data is None:
-        images = _heldout(folder, trained, ev, own, limit, checked=own is prepared)  # the training's own: no check
+        images = _heldout(folder, trained, ev, own, limit)
     else:
         images = _other(folder, trained, ev, own, model, data, size=size, fit=fit, layout=layout, rescale=rescale,
                         skip_bad=skip_bad, limit=limit)
@@ -107,7 +108,9 @@ def evaluate_run(
     name = f"aekit ({model.config.name}{', flip ensemble' if flip_ensemble else ''})"
     gen = torch.Generator().manual_seed(seed)
     noisy, clean = pipeline.view(images.test, gen)
-    train_noisy, train_clean = pipeline.view(take(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES]), gen)
+    train_noisy = train_clean = torch.empty(0)  # the baselines' training images, read only for them
+    if baselines:  # drawn after the held-out images' noise, which is the same without them
+        train_noisy, train_clean = pipeline.view(gather(own.data.images, own.train_index[:BASELINE_TRAIN_IMAGES]), gen)
 
     results = []
     if pipeline.corrupt is not None:
@@ -183,8 +186,8 @@ def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
         ev = replace(ev, **{"data.test_fraction": DataConfig().test_fraction})
 
     def prepared(ev):  # not where config.toml says: an error about the run, not about --data
-        try:
-            return prepare_data(ev)
+        try:  # its own held-out images: checked against data.json, a folder's others not decoded
+            return prepare_data(ev) if scoring_other else folder.own_data(ev, "evaluate")
         except DataError as e:
             raise folder.data_gone(e, ev.data.source, other=scoring_other) from None
 
@@ -197,15 +200,13 @@ def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
         return ev, prepared(ev)
 
 
-def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | None, *, checked: bool) -> _Scored:
-    """The run's own held-out images (of the evaluation's split; ``checked``: known to be the run's data)."""
-    if not checked:
-        folder.check_data(own.data, "evaluate")
+def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | None) -> _Scored:
+    """The run's own held-out images (of the evaluation's split; ``own``: known to be the run's data)."""
     trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
     test_index = own.test_index[: limit or None]
     if not test_index:
         raise AekitError(f"{folder}: the {ev.data.split} split leaves no held-out images")
-    return _Scored(ev, take(own.data.images, test_index), own.size, f"{ev.data.split} split",
+    return _Scored(ev, gather(own.data.images, test_index), own.size, f"{ev.data.split} split",
                    seen=len(set(test_index) & set(int(i) for i in trained_on)))
 
 

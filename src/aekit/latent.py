@@ -8,6 +8,7 @@ arrays of shape (N, code length). Anomaly scores are in :mod:`aekit.anomaly`.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -47,35 +48,32 @@ def decode(run, codes: np.ndarray | torch.Tensor, *, device: str = "cpu") -> tor
 # --- images in ---------------------------------------------------------------------------------
 
 def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *, skip_bad: bool | None = None,
-                progress: bool | None = False) -> tuple[torch.Tensor, list[Path], list[str]]:
+                progress: bool | None = False, workers: int | None = None) -> tuple[torch.Tensor, list[Path], list[str]]:
     """The images of ``inputs`` (files, or folders searched recursively) at the model's working size,
     (N, C, H, W), their files, and the unreadable files skipped: with ``skip_bad`` they are left out and
     listed; without, the first one stops it (False: its error points to ``skip_bad``). ``progress``: a bar over
-    the files (None: when stderr is a terminal)."""
+    the files (None: when stderr is a terminal). Many files are decoded by ``workers`` worker processes, as
+    training reads a folder (``data.workers``; None: one per CPU core, at most 4)."""
     pre = preprocessing(model)
     found = find_images(inputs)
+    read = partial(load_image, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"], channels=pre["channels"])
     with bar(len(found), unit="file", desc="reading", show=progress) as moving:
-        def read(f: Path) -> torch.Tensor:
-            try:
-                return load_image(f, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"],
-                                  channels=pre["channels"])
-            finally:
-                moving.update()
-
-        images, kept, skipped = read_each(found, read, skip_bad=skip_bad, inputs=inputs)
-    return torch.stack(images), [f for f, _ in kept], skipped
+        images, kept, skipped = read_each(found, read, shape=(pre["channels"], *pre["size"]), skip_bad=skip_bad,
+                                          inputs=inputs, workers=workers, moving=moving)
+    return images, [f for f, _ in kept], skipped
 
 
 # --- codes -------------------------------------------------------------------------------------
 
 def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: str = "cpu",
-                 skip_bad: bool = False, progress: bool | None = None) -> tuple[Path, Path, list[str]]:
+                 skip_bad: bool = False, progress: bool | None = None,
+                 workers: int | None = None) -> tuple[Path, Path, list[str]]:
     """Encode image files/folders into ``out`` (.npy, (N, code length)) and list the files, one per
     line in the order of the codes, in the .txt beside it (``skip_bad``: unreadable files are left
-    out; ``progress``: a bar over the files read, None: when stderr is a terminal). Returns both paths and the
-    unreadable files skipped."""
+    out; ``progress``: a bar over the files read, None: when stderr is a terminal; ``workers``: see
+    :func:`read_inputs`). Returns both paths and the unreadable files skipped."""
     model = as_model(run, device)
-    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress)
+    x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress, workers=workers)
     out, names = Path(out), Path(out).with_suffix(".txt")
     codes = encode(model, x)
     listing = "".join(f"{_one_line(str(f))}\n" for f in files)

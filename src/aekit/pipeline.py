@@ -185,13 +185,14 @@ class RunData:
         return self.at(self.train_index, native), self.at(self.test_index, native), self.at(self.val_index, native)
 
 
-def prepare_data(cfg: Config) -> RunData:
+def prepare_data(cfg: Config, *, decode: bool = True) -> RunData:
     """Load the source, split it (seeded) and fit it to the working size (a model that runs at any size,
     without a ``data.size``: the images' own, which they must then share); with ``train.select``, carve
-    the validation split out of the training images (seeded by the run's seed)."""
+    the validation split out of the training images (seeded by the run's seed). ``decode``: False streams
+    a folder's files unchecked, each decoded when asked for (:func:`aekit.load_data`)."""
     size = working_size(cfg)
     own = cfg.data.size is None and model_class(cfg.model.name).any_size  # at the images' own size
-    data = load_from_config(cfg.data, size=None if own else size)
+    data = load_from_config(cfg.data, size=None if own else size, decode=decode)
     if own:
         size = tuple(data.images.shape[-2:])
     tr, te = split_indices(data, split=cfg.data.split, test_fraction=cfg.data.test_fraction)

@@ -1,7 +1,7 @@
 """The run folder as one type: its files, the is-a-run check, creating and replacing one, and its lock.
 
     config.toml          the fully resolved configuration (``aekit train --config`` it to re-run)
-    data.json            the data trained on: its source, number of images and a digest of their names
+    data.json            the data trained on: its source, number of images, digests (:mod:`aekit.run_data`)
     model.json           architecture, constructor arguments, preprocessing, aekit version
     model.safetensors    the weights
     history.csv          one row per epoch: loss per sample, code mean, held-out metrics, seconds
@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -33,22 +32,12 @@ from .config_file import dump_config, load_config
 from .errors import AekitError
 from .files import lock_file, read_json, write_json, write_text, writing
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
+from .pipeline import RunData, prepare_data
+from .run_data import check_record, data_record, unchanged
 from .run_tables import METRICS_FORM, read_table
-from .training.agreement import digest
 from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, pointer
 from .training.history import EpochStats, history_csv, read_history_csv
 from .version import newer
-
-
-def data_record(data) -> dict:
-    """The source of ``data`` (ImageData), its size, a digest of its sorted names and, held in memory, of its pixels
-    and labels in order (an array's names are its row numbers: rows reordered would split otherwise, unseen)."""
-    names = sorted(str(n) for n in (data.names or []))
-    record = {"source": str(data.source), "images": len(data),
-              "names_sha256": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()}
-    if isinstance(data.images, torch.Tensor):
-        record["pixels_sha256"] = digest(data.images, *(() if data.labels is None else (torch.as_tensor(data.labels),)))
-    return record
 
 
 class RunFolder:
@@ -287,21 +276,21 @@ class RunFolder:
                           f"was trained in, or restore the data); {why}")
 
     def check_data(self, data, doing: str) -> None:
-        """The images ``doing`` (resume, evaluate) reads are those the run was trained on: else its splits
-        would be others, and images it trained on could be scored as held out. Runs from before data.json pass."""
-        if not (self / self.DATA).is_file():
-            return
-        then, now = read_json(self / self.DATA), data_record(data)
-        if not isinstance(then, dict):
-            raise AekitError(f"{self / self.DATA}: not a record of the run's data (a JSON {type(then).__name__})")
-        named = then.get("names_sha256") == now["names_sha256"]  # older runs have no pixel digest: names only
-        if not named or then.get("pixels_sha256", now.get("pixels_sha256")) != now.get("pixels_sha256"):
-            raise AekitError(
-                f"{self.path}: the data changed since the run was trained ({now['source']}: {now['images']} images "
-                f"now, {then.get('images')} then, " + ("or other names" if not named else "other pixels, labels or "
-                "order") + "), so its splits would be others and images it trained on could be scored as held out; "
-                f"{doing} needs the images it was trained on (restore them; to score other images: aekit evaluate RUN "
-                "--data PATH)")
+        """The images ``doing`` (resume, evaluate) reads, ``data``, are those the run was trained on: else its splits
+        would be others, and images it trained on could be scored as held out (:func:`aekit.run_data.check_record`)."""
+        check_record(self / self.DATA, self.path, data, doing)
+
+    def own_data(self, cfg: Config, doing: str) -> RunData:
+        """The run's data as ``cfg`` reads and splits it, for ``doing`` (evaluate, score), checked against data.json:
+        a folder's images are decoded only as they are asked for (the held-out ones), where data.json shows its
+        files to be those the run was trained on (:func:`aekit.run_data.unchanged`); else every file, as in training."""
+        data = prepare_data(cfg, decode=False)
+        if not isinstance(data.data.images, torch.Tensor):  # a folder's files, none decoded
+            if unchanged(self / self.DATA, data.data):
+                return data
+            data = prepare_data(cfg)
+        self.check_data(data.data, doing)
+        return data
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:

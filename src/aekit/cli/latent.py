@@ -7,7 +7,7 @@ import argparse
 from ..anomaly import DEFAULT_QUANTILE, score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
 from ..files import new_file
-from .options import add_command, add_no_progress, default_of
+from .options import add_command, add_config_options, add_no_progress, default_of
 
 
 def add_commands(sub) -> None:
@@ -23,6 +23,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     add_no_progress(p, " over the files read")
+    add_config_options(p, {"data.workers"})  # as training reads a folder
     p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
                 "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
     p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
@@ -65,6 +66,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     add_no_progress(p, " over the files read")
+    add_config_options(p, {"data.workers"})  # as training reads a folder (and the held-out images)
     for name in ("encode", "decode", "sample", "interpolate", "map", "score"):
         sub.choices[name].add_argument("--device", default="cpu", metavar="DEV", help="device (default cpu)")
         sub.choices[name].add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -73,7 +75,8 @@ def add_commands(sub) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     out = new_file(args.out, overwrite=args.overwrite, suffix=".npy", beside=(".txt",))
     codes, names, skipped = encode_files(args.run, args.inputs, out, device=args.device, skip_bad=args.skip_bad,
-                                         progress=False if args.no_progress else None)
+                                         progress=False if args.no_progress else None,
+                                         workers=getattr(args, "data.workers"))
     for line in skipped:
         print(f"skipped {line}")
     print(f"Wrote {codes} and {names}" + (f"; skipped {len(skipped)} unreadable files" if skipped else ""))
@@ -114,7 +117,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     new_file(args.out, overwrite=args.overwrite, suffix=".csv")
     s = score(args.run, args.inputs, quantile=args.quantile, threshold=args.threshold, device=args.device,
-              skip_bad=args.skip_bad, progress=False if args.no_progress else None)
+              skip_bad=args.skip_bad, progress=False if args.no_progress else None, workers=getattr(args, "data.workers"))
     write_scores(s, args.out)
     for line in s.skipped:
         print(f"skipped {line}")

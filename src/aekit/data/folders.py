@@ -11,32 +11,34 @@
    (None: the images' common size);
 4. decodes every file once, in DataLoader worker processes (in this process where shared memory is short:
    :mod:`aekit.data.workers`), to find truncated or corrupt ones; a small folder keeps the decoded images as one
-   tensor, a large one streams: :class:`ImageFiles`, a torch Dataset, decodes each image whenever a batch needs it.
+   tensor (made up front, each batch copied in: :mod:`aekit.data.decoding`), a large one streams:
+   :class:`ImageFiles`, a torch Dataset, decodes each image whenever a batch needs it.
 
 Stream rule: ``stream="auto"`` streams when the decoded images would take more than
 :data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
 Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
 no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`), held in memory.
+``decode=False`` leaves step 4 out (for a run's evaluation, which reads only its held-out images): the files
+stream, unchecked, each decoded when asked for; tiles are decoded and held as always.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import AekitError, DataError, skip_bad_hint
+from ..errors import DataError, skip_bad_hint
 from .container import ImageData
+from .decoding import Decoding, Each
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
 from .tiles import cut_tiles, tile_origins, tiled
-from .workers import load_batches
+from .workers import worker_count
 
 STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
-CHECK_BATCH = 64  # images per DataLoader batch while checking a folder
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -59,15 +61,19 @@ class ImageFiles(torch.utils.data.Dataset):
         self.channels = channels
         self.fit = fit
         self.method = method
-        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+        self.workers = worker_count(workers)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        if self.fit == "tiles":  # all of them, (T, C, h, w): only when checking a folder held in memory
-            return cut_tiles(load_image(self.files[i], channels=self.channels), self.size, name=self.files[i])
-        return load_image(self.files[i], size=self.size, fit=self.fit, method=self.method, channels=self.channels)
+        return self.read(self.files[i])
+
+    def read(self, file: str) -> torch.Tensor:
+        """One file as item ``i`` is; with fit "tiles", all its tiles, (T, C, h, w) (when checking a folder held in memory)."""
+        if self.fit == "tiles":
+            return cut_tiles(load_image(file, channels=self.channels), self.size, name=file)
+        return load_image(file, size=self.size, fit=self.fit, method=self.method, channels=self.channels)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -91,8 +97,9 @@ def load_folder(
     skip_bad: bool = False,
     stream: str = "auto",
     workers: int | None = None,
+    decode: bool = True,
 ) -> ImageData:
-    """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring)."""
+    """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring; ``decode``: see there)."""
     folder = Path(folder)
     files, ignored = image_files(folder)
     if not files:
@@ -133,22 +140,24 @@ def load_folder(
             "does not shrink them: the tiles cover the photos), or data.fit window takes one window a photo")
         raise DataError(f"data.source {folder}: data.fit tiles keeps the tiles in memory, {why}",
                         keys=("data.fit", "data.stream"))
-    good, kept, counts = [], [], []
-    for i, (images, problems) in _decode_all(dataset, not streaming, per_file):
-        for j, problem in enumerate(problems):
-            if problem:
-                bad(problem)
+    if decode or fit == "tiles":
+        good, decoding = [], Decoding(Each(readable, dataset.read, workers=dataset.workers, keep=not streaming),
+                                      per_file, dataset.shape[1:])
+        for i, error in decoding:  # every file once, in order, the images held straight into one tensor
+            if error is None:
+                good.append(i)
             else:
-                good.append(i + j)
-        if images is not None:
-            kept.append(images[0])
-            counts += images[1]
-    _no_usable_image(folder, good, skipped)
+                bad(str(error))
+        dataset.workers = decoding.each.workers  # 0 where shared memory was short: the streamed files start none either
+        _no_usable_image(folder, good, skipped)
+        images = dataset.subset(good) if streaming else decoding.result
+    else:  # each file decoded when asked for, unchecked
+        good, images = list(range(len(readable))), dataset
 
     good_files = [readable[i] for i in good]
     labels, label_names = _labels(folder, good_files)
     data = ImageData(
-        images=dataset.subset(good) if streaming else torch.cat(kept),
+        images=images,
         labels=labels,
         names=[os.path.relpath(f, folder) for f in good_files],
         source=str(folder),
@@ -157,7 +166,7 @@ def load_folder(
     )
     if fit == "tiles":
         sizes = {f: info.size for f, info in zip(readable, infos)}
-        return tiled(data, data.images, counts, [sizes[f] for f in good_files], size)
+        return tiled(data, data.images, decoding.counts, [sizes[f] for f in good_files], size)
     return data
 
 
@@ -223,27 +232,6 @@ def find_images(inputs) -> list[tuple[Path, Path]]:
     return found
 
 
-def read_each(found: list[tuple[Path, Path]], read, *, skip_bad: bool | None, inputs) -> tuple[list, list, list[str]]:
-    """``read(file)`` for each (file, name) of ``found`` (:func:`find_images` of ``inputs``): the results, the
-    (file, name) pairs read, and the unreadable files skipped. An unreadable file is left out and listed with
-    ``skip_bad``; without, it stops everything (False: its error points to ``skip_bad``). None readable: an error."""
-    results, kept, skipped = [], [], []
-    for file, name in found:
-        try:
-            results.append(read(file))
-        except AekitError as e:
-            if skip_bad is None:
-                raise
-            if not skip_bad:
-                raise skip_bad_hint(e) from None
-            skipped.append(str(e))
-            continue
-        kept.append((file, name))
-    if not results:
-        raise DataError(f"{' '.join(map(str, inputs))}: no readable image ({len(skipped)} skipped)")
-    return results, kept, skipped
-
-
 def _no_usable_image(folder: Path, usable: list, skipped: list[str]) -> None:
     if not usable:
         raise DataError(
@@ -272,39 +260,3 @@ def _labels(folder: Path, files: list[str]) -> tuple[np.ndarray | None, list[str
     names = sorted(set(parents))
     code = {name: i for i, name in enumerate(names)}
     return np.array([code[p] for p in parents], dtype=np.int64), names
-
-
-class _Checked(torch.utils.data.Dataset):
-    """Item i: (the decoded image or None, the problem or ""), so one bad file does not stop a batch."""
-
-    def __init__(self, files: ImageFiles, keep: bool):
-        self.files, self.keep, self.workers = files, keep, files.workers
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, str]:
-        try:
-            image = self.files[i]
-        except DataError as e:
-            return None, str(e)
-        return (image if self.keep else None), ""
-
-
-def _stack_checked(items: list) -> tuple[tuple[torch.Tensor, list[int]] | None, list[str]]:
-    """The batch's good images as one tensor and how many each file gave (1, or its tiles), and the problems.
-    A worker makes the tensor in shared memory, as DataLoader's batches are: where it cannot, the worker fails."""
-    images, problems = [x if x.dim() == 4 else x[None] for x, _ in items if x is not None], [p for _, p in items]
-    shared = images and torch.utils.data.get_worker_info() is not None  # else the hand-over fails later, and hangs
-    out = torch.empty(sum(map(len, images)), *images[0].shape[1:]).share_memory_() if shared else None
-    return ((torch.cat(images, out=out), [len(x) for x in images]) if images else None), problems
-
-
-def _decode_all(files: ImageFiles, keep: bool, per_file: list[int]):
-    """Decode every file once, in order; yields (first index, ((good images, images per file) or None,
-    problems)) per batch. ``per_file``: the images each file gives (1, or its tiles)."""
-    checked, starts = _Checked(files, keep), range(0, len(files), CHECK_BATCH)
-    largest = max(sum(per_file[s : s + CHECK_BATCH]) for s in starts) * 4 * math.prod(files.shape[1:]) if keep else 0
-    yield from zip(starts, load_batches(checked, [range(s, min(s + CHECK_BATCH, len(files))) for s in starts],
-                                        _stack_checked, batch_bytes=largest))
-    files.workers = checked.workers  # 0 where shared memory was short: the streamed files start none either

@@ -54,6 +54,7 @@ def load_data(
     skip_bad: bool = False,
     stream: str = "auto",
     workers: int | None = None,
+    decode: bool = True,
 ) -> ImageData:
     """Load a data source as :class:`ImageData` (float32, (N, C, H, W), values in [0, 1]).
 
@@ -63,7 +64,8 @@ def load_data(
     1 or 3 converts (RGB -> gray by ITU-R 601 luma; gray -> RGB by copying).
     Folders only: their images are fitted to ``size`` with ``fit`` / ``method`` as they are read
     (None keeps the native size, which they must then share); ``skip_bad`` skips unreadable files;
-    ``stream`` ("auto", "on", "off") and ``workers``: see :mod:`aekit.data.folders`.
+    ``stream`` ("auto", "on", "off"), ``workers`` and ``decode`` (False: no file decoded up front): see
+    :mod:`aekit.data.folders`.
     Olivetti and arrays come at their native size (see :func:`aekit.data.fit_images`), except that
     ``fit="tiles"`` with a ``size`` cuts every source into tiles (:mod:`aekit.data.tiles`); arrays take
     ``layout`` ("auto", "nhwc", "nchw") and ``rescale`` (map min..max to 0..1).
@@ -84,7 +86,7 @@ def load_data(
         if path.is_dir():
             return load_folder(
                 path, seed=seed, size=size, fit=fit, method=method, channels=channels,
-                skip_bad=skip_bad, stream=stream, workers=workers,
+                skip_bad=skip_bad, stream=stream, workers=workers, decode=decode,
             )
         if path.suffix.lower() not in ARRAY_SUFFIXES or not path.is_file():
             what = "not a folder, .npy or .npz file" if path.exists() else "no such folder or file"

@@ -76,6 +76,11 @@ def load_batches(
         yield collate([dataset[i] for i in index])
 
 
+def worker_count(workers: int | None) -> int:
+    """The worker processes of ``data.workers``: None is one per CPU core, at most 4."""
+    return min(4, os.cpu_count() or 1) if workers is None else workers
+
+
 def shared_memory_problem(workers: int, batch_bytes: int) -> str:
     """Why ``workers`` worker processes cannot hand over batches of ``batch_bytes`` (the file size
     limit, or the free room in shared memory), or "" when they can."""
