@@ -2,15 +2,19 @@
 
 import errno
 import os
-import resource
 import stat
 
 import numpy as np
 import pytest
 
 import aekit
-from aekit.files import WriteError, atomic_paths, new_file, write_json, write_text
+from aekit.files import WriteError, atomic_paths, lock_file, new_file, write_json, write_text
 from helpers import aekit_process, make_folder, one_line_error
+
+try:
+    import resource
+except ImportError:  # Windows: no file size limit, and the test of it is skipped
+    resource = None
 
 
 def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
@@ -62,6 +66,7 @@ def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # Python ignores SIGXFSZ: writes fail (EFBIG)
 
 
+@pytest.mark.skipif(resource is None, reason="no file size limit (ulimit -f) on this system")
 def test_training_past_the_file_size_limit_is_one_line_naming_the_checkpoint(tmp_path):
     import subprocess
     import sys
@@ -132,3 +137,24 @@ def test_the_aekit_commands_write_the_outputs_they_checked(tmp_path, cli):
     assert cli("encode", run, folder, "--out", tmp_path / "codes.npy", "--overwrite").code == 0
     assert cli("denoise", run, folder, "--out", tmp_path / "clean").code == 0
     assert len(list((tmp_path / "clean").iterdir())) == 2
+
+
+def flock_failing(code: int):
+    def flock(fd, operation):
+        raise OSError(code, os.strerror(code))
+
+    return flock
+
+
+@pytest.mark.parametrize("code", [errno.ENOTSUP, errno.ENOLCK, errno.ENOSYS])
+def test_a_file_system_without_locks_locks_nothing(tmp_path, monkeypatch, code):
+    """flock on an SMB share (macOS) or a virtual machine's shared folder: not supported there, as without fcntl."""
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(fcntl, "flock", flock_failing(code))
+    for shared in (True, False):
+        with lock_file(tmp_path / ".run.lock", shared=shared, busy="busy"):
+            (tmp_path / "run").mkdir(exist_ok=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no lock file left
+    monkeypatch.setattr(fcntl, "flock", flock_failing(errno.EIO))  # another failure is not taken for "no locks"
+    with pytest.raises(OSError), lock_file(tmp_path / ".run.lock", shared=True, busy="busy"):
+        pass

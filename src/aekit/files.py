@@ -221,6 +221,8 @@ class Busy(AekitError):
     """Another aekit command holds what this one would read or write."""
 
 
+_NO_LOCKS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOLCK, errno.ENOSYS}  # flock where a file system has no locks
+# (an SMB share on macOS, a virtual machine's shared folder)
 _held: dict[str, int] = {}  # lock files this process holds (a run's lock, then its own end-of-run evaluation)
 
 
@@ -229,7 +231,7 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
     """Hold an advisory lock on the file ``path`` for the block: ``shared`` with other readers, else alone;
     a conflicting holder in another process (or another aekit command) is :class:`Busy` with the message
     ``busy``. Nothing is locked where the folder cannot be written (nothing could change there through
-    aekit) or the system has no locks; a lock this process holds already is held on."""
+    aekit) or the system or file system has no locks; a lock this process holds already is held on."""
     key = os.path.abspath(path)
     if fcntl is None or key in _held:
         yield
@@ -240,17 +242,23 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
         yield
         return
     try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if isinstance(e, BlockingIOError):
             raise Busy(busy) from None
-        _held[key] = fd
-        try:
-            yield
-        finally:
-            del _held[key]
-            with contextlib.suppress(OSError):  # the last holder removes the file
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.unlink(path)
+        if e.errno not in _NO_LOCKS:
+            raise
+        with contextlib.suppress(OSError):  # a file system without locks: a lock file is of no use there
+            os.unlink(path)
+        yield
+        return
+    _held[key] = fd
+    try:
+        yield
     finally:
+        del _held[key]
+        with contextlib.suppress(OSError):  # the last holder removes the file
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
         os.close(fd)
