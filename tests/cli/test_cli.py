@@ -118,3 +118,35 @@ def test_output_to_a_reader_that_went_away_stops_quietly():
                        timeout=120)
     os.close(write)
     assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_not_an_error(tmp_path, monkeypatch):
+    """Windows writes redirected output in its ANSI code page (cp1252): a file name outside it stopped the command
+    with a UnicodeEncodeError after the work was done."""
+    import io
+    import sys
+
+    import numpy as np
+
+    np.save(tmp_path / "two.npy", np.zeros((2, 8, 8), np.float32))
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["data", str(tmp_path / "two.npy"), "--out", str(tmp_path / "写真")]) == 0
+    stdout.flush()
+    escaped = str(tmp_path / "写真").encode("cp1252", errors="backslashreplace").decode("cp1252")
+    assert escaped.endswith("\\u5199\\u771f") and f"to {escaped}" in stdout.buffer.getvalue().decode("cp1252")
+    assert stdout.errors == "strict"  # as the caller had it
+
+
+def test_a_reader_that_went_away_on_windows_stops_quietly_too(monkeypatch, capsys):
+    """Windows has no signal.SIGPIPE: the branch for a reader that went away failed with an AttributeError."""
+    import signal
+
+    from aekit.cli import artifacts
+
+    def gone(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.delattr(signal, "SIGPIPE")
+    monkeypatch.setattr(artifacts, "print", gone, raising=False)
+    assert main(["models"]) == 141 and capsys.readouterr().err == ""
