@@ -158,3 +158,10 @@ def test_a_file_system_without_locks_locks_nothing(tmp_path, monkeypatch, code):
     monkeypatch.setattr(fcntl, "flock", flock_failing(errno.EIO))  # another failure is not taken for "no locks"
     with pytest.raises(OSError), lock_file(tmp_path / ".run.lock", shared=True, busy="busy"):
         pass
+
+
+def test_a_name_close_to_the_file_system_limit_is_written(tmp_path):
+    """The temporary file beside a target once added 14 characters to its name: a 242-255 byte name failed."""
+    target = tmp_path / ("x" * 250 + ".txt")  # 254 bytes: the limit of most file systems is 255
+    write_text(target, "fits")
+    assert target.read_text() == "fits" and [p.name for p in tmp_path.iterdir()] == [target.name]

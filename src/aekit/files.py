@@ -119,6 +119,10 @@ def usual_mode(path: Path, mode: int = 0o666) -> None:
     os.chmod(path, mode & ~umask)
 
 
+TEMPORARY = (".aekit-", ".tmp")  # a temporary file's name: .aekit-XXXXXXXX.tmp, short whatever the target's (a name
+# that is close to the file system's 255 bytes must fit), hidden, and swept by resume.clear_for_resume
+
+
 @contextlib.contextmanager
 def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     """Yield a temporary path beside each of ``paths``; when the block has written them all, each replaces
@@ -128,7 +132,7 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     try:
         for path in paths:
             with writing(path):
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=TEMPORARY[0], suffix=TEMPORARY[1], dir=path.parent)
             os.close(fd)
             temps.append(Path(tmp))
         try:
