@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aekit
-from aekit.files import WriteError, atomic_paths, lock_file, new_file, write_json, write_text
+from aekit.files import WriteError, atomic_paths, lock_file, new_file, write_json, write_text, writing
 from helpers import aekit_process, make_folder, one_line_error
 
 try:
@@ -165,3 +165,26 @@ def test_a_name_close_to_the_file_system_limit_is_written(tmp_path):
     target = tmp_path / ("x" * 250 + ".txt")  # 254 bytes: the limit of most file systems is 255
     write_text(target, "fits")
     assert target.read_text() == "fits" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_file_another_program_holds_open_is_named_as_such(tmp_path, monkeypatch):
+    """Windows: os.replace onto a file another program holds open (Excel showing history.csv) is refused with
+    EACCES, in a folder that can be written: not "the folder is not writable"."""
+    history = tmp_path / "history.csv"
+    write_text(history, "epoch\n1\n")
+
+    def held_open(src, dst):
+        raise PermissionError(errno.EACCES, "Access is denied", str(dst))
+
+    monkeypatch.setattr(os, "replace", held_open)
+    with pytest.raises(WriteError) as e:
+        write_text(history, "epoch\n1\n2\n")
+    assert str(e.value) == (f"cannot write {history}: Access is denied (another program holds it open, or it is "
+                            "read-only: close it, or make it writable)")
+    with pytest.raises(WriteError, match=r"Access is denied \(another program holds a file in it open, or a shell is "
+                                         r"in it: close them\)$"), writing(tmp_path):
+        raise PermissionError(errno.EACCES, "Access is denied")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(WriteError, match=r"the folder is not writable"):
+        write_text(history, "epoch\n")

@@ -42,8 +42,18 @@ _FIXES = {
 def write_failed(path: str | Path, e: OSError) -> WriteError:
     """The one-line error for ``e``, raised while writing ``path`` (not the temporary file beside it)."""
     reason = e.strerror or str(e) or type(e).__name__
-    fix = _FIXES.get(e.errno)
+    fix = (_in_use(Path(path)) if e.errno in (errno.EACCES, errno.EPERM) else None) or _FIXES.get(e.errno)
     return WriteError(f"cannot write {path}: {reason}{f' ({fix})' if fix else ''}")
+
+
+def _in_use(path: Path) -> str | None:
+    """Why ``path``, there already in a folder that can be written, was not replaced: on Windows, another program
+    holds it open (a spreadsheet showing history.csv), or a file in it, or has it as its current folder."""
+    if not path.exists() or not os.access(path.parent, os.W_OK | os.X_OK):
+        return None
+    if path.is_dir():
+        return "another program holds a file in it open, or a shell is in it: close them"
+    return "another program holds it open, or it is read-only: close it, or make it writable"
 
 
 @contextlib.contextmanager
