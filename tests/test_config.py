@@ -163,6 +163,14 @@ def test_a_config_file_that_is_not_text(tmp_path):
         load_config(tmp_path / "bin.toml")
 
 
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows PowerShell 5 (Set-Content -Encoding UTF8) and older Notepad begin UTF-8 with a BOM, and end lines in CRLF;
+    a Windows path in single quotes keeps its backslashes, as docs/configuration.md says."""
+    (tmp_path / "bom.toml").write_bytes("\ufeff[data]\r\nsource = 'C:\\data\\faces'\r\n[train]\r\nepochs = 3\r\n".encode())
+    cfg = load_config(tmp_path / "bom.toml")
+    assert (cfg.data.source, cfg.train.epochs) == ("C:\\data\\faces", 3)
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(aekit.ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
