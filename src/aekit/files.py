@@ -122,6 +122,22 @@ def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
     return folder
 
 
+def file_key(path: str | Path) -> str:
+    """``path`` as a key that two names of one file share where case does not count (macOS, Windows: A.png, a.png)."""
+    return os.path.normcase(os.fspath(path)).casefold()
+
+
+def clash(paths: Iterable[str | Path]) -> str | None:
+    """The first of ``paths`` that an earlier one names too (:func:`file_key`), in words; None when they are apart."""
+    first: dict[str, str] = {}
+    for path in map(str, paths):
+        earlier = first.get(key := file_key(path))
+        if earlier is not None:
+            return path if earlier == path else f"{earlier} and {path} (one file where case does not count: macOS, Windows)"
+        first[key] = path
+    return None
+
+
 def usual_mode(path: Path, mode: int = 0o666) -> None:
     """Give ``path`` the permissions a plain open() would (mkstemp and mkdtemp make it private)."""
     umask = os.umask(0)

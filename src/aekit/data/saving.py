@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from ..files import new_files
+from ..files import file_key, new_files
 from .container import ImageData, take
 from .image_file import IMAGE_SUFFIXES, ImageInfo, write_image
 from .tiles import cut_from
@@ -36,13 +36,13 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
         elif data.groups is not None:
             folder = out / (_file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
         targets.append(folder / f"{stem}.png")
-    seen: dict[Path, int] = {}
+    seen: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if t in seen:
-            a, b = (data.names[seen[t]], data.names[i]) if data.names else (f"image {seen[t]}", f"image {i}")
+        if (j := seen.setdefault(file_key(t), i)) != i:
+            a, b = (data.names[j], data.names[i]) if data.names else (f"image {j}", f"image {i}")
             raise DataError(f"{a} and {b} would both be written as {t}: their names (or labels) differ only in the "
-                            "suffix or in characters a file name cannot hold; rename one")
-        seen[t] = i
+                            "suffix, in case (one file on macOS and Windows) or in characters a file name cannot hold; "
+                            "rename one")
     new_files(out, targets, overwrite=overwrite, error=DataError)
     for i, target in enumerate(targets):
         pixels = take(data.images, [i])[0].permute(1, 2, 0).numpy()
