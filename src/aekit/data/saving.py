@@ -28,13 +28,13 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     groups = len(str(int(data.groups.max()))) if data.groups is not None and n else 0
     targets = []
     for i in range(n):
-        stem = _file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
+        stem = file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
         folder = out
         if data.labels is not None:
             label = int(data.labels[i])
             folder = out / (_safe(data.label_names[label], "label") if data.label_names else f"{label:0{width}d}")
         elif data.groups is not None:
-            folder = out / (_file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
+            folder = out / (file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
         targets.append(folder / f"{stem}.png")
     seen: dict[str, int] = {}
     for i, t in enumerate(targets):
@@ -53,9 +53,9 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     return targets
 
 
-def _file_stem(name: str) -> str:
-    """A file name for an image named ``name``: its last path part, less an image suffix (spaces and any
-    letters kept)."""
+def file_stem(name: str) -> str:
+    """A file name for an image named ``name``: its last path part after either separator (a name from Windows too),
+    less an image suffix (spaces and any letters kept)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower().endswith(IMAGE_SUFFIXES):
         base = base.rsplit(".", 1)[0]
