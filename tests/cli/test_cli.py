@@ -3,6 +3,7 @@
 import pytest
 
 from aekit.cli import main
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.models import list_models
 from helpers import aekit_process
 
@@ -77,8 +78,8 @@ def test_a_mistake_argparse_catches_is_one_line_too(args, said, capsys):
     assert e.value.code == 2 and capsys.readouterr().err == said + "\n"  # not the usage first
 
 
-def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
-    err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
+def test_a_reference_config_keeps_its_exact_reshape(cli, tmp_path):
+    err = cli("train", "--config", CONFIGS / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
     assert "--code-length 100 does not fit the architecture" in err and "multiple of 256" in err
 
 
