@@ -65,6 +65,14 @@ def writing(path: str | Path) -> Iterator[None]:
         raise write_failed(path, e) from e
 
 
+def user_path(path: str | os.PathLike) -> str:
+    """A path a user gave, with a leading ``~`` (or ``~user``) as that home folder: a shell expands it only at the start
+    of a word (not in ``--out=~/runs/x``), cmd.exe and Python never. Every path a user gives comes through here: the
+    command line's path arguments (their type) and the library's entry points (RunFolder, so aekit.train's out and
+    aekit.load; new_file, new_files; configs.find; a data source, data_home, init_from, a noise map)."""
+    return os.path.expanduser(path)
+
+
 def check_writable(folder: Path, key: str = "out") -> None:
     """Refuse, before any work, an output folder that this process may not write into."""
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -88,7 +96,7 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
     """``path`` (an ``out`` option) checked before any work: not a folder, ending in ``suffix`` when given, in a
     folder that exists, and replacing no file (it, or the ones with the suffixes ``beside`` it) unless
     ``overwrite``. The errors name ``out``."""
-    p = Path(path)
+    p = Path(user_path(path))
     if p.is_dir():
         want = f"a file name ending in {suffix}" if suffix else "the file to write"
         raise AekitError(f"out {p}: is a folder; give {want}", keys="out")
@@ -108,8 +116,9 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
 def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
               error: type[AekitError] = AekitError) -> Path:
     """The output folder ``folder`` (an ``out`` option) checked before any work: not a file, and none of
-    ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder."""
-    folder, paths = Path(folder), list(paths)
+    ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder (``~``
+    expanded: write there)."""
+    folder, paths = Path(user_path(folder)), [Path(user_path(p)) for p in paths]
     if folder.exists() and not folder.is_dir():
         raise error(f"out {folder}: exists and is not a folder", keys="out")
     existing = next((p for p in paths if p.exists()), None)

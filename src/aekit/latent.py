@@ -20,7 +20,7 @@ from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, load_npy, read_each, take, write_image
 from .data.saving import file_stem
 from .errors import AekitError
-from .files import atomic_paths, new_files, save_npy, save_npy_to, write_bytes
+from .files import atomic_paths, new_files, save_npy, save_npy_to, user_path, write_bytes
 from .inference import preprocessing
 from .progress import bar
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
@@ -117,7 +117,7 @@ def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | 
                overwrite: bool = True) -> list[Path]:
     """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``); without ``overwrite`` an
     existing file of those names stops it before anything is written."""
-    folder = Path(folder)
+    folder = Path(user_path(folder))
     paths = [folder / (f"{i:04d}" + (f"-{file_stem(names[i])}" if names else "") + ".png") for i in range(len(images))]
     new_files(folder, paths, overwrite=overwrite)
     folder.mkdir(parents=True, exist_ok=True)

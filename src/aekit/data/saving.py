@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from ..files import file_key, new_files
+from ..files import file_key, new_files, user_path
 from .container import ImageData, take
 from .image_file import IMAGE_SUFFIXES, ImageInfo, write_image
 from .tiles import cut_from
@@ -22,7 +22,7 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     image (a file's own name, ``olivetti-123``, ``x.npy-5``); grayscale as 16-bit PNG (within 1/131070
     of the values), colour as 8-bit. Existing files are replaced only with ``overwrite``; each file is
     written atomically. Returns the paths written, in the data's order."""
-    out = Path(out)
+    out = Path(user_path(out))
     n = len(data)
     width = len(str(int(data.labels.max()))) if data.labels is not None and n else 0
     groups = len(str(int(data.groups.max()))) if data.groups is not None and n else 0
