@@ -141,8 +141,10 @@ def clash(paths: Iterable[str | Path]) -> str | None:
     first: dict[str, str] = {}
     for path in map(str, paths):
         earlier = first.get(key := file_key(path))
+        if earlier == path:
+            return path
         if earlier is not None:
-            return path if earlier == path else f"{earlier} and {path} (one file where case does not count: macOS, Windows)"
+            return f"{earlier} and {path} (one file where case does not count: macOS, Windows)"
         first[key] = path
     return None
 
@@ -288,7 +290,9 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
             raise Busy(busy) from None
         if e.errno not in _NO_LOCKS:
             raise
-        with contextlib.suppress(OSError):  # a file system without locks: a lock file is of no use there
+        fd = None
+    if fd is None:  # a file system without locks: the lock file is of no use there
+        with contextlib.suppress(OSError):
             os.unlink(path)
         yield
         return

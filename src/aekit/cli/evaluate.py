@@ -57,8 +57,8 @@ def add_commands(sub) -> None:
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     e.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
-    e.add_argument("--out", type=user_path, metavar="FILE.json", help="write the results to FILE.json and the picture to "
-                   "FILE.png (default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
+    e.add_argument("--out", type=user_path, metavar="FILE.json", help="write the results to FILE.json and the picture "
+                   "to FILE.png (default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
     e.add_argument("--overwrite", action="store_true", help="with --out: replace an existing FILE.json / FILE.png")
     add_no_progress(e, "s over the baselines' images")
 
