@@ -1,6 +1,6 @@
 """Data-parallel scaling: training samples/s of the reference model on 1 and 2 processes.
 
-Trains ``configs/reference.toml`` (Olivetti, batch 50, the reference loop: 350 samples an epoch)
+Trains the shipped config ``reference`` (Olivetti, batch 50, the reference loop: 350 samples an epoch)
 for a few epochs with ``aekit train``, once per setting, each in fresh processes: 1 process with
 one thread, ``--nproc 2`` with one thread each (gloo over loopback), and, for comparison, 1 process
 with two threads (what the same two cores give without torch.distributed). Samples/s come from
@@ -25,13 +25,12 @@ from pathlib import Path
 
 from common import machine_line, save
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_PER_EPOCH = 350  # the reference loop on 400 images: 7 batches of 50
 
 
 def measure(nproc: int, threads: int, epochs: int, out: Path) -> dict:
     """One run of ``aekit train``; samples/s from its history.csv."""
-    cmd = [sys.executable, "-m", "aekit", "train", "--config", str(ROOT / "configs" / "reference.toml"),
+    cmd = [sys.executable, "-m", "aekit", "train", "--config", "reference",
            "--epochs", str(epochs), "--threads", str(threads), "--device", "cpu", "--no-progress", "--out", str(out)]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]

@@ -8,10 +8,10 @@ time limit and records its own failure, so one broken path does not hide the oth
    (off, bf16, fp16) with and without torch.compile, a two-epoch run on the GPU (finite loss, seconds).
 2. ``distributed``: two processes under torchrun on the one GPU. NCCL refuses two ranks on one GPU,
    so the check tries NCCL and then gloo and records which one ran.
-3. ``reference``: configs/reference.toml for all 600 epochs, timed end to end.
+3. ``reference``: the shipped config reference for all 600 epochs, timed end to end.
 4. ``denoise``: the default denoiser on the GPU (``aekit train --model unet --noise gaussian:0.2 --size 32x32
    --split subject --max-time M``), epochs reached and its end-of-run comparison on unseen people.
-5. ``seeds``: N seeds each of configs/reference.toml and configs/reference-sparse.toml for all their
+5. ``seeds``: N seeds each of the shipped configs reference and reference-sparse for all their
    epochs, run concurrently on the one GPU (the models are tiny): epoch-1 and final loss, code mean.
 6. ``throughput``: benchmarks/throughput.py on the GPU (float32 eager, bf16, compile) beside the
    naive PyTorch loop of the same run.
@@ -70,7 +70,7 @@ def step_tests(a) -> dict:
     for amp in ("off",) if a.tiny else ("off", "bf16", "fp16"):  # the CPU dry run: one mode (bf16 is emulated there)
         for compile_ in (False,) if a.tiny else (False, True):
             out = a.work / f"mode-{amp}-{'compile' if compile_ else 'eager'}"
-            r = sh(aekit_cmd("train", "--config", "configs/fast.toml", "--device", a.device, "--amp", amp,
+            r = sh(aekit_cmd("train", "--config", "fast", "--device", a.device, "--amp", amp,
                              "--compile" if compile_ else "--no-compile", "--epochs", str(a.short), "--no-progress",
                              "--no-compare", "--out", str(out), "--overwrite"), timeout=a.budget(90))
             metrics = RunFolder(out).metrics()
@@ -87,7 +87,7 @@ def step_distributed(a) -> dict:
         out = a.work / f"ddp-{backend}"
         env = {"AEKIT_DIST_BACKEND": backend}
         r = sh([PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "aekit", "train", "--config",
-                "configs/fast.toml", "--device", a.device, "--epochs", str(a.short), "--no-progress", "--no-compare",
+                "fast", "--device", a.device, "--epochs", str(a.short), "--no-progress", "--no-compare",
                 "--out", str(out), "--overwrite"], timeout=a.budget(120), env=env)
         tries.append({"backend": backend, **r})
         if r["rc"] == 0:
@@ -107,7 +107,7 @@ def step_throughput(a) -> dict:
 
 def step_reference(a) -> dict:
     out = a.work / "reference"
-    r = sh(aekit_cmd("train", "--config", "configs/reference.toml", "--device", a.device, "--epochs",
+    r = sh(aekit_cmd("train", "--config", "reference", "--device", a.device, "--epochs",
                      str(a.reference_epochs), "--no-progress", "--out", str(out), "--overwrite"),
            timeout=a.budget(240))
     return {"epochs": a.reference_epochs, **r, **_losses(out)}
@@ -132,7 +132,7 @@ def step_seeds(a) -> dict:
     for config in ("reference", "reference-sparse"):
         for seed in range(a.seeds):
             out = a.work / f"seed-{config}-{seed}"
-            cmd = aekit_cmd("train", "--config", f"configs/{config}.toml", "--device", a.device, "--seed",
+            cmd = aekit_cmd("train", "--config", config, "--device", a.device, "--seed",
                             str(1000 + seed), "--threads", "1", "--no-progress", "--out", str(out), "--overwrite",
                             *(["--epochs", str(a.seed_epochs)] if a.seed_epochs else []))
             procs.append((config, seed, out, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -33,12 +33,10 @@ from aekit.models import load
 from aekit.latent import encode
 from common import machine_line, save
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def configs() -> dict[str, Config]:
-    ref = aekit.load_config(ROOT / "configs" / "reference.toml")
-    den = aekit.load_config(ROOT / "configs" / "reference-denoising.toml")
+    ref = aekit.load_config("reference")
+    den = aekit.load_config("reference-denoising")
     raw = Config().to_dict()
     raw["data"].update(size=[64, 64], test_fraction=0.2)
     raw["model"] = {"name": "fcn", "input_size": [64, 64], "channels": [32, 64, 128], "code_length": 128,

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--name", default="precision", help="results file: benchmarks/NAME.json")
     args = ap.parse_args()
-    base = aekit.load_config(ROOT / "configs" / "reference.toml")
+    base = aekit.load_config("reference")
     chosen, why = resolve_amp("auto", resolve_device(args.device))
     rows = []
     for amp in ("off", "auto", "bf16"):

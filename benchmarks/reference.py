@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="run folder (default runs/benchmark-reference-seedN)")
     args = ap.parse_args()
 
-    cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
+    cfg = aekit.load_config("reference")
     cfg = replace(cfg, seed=args.seed, **{"train.epochs": args.epochs, "train.device": args.device})
     args.seed = cfg.seed
     out = args.out or ROOT / "runs" / f"benchmark-reference-seed{cfg.seed}"

@@ -33,8 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import naive_reference  # noqa: E402
 from common import machine_line, save  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> float:
     """Best fp32 GFLOP/s of an n x n matrix product."""
@@ -156,7 +154,7 @@ def keras_worker(threads: int) -> None:
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
+            cfg = aekit.load_config("reference")
             x = prepare_data(cfg).train_x
             system = KerasModel(x, threads)
     except ImportError as e:
@@ -195,7 +193,7 @@ def main() -> None:
     if args.keras_worker:
         return keras_worker(args.threads)
 
-    cfg = aekit.load_config(ROOT / "configs" / "reference.toml")
+    cfg = aekit.load_config("reference")
     overrides = {"train.device": args.device, "train.threads": args.threads}
     overrides["train.amp"] = args.amp
     if args.compile:

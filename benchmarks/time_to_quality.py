@@ -1,10 +1,10 @@
-"""Time to the reference's quality: configs/fast.toml against the reference schedule.
+"""Time to the reference's quality: the shipped config fast against the reference schedule.
 
 The target is the reference's final training loss, 0.4636 per sample in its unit (half the summed
-squared error), measured here on all 400 faces in eval mode. ``configs/fast.toml`` trains the same
+squared error), measured here on all 400 faces in eval mode. ``fast`` (a shipped config) trains the same
 architecture with the same loss; this script measures, in one session:
 
-1. the reference schedule's wall time per epoch (configs/reference.toml, epochs timed before and
+1. the reference schedule's wall time per epoch (the shipped config reference, epochs timed before and
    after the fast run, median) x its 600 epochs. ``--full-reference`` runs all 600 epochs instead
    (about 25-35 minutes on 2 cores) and also reports where they end;
 2. the fast configuration's training wall time until its loss on all 400 faces first reaches the
@@ -29,7 +29,6 @@ from aekit.pipeline import prepare_data
 from aekit.training import evaluate, fit
 from common import machine_line, save
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.4636  # docs/reference-experiments.md: the reference's average loss per sample at epoch 600
 REFERENCE_EPOCHS = 600
 
@@ -76,7 +75,7 @@ def run_fast(cfg, x, check_every: int) -> tuple[float | None, int | None, list[t
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fast", default=str(ROOT / "configs" / "fast.toml"))
+    ap.add_argument("--fast", default="fast")
     ap.add_argument("--seed", type=int, default=None, help="default: each config's own")
     ap.add_argument("--reference-epochs", type=int, default=12, help="reference epochs timed before and after")
     ap.add_argument("--full-reference", action="store_true", help="run all 600 reference epochs")
@@ -86,7 +85,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    ref = aekit.load_config(ROOT / "configs" / "reference.toml")
+    ref = aekit.load_config("reference")
     fast = aekit.load_config(args.fast)
     ref = replace(ref, seed=args.seed, **{"train.device": "cpu"})
     fast = replace(fast, seed=args.seed, **{"train.device": "cpu"})

@@ -213,7 +213,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=None,
                     help="with --pythae: the two trainers on the same faces, nets and epochs, once per seed")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "vae")
-    ap.add_argument("--config", default=None, help="e.g. configs/reference-vae.toml (the book's, on all 400 faces)")
+    ap.add_argument("--config", default=None, help="e.g. reference-vae (the book's, on all 400 faces)")
     ap.add_argument("--beta", type=float, default=None,
                     help="only a beta-VAE on the same faces, nets and epochs: aekit --beta B against pythae's BetaVAE")
     ap.add_argument("--epochs", type=int, default=165, help="with --beta: the epochs of both trainers")

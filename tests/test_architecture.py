@@ -1,7 +1,11 @@
 """The package's floor plan: no import cycle, every import points down the layers, small files."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import aekit
 
@@ -114,3 +118,20 @@ def test_only_optional_dependencies_are_imported_inside_functions():
 def test_no_source_file_is_much_over_300_lines():
     long = {name: n for name, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+POSIX_ONLY = ("fcntl", "resource")  # absent on Windows: the package and its tests import them guarded
+
+COLLECT_WITHOUT = """
+import sys
+sys.modules.update(dict.fromkeys(sys.argv[1].split(",")))  # None in sys.modules: an ImportError, as on Windows
+import pytest
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", sys.argv[2]]))
+"""
+
+
+@pytest.mark.slow
+def test_the_tests_are_collected_without_posix_only_modules(root):
+    r = subprocess.run([sys.executable, "-c", COLLECT_WITHOUT, ",".join(POSIX_ONLY), str(root / "tests")],
+                       cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -7,11 +7,12 @@ import pytest
 import aekit
 from aekit.config import Config, config_options, replace, resumable_keys
 from aekit.config_file import dump_config, load_config
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.errors import did_you_mean
 
 
-def test_reference_config_is_experiment_a(root):
-    cfg = load_config(root / "configs" / "reference.toml")
+def test_reference_config_is_experiment_a():
+    cfg = load_config(CONFIGS / "reference.toml")
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (600, 50, 0.001)
     assert cfg.train.reference_loop is True
     assert cfg.model.name == "conv" and cfg.model.code_length == 256 and cfg.model.loss == "l2"
@@ -20,16 +21,16 @@ def test_reference_config_is_experiment_a(root):
 
 
 @pytest.mark.parametrize("name", ["reference", "reference-denoising", "reference-sparse", "reference-vae"])
-def test_the_reference_configs_train_as_the_book_does(root, name):
+def test_the_reference_configs_train_as_the_book_does(name):
     """No flips, no validation split, float32: none of the defaults' choices reach the book's runs."""
-    t = load_config(root / "configs" / f"{name}.toml").train
+    t = load_config(CONFIGS / f"{name}.toml").train
     assert (t.hflip, t.select, t.amp, t.shift, t.rotate, t.zoom, t.intensity, t.ema) == (False, False, "off", 0, 0, 0, 0, 0)
 
 
-def test_a_shipped_config_is_read_by_name_from_anywhere(root, tmp_path, monkeypatch):
+def test_a_shipped_config_is_read_by_name_from_anywhere(tmp_path, monkeypatch):
     """--config reference works from an installed package (a wheel has no configs/ folder beside it)."""
     monkeypatch.chdir(tmp_path)
-    assert load_config("reference") == load_config("reference.toml") == load_config(root / "configs" / "reference.toml")
+    assert load_config("reference") == load_config("reference.toml") == load_config(CONFIGS / "reference.toml")
     (tmp_path / "reference.toml").write_text("seed = 7\n")  # a file of that very name comes first
     assert load_config("reference.toml").seed == 7 and load_config("reference").seed == 1002
     with pytest.raises(aekit.AekitError, match=r"^referense: config file not found; the configs aekit ships: fast, "
@@ -40,21 +41,23 @@ def test_a_shipped_config_is_read_by_name_from_anywhere(root, tmp_path, monkeypa
 
 
 def test_the_shipped_configs_are_package_data(root):
-    """pyproject.toml installs them with the package: the checkout's configs/ is a link to them."""
+    """pyproject.toml installs them with the package: the checkout's configs/ is a link to them (a text file naming
+    them in a clone without symbolic links, as git makes on Windows without them; nothing else reads it)."""
     import tomllib
 
     from aekit import configs
 
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["aekit"]
     assert data == ["configs/*.toml"] and configs.HERE.parent == Path(aekit.__file__).parent
-    assert (root / "configs").resolve() == configs.HERE.resolve()
+    link = root / "configs"
+    assert link.resolve() == configs.HERE.resolve() or link.read_text() == "src/aekit/configs"
     assert configs.names() == ["fast", "reference", "reference-denoising", "reference-sparse", "reference-vae"]
 
 
-def test_fast_config_changes_only_the_schedule_of_the_reference(root):
+def test_fast_config_changes_only_the_schedule_of_the_reference():
     """benchmarks/time_to_quality.py compares the two: same data, architecture and loss, same Adam."""
-    ref = load_config(root / "configs" / "reference.toml")
-    fast = load_config(root / "configs" / "fast.toml")
+    ref = load_config(CONFIGS / "reference.toml")
+    fast = load_config(CONFIGS / "fast.toml")
     assert fast.data == ref.data and fast.model == ref.model and fast.noise == ref.noise
     assert (fast.train.beta1, fast.train.beta2, fast.train.eps) == (ref.train.beta1, ref.train.beta2, ref.train.eps)
     assert fast.train.data_init and not ref.train.data_init
@@ -66,8 +69,8 @@ def test_defaults_hold_out_a_fifth_and_use_the_plain_loop():
     assert cfg.data.test_fraction == 0.2 and cfg.train.reference_loop is False
 
 
-def test_dump_and_load_round_trip(tmp_path, root):
-    cfg = load_config(root / "configs" / "reference.toml")
+def test_dump_and_load_round_trip(tmp_path):
+    cfg = load_config(CONFIGS / "reference.toml")
     path = tmp_path / "c.toml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
@@ -98,10 +101,10 @@ def test_a_size_is_a_list_or_the_text_its_flag_takes(tmp_path):
         assert load_config(tmp_path / "c.toml").data.size == (32, 48)
 
 
-def test_a_noise_spec_replaces_the_noise_where_the_config_adds_it(root):
+def test_a_noise_spec_replaces_the_noise_where_the_config_adds_it():
     cfg = replace(Config(), noise="gaussian:0.2")  # a SPEC, as --noise takes it
     assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.where) == ("gaussian", 0.2, "working")
-    book = replace(load_config(root / "configs" / "reference-denoising.toml"), noise="gaussian:0.3")
+    book = replace(load_config(CONFIGS / "reference-denoising.toml"), noise="gaussian:0.3")
     assert (book.noise.sigma, book.noise.where) == (0.3, "native")  # the book's order stays
     with pytest.raises(aekit.ConfigError, match="unknown noise kind 'gauss'"):
         replace(Config(), noise="gauss:1")
@@ -161,6 +164,14 @@ def test_a_config_file_that_is_not_text(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe[train]")
     with pytest.raises(aekit.ConfigError, match=r"bin\.toml: not a UTF-8 text file \(byte 0\); a config file is TOML"):
         load_config(tmp_path / "bin.toml")
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows PowerShell 5 (Set-Content -Encoding UTF8) and older Notepad begin UTF-8 with a BOM, and end lines in CRLF;
+    a Windows path in single quotes keeps its backslashes, as docs/configuration.md says."""
+    (tmp_path / "bom.toml").write_bytes("\ufeff[data]\r\nsource = 'C:\\data\\faces'\r\n[train]\r\nepochs = 3\r\n".encode())
+    cfg = load_config(tmp_path / "bom.toml")
+    assert (cfg.data.source, cfg.train.epochs) == ("C:\\data\\faces", 3)
 
 
 def test_missing_config_file(tmp_path):

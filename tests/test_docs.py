@@ -70,3 +70,12 @@ def test_files_the_docs_name_exist(root, page):
     pattern = r"(?<![\w/.])((?:tests|src|benchmarks|configs|docs)/[\w/.-]+\.(?:py|toml|json|md))"
     named = re.findall(pattern, (root / page).read_text())
     assert [n for n in named if not (root / n).exists()] == []
+
+
+def test_shipped_configs_are_named_not_read_through_the_checkouts_link(root):
+    """`--config reference` and aekit.configs.HERE, never `configs/reference.toml`: a clone without symbolic links
+    (Windows) has a text file there, not the folder."""
+    code = [p for p in [*(root / "tests").rglob("*.py"), *(root / "benchmarks").glob("*.py")] if p.name != "test_docs.py"]
+    pages = [*DOCS, *(str(p.relative_to(root)) for p in code)]
+    through_link = r"(?<![\w/.])configs/[\w.-]+\.toml|\"configs\" / [\w\"]"
+    assert [(page, m) for page in pages for m in re.findall(through_link, (root / page).read_text())] == []

@@ -10,6 +10,7 @@ from PIL import Image
 
 import aekit
 from aekit.baselines import ALL, BASELINES, applicable
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.evaluation import evaluate_run
 from aekit.noise import NoiseConfig
 from aekit.pipeline import prepare_data
@@ -17,8 +18,8 @@ from helpers import FakeClock
 
 
 @pytest.fixture(scope="module")
-def denoise_run(make_run, root):
-    return make_run(root / "configs" / "reference-denoising.toml", **{
+def denoise_run(make_run):
+    return make_run(CONFIGS / "reference-denoising.toml", **{
         "train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False,
         "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1], "model.decoder_channels": [4],
         "model.decoder_strides": [2]}).out
@@ -109,10 +110,10 @@ def test_flip_ensemble_is_scored_under_its_own_name(denoise_run):
     assert both["results"][1]["psnr"] != plain["results"][1]["psnr"]
 
 
-def test_a_denoiser_trained_with_flips_is_scored_and_run_as_its_flip_ensemble(denoise_run, make_run, root, tmp_path, cli):
+def test_a_denoiser_trained_with_flips_is_scored_and_run_as_its_flip_ensemble(denoise_run, make_run, tmp_path, cli):
     from aekit.inference import flips_by_default
 
-    flipped = make_run(root / "configs" / "reference-denoising.toml", **{
+    flipped = make_run(CONFIGS / "reference-denoising.toml", **{
         "train.epochs": 1, "data.test_fraction": 0.2, "train.reference_loop": False, "train.hflip": True,
         "model.encoder_channels": [4, 4], "model.encoder_strides": [2, 1], "model.decoder_channels": [4],
         "model.decoder_strides": [2]}).out

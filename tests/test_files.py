@@ -2,15 +2,19 @@
 
 import errno
 import os
-import resource
 import stat
 
 import numpy as np
 import pytest
 
 import aekit
-from aekit.files import WriteError, atomic_paths, new_file, write_json, write_text
+from aekit.files import WriteError, atomic_paths, lock_file, new_file, write_json, write_text, writing
 from helpers import aekit_process, make_folder, one_line_error
+
+try:
+    import resource
+except ImportError:  # Windows: no file size limit, and the test of it is skipped
+    resource = None
 
 
 def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
@@ -62,6 +66,7 @@ def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # Python ignores SIGXFSZ: writes fail (EFBIG)
 
 
+@pytest.mark.skipif(resource is None, reason="no file size limit (ulimit -f) on this system")
 def test_training_past_the_file_size_limit_is_one_line_naming_the_checkpoint(tmp_path):
     import subprocess
     import sys
@@ -132,3 +137,54 @@ def test_the_aekit_commands_write_the_outputs_they_checked(tmp_path, cli):
     assert cli("encode", run, folder, "--out", tmp_path / "codes.npy", "--overwrite").code == 0
     assert cli("denoise", run, folder, "--out", tmp_path / "clean").code == 0
     assert len(list((tmp_path / "clean").iterdir())) == 2
+
+
+def flock_failing(code: int):
+    def flock(fd, operation):
+        raise OSError(code, os.strerror(code))
+
+    return flock
+
+
+@pytest.mark.parametrize("code", [errno.ENOTSUP, errno.ENOLCK, errno.ENOSYS])
+def test_a_file_system_without_locks_locks_nothing(tmp_path, monkeypatch, code):
+    """flock on an SMB share (macOS) or a virtual machine's shared folder: not supported there, as without fcntl."""
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr(fcntl, "flock", flock_failing(code))
+    for shared in (True, False):
+        with lock_file(tmp_path / ".run.lock", shared=shared, busy="busy"):
+            (tmp_path / "run").mkdir(exist_ok=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no lock file left
+    monkeypatch.setattr(fcntl, "flock", flock_failing(errno.EIO))  # another failure is not taken for "no locks"
+    with pytest.raises(OSError), lock_file(tmp_path / ".run.lock", shared=True, busy="busy"):
+        pass
+
+
+def test_a_name_close_to_the_file_system_limit_is_written(tmp_path):
+    """The temporary file beside a target once added 14 characters to its name: a 242-255 byte name failed."""
+    target = tmp_path / ("x" * 250 + ".txt")  # 254 bytes: the limit of most file systems is 255
+    write_text(target, "fits")
+    assert target.read_text() == "fits" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_file_another_program_holds_open_is_named_as_such(tmp_path, monkeypatch):
+    """Windows: os.replace onto a file another program holds open (Excel showing history.csv) is refused with
+    EACCES, in a folder that can be written: not "the folder is not writable"."""
+    history = tmp_path / "history.csv"
+    write_text(history, "epoch\n1\n")
+
+    def held_open(src, dst):
+        raise PermissionError(errno.EACCES, "Access is denied", str(dst))
+
+    monkeypatch.setattr(os, "replace", held_open)
+    with pytest.raises(WriteError) as e:
+        write_text(history, "epoch\n1\n2\n")
+    assert str(e.value) == (f"cannot write {history}: Access is denied (another program holds it open, or it is "
+                            "read-only: close it, or make it writable)")
+    with pytest.raises(WriteError, match=r"Access is denied \(another program holds a file in it open, or a shell is "
+                                         r"in it: close them\)$"), writing(tmp_path):
+        raise PermissionError(errno.EACCES, "Access is denied")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(WriteError, match=r"the folder is not writable"):
+        write_text(history, "epoch\n")

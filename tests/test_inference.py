@@ -72,6 +72,20 @@ def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_p
         assert msg in cli("denoise", *args, "--out", tmp_path / "o2").error
 
 
+def test_inputs_whose_outputs_would_be_one_file_are_refused(fcn_run, tmp_path, cli):
+    """macOS and Windows take A.png and a.png as one file: its second output failed with the wrong message, and with
+    --overwrite replaced the first."""
+    for folder, name in (("x", "A.png"), ("y", "a.png"), ("z", "A.png")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((20, 20), np.uint8), "L").save(tmp_path / folder / name)
+    err = cli("denoise", fcn_run, tmp_path / "x", tmp_path / "y", "--out", tmp_path / "d", "--overwrite").error
+    assert err == ("aekit: error: two inputs would both be written as A.png and a.png (one file where case does not "
+                   "count: macOS, Windows): rename one or denoise them separately")
+    err = cli("denoise", fcn_run, tmp_path / "x", tmp_path / "z", "--out", tmp_path / "d").error
+    assert err == "aekit: error: two inputs would both be written as A.png: rename one or denoise them separately"
+    assert not (tmp_path / "d").exists()
+
+
 def test_fcn_tiles_agree_with_one_pass_away_from_tile_borders():
     torch.manual_seed(0)
     model = aekit.create_model("fcn", channels=(8, 8), code_length=8).eval()

@@ -50,7 +50,31 @@ def test_the_listing_keeps_one_line_per_code_whatever_the_file_names(tiny_run, f
     lines = (tmp_path / "codes.txt").read_text(encoding="utf-8").split("\n")
     assert len(lines) == 4 and lines[-1] == "" and lines[0].endswith("a\\nb.png") and "\u2028" in lines[1]
     assert cli("decode", tiny_run.out, tmp_path / "codes.npy", "--out", tmp_path / "dec").code == 0
-    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == ["0000-a\\nb.png", "0001-c\u2028d.png", "0002-plain.png"]
+    # a backslash ends a folder's name, as in a listing written on Windows: "a\\nb.png" (its escaped line break) is "nb"
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == ["0000-nb.png", "0001-c\u2028d.png", "0002-plain.png"]
+
+
+def test_the_listing_is_read_on_any_system(tiny_run, faces, tmp_path, cli, monkeypatch):
+    """codes.txt names the files with '/' on every system, and decode takes a name after either separator: a listing
+    written on Windows ("faces\\00\\face0.png") named the PNGs 0000-faces\\00\\face0.png on Linux and macOS."""
+    from pathlib import PureWindowsPath
+
+    import aekit.latent
+
+    folder, _ = faces
+    read = aekit.latent.read_inputs
+
+    def on_windows(*args, **kwargs):
+        x, files, skipped = read(*args, **kwargs)
+        return x, [PureWindowsPath("C:\\data", "faces", f.name) for f in files], skipped
+
+    monkeypatch.setattr(aekit.latent, "read_inputs", on_windows)
+    assert cli("encode", tiny_run.out, folder, "--out", tmp_path / "codes.npy").code == 0
+    assert (tmp_path / "codes.txt").read_text().splitlines()[0] == "C:/data/faces/face0.png"
+    older = "".join(f"faces\\{i:02d}\\face{i}.png\r\n" for i in range(6))  # as earlier versions wrote it on Windows
+    (tmp_path / "codes.txt").write_bytes(older.encode())
+    assert cli("decode", tiny_run.out, tmp_path / "codes.npy", "--out", tmp_path / "dec").code == 0
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"{i:04d}-face{i}.png" for i in range(6)]
 
 
 def test_sample_draws_from_the_prior(vae_folder, tmp_path, cli):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import aekit
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.noise import GRAMMAR, KINDS, NoiseConfig, load_sigma_map, make_corruption, parse_noise
 from helpers import huge_header
 
@@ -100,9 +101,9 @@ def test_bad_spec_shows_the_grammar(spec, why):
     assert why in msg and "grammar: none | gaussian:SIGMA" in msg and "\n" not in msg
 
 
-def test_noise_table_in_config(root):
-    cfg = aekit.load_config(root / "configs" / "reference-denoising.toml")
-    ref = aekit.load_config(root / "configs" / "reference.toml")
+def test_noise_table_in_config():
+    cfg = aekit.load_config(CONFIGS / "reference-denoising.toml")
+    ref = aekit.load_config(CONFIGS / "reference.toml")
     assert cfg.noise == NoiseConfig(kind="gaussian", sigma=0.2, where="native")  # added at 64x64, as the book
     # experiment B = experiment A + the noise
     assert (cfg.model, cfg.train, cfg.data, cfg.seed) == (ref.model, ref.train, ref.data, ref.seed)

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import aekit
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from helpers import aekit_process, make_folder, one_line_error, opened, truncate
 
 RUN_FILES = ["config.toml", "model.json", "model.safetensors", "history.csv", "metrics.json",
@@ -26,11 +27,11 @@ decoder_strides = [2]
 
 
 @pytest.mark.slow
-def test_reference_run_end_to_end(tmp_path, root):
+def test_reference_run_end_to_end(tmp_path):
     """Two epochs of experiment A on the real faces: every run-folder file, the reference's line format,
     and an epoch-1 loss in the reference's range."""
     out = tmp_path / "run"
-    r = aekit_process("train", "--config", root / "configs" / "reference.toml", "--epochs", "2", "--out", out,
+    r = aekit_process("train", "--config", CONFIGS / "reference.toml", "--epochs", "2", "--out", out,
                       "--no-progress")
     assert r.returncode == 0, r.stderr
     lines = re.findall(r"^Epoch (\d+)\) Average loss per sample: ([\d.]+) \(Code mean: ([\d.]+)\)$",

@@ -29,7 +29,7 @@ def load_config(path: str | Path, *, run: bool = False) -> Config:
     """Read a TOML config file; errors name the file and the key (``run``: a run's config.toml, every key in it)."""
     path = configs.find(path)  # a file, or the name of a config aekit ships ("reference")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM: Notepad, Windows PowerShell 5
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     except UnicodeDecodeError as e:  # a binary file

@@ -42,8 +42,18 @@ _FIXES = {
 def write_failed(path: str | Path, e: OSError) -> WriteError:
     """The one-line error for ``e``, raised while writing ``path`` (not the temporary file beside it)."""
     reason = e.strerror or str(e) or type(e).__name__
-    fix = _FIXES.get(e.errno)
+    fix = (_in_use(Path(path)) if e.errno in (errno.EACCES, errno.EPERM) else None) or _FIXES.get(e.errno)
     return WriteError(f"cannot write {path}: {reason}{f' ({fix})' if fix else ''}")
+
+
+def _in_use(path: Path) -> str | None:
+    """Why ``path``, there already in a folder that can be written, was not replaced: on Windows, another program
+    holds it open (a spreadsheet showing history.csv), or a file in it, or has it as its current folder."""
+    if not path.exists() or not os.access(path.parent, os.W_OK | os.X_OK):
+        return None
+    if path.is_dir():
+        return "another program holds a file in it open, or a shell is in it: close them"
+    return "another program holds it open, or it is read-only: close it, or make it writable"
 
 
 @contextlib.contextmanager
@@ -53,6 +63,14 @@ def writing(path: str | Path) -> Iterator[None]:
         yield
     except OSError as e:
         raise write_failed(path, e) from e
+
+
+def user_path(path: str | os.PathLike) -> str:
+    """A path a user gave, with a leading ``~`` (or ``~user``) as that home folder: a shell expands it only at the start
+    of a word (not in ``--out=~/runs/x``), cmd.exe and Python never. Every path a user gives comes through here: the
+    command line's path arguments (their type) and the library's entry points (RunFolder, so aekit.train's out and
+    aekit.load; new_file, new_files; configs.find; a data source, data_home, init_from, a noise map)."""
+    return os.path.expanduser(path)
 
 
 def check_writable(folder: Path, key: str = "out") -> None:
@@ -78,7 +96,7 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
     """``path`` (an ``out`` option) checked before any work: not a folder, ending in ``suffix`` when given, in a
     folder that exists, and replacing no file (it, or the ones with the suffixes ``beside`` it) unless
     ``overwrite``. The errors name ``out``."""
-    p = Path(path)
+    p = Path(user_path(path))
     if p.is_dir():
         want = f"a file name ending in {suffix}" if suffix else "the file to write"
         raise AekitError(f"out {p}: is a folder; give {want}", keys="out")
@@ -98,8 +116,9 @@ def new_file(path: str | Path, *, overwrite: bool, suffix: str | None = None, be
 def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
               error: type[AekitError] = AekitError) -> Path:
     """The output folder ``folder`` (an ``out`` option) checked before any work: not a file, and none of
-    ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder."""
-    folder, paths = Path(folder), list(paths)
+    ``paths`` (under it) there already unless ``overwrite``. The errors name ``out``; returns the folder (``~``
+    expanded: write there)."""
+    folder, paths = Path(user_path(folder)), [Path(user_path(p)) for p in paths]
     if folder.exists() and not folder.is_dir():
         raise error(f"out {folder}: exists and is not a folder", keys="out")
     existing = next((p for p in paths if p.exists()), None)
@@ -112,11 +131,33 @@ def new_files(folder: str | Path, paths: Iterable[Path], *, overwrite: bool,
     return folder
 
 
+def file_key(path: str | Path) -> str:
+    """``path`` as a key that two names of one file share where case does not count (macOS, Windows: A.png, a.png)."""
+    return os.path.normcase(os.fspath(path)).casefold()
+
+
+def clash(paths: Iterable[str | Path]) -> str | None:
+    """The first of ``paths`` that an earlier one names too (:func:`file_key`), in words; None when they are apart."""
+    first: dict[str, str] = {}
+    for path in map(str, paths):
+        earlier = first.get(key := file_key(path))
+        if earlier == path:
+            return path
+        if earlier is not None:
+            return f"{earlier} and {path} (one file where case does not count: macOS, Windows)"
+        first[key] = path
+    return None
+
+
 def usual_mode(path: Path, mode: int = 0o666) -> None:
     """Give ``path`` the permissions a plain open() would (mkstemp and mkdtemp make it private)."""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, mode & ~umask)
+
+
+TEMPORARY = (".aekit-", ".tmp")  # a temporary file's name: .aekit-XXXXXXXX.tmp, short whatever the target's (a name
+# that is close to the file system's 255 bytes must fit), hidden, and swept by resume.clear_for_resume
 
 
 @contextlib.contextmanager
@@ -128,7 +169,7 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     try:
         for path in paths:
             with writing(path):
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=TEMPORARY[0], suffix=TEMPORARY[1], dir=path.parent)
             os.close(fd)
             temps.append(Path(tmp))
         try:
@@ -221,6 +262,8 @@ class Busy(AekitError):
     """Another aekit command holds what this one would read or write."""
 
 
+_NO_LOCKS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOLCK, errno.ENOSYS}  # flock where a file system has no locks
+# (an SMB share on macOS, a virtual machine's shared folder)
 _held: dict[str, int] = {}  # lock files this process holds (a run's lock, then its own end-of-run evaluation)
 
 
@@ -229,7 +272,7 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
     """Hold an advisory lock on the file ``path`` for the block: ``shared`` with other readers, else alone;
     a conflicting holder in another process (or another aekit command) is :class:`Busy` with the message
     ``busy``. Nothing is locked where the folder cannot be written (nothing could change there through
-    aekit) or the system has no locks; a lock this process holds already is held on."""
+    aekit) or the system or file system has no locks; a lock this process holds already is held on."""
     key = os.path.abspath(path)
     if fcntl is None or key in _held:
         yield
@@ -240,17 +283,25 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
         yield
         return
     try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if isinstance(e, BlockingIOError):
             raise Busy(busy) from None
-        _held[key] = fd
-        try:
-            yield
-        finally:
-            del _held[key]
-            with contextlib.suppress(OSError):  # the last holder removes the file
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.unlink(path)
+        if e.errno not in _NO_LOCKS:
+            raise
+        fd = None
+    if fd is None:  # a file system without locks: the lock file is of no use there
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        yield
+        return
+    _held[key] = fd
+    try:
+        yield
     finally:
+        del _held[key]
+        with contextlib.suppress(OSError):  # the last holder removes the file
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
         os.close(fd)

@@ -21,6 +21,7 @@ from .config import Config, replace
 from .config_file import load_config
 from .data import absolute_source, split_indices
 from .errors import AekitError
+from .files import user_path
 from .models import ModelConfig, build_model_config, config_class, model_class
 from .models.io import MODEL_WEIGHTS, read_model_json, read_preprocess, weights_problem
 
@@ -67,7 +68,7 @@ def check_given(init: str, given: dict) -> None:
 
 def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
     """The folder ``init`` (absolute), the [model] table of the model in it and the size it was trained at."""
-    folder = Path(init).expanduser().absolute()
+    folder = Path(user_path(init)).absolute()
     try:
         meta = read_model_json(folder)
         return folder, build_model_config(meta.get("config"), where="config"), read_preprocess(meta).get("size")

@@ -20,7 +20,7 @@ from .config import DataConfig
 from .data import convert_channels, find_images, inference_batch_size, read_image, resize, write_image
 from .data.image_file import ImageInfo
 from .errors import AekitError, DataError, skip_bad_hint
-from .files import new_files, writing
+from .files import clash, new_files, writing
 from .noise import NoiseConfig, check_seed, file_noise, make_corruption, parse_noise
 from .pipeline import Pipeline
 from .run_folder import RunFolder
@@ -241,10 +241,8 @@ def denoise_files(
     clobbered = next((p for p, n in files if (Path(out) / n).resolve() == p.resolve()), None)
     if clobbered is not None:
         raise AekitError(f"out {out}: would write over the input {clobbered}; give another folder", keys="out")
-    names = [str(n) for _, n in files]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise AekitError(f"two inputs would both be written as {sorted(dupes)[0]}: rename one or denoise them separately")
+    if same := clash(n for _, n in files):
+        raise AekitError(f"two inputs would both be written as {same}: rename one or denoise them separately")
     out = new_files(out, [Path(out) / name for _, name in files], overwrite=overwrite)
     if tile < 16 or overlap < 0:
         raise AekitError(f"tile must be at least 16 and overlap 0 or more (got {tile}, {overlap})",

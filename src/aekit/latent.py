@@ -19,8 +19,9 @@ from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, load_npy, read_each, take, write_image
+from .data.saving import file_stem
 from .errors import AekitError
-from .files import atomic_paths, new_files, save_npy, save_npy_to, write_bytes
+from .files import atomic_paths, new_files, save_npy, save_npy_to, user_path, write_bytes
 from .inference import preprocessing
 from .progress import bar
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
@@ -76,7 +77,7 @@ def encode_files(run, inputs: Sequence[str | Path], out: str | Path, *, device: 
     x, files, skipped = read_inputs(model, inputs, skip_bad=skip_bad, progress=progress, workers=workers)
     out, names = Path(out), Path(out).with_suffix(".txt")
     codes = encode(model, x)
-    listing = "".join(f"{_one_line(str(f))}\n" for f in files)
+    listing = "".join(f"{_one_line(f.as_posix())}\n" for f in files)  # '/' on every system: decode reads it anywhere
     with atomic_paths(out, names) as (codes_tmp, names_tmp):  # the codes and their names change together
         save_npy_to(codes_tmp, codes)
         names_tmp.write_bytes(listing.encode("utf-8", errors="surrogateescape"))
@@ -114,8 +115,8 @@ def write_pngs(images: torch.Tensor, folder: str | Path, names: Sequence[str] | 
                overwrite: bool = True) -> list[Path]:
     """One PNG per image in ``folder`` (``0000.png`` ..., or ``0000-NAME.png``); without ``overwrite`` an
     existing file of those names stops it before anything is written."""
-    folder = Path(folder)
-    paths = [folder / (f"{i:04d}" + (f"-{Path(names[i]).stem}" if names else "") + ".png") for i in range(len(images))]
+    folder = Path(user_path(folder))
+    paths = [folder / (f"{i:04d}" + (f"-{file_stem(names[i])}" if names else "") + ".png") for i in range(len(images))]
     new_files(folder, paths, overwrite=overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     for path, img in zip(paths, images):

@@ -31,6 +31,7 @@ import torch
 
 from .data.arrays import load_npy
 from .errors import ConfigError, did_you_mean
+from .files import user_path
 from .typed import option
 
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -74,7 +75,7 @@ def salt_and_pepper(x: torch.Tensor, fraction: float, g: torch.Generator) -> tor
 
 def load_sigma_map(path: str) -> np.ndarray:
     try:
-        sigma = load_npy(path)
+        sigma = load_npy(user_path(path))
     except FileNotFoundError:
         raise ConfigError(f"noise map {path}: file not found") from None
     except (OSError, ValueError) as e:

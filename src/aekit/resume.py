@@ -71,8 +71,8 @@ def unfit_state(folder: RunFolder, checkpoint: Path, e: StateError) -> AekitErro
 
 def clear_for_resume(folder: RunFolder, older_than: float = STALE_SECONDS) -> None:
     """What a resume leaves behind: the evaluation of the model it replaces (the report would show it as the new
-    model's), and the temporary files of writes a kill stopped (``.NAME.XXXX.tmp``; not recent ones, which
-    another command may be writing now)."""
+    model's), and the temporary files of writes a kill stopped (``.aekit-XXXXXXXX.tmp``; ``.NAME.XXXX.tmp`` from
+    older versions; not recent ones, which another command may be writing now)."""
     for name in (folder.EVALUATION, Path(folder.EVALUATION).with_suffix(".png").name):
         (folder / name).unlink(missing_ok=True)
     for tmp in folder.path.glob(".*.tmp"):

@@ -30,7 +30,7 @@ import torch
 from .config import Config
 from .config_file import dump_config, load_config
 from .errors import AekitError
-from .files import lock_file, read_json, write_json, write_text, writing
+from .files import lock_file, read_json, user_path, write_json, write_text, writing
 from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .pipeline import RunData, prepare_data
 from .run_data import check_record, data_record, unchanged
@@ -55,7 +55,7 @@ class RunFolder:
     OWN = (CONFIG, HISTORY, METRICS, REPORT, DATA, MODEL_JSON, MODEL_WEIGHTS)  # the files that make it a run
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = Path(user_path(path))
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name

@@ -3,6 +3,7 @@
 import pytest
 
 from aekit.cli import main
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.models import list_models
 from helpers import aekit_process
 
@@ -77,8 +78,8 @@ def test_a_mistake_argparse_catches_is_one_line_too(args, said, capsys):
     assert e.value.code == 2 and capsys.readouterr().err == said + "\n"  # not the usage first
 
 
-def test_a_reference_config_keeps_its_exact_reshape(cli, root, tmp_path):
-    err = cli("train", "--config", root / "configs" / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
+def test_a_reference_config_keeps_its_exact_reshape(cli, tmp_path):
+    err = cli("train", "--config", CONFIGS / "reference.toml", "--code-length", "100", "--out", tmp_path / "r").error
     assert "--code-length 100 does not fit the architecture" in err and "multiple of 256" in err
 
 
@@ -118,3 +119,81 @@ def test_output_to_a_reader_that_went_away_stops_quietly():
                        timeout=120)
     os.close(write)
     assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_not_an_error(tmp_path, monkeypatch):
+    """Windows writes redirected output in its ANSI code page (cp1252): a file name outside it stopped the command
+    with a UnicodeEncodeError after the work was done."""
+    import io
+    import sys
+
+    import numpy as np
+
+    np.save(tmp_path / "two.npy", np.zeros((2, 8, 8), np.float32))
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["data", str(tmp_path / "two.npy"), "--out", str(tmp_path / "写真")]) == 0
+    stdout.flush()
+    escaped = str(tmp_path / "写真").encode("cp1252", errors="backslashreplace").decode("cp1252")
+    assert escaped.endswith("\\u5199\\u771f") and f"to {escaped}" in stdout.buffer.getvalue().decode("cp1252")
+    assert stdout.errors == "strict"  # as the caller had it
+
+
+def test_a_reader_that_went_away_on_windows_stops_quietly_too(monkeypatch, capsys):
+    """Windows has no signal.SIGPIPE: the branch for a reader that went away failed with an AttributeError."""
+    import signal
+
+    from aekit.cli import artifacts
+
+    def gone(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.delattr(signal, "SIGPIPE")
+    monkeypatch.setattr(artifacts, "print", gone, raising=False)
+    assert main(["models"]) == 141 and capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_a_path_that_starts_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch, cli):
+    """Every path a user gives, where no shell expands ~: after --out= (bash), in quotes, in cmd.exe, in Python. It was
+    a folder named ~ in the current one (--out, aekit.train's out) or "not found" (RUN, --config, a noise map)."""
+    import numpy as np
+    import torch
+
+    import aekit
+    from helpers import make_folder
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    here.mkdir()
+    make_folder(home / "pics", 3, size=(32, 32), subfolders=())
+    np.save(home / "faces.npy", np.random.default_rng(0).random((12, 32, 32), dtype=np.float32))
+    np.save(home / "sigma.npy", np.full((32, 32), 0.1, np.float32))
+    (home / "c.toml").write_text("[model]\nencoder_channels = [4, 4, 4, 4]\ndecoder_channels = [4, 4, 4]\n"
+                                 "[train]\nepochs = 1\ncompare = false\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))  # Windows' home
+    monkeypatch.chdir(here)
+    commands = [["train", "--config", "~/c.toml", "--data", "~/faces.npy", "--noise", "gaussian-map:~/sigma.npy",
+                 "--out=~/runs/r"],
+                ["train", "--resume", "~/runs/r", "--epochs", "2"],
+                ["evaluate", "~/runs/r", "--out=~/ev.json"],
+                ["encode", "~/runs/r", "~/pics", "--out=~/codes.npy"],
+                ["decode", "~/runs/r", "~/codes.npy", "--out=~/decoded"],
+                ["denoise", "~/runs/r", "~/pics", "--out=~/clean"],
+                ["score", "~/runs/r", "~/pics", "--out=~/scores.csv"],
+                ["export", "~/runs/r", "--out=~/model.pt"],
+                ["report", "~/runs/r"],
+                ["data", "~/faces.npy", "--out=~/pngs"]]
+    for command in commands:
+        r = cli(*command, *(["--no-progress"] if command[0] == "train" else []))
+        assert r.code == 0, (command, r.err)
+    assert list(here.iterdir()) == []  # no folder named ~ here
+    assert all((home / name).exists() for name in ("runs/r/report.html", "ev.json", "codes.txt", "decoded/0000-img-00.png",
+                                                    "clean/img-00.png", "scores.csv", "model.pt", "pngs"))
+    cfg = aekit.load_config("~/c.toml")
+    assert aekit.train(cfg, out="~/runs/api", progress=False, log=lambda s: None).out == home / "runs" / "api"
+    assert aekit.RunFolder("~/runs/api").is_run() and aekit.load("~/runs/api") is not None
+    aekit.inference.denoise_files("~/runs/api", [str(home / "pics")], "~/clean-api")  # new_files
+    aekit.latent.write_pngs(torch.zeros(1, 1, 8, 8), "~/pngs-api")
+    assert (home / "clean-api" / "img-00.png").is_file() and (home / "pngs-api" / "0000.png").is_file()
+    assert list(here.iterdir()) == []

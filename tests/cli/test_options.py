@@ -8,6 +8,7 @@ import aekit
 from aekit.cli import build_parser, flag_message
 from aekit.cli.options import config_from_args, flagged
 from aekit.cli.reference import markdown
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.errors import AekitError
 
 
@@ -15,8 +16,8 @@ def config(*argv):
     return config_from_args(build_parser().parse_args(["train", *map(str, argv)]))
 
 
-def test_flags_override_the_config_file(root):
-    cfg = config("--config", root / "configs" / "reference.toml", "--model", "conv", "--epochs", "3",
+def test_flags_override_the_config_file():
+    cfg = config("--config", CONFIGS / "reference.toml", "--model", "conv", "--epochs", "3",
                  "--batch-size", "25", "--lr", "0.002", "--code-length", "512", "--seed", "7", "--data", "olivetti",
                  "--device", "cpu", "--test-fraction", "0.25", "--data-home", "/tmp/x")
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == (3, 25, 0.002)
@@ -26,8 +27,8 @@ def test_flags_override_the_config_file(root):
     assert cfg.train.reference_loop is True and cfg.data.resize == "legacy-bicubic"
 
 
-def test_noise_keeps_where_the_config_file_adds_it(root):
-    cfg = config("--config", root / "configs" / "reference-denoising.toml", "--noise", "gaussian:0.3")
+def test_noise_keeps_where_the_config_file_adds_it():
+    cfg = config("--config", CONFIGS / "reference-denoising.toml", "--noise", "gaussian:0.3")
     assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.where) == ("gaussian", 0.3, "native")  # the book's order
     assert config("--noise", "gaussian:0.3").noise.where == "working"  # the default's
 
@@ -82,8 +83,8 @@ def test_options_that_would_change_nothing_are_refused(tmp_path, argv, key, mess
     assert e.value.keys == (key,)
 
 
-def test_options_that_act_in_their_combination_are_kept(root, tmp_path):
-    assert config("--config", root / "configs" / "reference.toml", "--select", "--early-stop", "5").train.early_stop == 5
+def test_options_that_act_in_their_combination_are_kept(tmp_path):
+    assert config("--config", CONFIGS / "reference.toml", "--select", "--early-stop", "5").train.early_stop == 5
     assert config("--data", tmp_path, "--skip-bad", "--workers", "0").data.workers == 0
     assert config("--data", "x.npy", "--layout", "nchw", "--rescale").data.rescale is True
     assert config("--model", "unet", "--size", "32x32", "--crop", "16").train.crop == 16

@@ -272,6 +272,9 @@ def test_save_folder_keeps_existing_files_unless_told_and_refuses_two_images_on_
     clash = aekit.data.ImageData(images=torch.zeros(2, 1, 4, 4), names=["a.png", "a.jpg"])
     with pytest.raises(aekit.errors.DataError, match="a.png and a.jpg would both be written as .*a.png: .*rename one"):
         save_folder(clash, tmp_path / "c")
+    case = aekit.data.ImageData(images=torch.zeros(2, 1, 4, 4), names=["A.png", "a.png"])  # one file on macOS, Windows
+    with pytest.raises(aekit.errors.DataError, match="A.png and a.png would both be written as .*a.png: .*in case"):
+        save_folder(case, tmp_path / "c")
     assert not (tmp_path / "c").exists()
 
 

@@ -53,6 +53,15 @@ def test_too_little_shared_memory_starts_no_worker(tmp_path, monkeypatch, capsys
     )
 
 
+def test_no_statvfs_windows_loads_with_worker_processes(tmp_path, monkeypatch):
+    """Windows has no os.statvfs: every folder load with worker processes stopped with an AttributeError."""
+    monkeypatch.delattr(workers.os, "statvfs")
+    folder = str(make_folder(tmp_path / "f", 4, size=(16, 16)))
+    loaded = load_data(folder, size=(16, 16), workers=1).images
+    assert workers.shared_memory_problem(2, 1 << 20) == ""
+    assert torch.equal(loaded, load_data(folder, size=(16, 16), workers=0).images)
+
+
 @pytest.mark.slow
 def test_worker_processes_draw_nothing_from_the_global_random_generator(tmp_path):
     """A VAE draws its noise from torch's global generator: a DataLoader that took its seed from there gave a streamed

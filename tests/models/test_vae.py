@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import aekit
+from aekit.configs import HERE as CONFIGS  # the shipped configs (not the checkout's link, a file on Windows)
 from aekit.models import create_model
 from aekit.models.losses import reconstruction_loss
 
@@ -56,10 +57,10 @@ def test_sparsity_adds_alpha_times_the_l1_norm_of_each_code(tiny_images):
         assert torch.allclose(s.per_sample, p.per_sample + s.parts["sparsity"])
 
 
-def test_reference_configs_load(root):
-    sparse = aekit.load_config(root / "configs" / "reference-sparse.toml")
+def test_reference_configs_load():
+    sparse = aekit.load_config(CONFIGS / "reference-sparse.toml")
     assert sparse.model.sparsity == 0.01 and sparse.noise.sigma == 0.2 and sparse.train.reference_loop
-    vae = aekit.load_config(root / "configs" / "reference-vae.toml")
+    vae = aekit.load_config(CONFIGS / "reference-vae.toml")
     assert (vae.model.name, vae.model.code_length, vae.model.loss) == ("vae", 1024, "bce")
     assert (vae.train.epochs, vae.train.batch_size) == (800, 100)
     model = create_model(vae.model)

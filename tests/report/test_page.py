@@ -1,6 +1,5 @@
 """The run report (report.html, `aekit report`), checked in headless Chromium, and --tensorboard."""
 
-import fcntl
 import json
 import os
 import re
@@ -29,6 +28,7 @@ class Chromium:
         exe = browser()
         if exe is None:  # only with AEKIT_REQUIRE_BROWSER=1 (CI): without it the browser tests are skipped
             pytest.fail("headless Chromium is needed (AEKIT_REQUIRE_BROWSER=1): apt-get install chromium")
+        fcntl = pytest.importorskip("fcntl", reason="Chromium is driven over pipes on fd 3 and 4 (POSIX only)")
         self.profile = tempfile.mkdtemp(prefix="aekit-chromium-")
         chrome_in, self.write_fd = os.pipe()
         self.read_fd, chrome_out = os.pipe()

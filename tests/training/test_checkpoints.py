@@ -265,12 +265,13 @@ def test_a_model_key_edited_in_config_toml_is_refused_before_the_resume_rewrites
 def test_a_resume_removes_the_temporary_files_of_killed_writes(tiny_config, tmp_path, cli):
     run = tmp_path / "run"
     assert cli("train", "--config", tiny_config, "--out", run, "--no-progress", "--epochs", "1").code == 0
-    stale, recent = run / ".history.csv.abc123.tmp", run / ".evaluation.json.def456.tmp"
-    stale.write_text("half a file")
+    stale, older, recent = run / ".aekit-abc12345.tmp", run / ".history.csv.abc123.tmp", run / ".aekit-def45678.tmp"
+    for path in (stale, older):  # older: the name earlier versions gave a temporary file
+        path.write_text("half a file")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     recent.write_text("being written by another command now")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
     assert cli("train", "--resume", run, "--epochs", "2", "--no-progress").code == 0
-    assert not stale.exists() and recent.exists()
+    assert not stale.exists() and not older.exists() and recent.exists()
 
 
 class _Evil:

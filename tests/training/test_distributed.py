@@ -312,3 +312,16 @@ def test_nproc_under_torchrun_is_an_error(capsys, monkeypatch):
 ])
 def test_the_launcher_drops_nproc_in_any_spelling(argv, expected):
     assert without_nproc(argv) == expected
+
+
+@pytest.mark.parametrize("platform, libuv", [("win32", "0"), ("linux", None)])
+def test_the_launcher_asks_for_no_libuv_on_windows(monkeypatch, platform, libuv):
+    """torch's Windows wheels (2.4 and later) have no libuv, and torchrun's store asks for it unless USE_LIBUV=0."""
+    from aekit.training import distributed
+
+    seen = {}
+    monkeypatch.delenv("USE_LIBUV", raising=False)
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(distributed, "run", lambda args: seen.update(os.environ, nproc=args.nproc_per_node))
+    assert distributed.launch(2, ["train", "--nproc", "2"]) == 0
+    assert (seen.get("USE_LIBUV"), seen["nproc"]) == (libuv, "2") and "USE_LIBUV" not in os.environ

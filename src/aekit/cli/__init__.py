@@ -122,8 +122,24 @@ def _stopped_by_signals():
             signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def _escaping_stdout():
+    """Characters stdout cannot encode (a file name outside cp1252, Windows' encoding for redirected output) written as
+    escapes, ``\\u5199``, as Python writes them on stderr: not an error after the work is done."""
+    errors = getattr(sys.stdout, "errors", None)
+    if errors != "strict" or not hasattr(sys.stdout, "reconfigure"):
+        yield
+        return
+    sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):  # (flushes: a reader gone, a closed stdout)
+            sys.stdout.reconfigure(errors=errors)
+
+
 def main(argv: list[str] | None = None) -> int:
-    with _stopped_by_signals():
+    with _stopped_by_signals(), _escaping_stdout():
         code = _main(argv)
     if code and joined():  # one of several processes, failed (a peer lost?): leave now, as after Ctrl-C
         _leave_now(code)
@@ -158,7 +174,7 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:  # the reader of its output went away (a pager closed, `| head`): stop quietly, as SIGPIPE
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
-        return 128 + signal.SIGPIPE
+        return 128 + getattr(signal, "SIGPIPE", 13)  # Windows has none: 141, as on Linux and macOS
     except Stopped as e:  # SIGTERM, SIGHUP (one process alone)
         _stderr_line(f"aekit: stopped by {signal.Signals(e.signum).name}")
         return 128 + e.signum

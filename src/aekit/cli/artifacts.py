@@ -13,6 +13,7 @@ from ..config import DataConfig
 from ..data import FitMethod, fit_images, load_data, save_folder
 from ..errors import ConfigError
 from ..export import FORMATS, PARTS, SUFFIX, TOLERANCE, export, format_of
+from ..files import user_path
 from ..models import config_class, list_models, model_class
 from ..report import write_report
 from .options import add_command, add_config_options, size_arg
@@ -31,18 +32,19 @@ def add_commands(sub) -> None:
         "print the largest absolute difference from PyTorch (the file is kept only when it is below "
         f"{TOLERANCE:g}). ONNX needs pip install 'aekit[export]'.",
     )
-    e.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+    e.add_argument("run", type=user_path, metavar="RUN", help="run folder (or a folder saved by aekit.save)")
     e.add_argument("--format", choices=FORMATS, help="file format (default: from --out's suffix, .pt2 pt2 "
                    "(torch.export), .pt/.pth/.ts torchscript, else onnx)")
     e.add_argument("--part", choices=PARTS, default="all",
                    help="whole autoencoder (default), encoder (images -> codes) or decoder (codes -> images)")
-    e.add_argument("--out", metavar="FILE", help="file to write (default: RUN/model[-PART].onnx, .pt2 or .pt)")
+    e.add_argument("--out", type=user_path, metavar="FILE",
+                   help="file to write (default: RUN/model[-PART].onnx, .pt2 or .pt)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
 
     r = add_command(sub, "report", "rebuild a run's report.html", "aekit report runs/ref\nxdg-open runs/ref/report.html",
                     cmd_report, description="Rebuild RUN/report.html: one self-contained page with the configuration, "
                     "metrics (and evaluation.json when present), loss curves, pictures and code statistics.")
-    r.add_argument("run", metavar="RUN", help="run folder")
+    r.add_argument("run", type=user_path, metavar="RUN", help="run folder")
 
     add_command(sub, "models", "list the registered architectures", "aekit models\naekit train --model conv --code-length 512",
                 cmd_models, description="List the registered architectures and their default settings.")
@@ -61,7 +63,7 @@ def add_commands(sub) -> None:
         "score on, or to train from. Grayscale is written as 16-bit PNG, colour as 8-bit.",
     )
     d.add_argument("data.source", metavar="SOURCE", help="olivetti, lfw-subset, a folder of images or a .npy/.npz array")
-    d.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
+    d.add_argument("--out", type=user_path, required=True, metavar="DIR", help="folder to write the PNGs into")
     d.add_argument("--size", dest="data.size", metavar="HxW",
                    help="fit the images to HxW first (default: their own size, which a folder's images must share)")
     d.add_argument("--fit", dest="data.fit", choices=get_args(FitMethod),

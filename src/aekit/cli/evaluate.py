@@ -10,7 +10,7 @@ from ..baselines import ALL
 from ..config import DataConfig
 from ..data import FitMethod, SplitName
 from ..evaluation import evaluate_run, format_table
-from ..files import new_file
+from ..files import new_file, user_path
 from ..inference import denoise_files
 from ..noise import GRAMMAR, parse_noise
 from ..run_folder import RunFolder
@@ -35,7 +35,7 @@ def add_commands(sub) -> None:
         "the same seeded noisy images. Writes evaluation.json and evaluation.png (clean | noisy | aekit | best "
         "baseline) into the run folder, or --out FILE.json and FILE.png.",
     )
-    e.add_argument("run", metavar="RUN", help="run folder written by `aekit train`")
+    e.add_argument("run", type=user_path, metavar="RUN", help="run folder written by `aekit train`")
     e.add_argument("--data", dest="data.source", metavar="SOURCE", help="score every image of this folder or "
                    ".npy/.npz array instead of the run's held-out split (fitted to the working size as in training; "
                    "a model for any size takes them at their own); the baselines are set up on the run's training images")
@@ -57,8 +57,8 @@ def add_commands(sub) -> None:
     e.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the noise (default 0)")
     e.add_argument("--device", default="cpu", metavar="DEV", help="device for the model (default cpu)")
     e.add_argument("--flip-ensemble", action=argparse.BooleanOptionalAction, default=None, help=FLIP_HELP)
-    e.add_argument("--out", metavar="FILE.json", help="write the results to FILE.json and the picture to FILE.png "
-                   "(default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
+    e.add_argument("--out", type=user_path, metavar="FILE.json", help="write the results to FILE.json and the picture "
+                   "to FILE.png (default: RUN/evaluation.json and evaluation.png, replaced at each evaluation)")
     e.add_argument("--overwrite", action="store_true", help="with --out: replace an existing FILE.json / FILE.png")
     add_no_progress(e, "s over the baselines' images")
 
@@ -74,9 +74,11 @@ def add_commands(sub) -> None:
         "is resized in and out); fully convolutional models (unet, fcn) run at the image's own size, in overlapping "
         "tiles when it is large.",
     )
-    d.add_argument("run", metavar="RUN", help="run folder (or a model folder saved by aekit.save)")
-    d.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    d.add_argument("--out", required=True, metavar="DIR", help="output folder (subfolders of input folders are kept)")
+    d.add_argument("run", type=user_path, metavar="RUN", help="run folder (or a model folder saved by aekit.save)")
+    d.add_argument("inputs", type=user_path, nargs="+", metavar="INPUT",
+                   help="image files or folders (searched recursively)")
+    d.add_argument("--out", type=user_path, required=True, metavar="DIR",
+                   help="output folder (subfolders of input folders are kept)")
     d.add_argument("--add-noise", metavar="SPEC", help="corrupt the inputs first (for demonstrations) and write "
                    f"DIR/grid.png: clean | noisy | denoised; SPEC: {GRAMMAR}")
     d.add_argument("--seed", type=int, metavar="N", help="seed of --add-noise (default 0)")

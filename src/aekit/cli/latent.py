@@ -6,28 +6,29 @@ import argparse
 
 from ..anomaly import DEFAULT_QUANTILE, score, write_scores
 from ..latent import decode_files, encode_files, interpolate, sample, write_grid, write_map
-from ..files import new_file
+from ..files import new_file, user_path
 from .options import add_command, add_config_options, add_no_progress, default_of
 
 
 def add_commands(sub) -> None:
     def command(name, help, examples, func):
         p = add_command(sub, name, help, examples, func)
-        p.add_argument("run", metavar="RUN", help="run folder (or a folder saved by aekit.save)")
+        p.add_argument("run", type=user_path, metavar="RUN", help="run folder (or a folder saved by aekit.save)")
         return p
 
     p = command("encode", "encode images into codes: a .npy (N, code length) and the list of files in a .txt beside it",
                 "aekit encode runs/ref faces/ --out codes.npy           # codes.npy + codes.txt\n"
                 "aekit encode runs/ref a.png b.png --out ab.npy", cmd_encode)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("--out", required=True, metavar="FILE.npy", help="codes file to write")
+    p.add_argument("inputs", type=user_path, nargs="+", metavar="INPUT",
+                   help="image files or folders (searched recursively)")
+    p.add_argument("--out", type=user_path, required=True, metavar="FILE.npy", help="codes file to write")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     add_no_progress(p, " over the files read")
     add_config_options(p, {"data.workers"})  # as training reads a folder
     p = command("decode", "decode codes (a .npy from aekit encode) into one PNG per code",
                 "aekit decode runs/ref codes.npy --out decoded/", cmd_decode)
-    p.add_argument("codes", metavar="CODES.npy", help="(N, code length) array")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    p.add_argument("codes", type=user_path, metavar="CODES.npy", help="(N, code length) array")
+    p.add_argument("--out", type=user_path, required=True, metavar="DIR", help="folder for the PNGs")
     p = command("sample", "draw new images from a VAE's prior N(0, I): a PNG grid and a .npy of the images",
                 "aekit sample runs/vae -n 64 --out faces.png           # faces.png + faces.npy\n"
                 "aekit sample runs/vae --temperature 0.8 --seed 3 --out typical.png", cmd_sample)
@@ -36,15 +37,15 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=seed, metavar="N", help=f"seed of the drawn codes (default {seed})")
     p.add_argument("--temperature", type=float, default=temperature, metavar="T",
                    help=f"scale the prior's spread: below 1, more typical and less varied images (default {temperature:g})")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="grid to write")
+    p.add_argument("--out", type=user_path, required=True, metavar="FILE.png", help="grid to write")
     p = command("interpolate", "decode the straight line between the codes of two images: a strip "
                 "A | STEPS decodings | B (and a .npy)",
                 "aekit interpolate runs/vae a.png b.png --steps 10 --out strip.png", cmd_interpolate)
-    p.add_argument("a", metavar="A", help="first image")
-    p.add_argument("b", metavar="B", help="second image")
+    p.add_argument("a", type=user_path, metavar="A", help="first image")
+    p.add_argument("b", type=user_path, metavar="B", help="second image")
     steps = default_of(interpolate, "steps")
     p.add_argument("--steps", type=int, default=steps, metavar="N", help=f"decoded points from A to B (default {steps})")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="strip to write")
+    p.add_argument("--out", type=user_path, required=True, metavar="FILE.png", help="strip to write")
     p = command("map", "a 2-D map of the codes (PCA or t-SNE), coloured by label where there are labels",
                 "aekit map runs/ref --out map.png                       # the run's own data\n"
                 "aekit map runs/ref --data photos/ --method tsne --out photos-map.png", cmd_map)
@@ -52,18 +53,18 @@ def add_commands(sub) -> None:
     p.add_argument("--method", choices=["pca", "tsne"], default="pca", help="projection (default pca)")
     p.add_argument("--skip-bad", dest="data.skip_bad", action="store_true", help="with --data: skip unreadable "
                    "files (listed) instead of stopping")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="picture to write")
+    p.add_argument("--out", type=user_path, required=True, metavar="FILE.png", help="picture to write")
     p = command("score", "per-image reconstruction error for anomaly screening, flagged above a threshold "
                 "taken from the run's held-out images",
                 "aekit score runs/conv new/ --out scores.csv            # threshold: held-out 99% quantile\n"
                 "aekit score runs/conv new/ --quantile 0.95 --out scores.csv\n"
                 "aekit score runs/ref new/ --threshold 0.002 --out scores.csv  # a run with no held-out images",
                 cmd_score)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("inputs", type=user_path, nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--quantile", type=float, metavar="Q",
                    help=f"threshold = this quantile of the held-out errors (default {DEFAULT_QUANTILE})")
     p.add_argument("--threshold", type=float, metavar="MSE", help="a fixed threshold instead")
-    p.add_argument("--out", required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
+    p.add_argument("--out", type=user_path, required=True, metavar="FILE.csv", help="file,mse,threshold,flag per image")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of stopping")
     add_no_progress(p, " over the files read")
     add_config_options(p, {"data.workers"})  # as training reads a folder (and the held-out images)

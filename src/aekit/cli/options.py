@@ -24,6 +24,7 @@ from ..config_file import load_config
 from ..data import SUBJECT_TEST_FRACTION, parse_size, size_problem
 from ..data.sources import ARRAY_SUFFIXES, BUILT_IN
 from ..errors import AekitError, ConfigError
+from ..files import user_path
 from ..models import config_class, list_models, model_class
 from ..noise import GRAMMAR
 from ..typed import Option, choices, coerce
@@ -175,7 +176,7 @@ def idle_options(cfg: Config):
     if builtin or array:
         why = f"applies to a folder of images, not {d.source}; drop it"
         yield from ((k, why) for k in ("data.skip_bad", "data.workers"))
-    if builtin or os.path.isdir(os.path.expanduser(d.source)):
+    if builtin or os.path.isdir(user_path(d.source)):
         why = f"applies to an array (.npy or .npz), not {d.source}; drop it"
         yield from ((k, why) for k in ("data.layout", "data.rescale"))
     if t.crop and d.size and t.crop >= max(d.size):

@@ -17,9 +17,10 @@ HEADER = """# Configuration reference
 Generated from the configuration's fields (`python -m aekit.cli.reference > docs/configuration.md`;
 a test checks that this file is current). A config file is TOML with the tables below; a value
 given on the command line overrides the file, key by key ([command-line.md](command-line.md)). A
-size is a list or the text its flag takes: `size = [64, 48]` or `size = "64x48"`. "resume" marks the
-settings `aekit train --resume` may change; every other setting of a resumed run stays as its
-`config.toml` says.
+size is a list or the text its flag takes: `size = [64, 48]` or `size = "64x48"`. A Windows path goes
+in single quotes, which keep its backslashes: `source = 'C:\\data\\faces'` (in double quotes a `\\`
+starts an escape). "resume" marks the settings `aekit train --resume` may change; every other setting
+of a resumed run stays as its `config.toml` says.
 """
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 from .. import configs
 from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
+from ..files import user_path
 from ..fine_tune import check_given
 from ..report.page import comparison_line
 from ..run import train
@@ -46,13 +47,15 @@ def add_commands(sub) -> None:
         description="Train an autoencoder and write a run folder (config.toml, model.json, model.safetensors, "
         "history.csv, metrics.json, reconstructions.png, loss.png, report.html). Options override the config file.",
     )
-    t.add_argument("--config", metavar="FILE", help="TOML config file, or the name of one aekit ships: "
+    t.add_argument("--config", type=user_path, metavar="FILE", help="TOML config file, or the name of one aekit ships: "
                    f"{', '.join(configs.names())} (default: built-in defaults)")
     add_config_options(t)
-    t.add_argument("--out", metavar="DIR", help="run folder to write (default: runs/<name>-<timestamp>)")
+    t.add_argument("--out", type=user_path, metavar="DIR",
+                   help="run folder to write (default: runs/<name>-<timestamp>)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     may = ", ".join(o.flag for o in flagged() if o.resume)
-    t.add_argument("--resume", metavar="RUN", help=f"continue RUN from its last checkpoint (may change {may})")
+    t.add_argument("--resume", type=user_path, metavar="RUN",
+                   help=f"continue RUN from its last checkpoint (may change {may})")
     add_no_progress(t, "; epoch lines still print")
     t.add_argument("--nproc", type=int, metavar="N", help="data-parallel training on N processes of this machine "
                    "(torchrun --standalone; one CPU thread each unless --threads); see also torchrun")

@@ -7,6 +7,7 @@ here, so the reference runs from an installed package as from a checkout (whose 
 from pathlib import Path
 
 from ..errors import ConfigError, did_you_mean
+from ..files import user_path
 
 HERE = Path(__file__).parent
 
@@ -19,7 +20,7 @@ def names() -> list[str]:
 def find(path: str | Path) -> Path:
     """``path`` when it is a file; else the shipped config of that name (``reference`` or
     ``reference.toml``); else a one-line error (listing the shipped names for a bare name)."""
-    path = Path(path)
+    path = Path(user_path(path))
     if path.exists():
         return path
     if len(path.parts) == 1 and path.suffix in ("", ".toml"):  # a bare name

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from ..files import new_files
+from ..files import file_key, new_files, user_path
 from .container import ImageData, take
 from .image_file import IMAGE_SUFFIXES, ImageInfo, write_image
 from .tiles import cut_from
@@ -22,27 +22,27 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     image (a file's own name, ``olivetti-123``, ``x.npy-5``); grayscale as 16-bit PNG (within 1/131070
     of the values), colour as 8-bit. Existing files are replaced only with ``overwrite``; each file is
     written atomically. Returns the paths written, in the data's order."""
-    out = Path(out)
+    out = Path(user_path(out))
     n = len(data)
     width = len(str(int(data.labels.max()))) if data.labels is not None and n else 0
     groups = len(str(int(data.groups.max()))) if data.groups is not None and n else 0
     targets = []
     for i in range(n):
-        stem = _file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
+        stem = file_stem(data.names[i]) if data.names else f"{i:0{len(str(n - 1))}d}"
         folder = out
         if data.labels is not None:
             label = int(data.labels[i])
             folder = out / (_safe(data.label_names[label], "label") if data.label_names else f"{label:0{width}d}")
         elif data.groups is not None:
-            folder = out / (_file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
+            folder = out / (file_stem(cut_from(data.names[i])) if data.names else f"{int(data.groups[i]):0{groups}d}")
         targets.append(folder / f"{stem}.png")
-    seen: dict[Path, int] = {}
+    seen: dict[str, int] = {}
     for i, t in enumerate(targets):
-        if t in seen:
-            a, b = (data.names[seen[t]], data.names[i]) if data.names else (f"image {seen[t]}", f"image {i}")
+        if (j := seen.setdefault(file_key(t), i)) != i:
+            a, b = (data.names[j], data.names[i]) if data.names else (f"image {j}", f"image {i}")
             raise DataError(f"{a} and {b} would both be written as {t}: their names (or labels) differ only in the "
-                            "suffix or in characters a file name cannot hold; rename one")
-        seen[t] = i
+                            "suffix, in case (one file on macOS and Windows) or in characters a file name cannot hold; "
+                            "rename one")
     new_files(out, targets, overwrite=overwrite, error=DataError)
     for i, target in enumerate(targets):
         pixels = take(data.images, [i])[0].permute(1, 2, 0).numpy()
@@ -53,9 +53,9 @@ def save_folder(data: ImageData, out: str | Path, *, overwrite: bool = False) ->
     return targets
 
 
-def _file_stem(name: str) -> str:
-    """A file name for an image named ``name``: its last path part, less an image suffix (spaces and any
-    letters kept)."""
+def file_stem(name: str) -> str:
+    """A file name for an image named ``name``: its last path part after either separator (a name from Windows too),
+    less an image suffix (spaces and any letters kept)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower().endswith(IMAGE_SUFFIXES):
         base = base.rsplit(".", 1)[0]

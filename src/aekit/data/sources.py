@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..files import user_path
 from .arrays import load_array
 from .container import ImageData
 from .folders import load_folder
@@ -37,7 +38,7 @@ ARRAY_SUFFIXES = (".npy", ".npz")  # a data source with one of these suffixes (a
 def absolute_source(source: str) -> str:
     """A folder or array given as a path, made absolute (so a run's config.toml reads it from any folder);
     the built-in names as they are."""
-    return source if source in BUILT_IN else os.path.abspath(os.path.expanduser(source))
+    return source if source in BUILT_IN else os.path.abspath(user_path(source))
 
 
 def load_data(
@@ -82,7 +83,7 @@ def load_data(
     elif source == LFW_SOURCE:
         data = load_lfw(seed=seed)
     else:
-        path = Path(source).expanduser()
+        path = Path(user_path(source))
         if path.is_dir():
             return load_folder(
                 path, seed=seed, size=size, fit=fit, method=method, channels=channels,

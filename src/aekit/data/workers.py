@@ -87,6 +87,8 @@ def shared_memory_problem(workers: int, batch_bytes: int) -> str:
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
     if limit != getattr(resource, "RLIM_INFINITY", -1) and limit < batch_bytes:
         return f"the file size limit (ulimit -f) of {_size(limit)} is below a batch of images ({_size(batch_bytes)})"
+    if not hasattr(os, "statvfs"):  # Windows: torch shares memory some other way
+        return ""
     try:
         stat = os.statvfs(SHARED_MEMORY)
     except OSError:  # none there (not Linux): torch shares memory some other way

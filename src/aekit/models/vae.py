@@ -7,7 +7,7 @@ Default configuration, grayscale 32 x 32 input, a Gaussian latent of 16 values:
     sample   z = mu + exp(log_var / 2) * eps, eps ~ N(0, I)  (training only; eval mode uses mu)
     decoder  dense 16 -> 16x8x8 -> tconv 128 s2 -> tconv 128 s2 -> tconv 32 (ReLU) -> tconv 1 (sigmoid)
 
-The book's VAE (configs/reference-vae.toml) has a latent of 1024 values reshaped to 16x8x8 directly
+The book's VAE (the shipped config reference-vae) has a latent of 1024 values reshaped to 16x8x8 directly
 (``decoder_input = "reshape"``). That latent is a map of independent local features: samples from the
 prior decode to textured noise, not faces, and a run escapes the all-prior start (no active unit)
 only after tens of epochs. A small latent projected by a dense layer is global: its samples are faces

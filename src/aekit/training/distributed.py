@@ -186,11 +186,13 @@ def launch(nproc: int, argv: list[str]) -> int:
     args = get_args_parser().parse_args(
         ["--standalone", "--nproc-per-node", str(nproc), "--module", "aekit", *without_nproc(argv)]
     )
-    saved = os.environ.get("OMP_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "USE_LIBUV")}
     for name in ["torch.distributed.elastic", *logging.root.manager.loggerDict]:  # each process says why it failed
         if name.startswith("torch.distributed.elastic"):  # (torch sets the level of some of them itself)
             logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # (torchrun would set it too, with a warning)
+    if sys.platform == "win32":  # torch's Windows wheels have no libuv, which torchrun's store asks for (torch >= 2.4)
+        os.environ.setdefault("USE_LIBUV", "0")
     try:
         run(args)
     except SignalException as e:  # Ctrl-C (or a kill) of this launcher: the processes were stopped
@@ -204,8 +206,8 @@ def launch(nproc: int, argv: list[str]) -> int:
             return failure.exitcode
         raise AekitError(f"process {rank} of {nproc} was killed ({failure.signal_name()})") from None
     finally:
-        if saved is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
+        for name in (name for name, value in saved.items() if value is None):
+            os.environ.pop(name, None)
     return 0
 
 
