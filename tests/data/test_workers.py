@@ -64,3 +64,49 @@ def test_worker_processes_draw_nothing_from_the_global_random_generator(tmp_path
     batches = list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 6)]))
     assert torch.equal(torch.get_rng_state(), before) and torch.equal(torch.cat(batches),
                                                                     torch.stack([files[i] for i in range(6)]))
+
+
+# A user's script under the spawn start method (macOS, Windows; Linux from Python 3.14), without or with the guard:
+# each worker process imports the script again.
+UNGUARDED = """
+import multiprocessing, sys
+multiprocessing.set_start_method("spawn", force=True)
+import aekit
+print("top level ran", flush=True)
+cfg = {"data": {"source": sys.argv[1], "size": [16, 16], "workers": 1}, "train": {"epochs": 1, "compare": False}}
+aekit.train(cfg, out=sys.argv[2], progress=False)
+"""
+GUARDED = """
+import multiprocessing, sys
+import aekit
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn", force=True)
+    print(len(aekit.load_data(sys.argv[1], size=(16, 16), workers=1)))
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_calls_aekit_unguarded_under_spawn_says_so_in_one_line(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(16, 16))
+    (tmp_path / "script.py").write_text(UNGUARDED)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder), str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.split("\n").count("top level ran") == 2  # the script, and the worker that stopped as it started
+    # Python's traceback of the script's error, ending in its one line: nothing from the worker (it trained, took
+    # the run's lock ...), nor torch's "exited unexpectedly" or Python's bootstrapping message
+    assert r.stderr.count("Traceback") == 1 and "exited unexpectedly" not in r.stderr and "bootstrapping" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("aekit.errors.DataError: the worker processes that decode the images (data.workers 1) "
+                           "exited as they started") and 'if __name__ == "__main__":' in last, r.stderr
+    assert "data.workers 0" in last
+
+
+@pytest.mark.slow
+def test_a_guarded_script_runs_worker_processes_under_spawn(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(16, 16))
+    (tmp_path / "script.py").write_text(GUARDED)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.split() == ["12"] and not r.stderr, r.stderr

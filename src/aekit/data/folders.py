@@ -39,7 +39,7 @@ from .decoding import Decoding, Each
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
 from .tiles import cut_tiles, tile_origins, tiled
-from .workers import worker_count
+from .workers import leave_if_reimported, worker_count
 
 STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
 
@@ -103,6 +103,7 @@ def load_folder(
     decode: bool = True,
 ) -> ImageData:
     """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring; ``decode``: see there)."""
+    leave_if_reimported()  # a worker process importing a script that loads this folder at its top level
     folder = Path(folder)
     files, ignored = image_files(folder)
     if not files:
