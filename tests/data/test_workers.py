@@ -110,3 +110,45 @@ def test_a_guarded_script_runs_worker_processes_under_spawn(tmp_path):
     r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder)], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.split() == ["12"] and not r.stderr, r.stderr
+
+
+# Every process that imports this script takes 12x12 images as large (above Pillow's warning limit, said once a file).
+LARGE = """
+import multiprocessing, sys, torch
+from PIL import Image
+from aekit.data import epoch_batches, load_data
+Image.MAX_IMAGE_PIXELS = 100
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[2], force=True)
+    files = load_data(sys.argv[1], size=(12, 12), stream="on", decode=False, workers=1).images  # each file probed
+    print(len(list(epoch_batches(files, [torch.arange(0, 6), torch.arange(6, 12)]))))  # a pass, in a new worker
+"""
+
+
+@pytest.mark.slow
+def test_a_large_image_is_said_once_under_spawn_as_under_fork(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(12, 12))
+    (tmp_path / "script.py").write_text(LARGE)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder), "spawn"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["2"], r.stderr
+    notes = r.stderr.splitlines()
+    assert len(notes) == 12 and len(set(notes)) == 12 and all("12x12 pixels, more than the 100" in n for n in notes)
+
+
+def test_files_decoded_by_workers_without_a_probe_are_each_said_once(tmp_path, monkeypatch, capfd):
+    from PIL import Image
+
+    from aekit.data import decoding, find_images, load_image, read_each
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 12x12 is large (the forked workers take it too)
+    monkeypatch.setattr("aekit.data.image_file._NOTED", set())
+    monkeypatch.setattr(decoding, "BATCH", 4)  # worker processes from 5 files
+    folder = make_folder(tmp_path / "f", 12, size=(12, 12))
+    images, kept, _ = read_each(find_images([folder]), load_image, shape=(3, 12, 12), skip_bad=None, inputs=[folder],
+                                workers=2)
+    assert len(kept) == 12
+    notes = capfd.readouterr().err.splitlines()
+    assert sorted(notes) == sorted(f"aekit: note: {f}: 12x12 pixels, more than the 100 above which Pillow warns of a "
+                                   "decompression bomb; reading it anyway takes gigabytes of memory" for f, _ in kept)

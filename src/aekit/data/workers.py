@@ -20,6 +20,7 @@ import errno
 import multiprocessing
 import os
 import sys
+from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -30,6 +31,7 @@ except ImportError:  # Windows: no file size limit
     resource = None
 
 from ..errors import DataError, note
+from .image_file import noted_large, take_as_noted
 
 SHARED_MEMORY = "/dev/shm"  # where torch puts the batches that worker processes hand over (Linux)
 PREFETCH = 2  # batches in flight per worker (DataLoader's prefetch_factor)
@@ -64,7 +66,8 @@ def load_batches(
             if loader is None:
                 loader = iter(torch.utils.data.DataLoader(  # its own generator: torch's global one is the model's
                     dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, prefetch_factor=PREFETCH,
-                    generator=torch.Generator().manual_seed(0)))  # (a VAE's draws): a loader took a number from it
+                    generator=torch.Generator().manual_seed(0),  # (a VAE's draws): a loader took a number from it
+                    worker_init_fn=partial(take_as_noted, noted_large())))  # the large files said: not again
             batch = next(loader)
         except StopIteration:
             return
