@@ -52,3 +52,18 @@ def test_the_threshold_comes_from_the_images_the_run_held_out_or_is_refused(make
         p.rename(root / p.relative_to(tmp_path / "more").parent / f"new-{p.name}")
     error = cli("score", run.out, root, "--out", tmp_path / "s.csv").error
     assert "the data changed since the run was trained" in error and "score's held-out threshold needs" in error
+
+
+def test_a_run_whose_data_is_not_here_says_to_give_a_threshold(tiny_run, faces, tmp_path, cli):
+    import shutil
+
+    run = tmp_path / "moved"  # a run moved from another machine: its data is not here
+    shutil.copytree(tiny_run.out, run)
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('source = "olivetti"', 'source = "C:\\\\Users\\\\ana\\\\faces"'))
+    assert cli("score", run, faces[0], "--out", tmp_path / "s.csv").error == (
+        f"aekit: error: {run}: the data it was trained on, 'C:\\\\Users\\\\ana\\\\faces' (config.toml [data] source), is "
+        "not there (a relative path is read from the current folder: run from the folder it was trained in, or restore "
+        "the data); give --threshold, the MSE above which an image is flagged (else the quantile of the errors on its "
+        "held-out images)")
+    assert cli("score", run, faces[0], "--threshold", "0.01", "--out", tmp_path / "s.csv").code == 0

@@ -419,3 +419,19 @@ def test_evaluate_and_score_decode_only_the_heldout_files_of_an_unchanged_folder
     assert evaluated(runs["off"]) == full
     Image.fromarray(255 - np.asarray(Image.open(trained_on))).save(trained_on)  # other pixels
     assert "other pixels, labels or order" in cli("evaluate", runs["off"]).error
+
+
+def test_a_run_whose_data_is_not_here_scores_other_images_without_it(tiny_run, faces, tmp_path, cli):
+    import shutil
+
+    run = tmp_path / "moved"  # a run moved from another machine: its data is not here
+    shutil.copytree(tiny_run.out, run)
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('source = "olivetti"', 'source = "C:\\\\Users\\\\ana\\\\faces"'))
+    assert cli("evaluate", run).error.endswith("to score other images: aekit evaluate RUN --data PATH")
+    r = cli("evaluate", run, "--data", faces[0])
+    assert r.code == 0, r.err
+    assert "6 images (" in r.out and "whether the model saw any of them in training is unknown" in r.out
+    assert json.loads((run / "evaluation.json").read_text())["seen_in_training"] is None
+    assert cli("evaluate", run, "--data", faces[0], "--baselines", "blur").error.endswith(
+        "the baselines are set up on it")  # their training images are the run's

@@ -138,3 +138,25 @@ def test_a_run_config_of_a_newer_aekit_says_so(run):
         RunFolder(run).config()
     assert str(e.value) == (f"{config}: written by aekit 99.0.0, newer than this aekit {aekit.__version__}: "
                             "upgrade aekit (pip install -U aekit)")
+
+
+@pytest.mark.parametrize("names, accepted", [
+    (["Zoë/a.png", "José/b.png", "Ana/c.png"], True),  # the same order in either form: the same splits
+    (["é.png", "f.png", "a.png"], False),  # "é" sorts after "f", its NFD form ("e" and an accent) before
+])
+def test_a_run_trained_on_nfd_names_by_an_older_aekit_is_accepted_where_its_order_is_the_same(tmp_path, names, accepted):
+    import hashlib
+    import unicodedata
+
+    from aekit.data import ImageData
+    from aekit.run_data import check_record
+
+    nfd = sorted(unicodedata.normalize("NFD", n) for n in names)  # what data.json holds: the names macOS gave
+    (tmp_path / "data.json").write_text(json.dumps({"source": "photos", "images": len(names),
+                                                    "names_sha256": hashlib.sha256("\n".join(nfd).encode()).hexdigest()}))
+    data = ImageData(images=np.zeros((3, 1, 2, 2), np.float32), names=names, source="photos")  # names now: NFC
+    if accepted:
+        check_record(tmp_path / "data.json", tmp_path, data, "evaluate")
+    else:
+        with pytest.raises(aekit.AekitError, match="the data changed since the run was trained"):
+            check_record(tmp_path / "data.json", tmp_path, data, "evaluate")

@@ -14,7 +14,7 @@ import torch
 
 from .config import replace
 from .data import gather, map_batches
-from .errors import AekitError
+from .errors import AekitError, DataError
 from .files import write_text
 from .latent import as_model, read_inputs
 from .run_folder import RunFolder
@@ -49,7 +49,12 @@ def heldout_threshold(run: str | Path | RunFolder, model: torch.nn.Module, quant
     """The ``quantile`` of the reconstruction errors on the run's own held-out split (``workers``: the worker
     processes that decode a folder's images; None: the run's data.workers)."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
-    data = folder.own_data(replace(folder.config(), **{"data.workers": workers}), "score's held-out threshold")
+    cfg = replace(folder.config(), **{"data.workers": workers})
+    try:
+        data = folder.own_data(cfg, "score's held-out threshold")
+    except DataError as e:
+        raise folder.data_gone(e, cfg.data.source, why="give threshold, the MSE above which an image is flagged "
+                               "(else the quantile of the errors on its held-out images)", keys=("threshold",)) from None
     if not len(data.test_x):
         raise AekitError(
             f"{folder}: the run has no held-out images (test_fraction 0) to take the quantile from; give "

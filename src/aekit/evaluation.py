@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from .baselines import applicable, build_baselines, run_baseline
-from .config import Config, DataConfig, replace
+from .config import Config, DataConfig, replace, working_size
 from .data import (absolute_source, gather, inference_batch_size, load_data, map_batches, size_problem,
                    split_indices, take)
 from .errors import AekitError, DataError
@@ -95,7 +95,7 @@ def evaluate_run(
         ev, own = trained, prepared
     else:
         ev, own = _own_data(folder, replace(trained, **{"data.split": split, "data.test_fraction": test_fraction}),
-                            scoring_other=data is not None)
+                            scoring_other=data is not None, needed=data is None or bool(baselines))
     if data is None:
         images = _heldout(folder, trained, ev, own, limit)
     else:
@@ -173,14 +173,16 @@ class _Scored:
     test: torch.Tensor  # at their native size; the pipeline fits them to ``work``
     work: tuple[int, int]  # the working size of the scored images
     where: str  # where they come from, in words
-    seen: int  # how many of them the run trained on
+    seen: int | None  # how many of them the run trained on (None: unknown, the run's own data is not here)
     note: str | None = None
     skipped: list = dataclasses.field(default_factory=list)
 
 
-def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
+def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool, needed: bool = True):
     """The run's own data, split for the evaluation: a run trained on everything is evaluated on the default
-    split (and the report says how many of those images it trained on); (the config read, the prepared data)."""
+    split (and the report says how many of those images it trained on); (the config read, the prepared data).
+    Not ``needed`` (other images scored without baselines: it only counts those the run trained on), data that is
+    not there (a run moved from another machine) is None."""
     everything = ev.data.split == "random" and ev.data.test_fraction == 0
     if everything:
         ev = replace(ev, **{"data.test_fraction": DataConfig().test_fraction})
@@ -189,7 +191,10 @@ def _own_data(folder: RunFolder, ev: Config, *, scoring_other: bool):
         try:  # its own held-out images: checked against data.json, a folder's others not decoded
             return prepare_data(ev) if scoring_other else folder.own_data(ev, "evaluate")
         except DataError as e:
-            raise folder.data_gone(e, ev.data.source, other=scoring_other) from None
+            if not needed and "data.source" in e.keys:
+                return None
+            raise folder.data_gone(e, ev.data.source, why="the baselines are set up on it" if scoring_other else None
+                                   ) from None
 
     try:
         return ev, prepared(ev)
@@ -213,22 +218,32 @@ def _heldout(folder: RunFolder, trained: Config, ev: Config, own, limit: int | N
 def _other(folder: RunFolder, trained: Config, ev: Config, own, model, data, *, size, fit, layout, rescale,
            skip_bad: bool, limit: int | None) -> _Scored:
     """Every image of ``data`` (a folder or array), read as the evaluation's arguments say."""
-    fixed = not model.any_size
+    fixed, own_size = not model.any_size, working_size(trained) if own is None else own.size
     if size is not None and size_problem(size):
         raise AekitError(f"data.size {size_problem(size)}", keys="data.size")
-    if fixed and size is not None and tuple(size) != tuple(own.size):
+    if fixed and size is not None and tuple(size) != tuple(own_size):
         raise AekitError(f"data.size {size[0]}x{size[1]}: the {model.config.name} model works at its training "
-                         f"size, {own.size[0]}x{own.size[1]}, only (leave data.size out)", keys="data.size")
+                         f"size, {own_size[0]}x{own_size[1]}, only (leave data.size out)", keys="data.size")
     if fit == "tiles" and size is None and not fixed:
         raise AekitError("data.fit tiles cuts windows of data.size: give it", keys=("data.fit", "data.size"))
     if fit is not None:  # the pipeline fits arrays the same way
         ev = replace(ev, **{"data.fit": fit})
     ev = replace(ev, **{"data.layout": layout, "data.rescale": rescale})  # None keeps the run's
     d = ev.data
-    other = load_data(str(data), seed=d.order_seed, size=own.size if fixed else size, fit=d.fit, method=d.resize,
+    other = load_data(str(data), seed=d.order_seed, size=own_size if fixed else size, fit=d.fit, method=d.resize,
                       channels=model.config.in_channels, layout=d.layout, rescale=d.rescale, skip_bad=skip_bad)
     test = take(other.images, range(min(len(other), limit or len(other))))
-    seen = 0  # how many of them it trained on, said in a warning: its own source by name, a copy by the pixels
+    work = own_size if fixed else tuple(size or test.shape[-2:])  # arrays are fitted by the pipeline
+    return _Scored(ev, test, work, str(data), _seen(trained, own, data, other, test),
+                   note=scale_note(model, list(test), other.names, str(folder)), skipped=other.skipped)
+
+
+def _seen(trained: Config, own, data, other, test) -> int | None:
+    """How many of ``test``, the first images of ``other`` (read from ``data``), the run trained on, said in a warning:
+    its own source by name, a copy by the pixels; None (unknown) without the run's own data, ``own``."""
+    if own is None:
+        return None
+    seen = 0
     trained_on, _ = split_indices(own.data, split=trained.data.split, test_fraction=trained.data.test_fraction)
     if absolute_source(str(data)) == absolute_source(trained.data.source):
         saw = {own.data.names[i] for i in trained_on}
@@ -236,9 +251,7 @@ def _other(folder: RunFolder, trained: Config, ev: Config, own, model, data, *, 
     elif isinstance(own.data.images, torch.Tensor) and isinstance(test, torch.Tensor):
         saw = {digest(own.data.images[i]) for i in trained_on}
         seen = sum(digest(x) in saw for x in test)
-    work = own.size if fixed else tuple(size or test.shape[-2:])  # arrays are fitted by the pipeline
-    return _Scored(ev, test, work, str(data), seen, note=scale_note(model, list(test), other.names, str(folder)),
-                   skipped=other.skipped)
+    return seen
 
 
 def _model_outputs(model, noisy: torch.Tensor, *, any_size: bool, show: bool | None = None) -> torch.Tensor:
@@ -274,7 +287,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['images']} images ({report['images_from']}), noise {report['noise']}, "
         f"working size {report['working_size'][0]}x{report['working_size'][1]}"
-        + (f"; WARNING: the model saw {report['seen_in_training']} of them in training" if report["seen_in_training"] else ""),
+        + (f"; WARNING: the model saw {report['seen_in_training']} of them in training" if report["seen_in_training"] else
+           "; whether the model saw any of them in training is unknown (the run's own data is not here)"
+           if report["seen_in_training"] is None else ""),
         f"{'method':<{m}} {'PSNR (dB)':>9} {'SSIM':>7} {'MSE':>9} {'s/image':>8}  setting",
     ]
     for r in report["results"]:

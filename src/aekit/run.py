@@ -17,6 +17,7 @@ from .config_file import load_config
 from .evaluation import comparison, evaluate_run
 from .errors import AekitError, ConfigError
 from .data import absolute_source
+from .data.workers import leave_if_reimported
 from .files import write_json
 from .fine_tune import load_init, notes, with_init
 from .models import create_model, model_class, save
@@ -73,6 +74,7 @@ def train(
     evaluation, is refused (:meth:`RunFolder.lock`). torch's global generator and thread count are the caller's again
     afterwards.
     """
+    leave_if_reimported()  # a worker process importing a script that trains at its top level: before the run's lock
     threads = torch.get_num_threads()
     try:  # the caller's global generator and thread count are left as they were (train.seed, train.threads)
         with contextlib.ExitStack() as hold, callers_generator():  # hold: the run folder's lock

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -48,10 +49,22 @@ def _record(data) -> dict:
     return record
 
 
-def names_digest(data) -> str:
-    """A SHA-256 of the sorted names of ``data``'s images."""
-    names = sorted(str(n) for n in (data.names or []))
+def names_digest(data, form: str | None = None) -> str:
+    """A SHA-256 of the sorted names of ``data``'s images (``form``: each put in that Unicode form first)."""
+    names = sorted(unicodedata.normalize(form, str(n)) if form else str(n) for n in (data.names or []))
     return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _named(then: dict, data) -> bool:
+    """Whether the record ``then`` has the names of ``data``: their digest, or, for a run trained when a folder's
+    names were the system's own (before they were in NFC form, :func:`aekit.data.folders.relative_names`), that of
+    the same names in NFD form (macOS's HFS+ gives accented letters so, and a copy from it keeps them), where sorting
+    by them gives the same order, so the same splits (else the run's splits cannot be made again)."""
+    if then.get("names_sha256") == names_digest(data):
+        return True
+    names = [str(n) for n in data.names or []]
+    same_order = sorted(names, key=lambda n: unicodedata.normalize("NFD", n)) == sorted(names)
+    return same_order and then.get("names_sha256") == names_digest(data, "NFD")
 
 
 def files_digest(data) -> str:
@@ -72,7 +85,7 @@ def unchanged(path: Path, data) -> bool:
     if not path.is_file():
         return True
     then = read_json(path)
-    if not isinstance(then, dict) or then.get("names_sha256") != names_digest(data):
+    if not isinstance(then, dict) or not _named(then, data):
         return False
     if "pixels_sha256" not in then:  # streamed, or a run from before the pixel digest: names only, as check_record
         return True
@@ -91,7 +104,7 @@ def check_record(path: Path, run: Path, data, doing: str) -> None:
     then, now = read_json(path), _record(data)
     if not isinstance(then, dict):
         raise AekitError(f"{path}: not a record of the run's data (a JSON {type(then).__name__})")
-    named = then.get("names_sha256") == now["names_sha256"]  # older runs have no pixel digest: names only
+    named = _named(then, data)  # older runs have no pixel digest: names only
     if not named or then.get("pixels_sha256", now.get("pixels_sha256")) != now.get("pixels_sha256"):
         raise AekitError(
             f"{run}: the data changed since the run was trained ({now['source']}: {now['images']} images "

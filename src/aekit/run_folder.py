@@ -264,16 +264,16 @@ class RunFolder:
         """Record the images the run was given (``data.json``), for :meth:`check_data`."""
         write_json(self / self.DATA, data_record(data))
 
-    def data_gone(self, e: AekitError, source: str, *, other: bool = False) -> AekitError:
-        """``e``, the run's own data source not found, as an error about the run rather than about --data
-        (``other``: other images are being scored, and the baselines are set up on the run's)."""
+    def data_gone(self, e: AekitError, source: str, *, why: str | None = None, keys: tuple[str, ...] = ()) -> AekitError:
+        """``e``, the run's own data source not found, as an error about the run rather than about --data, ending in
+        ``why`` (what needs the data, or what to do without it; default: how to score other images; ``keys``: the
+        options it names)."""
         if "data.source" not in e.keys:
             return e
-        why = ("the baselines are set up on it" if other else
-               "to score other images: aekit evaluate RUN --data PATH")
+        why = why or "to score other images: aekit evaluate RUN --data PATH"
         return AekitError(f"{self.path}: the data it was trained on, {source!r} ({self.CONFIG} [data] source), "
                           "is not there (a relative path is read from the current folder: run from the folder it "
-                          f"was trained in, or restore the data); {why}")
+                          f"was trained in, or restore the data); {why}", keys=keys)
 
     def check_data(self, data, doing: str) -> None:
         """The images ``doing`` (resume, evaluate) reads, ``data``, are those the run was trained on: else its splits

@@ -288,3 +288,65 @@ def test_save_folder_keeps_names_readable_and_every_file_inside_out(tmp_path):
         "escape/name with spaces.png", "a-b/ünïcødé_名前.png", f"{str(tmp_path)[1:].replace('/', '-')}-abs/a-b.png",
         "ok/ok.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --- names and order: the same on every system -------------------------------------------------------------------
+def _orl_like(root: Path) -> Path:
+    """18 small grayscale PGM files (their bytes fixed) in the classic s1, s2, s10 layout, a subfolder, a name with a
+    space and a non-ASCII letter, and files at the top."""
+    k = 0
+    for sub in ("s1", "s2", "s10", "s1/extra", "Zoë K", "."):
+        for name in ("1.pgm", "2.pgm", "10.pgm"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(picture(k, 8, 8, colour=False)).save(root / sub / name)
+            k += 1
+    return root
+
+
+def test_a_folder_of_ordinary_names_keeps_the_names_order_labels_and_digests_it_had(tmp_path):
+    # the names, order, labels and data.json of aekit before names were made the same on every system
+    from aekit.run_data import data_record
+
+    data = load_data(str(_orl_like(tmp_path / "orl")), workers=0)
+    assert data.names == [
+        "Zoë K/1.pgm", "s2/2.pgm", "s2/1.pgm", "s10/10.pgm", "s1/1.pgm", "2.pgm", "Zoë K/2.pgm", "s1/extra/10.pgm",
+        "Zoë K/10.pgm", "s1/2.pgm", "s1/extra/1.pgm", "s2/10.pgm", "10.pgm", "s10/1.pgm", "s10/2.pgm",
+        "s1/extra/2.pgm", "1.pgm", "s1/10.pgm"]
+    assert data.label_names == [".", "Zoë K", "s1", "s1/extra", "s10", "s2"]
+    assert data.labels.tolist() == [1, 5, 5, 4, 2, 0, 1, 3, 1, 2, 3, 5, 0, 4, 4, 3, 0, 2]
+    record = data_record(data)
+    assert record["names_sha256"] == "b82c552b413640f7e28d11bf06716f7cf4b25ef711dbbb1a1536b41b7984e014"
+    assert record["pixels_sha256"] == "4b4fee66d209251b5f6bf1d76980ad45cbcf5f17fb46176a5881744e6e856d8f"
+    assert record["files_sha256"] == "feeabf1a866f0d83c96816ecd1cdd8da4a67db85d0097f5277536f9c922dffac"
+
+
+def test_names_and_their_order_are_those_of_the_posix_path_on_windows_too():
+    import ntpath
+    import posixpath
+
+    from aekit.data.folders import by_name, relative_names
+
+    names = ["s1/1.png", "s10/1.png", "s2/1.png", "s1/extra/1.png", "top.png", "Zoë/é.png", "Zoë/f.png"]
+    linux = [posixpath.join("data/orl", n) for n in names]
+    windows = [ntpath.join("C:\\data\\orl", *n.split("/")) for n in names]  # "s1\\" sorts after "s10\\"
+    assert sorted(windows) != [windows[names.index(n)] for n in sorted(names)]
+    assert relative_names(by_name(windows, "C:\\data\\orl", ntpath), "C:\\data\\orl", ntpath) == sorted(names)
+    assert relative_names(by_name(linux, "data/orl", posixpath), "data/orl", posixpath) == sorted(names)
+
+
+def test_a_folder_whose_names_are_in_nfd_form_has_the_names_order_and_labels_of_nfc(tmp_path):
+    import unicodedata
+
+    from aekit.run_data import names_digest
+
+    loaded = {}
+    for form in ("NFC", "NFD"):  # NFD: what macOS's HFS+ keeps, and a copy from it
+        for k, person in enumerate(["Zoë", "José", "Ana", "Łukasz", "Eve"]):
+            folder = tmp_path / form / unicodedata.normalize(form, person)
+            folder.mkdir(parents=True)
+            for j, name in enumerate(["é.png", "f.png", "e.png"]):
+                Image.fromarray(picture(3 * k + j)).save(folder / unicodedata.normalize(form, name))
+        loaded[form] = load_data(str(tmp_path / form), workers=0)
+    nfc, nfd = loaded["NFC"], loaded["NFD"]
+    assert nfd.names == nfc.names and nfd.label_names == nfc.label_names and (nfd.labels == nfc.labels).all()
+    assert torch.equal(nfd.images, nfc.images) and names_digest(nfd) == names_digest(nfc)

@@ -73,3 +73,91 @@ def test_worker_processes_draw_nothing_from_the_global_random_generator(tmp_path
     batches = list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 6)]))
     assert torch.equal(torch.get_rng_state(), before) and torch.equal(torch.cat(batches),
                                                                     torch.stack([files[i] for i in range(6)]))
+
+
+# A user's script under the spawn start method (macOS, Windows; Linux from Python 3.14), without or with the guard:
+# each worker process imports the script again.
+UNGUARDED = """
+import multiprocessing, sys
+multiprocessing.set_start_method("spawn", force=True)
+import aekit
+print("top level ran", flush=True)
+cfg = {"data": {"source": sys.argv[1], "size": [16, 16], "workers": 1}, "train": {"epochs": 1, "compare": False}}
+aekit.train(cfg, out=sys.argv[2], progress=False)
+"""
+GUARDED = """
+import multiprocessing, sys
+import aekit
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn", force=True)
+    print(len(aekit.load_data(sys.argv[1], size=(16, 16), workers=1)))
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_calls_aekit_unguarded_under_spawn_says_so_in_one_line(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(16, 16))
+    (tmp_path / "script.py").write_text(UNGUARDED)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder), str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.split("\n").count("top level ran") == 2  # the script, and the worker that stopped as it started
+    # Python's traceback of the script's error, ending in its one line: nothing from the worker (it trained, took
+    # the run's lock ...), nor torch's "exited unexpectedly" or Python's bootstrapping message
+    assert r.stderr.count("Traceback") == 1 and "exited unexpectedly" not in r.stderr and "bootstrapping" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("aekit.errors.DataError: the worker processes that decode the images (data.workers 1) "
+                           "exited as they started") and 'if __name__ == "__main__":' in last, r.stderr
+    assert "data.workers 0" in last
+
+
+@pytest.mark.slow
+def test_a_guarded_script_runs_worker_processes_under_spawn(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(16, 16))
+    (tmp_path / "script.py").write_text(GUARDED)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.split() == ["12"] and not r.stderr, r.stderr
+
+
+# Every process that imports this script takes 12x12 images as large (above Pillow's warning limit, said once a file).
+LARGE = """
+import multiprocessing, sys, torch
+from PIL import Image
+from aekit.data import epoch_batches, load_data
+Image.MAX_IMAGE_PIXELS = 100
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[2], force=True)
+    files = load_data(sys.argv[1], size=(12, 12), stream="on", decode=False, workers=1).images  # each file probed
+    print(len(list(epoch_batches(files, [torch.arange(0, 6), torch.arange(6, 12)]))))  # a pass, in a new worker
+"""
+
+
+@pytest.mark.slow
+def test_a_large_image_is_said_once_under_spawn_as_under_fork(tmp_path):
+    folder = make_folder(tmp_path / "f", 12, size=(12, 12))
+    (tmp_path / "script.py").write_text(LARGE)
+    r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder), "spawn"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["2"], r.stderr
+    notes = r.stderr.splitlines()
+    assert len(notes) == 12 and len(set(notes)) == 12 and all("12x12 pixels, more than the 100" in n for n in notes)
+
+
+def test_files_decoded_by_workers_without_a_probe_are_each_said_once(tmp_path, monkeypatch, capfd):
+    from PIL import Image
+
+    from aekit.data import decoding, find_images, load_image, read_each
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 12x12 is large (the forked workers take it too)
+    monkeypatch.setattr("aekit.data.image_file._NOTED", set())
+    monkeypatch.setattr(decoding, "BATCH", 4)  # worker processes from 5 files
+    folder = make_folder(tmp_path / "f", 12, size=(12, 12))
+    images, kept, _ = read_each(find_images([folder]), load_image, shape=(3, 12, 12), skip_bad=None, inputs=[folder],
+                                workers=2)
+    assert len(kept) == 12
+    notes = capfd.readouterr().err.splitlines()
+    assert sorted(notes) == sorted(f"aekit: note: {f}: 12x12 pixels, more than the 100 above which Pillow warns of a "
+                                   "decompression bomb; reading it anyway takes gigabytes of memory" for f, _ in kept)

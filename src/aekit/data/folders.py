@@ -16,7 +16,9 @@
 
 Stream rule: ``stream="auto"`` streams when the decoded images would take more than
 :data:`STREAM_ABOVE_BYTES` (N x C x H x W x 4 bytes at the working size); "on" / "off" force it.
-Labels: the subfolder of each file, relative to ``folder`` (files at the top get "."); a folder with
+Names: each file's path relative to ``folder``, with "/" between folders and in Unicode NFC form
+(:func:`relative_names`), the same on every system; the files are sorted by them before the seeded order.
+Labels: the subfolder of each file, its name's folder part (files at the top get "."); a folder with
 no subfolders has no labels. With ``fit="tiles"`` every file gives all its tiles (:mod:`aekit.data.tiles`), held in memory.
 ``decode=False`` leaves step 4 out (for a run's evaluation, which reads only its held-out images): the files
 stream, unchecked, each decoded when asked for; tiles are decoded and held as always.
@@ -25,6 +27,7 @@ stream, unchecked, each decoded when asked for; tiles are decoded and held as al
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +39,7 @@ from .decoding import Decoding, Each
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image
 from .resize import check_crop
 from .tiles import cut_tiles, tile_origins, tiled
-from .workers import worker_count
+from .workers import leave_if_reimported, worker_count
 
 STREAM_ABOVE_BYTES = 1 << 30  # stream="auto": stream a folder whose decoded images exceed 1 GiB
 
@@ -100,6 +103,7 @@ def load_folder(
     decode: bool = True,
 ) -> ImageData:
     """A folder of images as :class:`ImageData` at ``size`` (see the module's docstring; ``decode``: see there)."""
+    leave_if_reimported()  # a worker process importing a script that loads this folder at its top level
     folder = Path(folder)
     files, ignored = image_files(folder)
     if not files:
@@ -159,7 +163,7 @@ def load_folder(
     data = ImageData(
         images=images,
         labels=labels,
-        names=[os.path.relpath(f, folder) for f in good_files],
+        names=relative_names(good_files, folder),
         source=str(folder),
         label_names=label_names,
         skipped=skipped,
@@ -175,7 +179,7 @@ _IGNORED = ("other files", "hidden images (names starting with '.')", "second na
 
 
 def image_files(folder: Path) -> tuple[list[str], str]:
-    """The image files under ``folder``, sorted, and what was ignored, said for an error message ("" when
+    """The image files under ``folder``, in the order of their names (:func:`by_name`), and what was ignored, said for an error message ("" when
     nothing was): other files, hidden ones (names starting with "."), and a second name of a file already
     listed (a link to an image in the same tree is one image, so it cannot land on both sides of a split).
     Subfolders that are symbolic links are followed (a training set made of links to other folders), except
@@ -200,7 +204,7 @@ def image_files(folder: Path) -> tuple[list[str], str]:
             else:
                 files.append(os.path.join(root, name))
     unique = []
-    for f in sorted(files):
+    for f in by_name(files, top):
         real = os.path.realpath(f)
         if real in seen:
             counts[_IGNORED[2]] += 1
@@ -209,6 +213,19 @@ def image_files(folder: Path) -> tuple[list[str], str]:
             unique.append(f)
     ignored = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
     return unique, ignored and f"ignored: {ignored}"
+
+
+def relative_names(files, top, path=os.path) -> list[str]:
+    """The name of each of ``files``, under the folder ``top``: its path relative to ``top`` with "/" between folders,
+    in Unicode NFC form, so that a folder's names, hence their order, labels and splits, are the same on every
+    system (Windows' "\\"; macOS may give the NFD form of accented letters). ``path``: the os.path module of the
+    system the paths are of (``ntpath``: Windows')."""
+    return [unicodedata.normalize("NFC", path.relpath(f, top).replace(path.sep, "/")) for f in files]
+
+
+def by_name(files, top, path=os.path) -> list[str]:
+    """``files`` (paths under ``top``, as :func:`relative_names` takes them) sorted by their names."""
+    return [f for _, f in sorted(zip(relative_names(files, top, path), files))]
 
 
 def find_images(inputs) -> list[tuple[Path, Path]]:
@@ -254,7 +271,7 @@ def _common_size(folder: Path, files: list[str], infos: list[ImageInfo]) -> tupl
 
 
 def _labels(folder: Path, files: list[str]) -> tuple[np.ndarray | None, list[str] | None]:
-    parents = [os.path.relpath(os.path.dirname(f), folder) for f in files]
+    parents = [name.rpartition("/")[0] or "." for name in relative_names(files, folder)]
     if all(p == "." for p in parents):
         return None, None
     names = sorted(set(parents))

@@ -146,13 +146,26 @@ def _open(path: str | Path) -> Image.Image:
 
 
 def _note_large(path, im: Image.Image) -> None:
-    """One line, once per file and process, for an image above Pillow's warning limit (and below its error
-    limit: read, like any other): where Pillow would print a two-line DecompressionBombWarning."""
+    """One line, once per file, for an image above Pillow's warning limit (and below its error limit: read, like
+    any other): where Pillow would print a two-line DecompressionBombWarning. Worker processes know the files
+    said before they started (:func:`take_as_noted`)."""
     w, h = im.size
     if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS and str(path) not in _NOTED:
         _NOTED.add(str(path))
         note(f"{path}: {w}x{h} pixels, more than the {Image.MAX_IMAGE_PIXELS} above which Pillow warns of a "
              "decompression bomb; reading it anyway takes gigabytes of memory")
+
+
+def noted_large() -> frozenset[str]:
+    """The files this process has said are large (:func:`_note_large`)."""
+    return frozenset(_NOTED)
+
+
+def take_as_noted(files, worker: int | None = None) -> None:
+    """``files`` as said already: a worker process started by spawn or forkserver is told those the process that
+    started it said (probing a folder), as a forked one inherits them, so a training's passes do not say them again
+    (``worker``: its number, as a DataLoader's ``worker_init_fn`` is given it)."""
+    _NOTED.update(files)
 
 
 def _reason(e: Exception) -> str:

@@ -7,13 +7,20 @@ lets that hang or stop a command: it checks the room before starting the workers
 process instead when there is too little; a worker that fails anyway hands over to this process,
 which loads the batches that are left. Either way it says so in one line on stderr, the first time
 in a process, and sets ``workers`` to 0 on the dataset, so that its following passes start none.
+
+Under the spawn and forkserver start methods (macOS, Windows; Linux from Python 3.14) a worker process starts
+by importing the main script again: a script that calls aekit at its top level, without
+``if __name__ == "__main__":``, would run again in every worker. There aekit stops the worker at once, silently
+(:func:`leave_if_reimported`), and the script's own process says why in one line.
 """
 
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import sys
+from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -24,6 +31,7 @@ except ImportError:  # Windows: no file size limit
     resource = None
 
 from ..errors import DataError, note
+from .image_file import noted_large, take_as_noted
 
 SHARED_MEMORY = "/dev/shm"  # where torch puts the batches that worker processes hand over (Linux)
 PREFETCH = 2  # batches in flight per worker (DataLoader's prefetch_factor)
@@ -45,6 +53,8 @@ def load_batches(
     process when shared memory has no room for them (see the module's docstring). A DataError raised
     in a worker comes back as its one line."""
     workers = getattr(dataset, "workers", 0)
+    if workers:
+        leave_if_reimported()
     if workers and batch_bytes:
         problem = shared_memory_problem(workers, batch_bytes)
         if problem:
@@ -56,13 +66,16 @@ def load_batches(
             if loader is None:
                 loader = iter(torch.utils.data.DataLoader(  # its own generator: torch's global one is the model's
                     dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, prefetch_factor=PREFETCH,
-                    generator=torch.Generator().manual_seed(0)))  # (a VAE's draws): a loader took a number from it
+                    generator=torch.Generator().manual_seed(0),  # (a VAE's draws): a loader took a number from it
+                    worker_init_fn=partial(take_as_noted, noted_large())))  # the large files said: not again
             batch = next(loader)
         except StopIteration:
             return
         except DataError as e:  # from a worker, torch wraps the message in the worker's traceback
             raise DataError(_last_line(e).split("DataError: ", 1)[-1]) from None
         except (RuntimeError, OSError) as e:
+            if not done and _reimported(e):
+                raise DataError(REIMPORTED.format(workers=workers), keys="data.workers") from None
             if not _short_of_shared_memory(e):
                 raise
             _forget(e)  # and with it the workers
@@ -74,6 +87,25 @@ def load_batches(
         done += 1
     for index in batches[done:]:
         yield collate([dataset[i] for i in index])
+
+
+REIMPORTED = ("the worker processes that decode the images (data.workers {workers}) exited as they started: they "
+              "import the main script again (the spawn start method: macOS, Windows, Linux from Python 3.14), so a "
+              "script must call aekit under `if __name__ == \"__main__\":`; or set data.workers 0 to decode them in "
+              "this process")
+
+
+def leave_if_reimported() -> None:
+    """Exit at once, silently, in a process that spawn or forkserver started, while it imports the main script
+    again (multiprocessing's bootstrapping): the script calls aekit at its top level, and would run again (train,
+    list and read every image, take the run's lock ...). The process that started it says so (:data:`REIMPORTED`)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(1)
+
+
+def _reimported(e: Exception) -> bool:
+    """Whether ``e`` says that worker processes, started by spawn or forkserver, died before their first batch."""
+    return "exited unexpectedly" in str(e) and multiprocessing.get_start_method() != "fork"
 
 
 def worker_count(workers: int | None) -> int:
