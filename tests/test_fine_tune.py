@@ -83,6 +83,19 @@ def test_fine_tuning_trains_on_from_the_start_and_resumes_without_the_trained_fo
     assert [e.epoch for e in result.history] == [1, 2, 3]
 
 
+def test_a_model_folder_written_by_aekit_save_is_a_start_too(images, trained, tmp_path):
+    """Not a run: no config.toml to compare splits or noise with, so no notes; the start is its weights."""
+    saved = tmp_path / "saved"
+    aekit.save(aekit.load(trained), saved, preprocess={"size": [16, 16], "channels": 1})
+    lines = []
+    out = aekit.train(config(images, **{"train.init_from": str(saved), "train.lr": 0.0}), out=tmp_path / "run",
+                      progress=False, log=lines.append)
+    assert f"Start: the weights of {saved} (train.init_from), a conv model" in lines
+    assert not [line for line in lines if line.startswith("note:")]
+    a, b = weights(trained), weights(out.out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_held_out_images_the_trained_run_saw_are_said(images, trained, tmp_path):
     lines = []
     aekit.train(config(images, **{"train.init_from": str(trained), "data.test_fraction": 0.4}), out=tmp_path / "a",
