@@ -144,3 +144,14 @@ def test_choices_the_trained_model_contradicts_are_one_line_errors(images, train
     with pytest.raises(aekit.AekitError, match="its model has model.code_length 32, not 64"):
         aekit.train(config(images, **{"model.code_length": 64, "train.init_from": str(trained)}),
                     out=tmp_path / "z", progress=False, log=lambda s: None)
+
+
+def test_options_of_the_trained_architecture_apply_without_naming_it(images, tmp_path, cli):
+    """--crop needs a model for any size: with --init-from a unet, the command line builds its options for a unet."""
+    unet = tmp_path / "unet"
+    aekit.train(config(images, **{"model.name": "unet", "model.channels": 4, "model.code_length": 32,
+                                  "train.epochs": 1}), out=unet, progress=False, log=lambda s: None)
+    r = cli("train", "--data", images, "--init-from", unet, "--crop", "8", "--epochs", "1", "--no-compare",
+            "--threads", "1", "--device", "cpu", "--no-progress", "--out", tmp_path / "tuned")
+    assert r.code == 0, r.err
+    assert tomllib.loads((tmp_path / "tuned" / "config.toml").read_text())["train"]["crop"] == 8

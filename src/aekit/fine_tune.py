@@ -66,6 +66,11 @@ def check_given(init: str, given: dict) -> None:
                              f"the model is the trained one's (leave {key} out)", keys=("train.init_from", key))
 
 
+def architecture(init: str) -> str:
+    """The architecture of the trained model in folder ``init`` (the command line builds its options for it)."""
+    return _trained(init)[1].name
+
+
 def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
     """The folder ``init`` (absolute), the [model] table of the model in it and the size it was trained at."""
     folder = Path(user_path(init)).absolute()

@@ -12,7 +12,7 @@ from .. import configs
 from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
 from ..files import user_path
-from ..fine_tune import check_given
+from ..fine_tune import architecture, check_given
 from ..report.page import comparison_line
 from ..run import train
 from ..run_folder import RunFolder
@@ -110,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(folder.config(), **{k: v for k, v in given_options(args).items() if k in may})
         result = train(cfg, out=folder.path, resume=True, progress=False if args.no_progress else None)
     else:
+        if getattr(args, "train.init_from", None) and getattr(args, "model.name", None) is None:
+            setattr(args, "model.name", architecture(getattr(args, "train.init_from")))  # its options (--crop) apply
         cfg = config_from_args(args)
         if cfg.train.init_from:  # a [model] option given as a flag is a choice, even at its default
             check_given(cfg.train.init_from, given_options(args))
