@@ -68,7 +68,8 @@ class Decoding:
         if end > len(self.images):  # more than the headers said (a file's size read otherwise): room for them
             self.images = torch.cat([self.images[: self.filled], images.new_empty(end - self.filled, *self.shape)])
         self.images[self.filled : end] = images
-        self.filled, self.counts = end, self.counts + counts
+        self.filled = end
+        self.counts.extend(counts)  # in place: a new list per batch copied every count so far, quadratic
 
     @property
     def result(self) -> torch.Tensor:
