@@ -97,8 +97,8 @@ def test_every_import_points_down_the_layers():
     assert upward == []
 
 
-def test_only_optional_dependencies_are_imported_inside_functions():
-    optional = {"skimage", "bm3d", "onnx", "onnxruntime", "onnxscript", "torch.utils.tensorboard"}
+def test_only_optional_or_slow_dependencies_are_imported_inside_functions():
+    optional = {"skimage", "bm3d", "onnx", "onnxruntime", "onnxscript", "torch.utils.tensorboard", "sklearn"}
     inside = []
     for name, path in modules().items():
         for fn in ast.walk(ast.parse(path.read_text())):
@@ -118,6 +118,14 @@ def test_only_optional_dependencies_are_imported_inside_functions():
 def test_no_source_file_is_much_over_300_lines():
     long = {name: n for name, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_command_line_starts_without_scikit_learn(root):
+    """scikit-learn takes about a second to import: every command (and every worker process that spawn starts)
+    would pay it, where only the Olivetti faces, a PCA and the estimator need it."""
+    code = "import sys, aekit.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout[-2000:] + r.stderr[-2000:]
 
 
 POSIX_ONLY = ("fcntl", "resource")  # absent on Windows: the package and its tests import them guarded

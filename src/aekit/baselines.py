@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from .errors import AekitError, did_you_mean
 from .progress import PROBE, in_parts
@@ -220,6 +219,8 @@ def _pca_wiener(setup: Setup) -> Baseline:
 
 @baseline("pca")
 def _pca(setup: Setup) -> Baseline:
+    from sklearn.decomposition import PCA  # here: scikit-learn takes a second to import
+
     clean = setup.train_clean
     k = max(1, min(setup.code_length, len(clean) - 1))
     with np.errstate(invalid="ignore", divide="ignore"):  # one training image: no variance to explain, only a mean

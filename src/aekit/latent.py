@@ -14,8 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
 from .config import load_from_config, replace, working_size
 from .data import find_images, fit_images, load_image, load_npy, read_each, take, write_image
@@ -216,6 +214,9 @@ def load_source(run: str | Path | RunFolder, source: str | None, channels: int |
 
 def map_codes(codes: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
     """Codes (N, D) -> 2-D coordinates (N, 2) with scikit-learn's PCA or t-SNE."""
+    from sklearn.decomposition import PCA  # here: scikit-learn takes a second to import
+    from sklearn.manifold import TSNE
+
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(codes)
     if method == "tsne":

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import aekit
-from aekit.data import epoch_batches, folders, load_data, save_folder
+from aekit.data import epoch_batches, folders, load_data, save_folder, workers
 from aekit.data.folders import ImageFiles, find_images
 from aekit.training import evaluate, fit
 from helpers import make_folder, picture, truncate
@@ -179,7 +179,11 @@ def test_batches_follow_the_given_order_through_worker_processes(folder):
     assert torch.equal(torch.cat(batches), want)
 
 
-def test_fit_and_evaluate_stream_exactly_like_memory(folder):
+def test_fit_and_evaluate_stream_exactly_like_memory(folder, monkeypatch):
+    """Each streamed dataset (training, the validation images carved from it, held-out) starts its worker
+    processes once, not once a pass: under spawn each start imports torch and aekit again."""
+    started = []
+    monkeypatch.setattr(workers, "_loader", lambda *a, _loader=workers._loader, **k: started.append(k) or _loader(*a, **k))
     memory = load_data(str(folder), size=(16, 16), workers=0)
     stream = load_data(str(folder), size=(16, 16), stream="on", workers=2)
     cfg = aekit.TrainConfig(epochs=2, batch_size=6, eval_every=1)
@@ -193,6 +197,9 @@ def test_fit_and_evaluate_stream_exactly_like_memory(folder):
     m1, h1 = run(memory.images[:16], memory.images[16:])
     m2, h2 = run(stream.images.subset(range(16)), stream.images.subset(range(16, 20)))
     assert [h.loss_per_sample for h in h1] == [h.loss_per_sample for h in h2]
+    assert [h.validation for h in h1] == [h.validation for h in h2] and h2[-1].validation
+    # the folder's check as it loads; then one each for 2 training passes, 3 validation and 2 held-out
+    assert started == [{"persistent": False}] + [{"persistent": True}] * 3
     assert h1[-1].heldout == pytest.approx(h2[-1].heldout, rel=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert evaluate(m1, memory.images, batch_size=7) == pytest.approx(evaluate(m1, stream.images, batch_size=7), rel=1e-6)

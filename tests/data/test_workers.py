@@ -1,6 +1,8 @@
 """Worker processes short of shared memory (/dev/shm, ulimit -f): the images are loaded in this process,
 said in one line, never a hang."""
 
+import multiprocessing
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -73,6 +75,45 @@ def test_worker_processes_draw_nothing_from_the_global_random_generator(tmp_path
     batches = list(epoch_batches(files, [torch.arange(0, 4), torch.arange(4, 6)]))
     assert torch.equal(torch.get_rng_state(), before) and torch.equal(torch.cat(batches),
                                                                     torch.stack([files[i] for i in range(6)]))
+
+
+class Pids(torch.utils.data.Dataset):
+    """Item i: (i, the process that read it)."""
+    workers = 2
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return torch.tensor([i, os.getpid()])
+
+
+def passes(dataset, *orders):
+    """One pass over ``dataset`` for each order (batches of 5): (the items read, in order; the processes that read them)."""
+    out = []
+    for order in orders:
+        got = torch.cat(list(epoch_batches(dataset, list(torch.tensor(order).split(5)))))
+        out.append((got[:, 0].tolist(), set(got[:, 1].tolist())))
+    return out
+
+
+@pytest.mark.slow
+def test_kept_workers_serve_every_pass_with_the_same_processes_then_stop():
+    data, orders = Pids(), [list(range(12)), list(range(11, -1, -1)), [3, 1, 4, 1, 5, 9, 2, 6]]
+    apart = passes(data, *orders[:2])
+    assert apart[0][1].isdisjoint(apart[1][1])  # without: each pass starts its own
+    with workers.kept_workers(data, None, torch.zeros(2)):
+        first = epoch_batches(data, [torch.arange(5), torch.arange(5, 10)])
+        assert next(first)[:, 0].tolist() == [0, 1, 2, 3, 4]  # a pass left part way (a time limit), then
+        del first
+        kept = passes(data, *orders)
+        inner = epoch_batches(data, [torch.arange(2), torch.arange(2, 4)])  # a second pass while one is going on
+        outer = epoch_batches(data, [torch.arange(4, 6), torch.arange(6, 8)])
+        assert [b[:, 0].tolist() for b in zip(*(inner, outer)) for b in b] == [[0, 1], [4, 5], [2, 3], [6, 7]]
+        del inner, outer  # (the second's own workers stop with it)
+    assert [k[0] for k in kept] == orders
+    assert len(kept[0][1]) == 2 and kept[0][1] == kept[1][1] == kept[2][1] and os.getpid() not in kept[0][1]
+    assert workers._KEPT == {} and multiprocessing.active_children() == []  # stopped at the block's end
 
 
 # A user's script under the spawn start method (macOS, Windows; Linux from Python 3.14), without or with the guard:

@@ -14,7 +14,8 @@
     splits      split_indices: random or by subject
     synthetic   dead_leaves: synthetic images (train.synthetic)
     batches     epoch_batches (the training loop's), gather (images of a dataset at once), map_batches
-    workers     load_batches: DataLoader worker processes, or this process where shared memory is short
+    workers     load_batches: DataLoader worker processes, or this process where shared memory is short;
+                kept_workers: the same processes for every pass (training's epochs)
 """
 
 from .arrays import load_array, load_npy
@@ -31,10 +32,11 @@ from .sources import absolute_source, load_data
 from .splits import SUBJECT_TEST_FRACTION, SplitName, split_indices, validation_split
 from .synthetic import dead_leaves, mix_synthetic
 from .tiles import cut_tiles, tile_data
+from .workers import kept_workers
 
 __all__ = [
     "FitMethod", "IMAGE_SUFFIXES", "ImageData", "ImageFiles", "ImageInfo", "ResizeMethod", "SUBJECT_TEST_FRACTION", "SplitName", "absolute_source", "check_crop",
-    "convert_channels", "cut_tiles", "dead_leaves", "epoch_batches", "find_images", "fit_images", "gather", "image_files", "in_batches", "inference_batch_size",
+    "convert_channels", "cut_tiles", "dead_leaves", "epoch_batches", "find_images", "fit_images", "gather", "image_files", "in_batches", "inference_batch_size", "kept_workers",
     "load_array", "load_data", "load_npy", "load_folder", "load_image", "load_lfw", "load_olivetti", "map_batches", "mix_synthetic", "probe_image",
     "parse_size", "read_each", "read_image", "resize", "save_folder", "select", "size_problem", "split_indices", "take", "tile_data", "validation_split", "write_image",
 ]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import fetch_olivetti_faces, get_data_home
 
 from ..errors import DataError
 from ..files import user_path
@@ -42,6 +41,7 @@ def load_olivetti(*, seed: int = 1000, data_home: str | None = None) -> ImageDat
 def _fetch_olivetti(seed: int, data_home: str | None) -> tuple[np.ndarray, np.ndarray]:
     wanted = Path(user_path(data_home or os.environ.get("SCIKIT_LEARN_DATA") or "~/scikit_learn_data"))
     created = [p for p in (wanted, *wanted.parents) if not p.exists()]  # deepest first; scikit-learn makes them
+    from sklearn.datasets import fetch_olivetti_faces, get_data_home  # here: scikit-learn takes a second to import
     home = get_data_home(data_home)  # honours $SCIKIT_LEARN_DATA when data_home is None
     cached = Path(home) / OLIVETTI_FILE
     try:

@@ -8,6 +8,11 @@ process instead when there is too little; a worker that fails anyway hands over 
 which loads the batches that are left. Either way it says so in one line on stderr, the first time
 in a process, and sets ``workers`` to 0 on the dataset, so that its following passes start none.
 
+Each pass starts its own worker processes, except inside :func:`kept_workers` (training's epochs): there a
+dataset's workers stay from one pass to the next, the batches of each pass handed to them as it starts.
+Under spawn or forkserver a worker's start imports torch and aekit again, seconds of CPU per worker,
+once per pass and epoch without it.
+
 Under the spawn and forkserver start methods (macOS, Windows; Linux from Python 3.14) a worker process starts
 by importing the main script again: a script that calls aekit at its top level, without
 ``if __name__ == "__main__":``, would run again in every worker. There aekit stops the worker at once, silently
@@ -16,6 +21,7 @@ by importing the main script again: a script that calls aekit at its top level, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
@@ -60,33 +66,102 @@ def load_batches(
         if problem:
             _fall_back(dataset, f"{problem}; loading the images in this process")
             workers = 0
+    kept = _KEPT.get(id(dataset))
+    if kept is not None and (kept.busy or kept.dataset is not dataset):
+        kept = None  # a second pass over it at the same time: workers of its own
     done, loader = 0, None
-    while workers:
-        try:
-            if loader is None:
-                loader = iter(torch.utils.data.DataLoader(  # its own generator: torch's global one is the model's
-                    dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, prefetch_factor=PREFETCH,
-                    generator=torch.Generator().manual_seed(0),  # (a VAE's draws): a loader took a number from it
-                    worker_init_fn=partial(take_as_noted, noted_large())))  # the large files said: not again
-            batch = next(loader)
-        except StopIteration:
-            return
-        except DataError as e:  # from a worker, torch wraps the message in the worker's traceback
-            raise DataError(_last_line(e).split("DataError: ", 1)[-1]) from None
-        except (RuntimeError, OSError) as e:
-            if not done and _reimported(e):
-                raise DataError(REIMPORTED.format(workers=workers), keys="data.workers") from None
-            if not _short_of_shared_memory(e):
-                raise
-            _forget(e)  # and with it the workers
-            loader = None
-            _fall_back(dataset, f"worker processes could not start or hand over their images ({_last_line(e)}); "
-                                f"loading {'the rest' if done else 'them'} in this process")
-            break
-        yield batch
-        done += 1
-    for index in batches[done:]:
-        yield collate([dataset[i] for i in index])
+    try:
+        while workers:
+            try:
+                if loader is None:
+                    loader = _start(dataset, batches, collate, workers, kept)
+                batch = next(loader)
+            except StopIteration:
+                return
+            except DataError as e:  # from a worker, torch wraps the message in the worker's traceback
+                raise DataError(_last_line(e).split("DataError: ", 1)[-1]) from None
+            except (RuntimeError, OSError) as e:
+                if not done and _reimported(e):
+                    raise DataError(REIMPORTED.format(workers=workers), keys="data.workers") from None
+                if not _short_of_shared_memory(e):
+                    raise
+                _forget(e)  # and with it the workers
+                loader = None
+                if kept is not None:
+                    kept.stop()
+                _fall_back(dataset, f"worker processes could not start or hand over their images ({_last_line(e)}); "
+                                    f"loading {'the rest' if done else 'them'} in this process")
+                break
+            yield batch
+            done += 1
+        for index in batches[done:]:
+            yield collate([dataset[i] for i in index])
+    finally:
+        if kept is not None:
+            kept.busy = False
+
+
+def _start(dataset, batches: Sequence[Sequence[int]], collate, workers: int, kept: "_Kept | None") -> Iterator:
+    """An iterator over ``batches`` of ``dataset`` decoded by ``workers`` worker processes: new ones, or
+    ``kept``'s, which stay for the next pass."""
+    if kept is not None and (kept.loader is None or kept.loader.collate_fn is not collate
+                             or kept.loader.num_workers != workers):
+        kept.stop()
+        kept.loader = _loader(dataset, kept.passes, collate, workers, persistent=True)
+    if kept is None:
+        return iter(_loader(dataset, batches, collate, workers, persistent=False))
+    kept.passes.batches, kept.busy = batches, True  # read by the iterator as the pass starts
+    return iter(kept.loader)
+
+
+def _loader(dataset, batch_sampler, collate, workers: int, *, persistent: bool) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(  # its own generator: torch's global one is the model's (a VAE's draws)
+        dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate, prefetch_factor=PREFETCH,
+        persistent_workers=persistent, generator=torch.Generator().manual_seed(0),  # a loader takes a number from it
+        worker_init_fn=partial(take_as_noted, noted_large()))  # the large files said: not again
+
+
+class _Passes:
+    """The batch sampler of a kept loader: the batches of the pass it is on (set as the pass starts)."""
+
+    def __init__(self):
+        self.batches: Sequence[Sequence[int]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _Kept:
+    """A dataset's loader whose worker processes stay between its passes, inside :func:`kept_workers`."""
+
+    def __init__(self, dataset):
+        self.dataset, self.passes, self.loader, self.busy = dataset, _Passes(), None, False
+
+    def stop(self) -> None:
+        """Its worker processes shut down now, not when the garbage collector gets to them."""
+        iterator, self.loader = getattr(self.loader, "_iterator", None), None
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+
+
+_KEPT: dict[int, _Kept] = {}  # id(dataset): its kept loader, inside kept_workers
+
+
+@contextlib.contextmanager
+def kept_workers(*datasets) -> Iterator[None]:
+    """Inside the block, the worker processes that :func:`load_batches` starts for each of ``datasets`` (those
+    that are not tensors, nor None) stay from one pass over it to the next; they stop at the block's end."""
+    mine = [d for d in datasets if d is not None and not isinstance(d, torch.Tensor) and id(d) not in _KEPT]
+    for d in mine:
+        _KEPT[id(d)] = _Kept(d)
+    try:
+        yield
+    finally:
+        for d in mine:
+            _KEPT.pop(id(d)).stop()
 
 
 REIMPORTED = ("the worker processes that decode the images (data.workers {workers}) exited as they started: they "

@@ -23,7 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import Config, validate
-from ..data import epoch_batches
+from ..data import epoch_batches, kept_workers
 from ..errors import AekitError
 from ..metrics import code_small, collapse_warning, collapsed
 from ..noise import SEED_HELDOUT, SEED_TRAINING
@@ -74,15 +74,16 @@ def fit(
         train_images, val_images, test_images = user_images(model, train_images, val_images, test_images)
     if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
         train_images, val_images = carve(train_images, config.val_fraction, seed)
-    trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
-                       val_images=val_images)
-    with trainer.progress_bar(progress):
-        for epoch in range(trainer.first_epoch, config.epochs + 1):
-            stats = trainer.train_epoch(epoch)
-            trainer.after_epoch(stats, test_images, on_epoch)
-            if trainer.history.stopped:
-                break
-    trainer.finish()
+    with kept_workers(train_images, val_images, test_images):  # a streamed dataset's workers stay between epochs
+        trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
+                           val_images=val_images)
+        with trainer.progress_bar(progress):
+            for epoch in range(trainer.first_epoch, config.epochs + 1):
+                stats = trainer.train_epoch(epoch)
+                trainer.after_epoch(stats, test_images, on_epoch)
+                if trainer.history.stopped:
+                    break
+        trainer.finish()
     model.eval()  # as it would be used: with the best (or averaged) weights, no training-time noise
     return trainer.history
 
