@@ -233,7 +233,7 @@ def test_evaluate_a_folder_of_mixed_sizes_with_a_bad_file(denoise_run, make_run,
 
 
 def test_a_run_leads_with_the_comparison(make_run, tmp_path):
-    from aekit.report.page import comparison_line
+    from aekit.report.notes import comparison_line
 
     run = make_run(**{"model.name": "hybrid", "model.code_length": 16, "train.epochs": 2, "train.compare": True})
     c = run.metrics["comparison"]

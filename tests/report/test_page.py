@@ -173,6 +173,26 @@ def test_aekit_report_rebuilds_it_with_evaluation_results_and_other_pictures(tin
     assert len(re.findall(r"<img ", text)) == 5 and "Denoising" in text
 
 
+def test_the_page_shows_only_the_runs_own_png_files(tiny_run, tmp_path, cli):
+    """A downloaded run folder's ``x.png`` linked to a file of this machine put that file into the page, which is
+    made to be shared; one linked to /dev/zero read until memory ran out; a file named ``{oops}.png`` was a format
+    string (KeyError)."""
+    run = copy_run(tiny_run, tmp_path)
+    (tmp_path / "secret.txt").write_text("SECRET-TOKEN")
+    os.symlink(tmp_path / "secret.txt", run / "leak.png")
+    os.symlink("/dev/zero", run / "zero.png")
+    os.symlink(run / "reconstructions.png", run / "linked.png")  # even to a picture: a link is not the run's own
+    (run / "fake.png").write_text("not a picture")
+    shutil.copy(run / "reconstructions.png", run / "{oops}.png")
+    shutil.copy(run / "reconstructions.png", run / "{which:>30000}.png")
+    r = cli("report", run)
+    assert r.code == 0, r.err
+    text = (run / REPORT).read_text(encoding="utf-8")
+    for name in ("leak.png", "zero.png", "linked.png", "fake.png"):
+        assert f'alt="{name}"' not in text
+    assert "<figcaption>{oops}.png</figcaption>" in text and "<figcaption>{which:&gt;30000}.png</figcaption>" in text
+
+
 def test_report_of_an_unfinished_run_says_so(tiny_run, tmp_path, cli):
     run = copy_run(tiny_run, tmp_path)
     (run / "metrics.json").unlink()
@@ -237,7 +257,7 @@ def test_the_chosen_weights_are_starred_where_selection_says_the_start_included(
 
 
 def test_the_report_says_in_sentences_what_the_run_was():
-    from aekit.report.page import notes
+    from aekit.report.notes import notes
 
     said = " ".join(notes({"status": "complete", "heldout": None, "selection": None,
                            "train": {"recon_spread": 0.003}}))

@@ -13,7 +13,7 @@ from ..config import replace, resumable_keys
 from ..errors import AekitError, ConfigError
 from ..files import user_path
 from ..fine_tune import architecture, check_given
-from ..report.page import comparison_line
+from ..report.notes import comparison_line
 from ..run import train
 from ..run_folder import RunFolder
 from ..training.distributed import DEFAULT_TIMEOUT, launch, launched, process_group

@@ -2,6 +2,7 @@
 
     pictures      image grids, loss and code figures (matplotlib's object API), PNG writing
     run_pictures  the pictures a finished run writes into its folder
+    notes         what a run's metrics mean, in sentences (the report's lead line and notes)
     page          report.html: one self-contained page per run folder
     tensorboard   --tensorboard: scalars and reconstruction grids
 """
