@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aekit
-from aekit.files import WriteError, atomic_paths, lock_file, new_file, write_json, write_text, writing
+from aekit.files import WriteError, atomic_paths, lock_file, new_file, read_json, write_json, write_text, writing
 from helpers import aekit_process, make_folder, one_line_error
 
 try:
@@ -158,6 +158,31 @@ def test_a_file_system_without_locks_locks_nothing(tmp_path, monkeypatch, code):
     monkeypatch.setattr(fcntl, "flock", flock_failing(errno.EIO))  # another failure is not taken for "no locks"
     with pytest.raises(OSError), lock_file(tmp_path / ".run.lock", shared=True, busy="busy"):
         pass
+
+
+def test_a_lock_file_planted_as_a_link_creates_nothing_where_it_points(tmp_path):
+    """A downloaded run unpacked beside ``.run.lock -> somewhere``: opening the lock created an empty file there."""
+    pytest.importorskip("fcntl")
+    os.symlink(tmp_path / "made-by-the-lock", tmp_path / ".run.lock")
+    with lock_file(tmp_path / ".run.lock", shared=True, busy="busy"):
+        pass
+    assert not (tmp_path / "made-by-the-lock").exists()
+
+
+@pytest.mark.parametrize("name, text", [("metrics.json", "[" * 100000 + "]" * 100000),
+                                        ("model.json", '{"a":' * 100000 + "1" + "}" * 100000)])
+def test_json_nested_too_deeply_is_one_line_naming_the_file(tmp_path, name, text):
+    (tmp_path / "config.toml").write_text("")
+    (tmp_path / name).write_text(text)
+    read = (lambda: read_json(tmp_path / name)) if name == "metrics.json" else (lambda: aekit.load(tmp_path))
+    with pytest.raises(aekit.AekitError, match=f"{tmp_path / name}: cannot read .*recursion"):
+        read()
+
+
+def test_a_toml_file_nested_too_deeply_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "deep.toml").write_text("[data]\nsize = " + "[" * 100000 + "]" * 100000 + "\n")
+    with pytest.raises(aekit.ConfigError, match=f"{tmp_path / 'deep.toml'}: not a config file .*nested too deeply"):
+        aekit.load_config(tmp_path / "deep.toml")
 
 
 def test_a_name_close_to_the_file_system_limit_is_written(tmp_path):

@@ -160,3 +160,19 @@ def test_a_run_trained_on_nfd_names_by_an_older_aekit_is_accepted_where_its_orde
     else:
         with pytest.raises(aekit.AekitError, match="the data changed since the run was trained"):
             check_record(tmp_path / "data.json", tmp_path, data, "evaluate")
+
+
+def test_links_planted_in_a_downloaded_run_folder_are_not_followed_to_write(run, tmp_path, cli):
+    """``RUN/tensorboard -> elsewhere`` (with tensorboard = true in its config.toml): a resume wrote its events there;
+    ``.RUN.replaced -> elsewhere``: a training that stopped before its first checkpoint put the link in the run's place."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("tensorboard = false", "tensorboard = true"))
+    (run / "tensorboard").symlink_to(elsewhere)
+    assert cli("train", "--resume", run, "--epochs", "2").error == (
+        f"aekit: error: {run / 'tensorboard'}: is a link to {elsewhere}, not the run's own folder for its TensorBoard "
+        "events; remove the link")
+    assert list(elsewhere.iterdir()) == []
+    (tmp_path / ".run.replaced").symlink_to(elsewhere)
+    assert RunFolder(run).put_back() is False and run.is_dir() and not run.is_symlink()

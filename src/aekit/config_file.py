@@ -36,6 +36,8 @@ def load_config(path: str | Path, *, run: bool = False) -> Config:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); a config file is TOML text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a config file (its arrays or tables are nested too deeply)") from None
     if run and (lost := [k for k, v in Config().to_dict().items() if isinstance(v, dict) and k not in raw]):
         raise ConfigError(f"{path}: no [{lost[0]}] table, which every run's config.toml holds (damaged? restore it)")
     cfg = Config.from_dict(raw, where=str(path))

@@ -254,7 +254,7 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise AekitError(f"{path}: cannot read JSON ({e})") from None
 
 
@@ -278,7 +278,7 @@ def lock_file(path: Path, *, shared: bool, busy: str) -> Iterator[None]:
         yield
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)  # a link planted there: unlocked
     except OSError:
         yield
         return

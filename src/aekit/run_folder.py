@@ -35,7 +35,7 @@ from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder
 from .pipeline import RunData, prepare_data
 from .run_data import check_record, data_record, unchanged
 from .run_tables import METRICS_FORM, read_table
-from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, pointer
+from .training.checkpoints import FOLDER as CHECKPOINTS, POINTERS, named_folder, pointer
 from .training.history import EpochStats, history_csv, read_history_csv
 from .version import newer
 
@@ -177,10 +177,11 @@ class RunFolder:
         run, which = self.path.parent.parent, self.path.name
         while True:
             named = read_json(pointer(run, which))
-            if not isinstance(named, dict) or "dir" not in named:
-                raise AekitError(f"{self.path}: no such checkpoint ({pointer(run, which)} is missing or damaged)")
+            if (folder := named_folder(run, named)) is None:  # the same folders as a resume reads
+                raise AekitError(f"{self.path}: no such checkpoint ({pointer(run, which)} is missing, damaged or names "
+                                 "no checkpoint folder of the run)")
             try:
-                return load_model_folder(self.path.parent / str(named["dir"]), device=device)
+                return load_model_folder(folder, device=device)
             except AekitError:
                 if read_json(pointer(run, which)) == named:  # not replaced meanwhile: the checkpoint is at fault
                     raise
@@ -241,7 +242,7 @@ class RunFolder:
     def put_back(self) -> bool:
         """The run overwrite set aside, back in its folder in place of the new one (which stopped before its first
         checkpoint); False when there is none."""
-        if not self.replaced.is_dir():
+        if self.replaced.is_symlink() or not self.replaced.is_dir():  # a link is not a run this folder set aside
             return False
         shutil.rmtree(self.path, ignore_errors=True)
         self.replaced.rename(self.path)

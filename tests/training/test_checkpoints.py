@@ -290,13 +290,35 @@ def test_a_planted_pickle_is_never_executed(tiny_config, tmp_path, monkeypatch, 
         pickle.dump({"epoch": 2, "x": _Evil()}, f)
     with open(tmp_path / "check.pkl", "wb") as f:
         pickle.dump(_Evil(), f)
-    assert "refused to load" in cli("train", "--resume", run, "--epochs", "3").error
+    error = cli("train", "--resume", run, "--epochs", "3").error
+    assert error.startswith(f"aekit: error: {folder / 'state.pt'}: refused to load (it holds Python objects other "
+                            "than tensors and plain values, and loading them could run code")
+    assert "weights_only" not in error  # torch's advice to load it anyway, cut before its warning, was the message
     assert not marker.exists()
     # weights are never unpickled either: a pickle in place of model.safetensors is just unreadable
     (folder / "model.safetensors").write_bytes((tmp_path / "check.pkl").read_bytes())
     with pytest.raises(aekit.AekitError, match="not a readable safetensors file"):
         aekit.load(folder)
     assert not marker.exists()
+
+
+def test_a_pointer_to_anything_but_a_checkpoint_folder_of_the_run_is_refused_by_every_reader(tiny_config, tmp_path, cli):
+    """aekit.load(RUN/checkpoints/last) followed last.json to any folder, which --resume refused; and --resume took
+    "dir": ".." (the run folder itself) and a linked checkpoint folder."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    for out in (run, other):
+        assert cli("train", "--config", tiny_config, "--out", out, "--no-progress", "--epochs", "2").code == 0
+    ck, good = run / "checkpoints", (run / "checkpoints" / "last.json").read_text()
+    os.symlink(other / "checkpoints" / "epoch-000002", ck / "epoch-000009")
+    for name in (str(other / "checkpoints" / "epoch-000002"), "..", "../../other/checkpoints/epoch-000002",
+                 "epoch-000009"):
+        (ck / "last.json").write_text(json.dumps({"dir": name, "epoch": 2}))
+        assert cli("train", "--resume", run, "--epochs", "3").error.startswith(
+            f"aekit: error: {ck / 'last.json'}: names {name!r}, not a checkpoint folder of {ck} (epoch-NNNNNN)")
+        with pytest.raises(aekit.AekitError, match="names no checkpoint folder of the run"):
+            aekit.load(ck / "last")
+    (ck / "last.json").write_text(good)
+    assert isinstance(aekit.load(ck / "last"), torch.nn.Module)
 
 
 def test_fp16_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, cli):

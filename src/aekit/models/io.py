@@ -72,7 +72,7 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AekitError(f"{folder}: no {MODEL_JSON} (not a finished aekit run or model folder)") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise AekitError(f"{path}: cannot read model description ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         what = f"format {meta.get('format')!r}" if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"

@@ -34,6 +34,9 @@ class TensorBoardLog:
             raise AekitError(
                 "train.tensorboard needs the tensorboard package: pip install 'aekit[tensorboard]'", keys="train.tensorboard"
             ) from None
+        if Path(folder).is_symlink():  # a run folder may come from anywhere: its events go into the run only
+            raise AekitError(f"{folder}: is a link to {Path(folder).resolve()}, not the run's own folder for its "
+                             "TensorBoard events; remove the link", keys="train.tensorboard")
         self.writer = SummaryWriter(log_dir=str(folder))
         self.model, self.images = model, take(images, range(min(GRID_IMAGES, len(images))))  # a streaming Dataset too
         self.every, self.last = every, last

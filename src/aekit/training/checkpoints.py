@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
+import re
 import shutil
 import tempfile
 import warnings
@@ -95,7 +97,7 @@ def prune(run: Path, keep_every: int = 0) -> None:
     for p in root.glob("*.json"):
         try:
             named.add(json.loads(p.read_text())["dir"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
     for d in root.iterdir():
         if not d.is_dir():
@@ -120,13 +122,14 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
     path = pointer(run, which)
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        folder = run / FOLDER / str(info["dir"])
+        name = info["dir"]
     except FileNotFoundError:
         raise AekitError(f"{run}: no checkpoint to resume from ({path} is missing){others(run)}") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise AekitError(f"{path}: unreadable checkpoint pointer ({e}){others(run)}") from None
-    if folder.parent != run / FOLDER:
-        raise AekitError(f"{path}: points outside {run / FOLDER}")
+    if (folder := named_folder(run, info)) is None:
+        raise AekitError(f"{path}: names {name!r}, not a checkpoint folder of {run / FOLDER} (epoch-NNNNNN)"
+                         f"{others(run)}")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
             warnings.simplefilter("ignore")
@@ -134,8 +137,7 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
     except FileNotFoundError:
         raise AekitError(f"{folder}: missing {STATE}{others(run, folder)}") from None
     except Exception as e:  # UnpicklingError for anything but tensors and plain values
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AekitError(f"{folder / STATE}: refused to load ({first[:200]}){others(run, folder)}") from None
+        raise AekitError(f"{folder / STATE}: refused to load ({_why(e)}){others(run, folder)}") from None
     if problem := state_problem(state):
         raise AekitError(f"{folder / STATE}: not an aekit training state ({problem}){others(run, folder)}")
     try:
@@ -168,6 +170,24 @@ def check_weights(model: torch.nn.Module, folder: Path, state: dict[str, Any]) -
         if weights is not None and (problem := weights_problem(model, weights)):
             raise AekitError(f"{folder / name}: the weights are not of the model the run's configuration describes "
                              f"({problem}){others(folder.parent.parent, folder)}")
+
+
+def named_folder(run: Path, named) -> Path | None:
+    """The checkpoint folder of ``run`` that a pointer's content names (``{"dir": "epoch-000012", ...}``), or None
+    where it names anything else: a path, another folder, a link (a run folder may come from anywhere)."""
+    name = named.get("dir") if isinstance(named, dict) else None
+    folder = run / FOLDER / str(name)
+    return folder if isinstance(name, str) and re.fullmatch(r"epoch-\d{6,}", name) and not folder.is_symlink() else None
+
+
+def _why(e: Exception) -> str:
+    """Why torch refused state.pt, in a few words (never torch's advice to load it with weights_only off)."""
+    text = str(e)
+    if "Weights only load failed" in text or isinstance(e, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain values, and loading them could run code: "
+                "aekit writes no such state.pt, so the file was made or changed elsewhere")
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:200]
 
 
 def others(run: Path, damaged: Path | None = None) -> str:
