@@ -15,7 +15,7 @@ PACKAGE = Path(aekit.__file__).parent
 # graph over all modules has no cycle.
 LAYERS = [
     {"version", "errors"},
-    {"files", "typed", "metrics", "configs", "progress"},
+    {"files", "typed", "metrics", "configs", "progress", "memory"},
     {"data", "noise"},
     {"models"},
     {"config"},

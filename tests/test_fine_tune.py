@@ -155,3 +155,24 @@ def test_options_of_the_trained_architecture_apply_without_naming_it(images, tmp
             "--threads", "1", "--device", "cpu", "--no-progress", "--out", tmp_path / "tuned")
     assert r.code == 0, r.err
     assert tomllib.loads((tmp_path / "tuned" / "config.toml").read_text())["train"]["crop"] == 8
+
+
+def test_a_model_json_that_does_not_match_its_weights_is_refused_before_the_model_is_built(trained, tmp_path, cli,
+                                                                                        monkeypatch):
+    """The trained model was built (its weights allocated: gigabytes for a hand-edited width) before its weights were
+    compared with it."""
+    import json
+
+    import aekit.run
+
+    folder = tmp_path / "edited"
+    shutil.copytree(trained, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["config"]["encoder_channels"] = [65536]
+    (folder / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(aekit.run, "create_model", lambda *a, **k: pytest.fail("the model was built"))
+    assert cli("train", "--data", trained / "none.npy", "--init-from", folder, "--out", tmp_path / "x").error == (
+        f"aekit: error: --init-from {folder / 'model.safetensors'}: the weights do not match model.json (encoder.0.conv."
+        "weight has shape (4, 1, 3, 3), the model's (65536, 1, 3, 3); 3 differences): the two files are of different "
+        "models; restore them from one save")
+    assert not (tmp_path / "x").exists()

@@ -255,3 +255,19 @@ def test_denoise_keeps_colour_profiles_and_lossless_webp_and_says_when_pages_are
     out = tmp_path / "out"
     assert opened(out / "p.png").info["icc_profile"] == profile and round(opened(out / "p.png").info["dpi"][0]) == 300
     assert (out / "l.webp").read_bytes()[12:16] == b"VP8L"  # lossless, as the original
+
+
+def test_memory_running_out_while_denoising_is_one_line_naming_the_runs_model_json(fcn_run, images, tmp_path, cli,
+                                                                                   monkeypatch):
+    """A preprocess.size of 100000x100000 was torch's 'RuntimeError: [enforce fail at alloc_cpu.cpp:127] ...'."""
+    import aekit.inference
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough memory: you tried "
+                           "to allocate 400000000000 bytes.")
+
+    monkeypatch.setattr(aekit.inference, "reconstruct_channels", out_of_memory)
+    size = "x".join(map(str, aekit.load(fcn_run).preprocess["size"]))
+    assert cli("denoise", fcn_run, images / "gray.png", "--out", tmp_path / "o").error == (
+        f"aekit: error: {fcn_run / 'model.json'}: out of memory running its model (working size preprocess.size {size}) "
+        f"on 1 image(s) from {images / 'gray.png'}: free memory, or restore a damaged or hand-edited model.json")

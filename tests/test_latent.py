@@ -358,3 +358,15 @@ def test_encode_and_score_decode_many_files_in_worker_processes_with_the_same_ou
     assert skipped["0"].out.replace("/0/", "/2/") == skipped["2"].out and "skipped 1 unreadable" in skipped["2"].out
     assert cli("encode", tiny_run.out, folder, "--out", tmp_path / "w.npy", "--workers", "-1").error == (
         "aekit: error: --workers must be 0 or more, got -1")
+
+
+def test_images_at_the_working_size_that_would_not_fit_in_memory_are_refused_before_they_are_read(tiny_run, faces,
+                                                                                                  tmp_path, cli,
+                                                                                                  monkeypatch):
+    """encode read every image at model.json's preprocess.size into one tensor, whatever its size."""
+    folder, _ = faces
+    monkeypatch.setattr(latent, "too_much", lambda need: f" ({need} bytes), more than the 1.0 KiB of memory available")
+    assert cli("encode", tiny_run.out, folder, "--out", tmp_path / "codes.npy").error == (
+        "aekit: error: preprocess.size 32x32: 6 images at the model's working size take 24.0 KiB (24576 bytes), more "
+        "than the 1.0 KiB of memory available; give fewer at a time")
+    assert not (tmp_path / "codes.npy").exists()

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .data import FitMethod, ImageData, ResizeMethod, SplitName, load_data, parse_size, size_problem
+from .data import MAX_SIDE, FitMethod, ImageData, ResizeMethod, SplitName, load_data, parse_size, size_problem
 from .data.folders import STREAM_ABOVE_BYTES
 from .errors import ConfigError
 from .models import ModelConfig, build_model_config, config_class, list_models, model_class
@@ -34,7 +34,8 @@ class DataConfig:
     data_home: str | None = option(None, "scikit-learn data folder (default: $SCIKIT_LEARN_DATA or "
                                    "~/scikit_learn_data)", flag="--data-home", metavar="DIR")
     size: tuple[int, int] | None = option(None, "working size HxW, e.g. 64x64 or 64 (also the model's input size; default: "
-                                          "the model's, 32x32; unet and fcn: the images' own, when they share one)",
+                                          "the model's, 32x32; unet and fcn: the images' own, when they share one; at most "
+                                          f"{MAX_SIDE} a side)",
                                           flag="--size", metavar="HxW", also=("model.input_size",), parse=parse_size)
     resize: ResizeMethod = option("bicubic", "resize to the working size; legacy-bicubic is TF1's resize_images",
                                   flag="--resize")

@@ -23,7 +23,8 @@ from .data import absolute_source, split_indices
 from .errors import AekitError
 from .files import user_path
 from .models import ModelConfig, build_model_config, config_class, model_class
-from .models.io import MODEL_WEIGHTS, read_model_json, read_preprocess, weights_problem
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, check_weights_file, read_model_json, read_preprocess, weights_problem
+from .models.registry import meta_model
 
 DATA_DECIDES = ("name", "in_channels", "input_size")  # [model] keys the init and the data set, never the user's
 
@@ -72,11 +73,18 @@ def architecture(init: str) -> str:
 
 
 def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
-    """The folder ``init`` (absolute), the [model] table of the model in it and the size it was trained at."""
+    """The folder ``init`` (absolute), the [model] table of the model in it and the size it was trained at; its
+    model.json checked against its weights' header before any memory is taken for them."""
     folder = Path(user_path(init)).absolute()
     try:
         meta = read_model_json(folder)
-        return folder, build_model_config(meta.get("config"), where="config"), read_preprocess(meta).get("size")
+        try:
+            shell = meta_model(build_model_config(meta.get("config"), where="config"))
+            size = read_preprocess(meta, shell.config).get("size")
+        except AekitError as e:
+            raise AekitError(f"{folder / MODEL_JSON}: {e}") from None
+        check_weights_file(folder, shell)
+        return folder, shell.config, size
     except AekitError as e:
         raise AekitError(f"train.init_from {e}", keys="train.init_from") from None
 

@@ -24,20 +24,10 @@ from .files import clash, new_files, writing
 from .noise import NoiseConfig, check_seed, file_noise, make_corruption, parse_noise
 from .pipeline import Pipeline
 from .run_folder import RunFolder
-from .report.pictures import image_grid, save_png
+from .memory import allocation_as
+from .report.pictures import grid_view, image_grid, save_png
 
 GRID_IMAGES = 8  # images shown in the --add-noise grid
-GRID_SIDE = 96  # pixels per image in that grid
-
-
-def grid_view(x: torch.Tensor) -> torch.Tensor:
-    """(C, GRID_SIDE, GRID_SIDE) of a (C, H, W) image for the grid: the centre at the image's own pixels
-    when it is large enough (shrinking it would hide the noise and the denoising), else enlarged."""
-    h, w = x.shape[-2:]
-    if min(h, w) >= GRID_SIDE:
-        top, left = (h - GRID_SIDE) // 2, (w - GRID_SIDE) // 2
-        return x[:, top:top + GRID_SIDE, left:left + GRID_SIDE]
-    return resize(x[None], (GRID_SIDE, GRID_SIDE), "bicubic")[0]
 
 
 def reconstruct_channels(model: torch.nn.Module, images: list[torch.Tensor], **kwargs) -> list[torch.Tensor]:
@@ -253,7 +243,11 @@ def denoise_files(
         clean = [it.pixels for it in items]
         noisy = clean if add_noise is None else [pipeline.view(x[None], file_noise(seed, it.name))[0][0]
                                                  for x, it in zip(clean, items)]  # each at its size, its own noise
-        results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
+        with allocation_as(lambda: f"{Path(run) / 'model.json'}: out of memory running its model (working size "
+                                   f"preprocess.size {'x'.join(map(str, preprocessing(model)['size']))}) on "
+                                   f"{len(items)} image(s) from {items[0].path}: free memory, or restore a damaged or "
+                                   "hand-edited model.json"):
+            results = reconstruct_channels(model, noisy, tile=tile, overlap=overlap)
         for it, y in zip(items, results):
             target = out / it.name
             with writing(target.parent):

@@ -8,6 +8,7 @@ arrays of shape (N, code length). Anomaly scores are in :mod:`aekit.anomaly`.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,7 @@ from .data.saving import file_stem
 from .errors import AekitError
 from .files import atomic_paths, new_files, save_npy, save_npy_to, user_path, write_bytes
 from .inference import preprocessing
+from .memory import gib, too_much
 from .progress import bar
 from .codes import _need_decoder, decode as decode_codes, encode as encode_images, interpolate_images
 from .report.pictures import figure, image_grid, png_bytes, save_png
@@ -55,6 +57,10 @@ def read_inputs(model: torch.nn.Module, inputs: Sequence[str | Path], *, skip_ba
     training reads a folder (``data.workers``; None: one per CPU core, at most 4)."""
     pre = preprocessing(model)
     found = find_images(inputs)
+    need = 4 * len(found) * pre["channels"] * math.prod(pre["size"])  # float32
+    if more := too_much(need):
+        raise AekitError(f"preprocess.size {pre['size'][0]}x{pre['size'][1]}: {len(found)} images at the model's working "
+                         f"size take {gib(need)}{more}; give fewer at a time")
     read = partial(load_image, size=tuple(pre["size"]), fit=pre["fit"], method=pre["resize"], channels=pre["channels"])
     with bar(len(found), unit="file", desc="reading", show=progress) as moving:
         images, kept, skipped = read_each(found, read, shape=(pre["channels"], *pre["size"]), skip_bad=skip_bad,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import AUTO_KEYS, Config, resumable_keys
 from .errors import AekitError
-from .models import create_model
+from .models.registry import meta_model
 from .models.io import read_model_json
 from .run_folder import RunFolder
 from .training.checkpoints import STATE, others
@@ -51,7 +51,7 @@ def check_checkpoint(folder: RunFolder, cfg: Config, checkpoint: Path) -> None:
     saved = read_model_json(checkpoint).get("config")
     if not isinstance(saved, dict):
         return
-    now = to_plain(asdict(create_model(cfg.model).config))
+    now = to_plain(asdict(meta_model(cfg.model).config))  # checked, with no memory for its weights
     for key, value in now.items():
         if key in saved and saved[key] != value:
             raise AekitError(

@@ -1,5 +1,7 @@
 """Arrays of images: layouts, dtypes, labels, and one-line errors naming the file."""
 
+import io
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -133,3 +135,55 @@ def test_an_npz_archive_named_npy_is_a_one_line_error(tmp_path):
     (tmp_path / "a.npz").rename(tmp_path / "a.npy")
     with pytest.raises(aekit.DataError, match=r"a.npy: not a readable .npy array \(a .npz archive of arrays, not one"):
         load_data(str(tmp_path / "a.npy"))
+
+
+def zip_bomb(path, shape=(16, 1000, 1000)):
+    """A .npz whose images.npy, zeros, deflates to a few KB per MB."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z, z.open("images.npy", "w") as f:
+        f.write(header.getvalue())
+        for _ in range(shape[0]):
+            f.write(bytes(int(np.prod(shape[1:]))))
+    return path
+
+
+def test_an_npz_member_that_expands_beyond_memory_is_refused_from_its_header_before_it_is_read(tmp_path, monkeypatch):
+    """A 972 KB .npz of 1000 x 1000 x 1000 zeros was a raw MemoryError (after 1.3 GB), or filled memory without a cap."""
+    from aekit import memory
+
+    bomb = zip_bomb(tmp_path / "bomb.npz")
+    assert bomb.stat().st_size < 200_000
+    monkeypatch.setattr(memory, "available", lambda: 40 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(aekit.DataError) as e:
+            load_data(str(bomb))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(e.value) == (f"{bomb}: member images.npy holds a uint8 array of shape (16, 1000, 1000): it and its float32 "
+                            "images take 76.3 MiB, more than the 40.0 MiB of memory available; give fewer images (or "
+                            "smaller ones) in a file")
+    assert peak < 4 * 2**20  # the header alone was read
+    np.save(tmp_path / "big.npy", np.zeros((10, 1000, 1000), np.uint8))  # a .npy too, by the same rule
+    with pytest.raises(aekit.DataError, match=r"big.npy: holds a uint8 array of shape \(10, 1000, 1000\): it and its"):
+        load_data(str(tmp_path / "big.npy"))
+    np.savez_compressed(tmp_path / "faces.npz", images=np.zeros((20, 64, 64), np.uint8))  # compresses 1000-fold: fine
+    assert load_data(str(tmp_path / "faces.npz")).images.shape == (20, 1, 64, 64)
+
+
+def test_memory_running_out_while_the_images_are_made_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """MemoryError: Unable to allocate 3.73 GiB ... came through raw."""
+    import aekit.data.arrays
+
+    np.save(tmp_path / "a.npy", np.zeros((2, 4, 4), np.uint8))
+
+    def out_of_memory(*args):
+        raise MemoryError("Unable to allocate 3.73 GiB for an array with shape (1000, 1000, 1000)")
+
+    monkeypatch.setattr(aekit.data.arrays, "_unit_range", out_of_memory)
+    with pytest.raises(aekit.DataError) as e:
+        load_data(str(tmp_path / "a.npy"))
+    assert str(e.value) == (f"{tmp_path / 'a.npy'}: its array of shape (2, 4, 4) (uint8) does not fit in memory as "
+                            "float32 images (128 bytes): give fewer images (or smaller ones) in a file")

@@ -30,7 +30,9 @@ def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypa
         warnings.warn("Retry downloading from url: https://ndownloader.figshare.com/files/5976027")
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(olivetti, "fetch_olivetti_faces", offline)
+    import sklearn.datasets  # where olivetti._fetch_olivetti imports it from, when it is called
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_olivetti_faces", offline)
     olivetti._fetch_olivetti.cache_clear()
     with pytest.raises(aekit.DataError, match=r"olivetti_py3\.pkz is missing.*SCIKIT_LEARN_DATA") as e:
         load_olivetti(data_home=str(tmp_path))

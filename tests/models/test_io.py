@@ -41,6 +41,9 @@ def test_weights_of_another_model_name_the_file_and_the_first_difference_in_one_
     ("preprocess", "bicubic", "preprocess: expected a table, got str"),
     ("preprocess", {"size": "big"}, "preprocess.size: expected a list, got 'big'"),
     ("preprocess", {"size": [0, 32]}, "preprocess.size must be positive, got 0x32"),
+    ("preprocess", {"size": [100000, 100000]}, "preprocess.size must be at most 65536 a side, got 100000x100000"),
+    ("preprocess", {"size": [40000, 40000]}, "preprocess.size 40000x40000 is not the size its conv model works at "
+                                             "(config.input_size 32x32); training writes the same size in both"),
     ("preprocess", {"resize": 3}, "preprocess.resize: 3 is not one of"),
     ("preprocess", {"channels": "rgb"}, "preprocess.channels: 'rgb' is not one of 1, 3"),
     ("preprocess", {"colour": True}, "preprocess: unknown key 'colour'"),
@@ -74,3 +77,57 @@ def test_a_model_json_of_a_newer_aekit_says_so(saved):
     edit(saved, lambda meta: meta.update(aekit_version=aekit.__version__))
     with pytest.raises(aekit.AekitError, match=r"not an aekit model description \(format 'aekit-model/2'\)"):
         aekit.load(saved)
+
+
+def never_built(monkeypatch):
+    """Building the model for real (allocating its weights) fails the test."""
+    import aekit.models.io
+
+    def built(*args, **kwargs):
+        raise AssertionError("the model was built before model.json was checked")
+
+    monkeypatch.setattr(aekit.models.io, "create_model", built)
+
+
+def test_model_json_is_checked_against_the_weights_header_before_any_weight_is_allocated(saved, monkeypatch):
+    """A channel of 65536 (or 10**6) in model.json took gigabytes, then the weights were found not to match."""
+    edit(saved, lambda meta: meta["config"].update(encoder_channels=[4, 4, 4, 65536]))
+    never_built(monkeypatch)
+    with pytest.raises(aekit.AekitError) as e:
+        aekit.load(saved)
+    assert str(e.value) == (f"{saved / 'model.safetensors'}: the weights do not match model.json (encoder.6.conv.weight "
+                            "has shape (4, 4, 3, 3), the model's (65536, 4, 3, 3); 3 differences): the two files are of "
+                            "different models; restore them from one save")
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("unet", {"blocks": 100000}, "model.levels must be at most 16 and model.blocks at most 64, got 1 and 100000"),
+    ("hybrid", {"refine_layers": 1000000}, "model.refine_layers at most 64, got 0, 4 and 1000000"),
+])
+def test_a_huge_layer_count_in_model_json_is_refused_before_anything_is_built(tmp_path, monkeypatch, name, change,
+                                                                              message):
+    """unet blocks = 100000 built for a minute, then std::bad_alloc; hybrid refine_layers = 10**6: a bare MemoryError."""
+    small = {"unet": {"channels": 4, "levels": 1, "blocks": 1}, "hybrid": {"code_length": 4, "refine_channels": 4}}
+    folder = aekit.save(create_model(name, **small[name]), tmp_path / "m")
+    edit(folder, lambda meta: meta["config"].update(change))
+    never_built(monkeypatch)
+    with pytest.raises(aekit.AekitError) as e:
+        aekit.load(folder)
+    assert str(e.value).startswith(f"{folder / 'model.json'}: ") and message in str(e.value)
+    assert str(e.value).endswith("(a damaged or hand-edited file: restore it)")
+
+
+def test_a_working_size_too_large_for_memory_is_refused_when_the_model_is_loaded(tmp_path, monkeypatch):
+    """A model for any size took preprocess.size 20000x20000 as it came; encode then read every image at it."""
+    from aekit import memory
+
+    folder = aekit.save(create_model("fcn", channels=(4,), code_length=4), tmp_path / "m",
+                        preprocess={"size": [20000, 20000], "channels": 1})
+    monkeypatch.setattr(memory, "available", lambda: 100 * 2**20)
+    with pytest.raises(aekit.AekitError) as e:
+        aekit.load(folder)
+    assert str(e.value) == (f"{folder / 'model.json'}: preprocess.size 20000x20000: one image at the model's working "
+                            "size takes 1.5 GiB, more than the 100.0 MiB of memory available (a damaged or "
+                            "hand-edited file: restore it)")
+    monkeypatch.undo()
+    assert aekit.load(folder).preprocess["size"] == [20000, 20000]  # where memory holds it: as before

@@ -88,14 +88,45 @@ def test_create_model_refuses_what_config_validation_refuses(name, settings, mes
 
 
 @pytest.mark.parametrize("name, settings, message", [
-    ("conv", {"kernel_size": 0}, "model.kernel_size must be at least 1, got 0"),
+    ("conv", {"kernel_size": 0}, "model.kernel_size must be between 1 and 64, got 0"),
     ("conv", {"encoder_channels": (0, 32, 64, 128)}, "model.encoder_channels must all be at least 1, got [0, 32, 64, 128]"),
     ("conv", {"decoder_strides": (2, 0, 1)}, "model.decoder_strides must all be at least 1, got [2, 0, 1]"),
     ("vae", {"encoder_strides": (2, -1, 2)}, "model.encoder_strides must all be at least 1, got [2, -1, 2]"),
     ("vae", {"kl_warmup": -5}, "model.kl_warmup must be 0 or more (training steps; 0: off), got -5"),
-    ("vae", {"start_channels": 0}, "model.start_channels must be at least 1, got 0"),
+    ("vae", {"start_channels": 0}, "model.start_channels must be between 1 and 65536, got 0"),
 ])
 def test_impossible_layers_are_refused_before_torch_sees_them(name, settings, message):
+    with pytest.raises(aekit.ConfigError, match=re.escape(message)):
+        create_model(name, **settings)
+
+
+@pytest.mark.parametrize("name, settings, message", [
+    ("unet", {"blocks": 100000}, "model.levels must be at most 16 and model.blocks at most 64, got 3 and 100000"),
+    ("unet", {"levels": 40}, "model.levels must be at most 16 and model.blocks at most 64, got 40 and 2"),
+    ("unet", {"channels": 10**6}, "model.channels x 2**levels, the widest level's channels, must be at most 65536, "
+                                  "got 1000000 x 2**3 = 8000000"),
+    ("hybrid", {"refine_layers": 10**6}, "model.hidden and model.refine_channels must be at most 65536 and "
+                                         "model.refine_layers at most 64, got 0, 32 and 1000000"),
+    ("hybrid", {"hidden": 10**7}, "must be at most 65536 and model.refine_layers at most 64, got 10000000, 32 and 5"),
+    ("conv", {"encoder_channels": (16, 32, 64, 10**6)}, "model.encoder_channels must all be at most 65536, got 1000000"),
+    ("conv", {"encoder_channels": (8,) * 65, "encoder_strides": (1,) * 65},
+     "model.encoder_channels must list at most 64 layers, got 65"),
+    ("conv", {"kernel_size": 1001}, "model.kernel_size must be between 1 and 64, got 1001"),
+    ("vae", {"decoder_channels": (128, 10**7, 32)}, "model.decoder_channels must all be at most 65536, got 10000000"),
+    ("fcn", {"channels": (32,) * 20}, "model.channels must list at most 16 widths (each halves the size), got 20"),
+    ("fcn", {"code_length": 10**6}, "model.code_length of fcn is the code's channels: at most 65536, got 1000000"),
+    ("conv", {"code_length": 10**9}, "model.code_length must be at most 16777216, got 1000000000"),
+    ("conv", {"input_size": (100000, 100000)}, "model.input_size must be at most 65536 a side, got (100000, 100000)"),
+])
+def test_structural_counts_have_upper_bounds_checked_before_any_layer_is_built(monkeypatch, name, settings, message):
+    """A model.json of 1 KB with unet blocks = 100000 (or hybrid refine_layers = 10**6) built for a minute and ended in
+    std::bad_alloc or an empty MemoryError; a channel of 10**6 filled memory before the weights were compared."""
+    from aekit.models import registry
+
+    def never(config):
+        raise AssertionError("a layer was built")
+
+    monkeypatch.setattr(registry, "model_class", lambda name: never)
     with pytest.raises(aekit.ConfigError, match=re.escape(message)):
         create_model(name, **settings)
 
@@ -109,6 +140,35 @@ def test_a_model_too_large_for_memory_is_a_config_error_naming_the_code_length(m
     monkeypatch.setattr(registry, "model_class", lambda name: too_large)
     with pytest.raises(aekit.ConfigError, match=r"^model.code_length 1000000: the conv model's weights do not fit"):
         create_model("conv", code_length=10**6)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("std::bad_alloc"), MemoryError(),
+                                     RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: not enough memory")])
+def test_an_allocation_failure_names_the_setting_that_makes_the_model_large(monkeypatch, failure):
+    """std::bad_alloc and MemoryError came through raw; the message always blamed model.code_length."""
+    from aekit.models import registry
+
+    def fails(config):
+        raise failure
+
+    monkeypatch.setattr(registry, "model_class", lambda name: fails)
+    with pytest.raises(aekit.ConfigError) as e:
+        create_model("unet", blocks=60)
+    assert str(e.value).startswith("model.blocks 60: the unet model's weights do not fit in memory")
+    assert e.value.keys == ("model.blocks",)
+
+
+def test_weights_larger_than_the_memory_available_are_refused_before_they_are_allocated(monkeypatch):
+    """Counted on the meta device: nothing was checked before the allocator took all it could."""
+    from aekit import memory
+
+    monkeypatch.setattr(memory, "available", lambda: 2**20)
+    with pytest.raises(aekit.ConfigError) as e:
+        create_model("conv", encoder_channels=(16, 32, 64, 256))
+    assert str(e.value) == ("model.encoder_channels [16, 32, 64, 256]: the conv model's weights do not fit in memory "
+                            "with these settings (65.0 MiB, more than the 1.0 MiB of memory available); lower it (or "
+                            "the layers' widths)")
+    assert e.value.keys == ("model.encoder_channels",)
 
 
 def test_unknown_model_lists_known():

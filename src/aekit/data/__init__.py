@@ -26,7 +26,8 @@ from .folders import ImageFiles, find_images, image_files, load_folder
 from .image_file import IMAGE_SUFFIXES, ImageInfo, load_image, probe_image, read_image, write_image
 from .lfw import load_lfw
 from .olivetti import load_olivetti
-from .resize import FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, parse_size, resize, size_problem
+from .resize import (MAX_SIDE, FitMethod, ResizeMethod, check_crop, convert_channels, fit_images, parse_size, resize,
+                     size_problem)
 from .saving import save_folder
 from .sources import absolute_source, load_data
 from .splits import SUBJECT_TEST_FRACTION, SplitName, split_indices, validation_split

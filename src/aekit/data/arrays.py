@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..memory import allocation_as, gib, too_much
 from .container import ImageData
 
 ARRAY_CHANNELS = (1, 3, 4)  # channel counts an array may have (4: RGBA, composited on black)
@@ -32,7 +33,16 @@ def load_array(path: str | Path | np.ndarray, *, seed: int = 1000, layout: str =
         a, labels, path = path, None, Path("array")
     else:
         path = Path(path)
-        a, labels = _read_array(path)
+        with allocation_as(lambda: f"{path}: its array does not fit in memory: give fewer images (or smaller ones) in a "
+                                   "file", DataError):
+            a, labels = _read_array(path)
+    with allocation_as(lambda: f"{path}: its array of shape {a.shape} ({a.dtype}) does not fit in memory as float32 "
+                               f"images ({gib(a.size * 4)}): give fewer images (or smaller ones) in a file", DataError):
+        return _images(a, labels, path, seed, layout, rescale)
+
+
+def _images(a: np.ndarray, labels: np.ndarray | None, path: Path, seed: int, layout: str, rescale: bool) -> ImageData:
+    """:func:`load_array`'s images from the array ``a`` (read from ``path``)."""
     if a.ndim not in (3, 4):
         hint = " (one image? add a first axis of length 1)" if a.ndim == 2 else ""
         raise DataError(f"{path}: shape {a.shape}: expected (N, H, W), (N, H, W, C) or (N, C, H, W){hint}")
@@ -58,11 +68,14 @@ def load_array(path: str | Path | np.ndarray, *, seed: int = 1000, layout: str =
     )
 
 
-def load_npy(path: str | Path) -> np.ndarray:
+def load_npy(path: str | Path, *, images: bool = False) -> np.ndarray:
     """The array of a .npy file (never a pickle), once its header is checked against the file's size: a damaged
-    header declaring a huge shape is a ValueError, not an attempt to allocate it."""
+    header declaring a huge shape is a ValueError, not an attempt to allocate it; with ``images``, also against the
+    memory available (:func:`check_fits`)."""
     with open(path, "rb") as f:
-        check_header(f, os.fstat(f.fileno()).st_size)
+        declared = check_header(f, os.fstat(f.fileno()).st_size)
+    if images:
+        check_fits(declared, Path(path))
     a = np.load(path, allow_pickle=False)
     if not isinstance(a, np.ndarray):  # numpy reads a .npz archive by its content, whatever its name
         a.close()
@@ -70,39 +83,53 @@ def load_npy(path: str | Path) -> np.ndarray:
     return a
 
 
-def check_header(f: BinaryIO, size: int) -> None:
-    """A ValueError when the .npy data ``f`` (read from its start) declares more bytes than its ``size`` (anything
-    but a .npy array of a known version passes: numpy's load says what it is)."""
+def check_header(f: BinaryIO, size: int) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The shape and dtype the .npy data ``f`` (read from its start) declares; a ValueError when they take more bytes
+    than its ``size`` (None for anything but a .npy array of a known version: numpy's load says what it is)."""
     magic = f.read(8)
     if magic[:6] != np.lib.format.MAGIC_PREFIX or tuple(magic[6:]) not in ((1, 0), (2, 0), (3, 0)):
-        return
+        return None
     read = np.lib.format.read_array_header_1_0 if magic[6] == 1 else np.lib.format.read_array_header_2_0
     shape, _, dtype = read(f)
     need = f.tell() + math.prod(shape) * dtype.itemsize
     if need > size and not dtype.hasobject:  # (numpy refuses an array of objects itself)
         raise ValueError(f"damaged or truncated: its header declares a {dtype} array of shape {shape}, "
                          f"{need} bytes, but the file holds {size}: write it again")
+    return shape, dtype
 
 
-def _member(arrays, key: str) -> np.ndarray:
-    """The array ``key`` of an open .npz file, its header checked first (:func:`check_header`)."""
+def check_fits(declared: tuple[tuple[int, ...], np.dtype] | None, path: Path, member: str = "") -> None:
+    """A DataError when an array of images (``declared``: its shape and dtype, :func:`check_header`'s) and its float32
+    images need more memory than is available, before it is read: a small .npz can expand to any size (a zip bomb)."""
+    if declared is None:
+        return
+    shape, dtype = declared
+    need = math.prod(shape) * (dtype.itemsize + 4)  # the array, and its images as float32
+    if more := too_much(need):
+        which = f"member {member} " if member else ""
+        raise DataError(f"{path}: {which}holds a {dtype} array of shape {shape}: it and its float32 images take "
+                        f"{gib(need)}{more}; give fewer images (or smaller ones) in a file")
+
+
+def _member(arrays, key: str, path: Path) -> np.ndarray:
+    """The array ``key`` of an open .npz file, its header checked first (:func:`check_header`, :func:`check_fits`)."""
     name = f"{key}.npy" if f"{key}.npy" in arrays.zip.namelist() else key
     info = arrays.zip.getinfo(name)
     with arrays.zip.open(info) as f:
-        check_header(f, info.file_size)
+        check_fits(check_header(f, info.file_size), path, name)
     return arrays[key]
 
 
 def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         if path.suffix.lower() == ".npy":
-            return load_npy(path), None
+            return load_npy(path, images=True), None
         with np.load(path, allow_pickle=False) as arrays:
             keys = list(arrays.keys())
             if "images" in keys:
-                return _member(arrays, "images"), _member(arrays, "labels") if "labels" in keys else None
+                return _member(arrays, "images", path), _member(arrays, "labels", path) if "labels" in keys else None
             if len(keys) == 1:
-                return _member(arrays, keys[0]), None
+                return _member(arrays, keys[0], path), None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         why = "not a NumPy file, or one holding Python objects" if "pickle" in str(e) else str(e)  # numpy's hint is unsafe
         raise DataError(f"{path}: not a readable {path.suffix} array ({why})") from None

@@ -30,9 +30,14 @@ def parse_size(text: str) -> tuple[int, int]:
         raise ValueError(f"{text!r} is not a size HxW (e.g. 64x64, or 64)") from None
 
 
+MAX_SIDE = 65536  # pixels a side of a working size: far above any model's (a bound against damaged files)
+
+
 def size_problem(size: tuple[int, int]) -> str | None:
     """Why ``size`` (height, width) cannot be a working size ("data.size " + it says so), or None."""
-    return None if min(size) >= 1 else f"must be positive, got {size[0]}x{size[1]}"
+    if min(size) < 1:
+        return f"must be positive, got {size[0]}x{size[1]}"
+    return None if max(size) <= MAX_SIDE else f"must be at most {MAX_SIDE} a side, got {size[0]}x{size[1]}"
 
 
 def convert_channels(images: torch.Tensor, channels: str | int) -> torch.Tensor:

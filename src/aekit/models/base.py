@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..data import MAX_SIDE
 from ..typed import option
 from .losses import LOSSES, LossName, add_sparsity, batch_loss, is_sum, reconstruction_loss
+
+
+# Bounds far above any sensible model, so that a small hand-edited or downloaded file (model.json, a config) cannot
+# make aekit build millions of layers or allocate more than any machine holds before its weights are compared
+MAX_WIDTH = 65536  # channels of a layer, units of a hidden layer
+MAX_LAYERS = 64  # layers in a list of widths, blocks or convolutions per stage, a kernel's side
+MAX_CODE = 2**24  # values in a code
 
 
 @dataclass
@@ -22,8 +30,10 @@ class ModelConfig:
 
     name: str = option("conv", "registered architecture (`aekit models` lists them)", flag="--model", metavar="NAME")
     in_channels: int = option(1, "image channels: 1 grayscale, 3 RGB (set from the data's channels)")
-    input_size: tuple[int, int] = option((32, 32), "(height, width) the model works at (data.size sets it)")
-    code_length: int = option(256, "length of the code (latent vector)", flag="--code-length", metavar="N")
+    input_size: tuple[int, int] = option((32, 32), "(height, width) the model works at (data.size sets it; at most "
+                                         f"{MAX_SIDE} a side)")
+    code_length: int = option(256, f"length of the code (latent vector; at most {MAX_CODE})", flag="--code-length",
+                              metavar="N")
     loss: LossName = option("l2", "reconstruction loss: " + "; ".join(f"{k}: {v.describe}" for k, v in LOSSES.items()),
                             flag="--loss")
     sparsity: float = option(0.0, "sparse code: add SPARSITY x each sample's L1 norm of the code to its loss "
@@ -43,9 +53,17 @@ class ModelConfig:
         them before :meth:`check`."""
         rules = [(self.in_channels in (1, 3), "model.in_channels", f"must be 1 or 3, got {self.in_channels}"),
                  (self.code_length >= 1, "model.code_length", f"must be at least 1, got {self.code_length}"),
+                 (self.code_length <= MAX_CODE, "model.code_length", f"must be at most {MAX_CODE}, got {self.code_length}"),
                  (min(self.input_size) >= 1, "model.input_size", f"must be positive, got {self.input_size}"),
+                 (max(self.input_size) <= MAX_SIDE, "model.input_size",
+                  f"must be at most {MAX_SIDE} a side, got {self.input_size}"),
                  (self.sparsity >= 0, "model.sparsity", f"must be 0 or more, got {self.sparsity}")]
         return [(key, why) for ok, key, why in rules if not ok]
+
+
+def first_broken(*rules: tuple[bool, str]) -> str | None:
+    """The message of the first (ok, message) rule that is not ok, or None."""
+    return next((why for ok, why in rules if not ok), None)
 
 
 @dataclass

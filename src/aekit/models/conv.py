@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..typed import option
-from .base import Autoencoder, ModelConfig
+from .base import MAX_LAYERS, MAX_WIDTH, Autoencoder, ModelConfig, first_broken
 from .layers import ACTIVATIONS, CodeToMap, DecoderInput, Linear, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .registry import register
 
@@ -29,11 +29,13 @@ Activation = Literal["relu", "sigmoid", "tanh", "linear"]
 @dataclass
 class ConvAEConfig(ModelConfig):
     name: str = option("conv", "registered architecture")
-    encoder_channels: tuple[int, ...] = option((16, 32, 64, 128), "conv filters, one per encoder layer")
+    encoder_channels: tuple[int, ...] = option((16, 32, 64, 128), "conv filters, one per encoder layer (at most "
+                                               f"{MAX_LAYERS} layers of {MAX_WIDTH})")
     encoder_strides: tuple[int, ...] = option((2, 1, 1, 1), "stride of each encoder conv")
-    decoder_channels: tuple[int, ...] = option((128, 64, 32), "transposed-conv filters before the output layer")
+    decoder_channels: tuple[int, ...] = option((128, 64, 32), "transposed-conv filters before the output layer "
+                                               f"(at most {MAX_LAYERS} layers of {MAX_WIDTH})")
     decoder_strides: tuple[int, ...] = option((2, 1, 1), "stride of each of those (the output layer has stride 1)")
-    kernel_size: int = option(3, "every conv kernel is kernel_size x kernel_size")
+    kernel_size: int = option(3, f"every conv kernel is kernel_size x kernel_size (at most {MAX_LAYERS})")
     activation: Activation = option("relu", "hidden-layer activation")
     code_activation: Activation = option("sigmoid", "activation of the dense code layer")
     output_activation: Activation = option("sigmoid", "activation of the last layer")
@@ -53,10 +55,15 @@ def check_conv(c) -> str | None:
     and a reshaped code fills the decoder's first feature map."""
     h, w = c.input_size
     for key in ("encoder_channels", "encoder_strides", "decoder_channels", "decoder_strides"):
-        if min(getattr(c, key), default=1) < 1:
-            return f"model.{key} must all be at least 1, got {list(getattr(c, key))}"
-    if getattr(c, "kernel_size", 1) < 1:  # the vae's kernels are fixed
-        return f"model.kernel_size must be at least 1, got {c.kernel_size}"
+        values = getattr(c, key)
+        if problem := first_broken(
+                (min(values, default=1) >= 1, f"model.{key} must all be at least 1, got {list(values)}"),
+                (len(values) <= MAX_LAYERS, f"model.{key} must list at most {MAX_LAYERS} layers, got {len(values)}"),
+                (max(values, default=1) <= MAX_WIDTH or "strides" in key,
+                 f"model.{key} must all be at most {MAX_WIDTH}, got {max(values, default=1)}")):
+            return problem
+    if not 1 <= getattr(c, "kernel_size", 1) <= MAX_LAYERS:  # the vae's kernels are fixed
+        return f"model.kernel_size must be between 1 and {MAX_LAYERS}, got {c.kernel_size}"
     if len(c.encoder_channels) != len(c.encoder_strides):
         return "model.encoder_channels and model.encoder_strides must have the same length"
     if len(c.decoder_channels) != len(c.decoder_strides):

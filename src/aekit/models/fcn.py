@@ -25,25 +25,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..typed import option
-from .base import Autoencoder, ModelConfig
+from .base import MAX_WIDTH, Autoencoder, ModelConfig, first_broken
 from .layers import SameConv2d, SameConvTranspose2d, init_tf_defaults, padding_to_multiple
 from .losses import reconstruction_loss
 from .registry import register
+
+
+MAX_LEVELS = 16  # down-samplings: 2**16 is the largest side (data.MAX_SIDE)
 
 
 @dataclass
 class FCNConfig(ModelConfig):
     name: str = option("fcn", "registered architecture")
     code_length: int = option(64, "channels of the code feature map (at 1/2**len(channels) of the input "
-                              "size: 1/4 by default)")
-    channels: tuple[int, ...] = option((32, 64), "channels at full and at half resolution")
+                              f"size: 1/4 by default; at most {MAX_WIDTH})")
+    channels: tuple[int, ...] = option((32, 64), "channels at full and at half resolution (at most "
+                                       f"{MAX_LEVELS} levels of {MAX_WIDTH})")
     skips: bool = option(True, "U-Net skip connections (false: a plain convolutional autoencoder)")
     residual: bool = option(False, "predict a correction added to the input (clipped to [0, 1] in eval mode)")
 
     def check(self) -> str | None:
         if len(self.channels) < 1 or min(self.channels) < 1:
             return "model.channels must list at least one positive width"
-        return None
+        return first_broken(
+            (len(self.channels) <= MAX_LEVELS, f"model.channels must list at most {MAX_LEVELS} widths (each halves "
+                                               f"the size), got {len(self.channels)}"),
+            (max(self.channels) <= MAX_WIDTH, f"model.channels must all be at most {MAX_WIDTH}, got {max(self.channels)}"),
+            (self.code_length <= MAX_WIDTH, f"model.code_length of fcn is the code's channels: at most {MAX_WIDTH}, "
+                                            f"got {self.code_length}"))
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..typed import option
-from .base import Autoencoder, ModelConfig
+from .base import MAX_LAYERS, MAX_WIDTH, Autoencoder, ModelConfig
 from .layers import Linear
 from .losses import LossName
 from .registry import register
@@ -43,15 +43,19 @@ class HybridConfig(ModelConfig):
     code_length: int = option(64, "length of the code: as many components as PCA would keep")
     loss: LossName = option("mse", "reconstruction loss")
     hidden: int = option(0, "width of an MLP correction of the decoder; 0 (the default): none (it learns the "
-                         "training subjects: worth it only for new images of the same subjects, e.g. 512 at 32 values)")
-    refine_channels: int = option(32, "channels of the convolutional refiner; 0: none")
-    refine_layers: int = option(5, "3x3 convolutions in the refiner (the middle one dilated by 2)")
+                         "training subjects: worth it only for new images of the same subjects, e.g. 512 at 32 values; "
+                         f"at most {MAX_WIDTH})")
+    refine_channels: int = option(32, f"channels of the convolutional refiner; 0: none (at most {MAX_WIDTH})")
+    refine_layers: int = option(5, f"3x3 convolutions in the refiner (the middle one dilated by 2; at most {MAX_LAYERS})")
     init: Literal["pca", "random"] = option("pca", "pca: the linear parts start at the training images' PCA")
     linear_lr: float = option(0.1, "learning rate of the linear encoder and decoder, as a fraction of train.lr")
 
     def check(self) -> str | None:
         if self.hidden < 0 or self.refine_channels < 0:
             return "model.hidden and model.refine_channels must be 0 or more"
+        if max(self.hidden, self.refine_channels) > MAX_WIDTH or self.refine_layers > MAX_LAYERS:
+            return (f"model.hidden and model.refine_channels must be at most {MAX_WIDTH} and model.refine_layers at "
+                    f"most {MAX_LAYERS}, got {self.hidden}, {self.refine_channels} and {self.refine_layers}")
         if self.linear_lr < 0:
             return f"model.linear_lr must be 0 or more, got {self.linear_lr}"
         if self.refine_channels and self.refine_layers < 2:

@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ..data import FitMethod, ResizeMethod, size_problem
 from ..errors import AekitError
 from ..files import write_bytes, write_json, writing
+from ..memory import gib, too_much
 from ..typed import build, to_plain
 from ..version import __version__, newer
-from .registry import build_model_config, create_model
+from .base import ModelConfig
+from .registry import build_model_config, create_model, meta_model, model_class
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -85,39 +87,85 @@ def _newer(meta: Any) -> str | None:
     return newer(meta.get("aekit_version")) if isinstance(meta, dict) else None
 
 
-def read_preprocess(meta: dict[str, Any]) -> dict[str, Any]:
-    """model.json's "preprocess", checked: a table of known keys, each value of its type."""
+def read_preprocess(meta: dict[str, Any], config: ModelConfig | None = None) -> dict[str, Any]:
+    """model.json's "preprocess", checked: a table of known keys, each value of its type; with the model's ``config``,
+    a size that is the model's (a model of one size) and that one image at it fits in memory."""
     raw = meta.get("preprocess", {})
     pre = build(Preprocess, raw, "preprocess")
     if pre.size is not None and (problem := size_problem(pre.size)):
         raise AekitError(f"preprocess.size {problem}")
+    if config is None:
+        return raw
+    (h, w), (mh, mw) = pre.size or config.input_size, config.input_size
+    if (h, w) != (mh, mw) and not model_class(config.name).any_size:
+        raise AekitError(f"preprocess.size {h}x{w} is not the size its {config.name} model works at (config.input_size "
+                         f"{mh}x{mw}); training writes the same size in both")
+    for key, (sh, sw) in {"preprocess.size": (h, w), "config.input_size": (mh, mw)}.items():
+        need = 4 * (pre.channels or config.in_channels) * sh * sw  # one float32 image
+        if more := too_much(need):
+            raise AekitError(f"{key} {sh}x{sw}: one image at the model's working size takes {gib(need)}{more}")
     return raw
 
 
-def weights_problem(model: torch.nn.Module, state: dict[str, Any]) -> str | None:
-    """The first difference between ``model``'s weights and ``state`` (a shape, a missing or an unexpected
-    key), in a few words with the number of differences, or None when ``state`` loads into ``model``."""
-    own = model.state_dict()
-    shapes = [f"{k} has shape {tuple(getattr(state[k], 'shape', ()))}, the model's {tuple(own[k].shape)}"
-              for k in own if k in state and getattr(state[k], "shape", None) != own[k].shape]
-    missing = [f"no {k}" for k in own if k not in state]
-    unexpected = [f"an unexpected {k}" for k in state if k not in own]
+def shapes_problem(own: dict[str, tuple[int, ...]], theirs: dict[str, Any]) -> str | None:
+    """The first difference between a model's weights' shapes (``own``, by name) and ``theirs`` (a shape, or None for
+    a value that is no tensor), in a few words with the number of differences, or None when they agree."""
+    shapes = [f"{k} has shape {tuple(theirs[k] or ())}, the model's {own[k]}"
+              for k in own if k in theirs and (theirs[k] is None or tuple(theirs[k]) != own[k])]
+    missing = [f"no {k}" for k in own if k not in theirs]
+    unexpected = [f"an unexpected {k}" for k in theirs if k not in own]
     problems = shapes + missing + unexpected
     if not problems:
         return None
     return problems[0] + (f"; {len(problems)} differences" if len(problems) > 1 else "")
 
 
+def weights_problem(model: torch.nn.Module, state: dict[str, Any]) -> str | None:
+    """The first difference between ``model``'s weights and ``state`` (a shape, a missing or an unexpected
+    key), in a few words with the number of differences, or None when ``state`` loads into ``model``."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return shapes_problem(own, {k: getattr(v, "shape", None) for k, v in state.items()})
+
+
+def weights_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of a safetensors file's tensors, from its header alone (no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise AekitError(f"{path}: missing weights file") from None
+    except (SafetensorError, OSError) as e:
+        raise AekitError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def check_weights_file(folder: Path, model: torch.nn.Module) -> None:
+    """The model that model.json describes (``model``, built on the meta device: :func:`meta_model`) is the one the
+    folder's model.safetensors holds: their names and shapes, from the file's header, before any memory is taken for
+    the weights."""
+    weights = folder / MODEL_WEIGHTS
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if problem := shapes_problem(own, weights_shapes(weights)):
+        raise AekitError(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): the two files are of "
+                         "different models; restore them from one save")
+
+
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a model saved by :func:`save` (or a run folder); returns it in eval mode."""
+    """Load a model saved by :func:`save` (or a run folder); returns it in eval mode. model.json is checked against
+    model.safetensors' header first: a damaged or foreign model.json cannot make it allocate more than the weights
+    file holds."""
     folder = Path(folder)
     meta = read_model_json(folder)
     try:
-        model = create_model(build_model_config(meta.get("config"), where="config"))
-        preprocess = read_preprocess(meta)
+        shell = meta_model(build_model_config(meta.get("config"), where="config"))
+        preprocess = read_preprocess(meta, shell.config)
     except AekitError as e:  # a key or a value a newer aekit writes, or a damaged file
         why = _newer(meta) or f"{e} (a damaged or hand-edited file: restore it)"
         raise AekitError(f"{folder / MODEL_JSON}: {why}") from None
+    check_weights_file(folder, shell)
+    try:
+        model = create_model(shell.config)
+    except AekitError as e:  # weights that match, and do not fit in memory
+        raise AekitError(f"{folder / MODEL_JSON}: {e}") from None
     weights = folder / MODEL_WEIGHTS
     try:
         state = load_file(str(weights), device="cpu")

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import ConfigError, did_you_mean
+from ..memory import allocation_as, gib, too_much
 from ..typed import build
 from .base import ModelConfig
 
@@ -68,7 +69,24 @@ def build_model_config(raw: dict[str, Any], where: str = "[model]") -> ModelConf
 
 
 def create_model(name_or_config: Any = "conv", **overrides: Any):
-    """Build a model from a registered name (plus config overrides) or from a model config."""
+    """Build a model from a registered name (plus config overrides) or from a model config. Its weights are counted
+    first (a build on the meta device, which allocates nothing): more than memory holds is a ConfigError naming the
+    setting that makes them large, before any allocation."""
+    shell = meta_model(name_or_config, **overrides)
+    config = shell.config
+    need = sum(t.numel() * t.element_size() for t in shell.state_dict().values())
+    if more := too_much(need):
+        raise _too_large(config, f"{gib(need)}{more}")
+    with allocation_as(lambda: str(_too_large(config, f"{gib(need)}")), ConfigError, keys=_large_key(config)[0]):
+        model = model_class(config.name)(config)
+    if model.channels_last:  # every later .to() and load_state_dict keeps the layout
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def meta_model(name_or_config: Any = "conv", **overrides: Any):
+    """The model :func:`create_model` builds, checked, on the meta device: its structure, parameter names and shapes,
+    and its config, with no memory for its weights (the config checks bound its layer counts, so this is quick)."""
     if isinstance(name_or_config, str):
         config = build_model_config({"name": name_or_config, **overrides}, where=f"model {name_or_config!r}")
     else:
@@ -78,13 +96,30 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     problem = config.check()
     if problem:
         raise ConfigError(problem)
-    try:
-        model = model_class(config.name)(config)
-    except RuntimeError as e:  # e.g. a dense code layer of a million units: torch's allocator message
-        if "allocate" not in str(e):
-            raise
-        raise ConfigError(f"model.code_length {config.code_length}: the {config.name} model's weights do not fit in "
-                          "memory with these settings; lower it (or the layers' widths)", keys="model.code_length") from None
-    if model.channels_last:  # every later .to() and load_state_dict keeps the layout
-        model.to(memory_format=torch.channels_last)
-    return model
+    with allocation_as(lambda: str(_too_large(config, "")), ConfigError, keys=_large_key(config)[0]):
+        with torch.device("meta"):
+            return model_class(config.name)(config)
+
+
+def _too_large(config: ModelConfig, need: str) -> ConfigError:
+    """The error of a model whose weights do not fit in memory, naming the setting furthest above its default."""
+    key, value = _large_key(config)
+    return ConfigError(f"{key} {value}: the {config.name} model's weights do not fit in memory with these settings"
+                       f"{f' ({need})' if need else ''}; lower it (or the layers' widths)", keys=key)
+
+
+def _large_key(config: ModelConfig) -> tuple[str, Any]:
+    """The [model] key (and its value) furthest above its architecture's default: what makes the weights large
+    (model.code_length when none is above it)."""
+    default, best = type(config)(), (1.0, "code_length")
+    for f in dataclasses.fields(config):
+        ours, theirs = getattr(config, f.name), getattr(default, f.name)
+        values = [ours] if isinstance(ours, int) else list(ours) if isinstance(ours, tuple) else []
+        if isinstance(ours, bool) or not values or not all(isinstance(v, int) for v in values):
+            continue
+        was = [theirs] if isinstance(theirs, int) else list(theirs or ()) or [1]
+        ratio = max(max(values), len(values)) / max(max(was), len(was), 1)
+        if ratio > best[0]:
+            best = (ratio, f.name)
+    value = getattr(config, best[1])
+    return f"model.{best[1]}", list(value) if isinstance(value, tuple) else value

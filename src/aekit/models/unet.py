@@ -26,10 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..typed import option
-from .base import Autoencoder, ModelConfig
+from .base import MAX_LAYERS, MAX_WIDTH, Autoencoder, ModelConfig
 from .layers import padding_to_multiple
 from .losses import LossName, reconstruction_loss
 from .registry import register
+
+
+MAX_LEVELS = 16  # down-samplings: 2**16 is the largest side (data.MAX_SIDE)
 
 
 @dataclass
@@ -37,9 +40,11 @@ class UNetConfig(ModelConfig):
     name: str = option("unet", "registered architecture")
     code_length: int = option(192, "channels of the code feature map, at 1/2**levels of the size")
     loss: LossName = option("psnr", "reconstruction loss (psnr: trains for the mean of per-image PSNR)")
-    channels: int = option(24, "channels at full resolution (doubled at every level)")
-    levels: int = option(3, "down-samplings (the size must allow 2**levels; smaller inputs are padded)")
-    blocks: int = option(2, "residual blocks per level and side")
+    channels: int = option(24, "channels at full resolution (doubled at every level: channels x 2**levels at most "
+                           f"{MAX_WIDTH})")
+    levels: int = option(3, "down-samplings (the size must allow 2**levels; smaller inputs are padded; at most "
+                         f"{MAX_LEVELS})")
+    blocks: int = option(2, f"residual blocks per level and side (at most {MAX_LAYERS})")
     residual: bool = option(True, "predict the noise: output = input + correction (false: the image itself)")
     level_input: bool = option(False, "also give the network its input's noise level, estimated from the image "
                                "itself (median absolute finest-scale wavelet coefficient), as an extra channel")
@@ -48,13 +53,19 @@ class UNetConfig(ModelConfig):
     def derived(cls, raw: dict) -> dict:
         """code_length follows channels and levels, where a table sets them and not it."""
         width, levels = raw.get("channels", cls.channels), raw.get("levels", cls.levels)
-        if "code_length" in raw or not all(isinstance(v, int) and v >= 1 for v in (width, levels)):
+        if "code_length" in raw or not all(isinstance(v, int) and v >= 1 for v in (width, levels)) or levels > MAX_LEVELS:
             return raw
         return {**raw, "code_length": width * 2**levels}
 
     def check(self) -> str | None:
         if self.channels < 1 or self.levels < 1 or self.blocks < 1:
             return "model.channels, model.levels and model.blocks must be at least 1"
+        if self.levels > MAX_LEVELS or self.blocks > MAX_LAYERS:
+            return (f"model.levels must be at most {MAX_LEVELS} and model.blocks at most {MAX_LAYERS}, got "
+                    f"{self.levels} and {self.blocks}")
+        if self.channels * 2**self.levels > MAX_WIDTH:
+            return (f"model.channels x 2**levels, the widest level's channels, must be at most {MAX_WIDTH}, got "
+                    f"{self.channels} x 2**{self.levels} = {self.channels * 2**self.levels}")
         if self.code_length != self.channels * 2**self.levels:
             return (f"model.code_length of unet is the code's channels, channels x 2**levels = "
                     f"{self.channels * 2**self.levels}; got {self.code_length}")

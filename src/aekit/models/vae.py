@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..typed import option
-from .base import AEOutput, Autoencoder, ModelConfig
+from .base import MAX_LAYERS, MAX_WIDTH, AEOutput, Autoencoder, ModelConfig
 from .conv import check_conv
 from .layers import CodeToMap, DecoderInput, Linear, SameConv2d, SameConvTranspose2d, init_tf_defaults
 from .losses import LossName, reconstruction_loss
@@ -45,13 +45,16 @@ class VAEConfig(ModelConfig):
     loss: LossName = option("bce", "reconstruction: bce (summed sigmoid cross-entropy, the book's)")
     beta: float = option(1.0, "vae: weight of the KL divergence (1: the plain VAE; > 1: a beta-VAE)",
                          flag="--beta", metavar="B")
-    encoder_channels: tuple[int, ...] = option((32, 64, 128), "conv filters, one per encoder layer")
+    encoder_channels: tuple[int, ...] = option((32, 64, 128), "conv filters, one per encoder layer (at most "
+                                               f"{MAX_LAYERS} layers of {MAX_WIDTH})")
     encoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each encoder conv")
-    decoder_channels: tuple[int, ...] = option((128, 128, 32), "transposed-conv filters before the output layer")
+    decoder_channels: tuple[int, ...] = option((128, 128, 32), "transposed-conv filters before the output layer "
+                                               f"(at most {MAX_LAYERS} layers of {MAX_WIDTH})")
     decoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each of those (the output layer has stride 1)")
     decoder_input: DecoderInput = option("auto", "how the latent becomes the decoder's first feature map: reshape "
                                          "(the book's), dense (a linear layer), auto: reshape when it fits, else dense")
-    start_channels: int = option(16, "channels of the decoder's first feature map when the latent is projected to it")
+    start_channels: int = option(16, "channels of the decoder's first feature map when the latent is projected to it "
+                                 f"(at most {MAX_WIDTH})")
     kl_warmup: int = option(300, "training steps over which the KL weight rises linearly from 0 to beta (against a "
                             "slow start); 0: the whole beta from the first step (the book)")
 
@@ -61,8 +64,8 @@ class VAEConfig(ModelConfig):
             return f"model.beta must be 0 or more, got {self.beta}"
         if self.kl_warmup < 0:
             return f"model.kl_warmup must be 0 or more (training steps; 0: off), got {self.kl_warmup}"
-        if self.start_channels < 1:
-            return f"model.start_channels must be at least 1, got {self.start_channels}"
+        if not 1 <= self.start_channels <= MAX_WIDTH:
+            return f"model.start_channels must be between 1 and {MAX_WIDTH}, got {self.start_channels}"
         return check_conv(self)  # the conv model's rules: strides divide the size, a reshaped code fits
 
 

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..data import resize
 from ..files import write_bytes, write_with
 
 
@@ -132,3 +133,16 @@ def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+GRID_SIDE = 96  # pixels per image in aekit denoise's grid
+
+
+def grid_view(x: torch.Tensor) -> torch.Tensor:
+    """(C, GRID_SIDE, GRID_SIDE) of a (C, H, W) image for the grid: the centre at the image's own pixels
+    when it is large enough (shrinking it would hide the noise and the denoising), else enlarged."""
+    h, w = x.shape[-2:]
+    if min(h, w) >= GRID_SIDE:
+        top, left = (h - GRID_SIDE) // 2, (w - GRID_SIDE) // 2
+        return x[:, top:top + GRID_SIDE, left:left + GRID_SIDE]
+    return resize(x[None], (GRID_SIDE, GRID_SIDE), "bicubic")[0]
