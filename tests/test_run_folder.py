@@ -2,9 +2,11 @@
 
 import json
 import shutil
+import tomllib
 
 import numpy as np
 import pytest
+import tomli_w
 
 import aekit
 from aekit.config import replace
@@ -124,6 +126,35 @@ def test_a_key_deleted_from_a_run_config_is_refused_naming_the_file_the_key_and_
     assert isinstance(aekit.load_config(mine), aekit.Config)
     config.write_text(whole)
     assert cli("evaluate", run, "--limit", "2").code == 0
+
+
+# The keys aekit added after its first day, and what a run written before each did (their legacy values).
+ADDED_SINCE = {"train.rotate": 0.0, "train.zoom": 0.0, "train.intensity": 0.0, "train.synthetic": 0.0, "train.crop": 0,
+               "train.ema": 0.0, "train.select": False, "train.val_fraction": 0.1, "train.compare": False,
+               "noise.where": "native", "model.decoder_input": "auto"}
+
+
+def test_a_run_config_of_an_older_aekit_reads_the_keys_added_since_as_what_the_run_did(run, cli, tmp_path):
+    """Every run of the first days was refused by evaluate, score, denoise, export and --resume, one missing key at a
+    time, as damaged ("put back the line the run wrote"); the hint's value (the default) turned model selection on in
+    a resume and scored a denoiser at another noise level (noise.where working, for a run that added it natively)."""
+    config = run / "config.toml"
+    tables = tomllib.loads(config.read_text())
+    for key in ADDED_SINCE:
+        table, name = key.split(".")
+        del tables[table][name]
+    config.write_text(tomli_w.dumps(tables))
+    cfg = RunFolder(run).config()
+    assert {k: cfg.to_dict()[k.split(".")[0]][k.split(".")[1]] for k in ADDED_SINCE} == ADDED_SINCE
+    assert cli("evaluate", run, "--limit", "2").code == 0
+    r = cli("train", "--resume", run, "--epochs", "2", "--no-progress")
+    assert r.code == 0 and "Validation split" not in r.out, r.err
+    del tables["train"]["epochs"], tables["data"]["split"]  # and keys that every run wrote: all of them, in one line
+    config.write_text(tomli_w.dumps(tables))
+    assert cli("evaluate", run).error == (
+        f"aekit: error: {config}: no [data] split, [train] epochs, which every run's config.toml holds (their "
+        "defaults, read in their place, may not be what the run used); put back the lines the run wrote (the "
+        'defaults: split = "random", epochs = 600)')
 
 
 def test_a_run_config_of_a_newer_aekit_says_so(run):

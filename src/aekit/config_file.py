@@ -3,7 +3,9 @@
 A user's config file may leave out any key or table (its default). A run folder's own config.toml holds every table
 and every key its run wrote (all but those whose value is None, which TOML cannot hold): a key deleted there would
 read as its default, perhaps not what the run used (another split, size or noise, so that images it trained on
-are scored as held out), so it is an error naming the key.
+are scored as held out), so it is an error naming the keys. A key added to aekit after the run was written is not
+there either: it reads as what the run did before the key existed (its option's ``legacy`` value: no model
+selection, noise added at the native size ...), so runs of older versions evaluate and resume as they were.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import tomli_w
 from . import configs
 from .config import Config
 from .errors import ConfigError
-from .typed import drop_none, flatten
+from .config import replace
+from .typed import MISSING, drop_none, flatten, legacy
 
 
 def load_config(path: str | Path, *, run: bool = False) -> Config:
@@ -41,24 +44,34 @@ def load_config(path: str | Path, *, run: bool = False) -> Config:
     if run and (lost := [k for k, v in Config().to_dict().items() if isinstance(v, dict) and k not in raw]):
         raise ConfigError(f"{path}: no [{lost[0]}] table, which every run's config.toml holds (damaged? restore it)")
     cfg = Config.from_dict(raw, where=str(path))
-    if run:
-        check_complete(path, raw, cfg)
-    return cfg
+    return check_complete(path, raw, cfg) if run else cfg
 
 
-def check_complete(path: Path, raw: dict, cfg: Config) -> None:
-    """``raw`` (a run's config.toml, read as ``cfg``) holds every key its run wrote: else an error naming the first
-    one missing, where its line goes and its default."""
+def check_complete(path: Path, raw: dict, cfg: Config) -> Config:
+    """``cfg``, read from ``raw`` (a run's config.toml), with the keys added to aekit after the run was written read
+    as what it did then (their ``legacy`` values); an error naming every other key the run wrote that is missing,
+    where its line goes and its default."""
     held, written = flatten(raw), flatten(drop_none(cfg.to_dict()))
-    missing = next((k for k in written if k not in held), None)
-    if missing is None:
-        return
-    table, _, key = missing.rpartition(".")
+    missing = [k for k in written if k not in held]
+    older = {k: v for k in missing if (v := legacy(cfg, k)) is not MISSING}
+    lost = [k for k in missing if k not in older]
+    if not lost:
+        return replace(cfg, **older) if older else cfg
+    table, _, key = lost[0].rpartition(".")
     shown, where = (f"[{table}] {key}", f"in [{table}]") if table else (key, "above the tables")
     saved = "its value is under \"config\" in the run's model.json, or a checkpoint's; " if table == "model" else ""
+    if len(lost) > 1:
+        shown = ", ".join(f"[{k.rpartition('.')[0]}] {_name(k)}" if "." in k else k for k in lost)
+        raise ConfigError(f"{path}: no {shown}, which every run's config.toml holds (their defaults, read in their "
+                          "place, may not be what the run used); put back the lines the run wrote (the defaults: "
+                          f"{', '.join(f'{_name(k)} = {json.dumps(written[k])}' for k in lost)})")
     raise ConfigError(f"{path}: no {shown}, which every run's config.toml holds (its default, read in its place, may "
                       f"not be what the run used); put back the line the run wrote {where} ({saved}the default: "
-                      f"{key} = {json.dumps(written[missing])})")
+                      f"{key} = {json.dumps(written[lost[0]])})")
+
+
+def _name(key: str) -> str:
+    return key.rpartition(".")[2]
 
 
 def dump_config(cfg: Config) -> str:

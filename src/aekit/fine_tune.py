@@ -83,7 +83,7 @@ def _trained(init: str) -> tuple[Path, ModelConfig, list | None]:
             size = read_preprocess(meta, shell.config).get("size")
         except AekitError as e:
             raise AekitError(f"{folder / MODEL_JSON}: {e}") from None
-        check_weights_file(folder, shell)
+        check_weights_file(folder, shell, meta.get("config"))
         return folder, shell.config, size
     except AekitError as e:
         raise AekitError(f"train.init_from {e}", keys="train.init_from") from None

@@ -6,7 +6,8 @@ Every configuration field is declared once, with :func:`option`::
 
 The field holds its default and one line of help; ``flag`` puts it on the command line (the
 ``aekit train`` parser is generated from the fields), ``resume=True`` lets a resumed run change it,
-``also`` names further keys the flag sets, ``parse`` turns the flag's text into the value. The TOML
+``also`` names further keys the flag sets, ``parse`` turns the flag's text into the value, ``legacy`` is what a
+run written before the field existed did (a run's config.toml without the key reads it so: :func:`legacy`). The TOML
 reader (:func:`build`), the CLI and the documentation all read these fields.
 """
 
@@ -24,9 +25,11 @@ from .errors import ConfigError, did_you_mean
 
 def option(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
            flag: str | None = None, metavar: str | None = None, resume: bool = False,
-           also: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None) -> Any:
+           also: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None, legacy: Any = MISSING) -> Any:
     """A dataclass field with its documentation (see the module's docstring)."""
     meta = {"help": help, "flag": flag, "metavar": metavar, "resume": resume, "also": tuple(also), "parse": parse}
+    if legacy is not MISSING:
+        meta["legacy"] = legacy
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -67,6 +70,16 @@ def options(cls: type, prefix: str = "") -> Iterator[Option]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         yield Option(prefix + f.name, f, tp)
+
+
+def legacy(obj: Any, dotted: str) -> Any:
+    """The ``legacy`` value of the field at ``dotted`` ("train.select") in the dataclass ``obj``: what a run written
+    before the field existed did; MISSING where it has none (the field was there from the start)."""
+    *tables, name = dotted.split(".")
+    for table in tables:
+        obj = getattr(obj, table, None)
+    fields = dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ()
+    return next((f.metadata.get("legacy", MISSING) for f in fields if f.name == name), MISSING)
 
 
 def choices(tp: Any) -> tuple | None:

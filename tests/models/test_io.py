@@ -7,6 +7,7 @@ import pytest
 
 import aekit
 from aekit.models import create_model
+from aekit.run_folder import RunFolder
 
 SMALL = {"encoder_channels": (4, 4, 4, 4), "decoder_channels": (4, 4, 4)}
 
@@ -131,3 +132,23 @@ def test_a_working_size_too_large_for_memory_is_refused_when_the_model_is_loaded
                             "hand-edited file: restore it)")
     monkeypatch.undo()
     assert aekit.load(folder).preprocess["size"] == [20000, 20000]  # where memory holds it: as before
+
+
+def test_a_model_of_an_architecture_an_older_aekit_had_under_its_name_says_so(tmp_path):
+    """The VAE became another network on 2026-12-02: its older runs' weights were called 'of different models; restore
+    them from one save', which no user can do."""
+    aekit.save(create_model("vae", input_size=(16, 16), code_length=8, decoder_input="dense", start_channels=8),
+               tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "model.json").read_text())
+    del meta["config"]["start_channels"], meta["config"]["kl_warmup"]  # options that came with the new network
+    (tmp_path / "old" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(aekit.AekitError, match=r"its model.json has no start_channels, kl_warmup: it was written by an "
+                                                r"older aekit, whose vae was another network, and this aekit cannot "
+                                                r"load it; train it again, or load it with the aekit that wrote it$"):
+        aekit.load(tmp_path / "old")
+    model = create_model("vae", input_size=(16, 16), code_length=8, decoder_input="dense", start_channels=8)
+    text = aekit.dump_config(aekit.Config(model=model.config))  # its run's config.toml, without them too
+    assert "start_channels = 8\n" in text and "kl_warmup = 300\n" in text
+    (tmp_path / "old" / "config.toml").write_text(text.replace("start_channels = 8\n", "").replace("kl_warmup = 300\n", ""))
+    with pytest.raises(aekit.AekitError, match="whose vae was another network"):  # not "put back the lines"
+        RunFolder(tmp_path / "old").config()

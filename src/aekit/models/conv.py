@@ -43,7 +43,8 @@ class ConvAEConfig(ModelConfig):
     init: Literal["tf", "torch"] = option("tf", "tf: Glorot-uniform kernels, zero biases; torch: PyTorch's defaults")
     decoder_input: DecoderInput = option("auto", "how the code becomes the decoder's first feature map: reshape "
                                          "(the reference's; code_length must be a multiple of its cells), dense "
-                                         "(a linear layer to it), auto: reshape when the code fits, else dense")
+                                         "(a linear layer to it), auto: reshape when the code fits, else dense",
+                                         legacy="auto")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""

@@ -20,7 +20,7 @@ from ..data import FitMethod, ResizeMethod, size_problem
 from ..errors import AekitError
 from ..files import write_bytes, write_json, writing
 from ..memory import gib, too_much
-from ..typed import build, to_plain
+from ..typed import MISSING, build, legacy, to_plain
 from ..version import __version__, newer
 from .base import ModelConfig
 from .registry import build_model_config, create_model, meta_model, model_class
@@ -138,15 +138,26 @@ def weights_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise AekitError(f"{path}: not a readable safetensors file ({e})") from None
 
 
-def check_weights_file(folder: Path, model: torch.nn.Module) -> None:
-    """The model that model.json describes (``model``, built on the meta device: :func:`meta_model`) is the one the
-    folder's model.safetensors holds: their names and shapes, from the file's header, before any memory is taken for
-    the weights."""
+def check_weights_file(folder: Path, model: torch.nn.Module, written: dict | None = None) -> None:
+    """The model that model.json describes (``model``, built on the meta device: :func:`meta_model`; ``written``: its
+    "config" as the file holds it) is the one the folder's model.safetensors holds: their names and shapes, from the
+    file's header, before any memory is taken for the weights."""
     weights = folder / MODEL_WEIGHTS
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if problem := shapes_problem(own, weights_shapes(weights)):
+        lacks = [k for k in asdict(model.config) if isinstance(written, dict) and k not in written
+                 and legacy(model.config, k) is MISSING]  # options that came with a new network of that name
+        if lacks:
+            raise OlderModel(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): its {MODEL_JSON} has no "
+                             f"{', '.join(lacks)}: it was written by an older aekit, whose {model.config.name} was "
+                             "another network, and this aekit cannot load it; train it again, or load it with the "
+                             "aekit that wrote it")
         raise AekitError(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): the two files are of "
                          "different models; restore them from one save")
+
+
+class OlderModel(AekitError):
+    """A model an older aekit saved, of an architecture that has since become another network."""
 
 
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -161,7 +172,7 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
     except AekitError as e:  # a key or a value a newer aekit writes, or a damaged file
         why = _newer(meta) or f"{e} (a damaged or hand-edited file: restore it)"
         raise AekitError(f"{folder / MODEL_JSON}: {why}") from None
-    check_weights_file(folder, shell)
+    check_weights_file(folder, shell, meta.get("config"))
     try:
         model = create_model(shell.config)
     except AekitError as e:  # weights that match, and do not fit in memory

@@ -47,7 +47,8 @@ class UNetConfig(ModelConfig):
     blocks: int = option(2, f"residual blocks per level and side (at most {MAX_LAYERS})")
     residual: bool = option(True, "predict the noise: output = input + correction (false: the image itself)")
     level_input: bool = option(False, "also give the network its input's noise level, estimated from the image "
-                               "itself (median absolute finest-scale wavelet coefficient), as an extra channel")
+                               "itself (median absolute finest-scale wavelet coefficient), as an extra channel",
+                               legacy=False)
 
     @classmethod
     def derived(cls, raw: dict) -> dict:
