@@ -22,9 +22,8 @@ else:  # pragma: no cover
 import tomli_w
 
 from . import configs
-from .config import Config
+from .config import Config, replace
 from .errors import ConfigError
-from .config import replace
 from .typed import MISSING, drop_none, flatten, legacy
 
 
