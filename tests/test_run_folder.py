@@ -139,7 +139,13 @@ def test_a_run_config_of_an_older_aekit_reads_the_keys_added_since_as_what_the_r
     time, as damaged ("put back the line the run wrote"); the hint's value (the default) turned model selection on in
     a resume and scored a denoiser at another noise level (noise.where working, for a run that added it natively)."""
     config = run / "config.toml"
-    tables = tomllib.loads(config.read_text())
+    whole = config.read_text()
+    config.write_text(whole.replace('\nwhere = "working"\n', "\n"))  # one of them deleted from a run that has the rest:
+    assert cli("evaluate", run).error == (  # refused, as any key the run wrote (read as "native", it added other noise)
+        f"aekit: error: {config}: no [noise] where, which every run's config.toml holds (its default, read in its "
+        'place, may not be what the run used); put back the line the run wrote in [noise] (the default: where = '
+        '"working")')
+    tables = tomllib.loads(whole)
     for key in ADDED_SINCE:
         table, name = key.split(".")
         del tables[table][name]
@@ -195,7 +201,8 @@ def test_a_run_trained_on_nfd_names_by_an_older_aekit_is_accepted_where_its_orde
 
 def test_links_planted_in_a_downloaded_run_folder_are_not_followed_to_write(run, tmp_path, cli):
     """``RUN/tensorboard -> elsewhere`` (with tensorboard = true in its config.toml): a resume wrote its events there;
-    ``.RUN.replaced -> elsewhere``: a training that stopped before its first checkpoint put the link in the run's place."""
+    ``.RUN.replaced -> elsewhere``: a training that stopped before its first checkpoint put the link in the run's place;
+    ``RUN/checkpoints -> elsewhere``: a resume wrote there, and pruned folders of the link's target."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = run / "config.toml"
@@ -207,3 +214,9 @@ def test_links_planted_in_a_downloaded_run_folder_are_not_followed_to_write(run,
     assert list(elsewhere.iterdir()) == []
     (tmp_path / ".run.replaced").symlink_to(elsewhere)
     assert RunFolder(run).put_back() is False and run.is_dir() and not run.is_symlink()
+    (run / "tensorboard").unlink()
+    (run / "checkpoints").rename(tmp_path / "checkpoints")  # a resume would write and prune in the folder it names
+    (run / "checkpoints").symlink_to(tmp_path / "checkpoints")
+    assert cli("train", "--resume", run, "--epochs", "2").error == (
+        f"aekit: error: {run / 'checkpoints'}: is a link to {tmp_path / 'checkpoints'}, not the run's own checkpoints "
+        "folder; move the folder it names in its place")

@@ -90,33 +90,33 @@ class TrainConfig:
     shift: int = option(0, "augmentation: move each training image by up to this many pixels along each axis "
                         "(edges repeated)", flag="--shift", metavar="PIXELS")
     rotate: float = option(0.0, "augmentation: rotate each training image by a random angle of up to this many "
-                           "degrees (and zoom it, train.zoom; edges mirrored)", flag="--rotate", metavar="DEGREES", legacy=0.0)
+                           "degrees (and zoom it, train.zoom; edges mirrored)", flag="--rotate", metavar="DEGREES", legacy=0.0, since="2026-12-02T03:19")
     zoom: float = option(0.0, "augmentation: scale each training image by a random factor between 1/(1 + ZOOM) and "
-                         "1 + ZOOM", flag="--zoom", metavar="ZOOM", legacy=0.0)
+                         "1 + ZOOM", flag="--zoom", metavar="ZOOM", legacy=0.0, since="2026-12-02T03:19")
     intensity: float = option(0.0, "augmentation: a random gamma (exp of up to +-F) and contrast (1 +- F) for each "
-                              "training image", flag="--intensity", metavar="F", legacy=0.0)
+                              "training image", flag="--intensity", metavar="F", legacy=0.0, since="2026-12-02T03:19")
     synthetic: float = option(0.0, "augmentation: replace this fraction of each training batch by synthetic dead-leaves "
-                              "images (discs of every size: images in general)", flag="--synthetic", metavar="F", legacy=0.0)
+                              "images (discs of every size: images in general)", flag="--synthetic", metavar="F", legacy=0.0, since="2026-12-03T16:31")
     crop: int = option(0, "train on a random PIXELS x PIXELS window of each (augmented, corrupted) image, for models "
-                       "that run at any size (patches: cheaper steps); 0: whole images", flag="--crop", metavar="PIXELS", legacy=0)
+                       "that run at any size (patches: cheaper steps); 0: whole images", flag="--crop", metavar="PIXELS", legacy=0, since="2026-12-02T15:05")
     ema: float = option(0.0, "weight averaging: validate, select and keep an exponential moving average of the "
                         "weights with this decay per step (e.g. 0.999); 0: off, the weights of the last step",
-                        flag="--ema", metavar="DECAY", legacy=0.0)
+                        flag="--ema", metavar="DECAY", legacy=0.0, since="2026-12-02T03:19")
     max_minutes: float = option(0.0, "stop cleanly (with a checkpoint) after this many minutes of training; 0: no "
                                 "limit", flag="--max-time", metavar="MINUTES", resume=True)
     select: bool = option(True, "model selection: carve a validation split out of the training images (whole "
                           "labels where the data has them), score the start and every epoch on it, end with the "
                           "best weights, stop when it stops improving; off: train every epoch on every training "
-                          "image and keep the last weights (the reference)", flag="--select", legacy=False)
+                          "image and keep the last weights (the reference)", flag="--select", legacy=False, since="2026-12-02T00:19")
     val_fraction: float = option(0.1, "train.select: the fraction of the training images (or of their labels) "
-                                 "held out for validation", flag="--val-fraction", metavar="F", legacy=0.1)
+                                 "held out for validation", flag="--val-fraction", metavar="F", legacy=0.1, since="2026-12-02T00:19")
     early_stop: int = option(20, "train.select: stop when the validation loss has not improved for this many epochs; "
                              "0: never", flag="--early-stop", metavar="PATIENCE")
     checkpoint_every: int = option(0, "also keep a checkpoint every N epochs (besides 'last' and 'best', which are "
                                    "always kept)", flag="--checkpoint-every", metavar="N")
     compare: bool = option(True, "end the run with aekit evaluate on the held-out images beside what a user would "
                            "pick instead (PCA of the same code length; the classical denoisers for a denoising run): "
-                           "evaluation.json, metrics.json and the summary lead with the comparison", flag="--compare", legacy=False)
+                           "evaluation.json, metrics.json and the summary lead with the comparison", flag="--compare", legacy=False, since="2026-12-02T00:19")
     checkpoint_seconds: float = option(60.0, "write 'last' after the first epoch, then at most this often (0: every "
                                        "epoch); a new 'best' is 'last' too")
     amp: Literal["auto", "off", "bf16", "fp16"] = option(

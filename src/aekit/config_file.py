@@ -5,7 +5,8 @@ and every key its run wrote (all but those whose value is None, which TOML canno
 read as its default, perhaps not what the run used (another split, size or noise, so that images it trained on
 are scored as held out), so it is an error naming the keys. A key added to aekit after the run was written is not
 there either: it reads as what the run did before the key existed (its option's ``legacy`` value: no model
-selection, noise added at the native size ...), so runs of older versions evaluate and resume as they were.
+selection, noise added at the native size ...), so runs of older versions evaluate and resume as they were. A key
+counts as added after the run when it came later (its option's ``since``) than every key the run did write.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def check_complete(path: Path, raw: dict, cfg: Config) -> Config:
     as what it did then (their ``legacy`` values); an error naming every other key the run wrote that is missing,
     where its line goes and its default."""
     held, written = flatten(raw), flatten(drop_none(cfg.to_dict()))
-    missing = [k for k in written if k not in held]
-    older = {k: v for k in missing if (v := legacy(cfg, k)) is not MISSING}
+    missing, came = [k for k in written if k not in held], {k: legacy(cfg, k) for k in written}
+    era = max((came[k][1] for k in held if came.get(k, MISSING) is not MISSING), default="")  # the newest key written
+    older = {k: came[k][0] for k in missing if came[k] is not MISSING and came[k][1] > era}
     lost = [k for k in missing if k not in older]
     if not lost:
         return replace(cfg, **older) if older else cfg

@@ -21,13 +21,19 @@ ALLOCATION = ("std::bad_alloc", "DefaultCPUAllocator", "can't allocate memory", 
               "out of memory")
 
 
+CGROUP = "/sys/fs/cgroup"  # Linux control groups: a container's memory limit
+
+
 def available() -> int | None:
     """Bytes this process may still allocate (None: unknown): the system's available memory (Linux's
-    MemAvailable, else the physical memory), and no more than an address-space limit (``ulimit -v``) leaves."""
+    MemAvailable, else the physical memory), and no more than a container's memory limit (cgroup v2 or v1) or an
+    address-space limit (``ulimit -v``) leaves."""
     free = _meminfo("MemAvailable")
     if free is None:
         with contextlib.suppress(ValueError, OSError, AttributeError):
             free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if (room := _cgroup_room()) is not None:
+        free = room if free is None else min(free, room)
     if resource is None:
         return free
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
@@ -35,6 +41,22 @@ def available() -> int | None:
         used = _meminfo("VmSize", "/proc/self/status") or 0
         free = max(0, limit - used) if free is None else min(free, max(0, limit - used))
     return free
+
+
+def _cgroup_room() -> int | None:
+    """What this process's control group's memory limit leaves (its limit less its use), or None without one."""
+    for limit, used in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            with open(os.path.join(CGROUP, limit), encoding="ascii") as f:
+                text = f.read().strip()
+            with open(os.path.join(CGROUP, used), encoding="ascii") as f:
+                use = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # "max" (v2) or a huge number (v1): no limit
+            return max(0, int(text) - use)
+        return None
+    return None
 
 
 def _meminfo(key: str, path: str = "/proc/meminfo") -> int | None:

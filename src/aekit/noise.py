@@ -196,7 +196,7 @@ class NoiseConfig:
         "of the images the model denoises; native: at the data's own size, then resized with the clean copy (the "
         "book's order; a smoothing resize shrinks the noise: sigma 0.2 at 64x64 is about 0.08 at 32x32 with the "
         "default bicubic, 0.19 with legacy-bicubic, which takes every other pixel)",
-        legacy="native")  # the only order before this key: a run written then added its noise at the native size
+        legacy="native", since="2026-12-02T00:19")  # the only order before this key: a run written then added its noise at the native size
 
     def spec(self) -> str:
         """The SPEC string of this corruption."""

@@ -31,7 +31,7 @@ from .config import Config
 from .config_file import dump_config, load_config
 from .errors import AekitError
 from .files import lock_file, read_json, user_path, write_json, write_text, writing
-from .models.io import MODEL_JSON, MODEL_WEIGHTS, OlderModel, load as load_model_folder
+from .models.io import MODEL_JSON, MODEL_WEIGHTS, load as load_model_folder, older_model
 from .pipeline import RunData, prepare_data
 from .run_data import check_record, data_record, unchanged
 from .run_tables import METRICS_FORM, read_table
@@ -140,12 +140,8 @@ class RunFolder:
         except AekitError:
             if why := self.newer():
                 raise AekitError(f"{self / self.CONFIG}: {why}") from None
-            try:  # lines an older aekit did not write, of a model this one cannot load anyway: say that instead
-                load_model_folder(self.path)
-            except OlderModel as older:
+            if older := older_model(self.path):  # lines an older aekit did not write, of a model this one cannot load
                 raise older from None
-            except AekitError:
-                pass
             raise
 
     def newer(self) -> str | None:

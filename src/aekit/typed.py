@@ -7,8 +7,9 @@ Every configuration field is declared once, with :func:`option`::
 The field holds its default and one line of help; ``flag`` puts it on the command line (the
 ``aekit train`` parser is generated from the fields), ``resume=True`` lets a resumed run change it,
 ``also`` names further keys the flag sets, ``parse`` turns the flag's text into the value, ``legacy`` is what a
-run written before the field existed did (a run's config.toml without the key reads it so: :func:`legacy`). The TOML
-reader (:func:`build`), the CLI and the documentation all read these fields.
+run written before the field existed did and ``since`` when it came (a run's config.toml without the key reads it so,
+if the run is older: :func:`legacy`). The TOML reader (:func:`build`), the CLI and the documentation all read these
+fields.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from .errors import ConfigError, did_you_mean
 
 def option(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
            flag: str | None = None, metavar: str | None = None, resume: bool = False,
-           also: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None, legacy: Any = MISSING) -> Any:
+           also: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None, legacy: Any = MISSING,
+           since: str = "") -> Any:
     """A dataclass field with its documentation (see the module's docstring)."""
     meta = {"help": help, "flag": flag, "metavar": metavar, "resume": resume, "also": tuple(also), "parse": parse}
     if legacy is not MISSING:
-        meta["legacy"] = legacy
+        assert since, "a legacy value says since when the field exists"
+        meta["legacy"] = (legacy, since)
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -73,8 +76,8 @@ def options(cls: type, prefix: str = "") -> Iterator[Option]:
 
 
 def legacy(obj: Any, dotted: str) -> Any:
-    """The ``legacy`` value of the field at ``dotted`` ("train.select") in the dataclass ``obj``: what a run written
-    before the field existed did; MISSING where it has none (the field was there from the start)."""
+    """(``legacy``, ``since``) of the field at ``dotted`` ("train.select") in the dataclass ``obj``: what a run written
+    before the field existed did, and when it came ("2026-12-02T00:19"); MISSING where it was there from the start."""
     *tables, name = dotted.split(".")
     for table in tables:
         obj = getattr(obj, table, None)

@@ -114,6 +114,9 @@ def test_kept_workers_serve_every_pass_with_the_same_processes_then_stop():
     assert [k[0] for k in kept] == orders
     assert len(kept[0][1]) == 2 and kept[0][1] == kept[1][1] == kept[2][1] and os.getpid() not in kept[0][1]
     assert workers._KEPT == {} and multiprocessing.active_children() == []  # stopped at the block's end
+    with workers.kept_workers(data, data):  # one dataset given twice (fit's training and held-out images): kept once
+        assert passes(data, orders[0])[0][0] == orders[0]
+    assert workers._KEPT == {}
 
 
 # A user's script under the spawn start method (macOS, Windows; Linux from Python 3.14), without or with the guard:

@@ -270,3 +270,14 @@ def test_the_reference_keeps_its_exact_reshape_and_a_forced_reshape_says_what_fi
     assert create_model("conv").to_map.dense is None  # 256 = 1 x 16 x 16: the reference's reshape
     with pytest.raises(aekit.ConfigError, match=r"code_length 100 does not fit .* multiple of 256 .*decoder_input"):
         create_model("conv", code_length=100, decoder_input="reshape")
+
+
+def test_the_setting_blamed_for_large_weights_is_one_they_depend_on():
+    """A unet's weights do not depend on its input size, nor any model's on the images' channels: "lower it" named
+    them where a width made the weights large."""
+    from aekit.models.registry import _large_key, build_model_config
+
+    unet = build_model_config({"name": "unet", "input_size": [1024, 1024], "in_channels": 3, "channels": 48})
+    assert _large_key(unet)[0] in ("model.channels", "model.code_length")  # (the code's channels follow its width)
+    conv = build_model_config({"name": "conv", "input_size": [1024, 1024], "in_channels": 3})
+    assert _large_key(conv) == ("model.input_size", [1024, 1024])  # a dense layer's weights grow with it

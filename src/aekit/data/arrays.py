@@ -104,7 +104,7 @@ def check_fits(declared: tuple[tuple[int, ...], np.dtype] | None, path: Path, me
     if declared is None:
         return
     shape, dtype = declared
-    need = math.prod(shape) * (dtype.itemsize + 4)  # the array, and its images as float32
+    need = math.prod(shape) * (dtype.itemsize + (0 if dtype == np.float32 else 4))  # the array, its float32 images
     if more := too_much(need):
         which = f"member {member} " if member else ""
         raise DataError(f"{path}: {which}holds a {dtype} array of shape {shape}: it and its float32 images take "

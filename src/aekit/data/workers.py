@@ -154,7 +154,8 @@ _KEPT: dict[int, _Kept] = {}  # id(dataset): its kept loader, inside kept_worker
 def kept_workers(*datasets) -> Iterator[None]:
     """Inside the block, the worker processes that :func:`load_batches` starts for each of ``datasets`` (those
     that are not tensors, nor None) stay from one pass over it to the next; they stop at the block's end."""
-    mine = [d for d in datasets if d is not None and not isinstance(d, torch.Tensor) and id(d) not in _KEPT]
+    mine = list({id(d): d for d in datasets if d is not None and not isinstance(d, torch.Tensor)
+                 and id(d) not in _KEPT}.values())  # one dataset given twice is kept once
     for d in mine:
         _KEPT[id(d)] = _Kept(d)
     try:

@@ -44,7 +44,7 @@ class ConvAEConfig(ModelConfig):
     decoder_input: DecoderInput = option("auto", "how the code becomes the decoder's first feature map: reshape "
                                          "(the reference's; code_length must be a multiple of its cells), dense "
                                          "(a linear layer to it), auto: reshape when the code fits, else dense",
-                                         legacy="auto")
+                                         legacy="auto", since="2026-12-01T22:54")
 
     def check(self) -> str | None:
         """Why this configuration cannot build a model, or None."""

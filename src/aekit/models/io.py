@@ -160,6 +160,20 @@ class OlderModel(AekitError):
     """A model an older aekit saved, of an architecture that has since become another network."""
 
 
+def older_model(folder: Path) -> OlderModel | None:
+    """Why the model in ``folder`` is one an older aekit saved, of an architecture that has since become another
+    network (its model.json checked against the weights file's header only), else None, whatever else is wrong."""
+    try:
+        meta = read_model_json(folder)
+        check_weights_file(folder, meta_model(build_model_config(meta.get("config"), where="config")),
+                           meta.get("config"))
+    except OlderModel as e:
+        return e
+    except Exception:  # noqa: BLE001 -- any other problem: the caller's own error says what it is
+        return None
+    return None
+
+
 def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a model saved by :func:`save` (or a run folder); returns it in eval mode. model.json is checked against
     model.safetensors' header first: a damaged or foreign model.json cannot make it allocate more than the weights

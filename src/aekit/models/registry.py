@@ -110,9 +110,13 @@ def _too_large(config: ModelConfig, need: str) -> ConfigError:
 
 def _large_key(config: ModelConfig) -> tuple[str, Any]:
     """The [model] key (and its value) furthest above its architecture's default: what makes the weights large
-    (model.code_length when none is above it)."""
+    (model.code_length when none is above it). Not the channels of the images, nor the input size of a model that
+    runs at any size, whose weights do not depend on it."""
     default, best = type(config)(), (1.0, "code_length")
+    sizeless = {"in_channels"} | ({"input_size"} if getattr(model_class(config.name), "any_size", False) else set())
     for f in dataclasses.fields(config):
+        if f.name in sizeless:
+            continue
         ours, theirs = getattr(config, f.name), getattr(default, f.name)
         values = [ours] if isinstance(ours, int) else list(ours) if isinstance(ours, tuple) else []
         if isinstance(ours, bool) or not values or not all(isinstance(v, int) for v in values):

@@ -48,7 +48,7 @@ class UNetConfig(ModelConfig):
     residual: bool = option(True, "predict the noise: output = input + correction (false: the image itself)")
     level_input: bool = option(False, "also give the network its input's noise level, estimated from the image "
                                "itself (median absolute finest-scale wavelet coefficient), as an extra channel",
-                               legacy=False)
+                               legacy=False, since="2026-12-02T15:05")
 
     @classmethod
     def derived(cls, raw: dict) -> dict:

@@ -53,7 +53,7 @@ class VAEConfig(ModelConfig):
     decoder_strides: tuple[int, ...] = option((2, 2, 1), "stride of each of those (the output layer has stride 1)")
     decoder_input: DecoderInput = option("auto", "how the latent becomes the decoder's first feature map: reshape "
                                          "(the book's), dense (a linear layer), auto: reshape when it fits, else dense",
-                                         legacy="auto")
+                                         legacy="auto", since="2026-12-01T22:54")
     start_channels: int = option(16, "channels of the decoder's first feature map when the latent is projected to it "
                                  f"(at most {MAX_WIDTH})")
     kl_warmup: int = option(300, "training steps over which the KL weight rises linearly from 0 to beta (against a "

@@ -120,6 +120,9 @@ def read_checkpoint(run: Path, which: str = "last") -> tuple[Path, dict[str, Any
     """The folder and the full training state (model weights included) of checkpoint ``which``; a damaged one
     names the others a resume could start from."""
     path = pointer(run, which)
+    if (run / FOLDER).is_symlink():  # a run folder may come from anywhere: a resume writes and prunes there
+        raise AekitError(f"{run / FOLDER}: is a link to {(run / FOLDER).resolve()}, not the run's own checkpoints "
+                         "folder; move the folder it names in its place")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         name = info["dir"]

@@ -74,7 +74,8 @@ def fit(
         train_images, val_images, test_images = user_images(model, train_images, val_images, test_images)
     if config.select and val_images is None:  # no validation split given: carve one (aekit.train gives its own)
         train_images, val_images = carve(train_images, config.val_fraction, seed)
-    with kept_workers(train_images, val_images, test_images):  # a streamed dataset's workers stay between epochs
+    with kept_workers(train_images, val_images):  # a streamed dataset's workers stay between epochs (not the held-out
+        # images': every train.eval_every epochs, their workers would wait idle, each holding its own torch under spawn)
         trainer = _Trainer(model, train_images, config, seed=seed, pipeline=pipeline, log=log, state=state,
                            val_images=val_images)
         with trainer.progress_bar(progress):
