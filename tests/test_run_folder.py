@@ -10,6 +10,7 @@ import tomli_w
 
 import aekit
 from aekit.config import replace
+from aekit.config_file import keys_of
 from aekit.run_folder import RunFolder
 
 
@@ -129,6 +130,7 @@ def test_a_key_deleted_from_a_run_config_is_refused_naming_the_file_the_key_and_
 
 
 # The keys aekit added after its first day, and what a run written before each did (their legacy values).
+SINCE = {"noise.where": "2026-12-02T00:19", "train.synthetic": "2026-12-03T16:31"}
 ADDED_SINCE = {"train.rotate": 0.0, "train.zoom": 0.0, "train.intensity": 0.0, "train.synthetic": 0.0, "train.crop": 0,
                "train.ema": 0.0, "train.select": False, "train.val_fraction": 0.1, "train.compare": False,
                "noise.where": "native", "model.decoder_input": "auto"}
@@ -140,11 +142,16 @@ def test_a_run_config_of_an_older_aekit_reads_the_keys_added_since_as_what_the_r
     a resume and scored a denoiser at another noise level (noise.where working, for a run that added it natively)."""
     config = run / "config.toml"
     whole = config.read_text()
-    config.write_text(whole.replace('\nwhere = "working"\n', "\n"))  # one of them deleted from a run that has the rest:
-    assert cli("evaluate", run).error == (  # refused, as any key the run wrote (read as "native", it added other noise)
-        f"aekit: error: {config}: no [noise] where, which every run's config.toml holds (its default, read in its "
-        'place, may not be what the run used); put back the line the run wrote in [noise] (the default: where = '
-        '"working")')
+    assert whole.startswith(f"# aekit config: the keys of {keys_of()}\n") and keys_of() == SINCE["train.synthetic"]
+    for line, table, key, default in (('where = "working"', "noise", "where", '"working"'),
+                                      ("synthetic = 0.0", "train", "synthetic", "0.0")):
+        config.write_text(whole.replace(f"\n{line}\n", "\n"))  # deleted from a run of the version that has it: refused
+        assert cli("evaluate", run).error == (  # as any key the run wrote (read as "native", it added other noise)
+            f"aekit: error: {config}: no [{table}] {key}, which every run's config.toml holds (its default, read in "
+            f"its place, may not be what the run used); put back the line the run wrote in [{table}] (the default: "
+            f"{key} = {default})")
+        config.write_text(whole.split("\n", 1)[1].replace(f"\n{line}\n", "\n"))  # without the first line (written
+        assert (cli("evaluate", run).code == 0) == (key == "synthetic")  # since 12-05): the newest key is not told apart
     tables = tomllib.loads(whole)
     for key in ADDED_SINCE:
         table, name = key.split(".")
