@@ -98,7 +98,7 @@ def test_every_import_points_down_the_layers():
 
 
 def test_only_optional_or_slow_dependencies_are_imported_inside_functions():
-    optional = {"skimage", "bm3d", "onnx", "onnxruntime", "onnxscript", "torch.utils.tensorboard", "sklearn"}
+    optional = {"skimage", "bm3d", "onnx", "onnxruntime", "onnxscript", "torch.utils.tensorboard", "sklearn", "joblib"}
     inside = []
     for name, path in modules().items():
         for fn in ast.walk(ast.parse(path.read_text())):

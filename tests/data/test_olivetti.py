@@ -45,3 +45,35 @@ def test_missing_olivetti_is_a_clear_error_without_third_party_warnings(monkeypa
         load_olivetti(data_home=str(typo))
     olivetti._fetch_olivetti.cache_clear()
     assert not (tmp_path / "no").exists()
+
+
+class _Planted:
+    """What a crafted cache holds: unpickling it calls os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("what, said", [
+    ("code", "it names posix.system"),
+    ("objects", "an array of Python objects"),
+])
+def test_a_planted_olivetti_cache_runs_no_code(tmp_path, what, said):
+    """A run folder's config.toml may name a data_home of its own: a cache planted there ran code as scikit-learn
+    loaded it (joblib unpickles) in evaluate, --resume, export, map and score."""
+    import joblib
+
+    marker = tmp_path / "ran"
+    home = tmp_path / "home"
+    home.mkdir()
+    planted = _Planted(marker) if what == "code" else np.array([_Planted(marker)], dtype=object)
+    joblib.dump(planted, home / olivetti.OLIVETTI_FILE, compress=6)
+    with pytest.raises(aekit.DataError, match=f"olivetti: {home / olivetti.OLIVETTI_FILE}: not the cache scikit-learn "
+                                              f"writes \\({said}: loading it could run code\\)"):
+        load_olivetti(data_home=str(home))
+    assert not marker.exists()
+    assert load_olivetti().images.shape == (400, 1, 64, 64)  # the real cache still reads, as plain arrays
