@@ -261,13 +261,27 @@ def test_map_converts_another_sources_channels_to_the_models(tiny_run, tmp_path,
     assert r.code == 0 and "(5 images)" in r.out, r.err
 
 
+@pytest.mark.parametrize("codes, said", [
+    (np.zeros((2, 3), np.complex64), "complex64 (2, 3)"), (np.zeros((2, 3), "m8[s]"), "timedelta64[s] (2, 3)"),
+    (np.zeros((0, 3), np.float32), "float32 (0, 3)"), (np.full((2, 3), 1e300), None),
+])
+def test_codes_that_are_not_real_numbers_in_float32_range_are_refused(tiny_run, tmp_path, cli, codes, said):
+    """Complex codes lost their imaginary part, 1e300 gave black images with a numpy warning, an empty file "Wrote 0"."""
+    np.save(tmp_path / "codes.npy", codes)
+    error = cli("decode", tiny_run.out, tmp_path / "codes.npy", "--out", tmp_path / "d").error
+    assert error == (f"aekit: error: {tmp_path / 'codes.npy'}: " + (
+        f"expected a (N, code length) array of real numbers, N at least 1, got {said}" if said else
+        "codes contain NaN or Inf, or values beyond float32's range")) and not (tmp_path / "d").exists()
+
+
 def test_a_codes_file_that_holds_python_objects_is_refused_without_numpys_pickle_hint(tiny_run, tmp_path, cli):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "notes.py").write_text("print('not codes')\n")
     for name in ("objects.npy", "notes.py"):
         error = cli("decode", tiny_run.out, tmp_path / name, "--out", tmp_path / "d").error
-        assert "not a .npy array of codes (no numeric NumPy array in it; aekit encode" in error, error
-        assert "pickle" not in error
+        assert "not a .npy array of codes (no plain NumPy array in it: numpy would read it as pickled Python " \
+               "objects, which could run code; aekit encode" in error, error
+        assert "allow_pickle" not in error  # numpy's advice to load it anyway
 
 
 def test_sampling_at_a_temperature(vae_folder, tmp_path, cli):

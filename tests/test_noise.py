@@ -131,3 +131,15 @@ def test_a_noise_map_whose_header_declares_more_than_the_file_holds_is_refused_b
     with pytest.raises(aekit.ConfigError, match=r"noise map .*sigma.npy: not a readable .npy array \(damaged or "
                        r"truncated: its header declares a float32 array of shape \(10000000, 1000, 1000\)"):
         load_sigma_map(str(huge_header(tmp_path / "sigma.npy")))
+
+
+def test_a_noise_map_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    """A run folder (a tar archive) can hold a FIFO named map.npy: evaluate waited on it until killed."""
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this system")
+    os.mkfifo(tmp_path / "map.npy")
+    with pytest.raises(aekit.ConfigError, match=r"noise map .*map.npy: not a readable .npy array \(not a file but a "
+                                                r"pipe, a device or a folder\)"):
+        load_sigma_map(str(tmp_path / "map.npy"))

@@ -58,7 +58,7 @@ class DataConfig:
     stream: Literal["auto", "on", "off"] = option("auto", "folders: decode from disk every epoch (auto: when the "
                                                   f"decoded images exceed {STREAM_ABOVE_BYTES / 2**30:g} GiB)", flag="--stream")
     workers: int | None = option(None, "folders: DataLoader worker processes decoding the images (default: one "
-                                 "per CPU core, at most 4)", flag="--workers", metavar="N")
+                                 "per CPU core, at most 4; at most four per core)", flag="--workers", metavar="N")
 
 
 @dataclass
@@ -75,7 +75,8 @@ class TrainConfig:
                          flag="--device", metavar="DEV", resume=True)
     eval_every: int = option(10, "held-out metrics every K epochs (and always at the end); 0: only at the end",
                              flag="--eval-every", metavar="K")
-    threads: int = option(0, "torch CPU threads; 0 leaves torch's default", flag="--threads", metavar="N",
+    threads: int = option(0, "torch CPU threads (at most one per core); 0 leaves torch's default", flag="--threads",
+                          metavar="N",
                           resume=True)
     tensorboard: bool = option(False, "also log scalars and image grids to RUN/tensorboard/ (pip install "
                                "'aekit[tensorboard]')", flag="--tensorboard")

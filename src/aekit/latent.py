@@ -105,13 +105,13 @@ def read_codes(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise AekitError(f"{path}: no such codes file") from None
     except (OSError, ValueError) as e:
-        why = "no numeric NumPy array in it" if "pickle" in str(e) else str(e)  # not numpy's allow_pickle hint
-        raise AekitError(f"{path}: not a .npy array of codes ({why}; aekit encode RUN IMAGES --out FILE.npy "
+        raise AekitError(f"{path}: not a .npy array of codes ({e}; aekit encode RUN IMAGES --out FILE.npy "
                          "writes one)") from None
-    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.number):
-        raise AekitError(f"{path}: expected a numeric (N, code length) array, got {codes.dtype} {codes.shape}")
-    if not np.isfinite(codes).all():
-        raise AekitError(f"{path}: codes contain NaN or Inf")
+    if codes.ndim != 2 or codes.dtype.kind not in "fiu" or codes.dtype.itemsize > 8 or not len(codes):
+        raise AekitError(f"{path}: expected a (N, code length) array of real numbers, N at least 1, got {codes.dtype} "
+                         f"{codes.shape}")
+    if not np.isfinite(codes).all() or np.abs(codes).max() > np.finfo(np.float32).max:
+        raise AekitError(f"{path}: codes contain NaN or Inf, or values beyond float32's range")
     return codes
 
 

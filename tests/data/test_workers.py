@@ -205,3 +205,9 @@ def test_files_decoded_by_workers_without_a_probe_are_each_said_once(tmp_path, m
     notes = capfd.readouterr().err.splitlines()
     assert sorted(notes) == sorted(f"aekit: note: {f}: 12x12 pixels, more than the 100 above which Pillow warns of a "
                                    "decompression bomb; reading it anyway takes gigabytes of memory" for f, _ in kept)
+
+
+def test_worker_and_thread_counts_are_bounded_by_the_cores(tmp_path, monkeypatch):
+    """A run folder from elsewhere may ask for hundreds of workers or thousands of threads (a resume obeys them)."""
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    assert [workers.worker_count(n) for n in (None, 0, 3, 8, 500)] == [2, 0, 3, 8, 8]

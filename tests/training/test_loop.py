@@ -1,5 +1,6 @@
 """The training loop: the reference's loop and loss unit, seeding, held-out metrics, the hook, stopping."""
 
+import os
 import re
 
 import pytest
@@ -188,3 +189,14 @@ def test_the_bar_moves_with_every_batch_and_stands_at_each_epoch_after_it(tiny_i
     fit(model, tiny_images[:16], aekit.TrainConfig(epochs=1, batch_size=4, select=False), progress=False,
         log=lambda s: None)
     assert positions == []
+
+
+def test_threads_are_at_most_one_per_core(tiny_images):
+    """train.threads from a run folder from elsewhere (a resume obeys it): 3000 started hundreds of threads."""
+    before = torch.get_num_threads()
+    try:
+        fit(aekit.create_model("conv"), tiny_images[:20], aekit.TrainConfig(epochs=1, threads=3000, select=False),
+            progress=False, log=lambda s: None)
+        assert torch.get_num_threads() == min(3000, os.cpu_count())
+    finally:
+        torch.set_num_threads(before)

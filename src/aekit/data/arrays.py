@@ -71,12 +71,21 @@ def _images(a: np.ndarray, labels: np.ndarray | None, path: Path, seed: int, lay
 def load_npy(path: str | Path, *, images: bool = False) -> np.ndarray:
     """The array of a .npy file (never a pickle), once its header is checked against the file's size: a damaged
     header declaring a huge shape is a ValueError, not an attempt to allocate it; with ``images``, also against the
-    memory available (:func:`check_fits`)."""
+    memory available (:func:`check_fits`). A pipe or a device is a ValueError too (reading one would wait, or never end),
+    and a pickle is one that says so, not numpy's advice to load it anyway."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError("not a file but a pipe, a device or a folder")
     with open(path, "rb") as f:
         declared = check_header(f, os.fstat(f.fileno()).st_size)
     if images:
         check_fits(declared, Path(path))
-    a = np.load(path, allow_pickle=False)
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ValueError("no plain NumPy array in it: numpy would read it as pickled Python objects, which "
+                             "could run code") from None
+        raise
     if not isinstance(a, np.ndarray):  # numpy reads a .npz archive by its content, whatever its name
         a.close()
         raise ValueError("a .npz archive of arrays, not one .npy array")

@@ -185,8 +185,10 @@ def _reimported(e: Exception) -> bool:
 
 
 def worker_count(workers: int | None) -> int:
-    """The worker processes of ``data.workers``: None is one per CPU core, at most 4."""
-    return min(4, os.cpu_count() or 1) if workers is None else workers
+    """The worker processes of ``data.workers``: None is one per CPU core, at most 4; a number at most four per core
+    (more would only take memory: a run folder from elsewhere may ask for hundreds)."""
+    cores = os.cpu_count() or 1
+    return min(4, cores) if workers is None else min(workers, 4 * cores)
 
 
 def shared_memory_problem(workers: int, batch_bytes: int) -> str:

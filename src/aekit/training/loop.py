@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from typing import Callable, Iterator
@@ -109,8 +110,8 @@ class _Trainer:
         self.batch_size = batch_size(config, n)
         self.starts = batch_starts(n, self.batch_size, config.reference_loop)
         self.device = device = preflight(config, n, dist)
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        if config.threads:  # at most one per core: a run folder from elsewhere may ask for thousands
+            torch.set_num_threads(min(config.threads, os.cpu_count() or config.threads))
         self.print = (log or (lambda s: print(s, flush=True))) if dist.rank == 0 else (lambda s: None)
         if self.batch_size < config.batch_size:
             self.print(f"note: train.batch_size {config.batch_size} is larger than the {n} training images: "
