@@ -211,3 +211,33 @@ def test_worker_and_thread_counts_are_bounded_by_the_cores(tmp_path, monkeypatch
     """A run folder from elsewhere may ask for hundreds of workers or thousands of threads (a resume obeys them)."""
     monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
     assert [workers.worker_count(n) for n in (None, 0, 3, 8, 500)] == [2, 0, 3, 8, 8]
+
+
+# A guarded script that trains on a streamed folder (each epoch's images decoded by worker processes) under the start
+# method of argv[3]; every process that imports it (the script, and each worker that spawn starts) says "started".
+TRAIN = """
+import multiprocessing, sys
+print("started", flush=True, file=sys.stderr)
+import aekit
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[3], force=True)
+    cfg = {"data": {"source": sys.argv[1], "size": [16, 16], "workers": 1, "stream": "on"},
+           "train": {"epochs": 8, "compare": False}}
+    aekit.train(cfg, out=sys.argv[2], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_training_under_spawn_keeps_its_workers_across_epochs_and_trains_as_under_fork(tmp_path):
+    folder = make_folder(tmp_path / "f", 24, size=(16, 16))
+    (tmp_path / "script.py").write_text(TRAIN)
+    runs = {}
+    for method in ("spawn", "fork"):
+        r = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(folder), str(tmp_path / method), method],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        runs[method] = r.stderr.splitlines().count("started") - 1  # the worker processes started
+    # 8 epochs, each a pass over the training and the validation images: kept, their workers start once, not per pass
+    assert runs["fork"] == 0 and 2 <= runs["spawn"] < 8
+    assert (tmp_path / "spawn" / "model.safetensors").read_bytes() == (tmp_path / "fork" / "model.safetensors").read_bytes()
