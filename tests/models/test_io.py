@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 import aekit
 from aekit.models import create_model
@@ -81,13 +82,16 @@ def test_a_model_json_of_a_newer_aekit_says_so(saved):
 
 
 def never_built(monkeypatch):
-    """Building the model for real (allocating its weights) fails the test."""
+    """Allocating the model's weights fails the test: building the model for real, or reading its weights (which
+    become the weights of the model load builds on the meta device)."""
     import aekit.models.io
+    import aekit.models.registry
 
     def built(*args, **kwargs):
-        raise AssertionError("the model was built before model.json was checked")
+        raise AssertionError("the model's weights were allocated before model.json was checked")
 
-    monkeypatch.setattr(aekit.models.io, "create_model", built)
+    monkeypatch.setattr(aekit.models.registry, "create_model", built)
+    monkeypatch.setattr(aekit.models.io, "load_file", built)
 
 
 def test_model_json_is_checked_against_the_weights_header_before_any_weight_is_allocated(saved, monkeypatch):
@@ -152,3 +156,26 @@ def test_a_model_of_an_architecture_an_older_aekit_had_under_its_name_says_so(tm
     (tmp_path / "old" / "config.toml").write_text(text.replace("start_channels = 8\n", "").replace("kl_warmup = 300\n", ""))
     with pytest.raises(aekit.AekitError, match="whose vae was another network"):  # not "put back the lines"
         RunFolder(tmp_path / "old").config()
+
+
+@pytest.mark.parametrize("name", aekit.list_models())
+def test_load_builds_no_weights_of_its_own_and_takes_those_read_in_the_models_dtypes_and_layout(tmp_path, name,
+                                                                                                monkeypatch):
+    """load builds the model on the meta device and the weights read become its own (a copy, in the dtypes and
+    memory layout create_model gives): no random initialisation of weights that are then overwritten."""
+    from safetensors.torch import load_file, save_file
+
+    model = create_model(name).eval()
+    folder = aekit.save(model, tmp_path / "m")
+    wide = {k: v.double() if v.is_floating_point() else v for k, v in load_file(folder / "model.safetensors").items()}
+    save_file(wide, folder / "model.safetensors", metadata={"format": "aekit-model/1"})  # float64 weights, as a script may save
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda t, *a, **k: t if t.is_meta else pytest.fail(
+        "initialised weights for real"))  # (the build on the meta device calls it, and it allocates nothing)
+    loaded = aekit.load(folder)
+    for (k, mine), theirs in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert theirs.device.type == "cpu" and theirs.dtype == mine.dtype and torch.equal(theirs, mine), k
+        assert theirs.is_contiguous(memory_format=torch.channels_last) == mine.is_contiguous(
+            memory_format=torch.channels_last), k
+    out = loaded.train()(torch.rand(2, 1, *loaded.config.input_size))
+    out.loss.backward()  # its weights train: writable, with gradients
+    assert all(p.grad is not None for p in loaded.parameters() if p.requires_grad)

@@ -23,7 +23,7 @@ from ..memory import gib, too_much
 from ..typed import MISSING, build, legacy, to_plain
 from ..version import __version__, newer
 from .base import ModelConfig
-from .registry import build_model_config, create_model, meta_model, model_class
+from .registry import build_model_config, check_room, meta_model, model_class
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -187,8 +187,9 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
         why = _newer(meta) or f"{e} (a damaged or hand-edited file: restore it)"
         raise AekitError(f"{folder / MODEL_JSON}: {why}") from None
     check_weights_file(folder, shell, meta.get("config"))
+    own = shell.state_dict()  # names, shapes and dtypes, on the meta device
     try:
-        model = create_model(shell.config)
+        check_room(shell.config, sum(t.numel() * t.element_size() for t in own.values()))
     except AekitError as e:  # weights that match, and do not fit in memory
         raise AekitError(f"{folder / MODEL_JSON}: {e}") from None
     weights = folder / MODEL_WEIGHTS
@@ -198,9 +199,16 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
         raise AekitError(f"{weights}: missing weights file") from None
     except (SafetensorError, OSError) as e:
         raise AekitError(f"{weights}: not a readable safetensors file ({e})") from None
-    if problem := weights_problem(model, state):
+    if problem := weights_problem(shell, state):
         raise AekitError(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): the two files are of "
                          "different models; restore them from one save")
-    model.load_state_dict(state, strict=True)
+    # the weights read become the model's own (its build allocated none), in the dtypes the model is built with; a
+    # copy, not the file's memory map (which would hold the file open and follow changes to it)
+    shell.load_state_dict({k: v.to(own[k].dtype, copy=True) for k, v in state.items()}, strict=True, assign=True)
+    del state
+    if lost := [n for n, t in shell.named_buffers() if t.is_meta]:  # a developer's mistake: docs/models.md
+        raise RuntimeError(f"the {shell.config.name} model's buffers {lost} are not saved (persistent=False), so "
+                           "aekit.load cannot restore them: make them persistent")
+    model = shell.to(memory_format=torch.channels_last) if shell.channels_last else shell
     model.preprocess = preprocess
     return model.to(device).eval()

@@ -74,14 +74,20 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     setting that makes them large, before any allocation."""
     shell = meta_model(name_or_config, **overrides)
     config = shell.config
-    need = sum(t.numel() * t.element_size() for t in shell.state_dict().values())
-    if more := too_much(need):
-        raise _too_large(config, f"{gib(need)}{more}")
+    need = check_room(config, sum(t.numel() * t.element_size() for t in shell.state_dict().values()))
     with allocation_as(lambda: str(_too_large(config, f"{gib(need)}")), ConfigError, keys=_large_key(config)[0]):
         model = model_class(config.name)(config)
     if model.channels_last:  # every later .to() and load_state_dict keeps the layout
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def check_room(config: ModelConfig, need: int) -> int:
+    """``need``, the bytes of a model's weights, once checked against the memory available: more is a ConfigError
+    naming the setting of ``config`` that makes them large."""
+    if more := too_much(need):
+        raise _too_large(config, f"{gib(need)}{more}")
+    return need
 
 
 def meta_model(name_or_config: Any = "conv", **overrides: Any):
