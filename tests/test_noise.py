@@ -93,6 +93,11 @@ def test_numbers_are_read_as_python_writes_them():
     ("gaussian:0", "gaussian noise of sigma 0 adds nothing: give a sigma above 0 (e.g. gaussian:0.2), or none"),
     ("gaussian-image:0-0", "sigma 0 adds nothing: give a sigma above 0 (e.g. gaussian-image:0-0.4)"),
     ("mask:0", "mask noise of fraction 0 adds nothing"),
+    # sigma in grey levels of 255 (BM3D's papers' unit): only noise would be left, a model trained on it silently
+    ("gaussian:25", "noise sigma 25 is above 1: sigma is in units of the images' range [0, 1], where a std above 1 "
+                    "leaves only noise; 25 of 255 levels is 0.098"),
+    ("gaussian:0.05-30", "noise sigma 30 is above 1"),
+    ("gaussian-image:0-50", "50 of 255 levels is 0.1961"),
 ])
 def test_bad_spec_shows_the_grammar(spec, why):
     with pytest.raises(aekit.ConfigError) as e:
@@ -131,6 +136,18 @@ def test_a_noise_map_whose_header_declares_more_than_the_file_holds_is_refused_b
     with pytest.raises(aekit.ConfigError, match=r"noise map .*sigma.npy: not a readable .npy array \(damaged or "
                        r"truncated: its header declares a float32 array of shape \(10000000, 1000, 1000\)"):
         load_sigma_map(str(huge_header(tmp_path / "sigma.npy")))
+
+
+@pytest.mark.parametrize("value, ok", [(1.0, True), (25.0, False), (-0.1, False), (np.nan, False)])
+def test_a_noise_maps_sigmas_lie_in_the_images_range(tmp_path, value, ok):
+    sigma = np.full((8, 8), 0.1, np.float32)
+    sigma[3, 4] = value
+    np.save(tmp_path / "s.npy", sigma)
+    if ok:
+        assert load_sigma_map(str(tmp_path / "s.npy")).max() == 1.0
+    else:
+        with pytest.raises(aekit.ConfigError, match=r"sigmas must be finite, 0 or more and at most 1 \(in units"):
+            load_sigma_map(str(tmp_path / "s.npy"))
 
 
 def test_a_noise_map_that_is_a_pipe_is_refused_not_waited_on(tmp_path):

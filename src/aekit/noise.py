@@ -82,8 +82,9 @@ def load_sigma_map(path: str) -> np.ndarray:
         raise ConfigError(f"noise map {path}: not a readable .npy array ({e})") from None
     if sigma.ndim not in (2, 3) or not np.issubdtype(sigma.dtype, np.number):
         raise ConfigError(f"noise map {path}: expected a numeric H x W or C x H x W array, got shape {sigma.shape}")
-    if not np.all(np.isfinite(sigma)) or sigma.min() < 0:
-        raise ConfigError(f"noise map {path}: sigmas must be finite and 0 or more")
+    if not np.all(np.isfinite(sigma)) or sigma.min() < 0 or sigma.max() > 1:
+        raise ConfigError(f"noise map {path}: sigmas must be finite, 0 or more and at most 1 (in units of the images' "
+                          "range [0, 1]: 25 of 255 levels is 0.098)")
     return sigma.astype(np.float32)
 
 
@@ -130,6 +131,9 @@ def _check_gaussian(c: "NoiseConfig") -> str | None:
     if max(c.sigma, c.sigma_max or 0) == 0:
         example = f"{c.kind}:0.2" if c.kind == "gaussian" else f"{c.kind}:0-0.4"
         return f"{c.kind} noise of sigma 0 adds nothing: give a sigma above 0 (e.g. {example}), or none"
+    if (top := max(c.sigma, c.sigma_max or 0)) > 1:  # sigma in grey levels of 255, as BM3D's papers write it
+        return (f"noise sigma {_num(top)} is above 1: sigma is in units of the images' range [0, 1], where a std "
+                f"above 1 leaves only noise; {_num(top)} of 255 levels is {_num(round(top / 255, 4))}")
     return None
 
 
