@@ -84,13 +84,17 @@ def assert_holds_only_its_part(loaded, model, part):
 ANY_SIZES = [(25, 25), (40, 24), (9, 13)]  # not multiples of the unet's 8, the smallest side it exports for
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
 @pytest.mark.parametrize("name", [n for n in aekit.list_models() if aekit.models.model_class(n).any_size])
 def test_a_model_of_any_size_exports_with_dynamic_height_and_width(name, fmt, tmp_path):
     model = aekit.create_model(name).eval()
-    result = export(model, tmp_path / f"m.{fmt}", format=fmt)
-    assert result.any_size and result.checked_on == "8 random images, at 32x32 and 37x35"
-    if fmt == "onnx":
+    result = export(model, tmp_path / "m", format=fmt)
+    sizes = "32x32, 37x35 and 50x41" if name == "unet" else "32x32, 37x35 and 42x37"  # a trace: two other sizes
+    assert result.any_size and result.checked_on == f"8 random images, at {sizes if fmt == 'torchscript' else '32x32 and 37x35'}"
+    if fmt == "torchscript":  # the trace records the models' size arithmetic
+        run = torch.jit.load(str(result.path))
+    elif fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
@@ -106,6 +110,28 @@ def test_a_model_of_any_size_exports_with_dynamic_height_and_width(name, fmt, tm
     if fmt == "pt2":  # a side at or below the factor is refused, not silently wrong
         with pytest.raises(Exception, match="Guard failed"):
             run(torch.rand(1, 1, model.factor, 16))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fixed", ["fails", "differs"])
+def test_a_trace_that_fixes_height_and_width_is_kept_for_the_working_size(tmp_path, monkeypatch, fixed):
+    traced = aekit.export.write_torchscript
+
+    def fixing(module, example, path, shapes):  # a trace that holds only at the size it was traced at
+        run = traced(module, example, path, shapes)
+        def at_its_size(x):
+            if x.shape[-2:] == example.shape[-2:]:
+                return run(x)
+            if fixed == "fails":  # as torch.jit says it of a size baked into a view
+                raise RuntimeError(f"shape '[2, 24, 32, 32]' is invalid for input of size {x.numel() * 24}")
+            return run(x) + 1
+
+        return at_its_size
+
+    monkeypatch.setattr(aekit.export, "write_torchscript", fixing)
+    result = export(aekit.create_model("unet").eval(), tmp_path / "m.pt")
+    assert result.path.is_file() and not result.any_size and result.checked_on == "8 random images"
+    assert result.max_abs_diff < TOLERANCE
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

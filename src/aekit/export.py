@@ -11,9 +11,9 @@ The exported function maps a batch to a batch, with a dynamic batch axis:
     encoder  images (B, C, H, W) -> code (B, code_length)
     decoder  code (B, code_length) -> recon (B, C, H, W)
 
-For the models that run at any size (``any_size``: unet, fcn), ONNX and .pt2 files keep height and width
-dynamic too (named ``height`` and ``width``; each side above the model's ``factor``, 8 for the unet):
-a denoiser exported once denoises images of any size. TorchScript (traced) fixes them at the working size.
+For the models that run at any size (``any_size``: unet, fcn), ONNX and .pt2 files keep height and width dynamic
+too (named ``height`` and ``width``; each side above the model's ``factor``, 8 for the unet): a denoiser exported
+once denoises any size. So does a TorchScript trace (if either of two other sizes differs: the working size alone).
 
 Every export is verified before it is kept: the file is reloaded (onnxruntime for ONNX,
 ``torch.export.load`` for .pt2, ``torch.jit.load`` for TorchScript) and run on real inputs, the run's own
@@ -144,28 +144,38 @@ def export(
     if part != "all":
         module.drop_unused(inputs[:2])
     writer = {"onnx": write_onnx, "pt2": write_pt2, "torchscript": write_torchscript}[format]
-    any_size = model.any_size and part != "decoder" and format != "torchscript"
+    any_size = model.any_size and part != "decoder"
+    traced = any_size and format == "torchscript"  # a trace may fix height and width: the other sizes tell
     batches = [inputs, inputs[:1]]  # the whole batch, then one: the batch axis is dynamic
-    if any_size:  # and another size, with sides that are not multiples of the factor: so are height and width
-        other = (inputs.shape[-2] + 5, inputs.shape[-1] + 3)
-        batches.append(F.interpolate(inputs, size=other, mode="bilinear", align_corners=False).clamp(0, 1))
-        checked_on = f"{checked_on}, at {'x'.join(map(str, inputs.shape[-2:]))} and {other[0]}x{other[1]}"
+    h, w = inputs.shape[-2:]  # other sizes, with sides that are not multiples of the factor: so are height and width
+    others = [(h + 5, w + 3), (h + 2 * model.factor + 2, w + model.factor + 1)][: any_size + traced]
+    wide = [F.interpolate(inputs, size=o, mode="bilinear", align_corners=False).clamp(0, 1) for o in others]
     shapes = dynamic_shapes(model.factor if any_size else None)
     diffs: list[float] = []
 
+    def where() -> str:  # what the check ran on, with the sizes
+        at = [f"{a}x{b}" for a, b in [(h, w), *others]]
+        return f"{checked_on}, at {', '.join(at[:-1])} and {at[-1]}" if any_size else checked_on
+
     def write_and_check(tmp: Path) -> None:
+        nonlocal any_size
         run = writer(module, torch.cat([inputs, inputs])[:2], tmp, shapes)  # batch 2: export fixes sizes 0 and 1
         with torch.no_grad():
-            for batch in batches:
-                diffs.append(float((run(batch) - module(batch)).abs().max()))
+            diffs[:] = [float((run(batch) - module(batch)).abs().max()) for batch in batches]
+            if traced:  # kept either way: at any size where every other size agrees, else at the working size
+                try:
+                    any_size = all(float((run(batch) - module(batch)).abs().max()) < TOLERANCE for batch in wide)
+                except RuntimeError:  # a size the trace fixed
+                    any_size = False
+            diffs.extend(float((run(batch) - module(batch)).abs().max()) for batch in wide if any_size)
         if not max(diffs) < TOLERANCE:  # NaN fails too
             raise AekitError(
                 f"{out}: the exported {format} model differs from PyTorch by {max(diffs):.3g} "
-                f"(at least {TOLERANCE:g}) on {checked_on}; the file was not written"
+                f"(at least {TOLERANCE:g}) on {where()}; the file was not written"
             )
 
     write_with(out, write_and_check)
-    return ExportResult(out, format, part, max(diffs), checked_on, any_size)
+    return ExportResult(out, format, part, max(diffs), where(), any_size)
 
 
 def dynamic_shapes(factor: int | None) -> tuple[dict, ...]:
@@ -271,7 +281,7 @@ def write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, shap
 
     ``torch.jit`` is deprecated in recent torch (2.13 warns on trace, save and load) in favour of torch.export
     (the pt2 format), but TorchScript is still what older C++ and mobile runtimes load. Spatial sizes become
-    constants (the model's input size is fixed; ``shapes`` is not used); the batch axis stays dynamic.
+    what the trace records (``shapes`` is not used: :func:`export` checks other sizes); the batch axis stays dynamic.
     """
     buffer = io.BytesIO()  # through memory: torch.jit.save's own writer aborts the process on a full disk
     with _quiet():
