@@ -91,7 +91,8 @@ def test_a_model_of_any_size_exports_with_dynamic_height_and_width(name, fmt, tm
     model = aekit.create_model(name).eval()
     result = export(model, tmp_path / "m", format=fmt)
     sizes = "32x32, 37x35 and 50x41" if name == "unet" else "32x32, 37x35 and 42x37"  # a trace: two other sizes
-    assert result.any_size and result.checked_on == f"8 random images, at {sizes if fmt == 'torchscript' else '32x32 and 37x35'}"
+    sizes = sizes if fmt == "torchscript" else "32x32 and 37x35"
+    assert result.any_size and result.checked_on == f"8 random images, at {sizes}"
     if fmt == "torchscript":  # the trace records the models' size arithmetic
         run = torch.jit.load(str(result.path))
     elif fmt == "onnx":
@@ -113,12 +114,15 @@ def test_a_model_of_any_size_exports_with_dynamic_height_and_width(name, fmt, tm
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
 @pytest.mark.parametrize("fixed", ["fails", "differs"])
-def test_a_trace_that_fixes_height_and_width_is_kept_for_the_working_size(tmp_path, monkeypatch, fixed):
-    traced = aekit.export.write_torchscript
+def test_another_size_that_fails_or_differs_fixes_a_trace_and_refuses_a_dynamic_file(tmp_path, monkeypatch, fixed, fmt):
+    """A .pt2 (or ONNX) file declares them dynamic: one that fails or differs at another size is not written."""
+    writer = getattr(aekit.export, f"write_{fmt}")
 
-    def fixing(module, example, path, shapes):  # a trace that holds only at the size it was traced at
-        run = traced(module, example, path, shapes)
+    def fixing(module, example, path, shapes):  # a file that holds only at the size it was made at
+        run = writer(module, example, path, shapes)
+
         def at_its_size(x):
             if x.shape[-2:] == example.shape[-2:]:
                 return run(x)
@@ -128,7 +132,13 @@ def test_a_trace_that_fixes_height_and_width_is_kept_for_the_working_size(tmp_pa
 
         return at_its_size
 
-    monkeypatch.setattr(aekit.export, "write_torchscript", fixing)
+    monkeypatch.setattr(aekit.export, f"write_{fmt}", fixing)
+    if fmt == "pt2":
+        with pytest.raises(aekit.AekitError, match="differs from PyTorch by (inf|1) .* on 8 random images, at 32x32 "
+                                                   "and 37x35; the file was not written"):
+            export(aekit.create_model("unet").eval(), tmp_path / "m.pt2")
+        assert not (tmp_path / "m.pt2").exists()
+        return
     result = export(aekit.create_model("unet").eval(), tmp_path / "m.pt")
     assert result.path.is_file() and not result.any_size and result.checked_on == "8 random images"
     assert result.max_abs_diff < TOLERANCE

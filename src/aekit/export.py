@@ -15,12 +15,11 @@ For the models that run at any size (``any_size``: unet, fcn), ONNX and .pt2 fil
 too (named ``height`` and ``width``; each side above the model's ``factor``, 8 for the unet): a denoiser exported
 once denoises any size. So does a TorchScript trace (if either of two other sizes differs: the working size alone).
 
-Every export is verified before it is kept: the file is reloaded (onnxruntime for ONNX,
-``torch.export.load`` for .pt2, ``torch.jit.load`` for TorchScript) and run on real inputs, the run's own
-images when ``model`` is a run folder whose data can be loaded, else seeded random images; a batch of one
-checks the dynamic batch axis, the same images resized to another size (sides not a multiple of the
-factor) the dynamic height and width. A file whose outputs differ from PyTorch's by ``TOLERANCE`` or more
-is not written. ONNX needs the optional ``export`` extra (onnx, onnxscript, onnxruntime), imported here only.
+Every export is verified before it is kept: the file is reloaded (onnxruntime for ONNX, ``torch.export.load`` for
+.pt2, ``torch.jit.load`` for TorchScript) and run on real inputs, the run's own images when ``model`` is a run folder
+whose data can be loaded, else seeded random images; a batch of one checks the dynamic batch axis, the same images
+resized to another size (sides not a multiple of the factor) the dynamic height and width. A file whose outputs differ
+from PyTorch's by ``TOLERANCE`` or more is not written. ONNX needs the ``export`` extra, imported here only.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import contextlib
 import copy
 import io
 import logging
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -154,20 +154,21 @@ def export(
     diffs: list[float] = []
 
     def where() -> str:  # what the check ran on, with the sizes
-        at = [f"{a}x{b}" for a, b in [(h, w), *others]]
-        return f"{checked_on}, at {', '.join(at[:-1])} and {at[-1]}" if any_size else checked_on
+        *at, last = [f"{a}x{b}" for a, b in [(h, w), *others]]
+        return f"{checked_on}, at {', '.join(at)} and {last}" if any_size else checked_on
 
     def write_and_check(tmp: Path) -> None:
         nonlocal any_size
         run = writer(module, torch.cat([inputs, inputs])[:2], tmp, shapes)  # batch 2: export fixes sizes 0 and 1
         with torch.no_grad():
             diffs[:] = [float((run(batch) - module(batch)).abs().max()) for batch in batches]
+            try:
+                far = [float((run(batch) - module(batch)).abs().max()) for batch in wide]
+            except RuntimeError:  # a size the file cannot run (a trace fixed it): never kept as any size
+                far = [math.inf]
             if traced:  # kept either way: at any size where every other size agrees, else at the working size
-                try:
-                    any_size = all(float((run(batch) - module(batch)).abs().max()) < TOLERANCE for batch in wide)
-                except RuntimeError:  # a size the trace fixed
-                    any_size = False
-            diffs.extend(float((run(batch) - module(batch)).abs().max()) for batch in wide if any_size)
+                any_size = max(far) < TOLERANCE
+            diffs.extend(far if any_size else [])
         if not max(diffs) < TOLERANCE:  # NaN fails too
             raise AekitError(
                 f"{out}: the exported {format} model differs from PyTorch by {max(diffs):.3g} "
@@ -279,9 +280,8 @@ def write_pt2(module: nn.Module, example: torch.Tensor, path: Path, shapes: tupl
 def write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, shapes: tuple[dict, ...]) -> Runner:
     """Trace to TorchScript (loadable from LibTorch C++ without Python); returns the reloaded module.
 
-    ``torch.jit`` is deprecated in recent torch (2.13 warns on trace, save and load) in favour of torch.export
-    (the pt2 format), but TorchScript is still what older C++ and mobile runtimes load. Spatial sizes become
-    what the trace records (``shapes`` is not used: :func:`export` checks other sizes); the batch axis stays dynamic.
+    ``torch.jit`` is deprecated in recent torch (2.13 warns on trace, save and load) in favour of torch.export (pt2),
+    but older C++ and mobile runtimes load TorchScript. Sizes are what the trace records (``shapes`` is not used).
     """
     buffer = io.BytesIO()  # through memory: torch.jit.save's own writer aborts the process on a full disk
     with _quiet():

@@ -168,7 +168,7 @@ def test_load_builds_no_weights_of_its_own_and_takes_those_read_in_the_models_dt
     model = create_model(name).eval()
     folder = aekit.save(model, tmp_path / "m")
     wide = {k: v.double() if v.is_floating_point() else v for k, v in load_file(folder / "model.safetensors").items()}
-    save_file(wide, folder / "model.safetensors", metadata={"format": "aekit-model/1"})  # float64 weights, as a script may save
+    save_file(wide, folder / "model.safetensors", metadata={"format": "aekit-model/1"})  # float64, as a script may
     monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda t, *a, **k: t if t.is_meta else pytest.fail(
         "initialised weights for real"))  # (the build on the meta device calls it, and it allocates nothing)
     loaded = aekit.load(folder)
