@@ -65,7 +65,9 @@ def test_add_noise_writes_a_grid_and_refuses_to_overwrite(fcn_run, images, tmp_p
     assert "already exists (add --overwrite" in err and err.startswith(f"aekit: error: --out {out}")
     for args, msg in [((fcn_run, tmp_path / "nope.png"), "no such image file or folder"),
                       ((tmp_path / "norun", images), "no such run or model folder"),
-                      ((fcn_run, images, "--add-noise", "pink:1"), "unknown noise kind"),
+                      ((fcn_run, images, "--add-noise", "pink:1"), "--add-noise 'pink:1': unknown noise kind"),
+                      ((fcn_run, images, "--add-noise", "gaussian:25"), "--add-noise 'gaussian:25': noise sigma 25 is "
+                                                                        "above 1"),
                       ((fcn_run, images, "--tile", "8"), "--tile must be at least 16 and --overlap 0 or more"),
                       ((fcn_run, images, "--seed", "3"), "--seed seeds the noise of --add-noise, which is not given"),
                       ((fcn_run, images, "--add-noise", "gaussian:0.1", "--seed", "-2"), "--seed must lie in [0,")]:

@@ -222,7 +222,7 @@ def denoise_files(
         raise AekitError("seed seeds the noise of add_noise, which is not given: drop it or add noise",
                          keys=("seed", "add_noise"))
     check_seed(seed)
-    add_noise = parse_noise(add_noise) if isinstance(add_noise, str) else add_noise  # a SPEC: "gaussian:0.2"
+    add_noise = parse_noise(add_noise, "add_noise") if isinstance(add_noise, str) else add_noise  # a SPEC: "gaussian:0.2"
     model = RunFolder(run).model(device)
     if flip_ensemble or (flip_ensemble is None and flips_by_default(run)):
         model = FlipEnsemble(model)

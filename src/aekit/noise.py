@@ -211,12 +211,13 @@ class NoiseConfig:
         return KINDS[self.kind].check(self)
 
 
-def parse_noise(spec: str) -> NoiseConfig:
-    """Parse a SPEC string; a bad one is a ConfigError that shows the grammar."""
+def parse_noise(spec: str, key: str = "noise") -> NoiseConfig:
+    """Parse a SPEC string; a bad one is a ConfigError that shows the grammar, naming ``key`` (the setting or argument
+    that gave it: ``add_noise`` for ``aekit denoise``)."""
     text = spec.strip()
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"noise {spec!r}: {why} (grammar: {GRAMMAR})", keys="noise")
+        return ConfigError(f"{key} {spec!r}: {why} (grammar: {GRAMMAR})", keys=key)
 
     if text in ("", "none"):
         return NoiseConfig()

@@ -130,7 +130,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         args.run,
         args.inputs,
         args.out,
-        add_noise=parse_noise(args.add_noise) if args.add_noise else None,
+        add_noise=parse_noise(args.add_noise, "add_noise") if args.add_noise else None,
         seed=args.seed,
         overwrite=args.overwrite,
         skip_bad=args.skip_bad,
