@@ -186,10 +186,9 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
     except AekitError as e:  # a key or a value a newer aekit writes, or a damaged file
         why = _newer(meta) or f"{e} (a damaged or hand-edited file: restore it)"
         raise AekitError(f"{folder / MODEL_JSON}: {why}") from None
-    check_weights_file(folder, shell, meta.get("config"))
-    own = shell.state_dict()  # names, shapes and dtypes, on the meta device
+    check_weights_file(folder, shell, meta.get("config"))  # the names and shapes: none differs from here on
     try:
-        check_room(shell.config, sum(t.numel() * t.element_size() for t in own.values()))
+        check_room(shell)
     except AekitError as e:  # weights that match, and do not fit in memory
         raise AekitError(f"{folder / MODEL_JSON}: {e}") from None
     weights = folder / MODEL_WEIGHTS
@@ -199,11 +198,9 @@ def load(folder: str | Path, *, device: str | torch.device = "cpu") -> torch.nn.
         raise AekitError(f"{weights}: missing weights file") from None
     except (SafetensorError, OSError) as e:
         raise AekitError(f"{weights}: not a readable safetensors file ({e})") from None
-    if problem := weights_problem(shell, state):
-        raise AekitError(f"{weights}: the weights do not match {MODEL_JSON} ({problem}): the two files are of "
-                         "different models; restore them from one save")
     # the weights read become the model's own (its build allocated none), in the dtypes the model is built with; a
     # copy, not the file's memory map (which would hold the file open and follow changes to it)
+    own = shell.state_dict()  # on the meta device
     shell.load_state_dict({k: v.to(own[k].dtype, copy=True) for k, v in state.items()}, strict=True, assign=True)
     del state
     if lost := [n for n, t in shell.named_buffers() if t.is_meta]:  # a developer's mistake: docs/models.md

@@ -74,7 +74,7 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     setting that makes them large, before any allocation."""
     shell = meta_model(name_or_config, **overrides)
     config = shell.config
-    need = check_room(config, sum(t.numel() * t.element_size() for t in shell.state_dict().values()))
+    need = check_room(shell)
     with allocation_as(lambda: str(_too_large(config, f"{gib(need)}")), ConfigError, keys=_large_key(config)[0]):
         model = model_class(config.name)(config)
     if model.channels_last:  # every later .to() and load_state_dict keeps the layout
@@ -82,11 +82,12 @@ def create_model(name_or_config: Any = "conv", **overrides: Any):
     return model
 
 
-def check_room(config: ModelConfig, need: int) -> int:
-    """``need``, the bytes of a model's weights, once checked against the memory available: more is a ConfigError
-    naming the setting of ``config`` that makes them large."""
+def check_room(shell: torch.nn.Module) -> int:
+    """The bytes of the weights of ``shell`` (a model built on the meta device: :func:`meta_model`), once checked
+    against the memory available: more is a ConfigError naming the setting of its config that makes them large."""
+    need = sum(t.numel() * t.element_size() for t in shell.state_dict().values())
     if more := too_much(need):
-        raise _too_large(config, f"{gib(need)}{more}")
+        raise _too_large(shell.config, f"{gib(need)}{more}")
     return need
 
 
